@@ -1,0 +1,246 @@
+"""Settings for Brand Studio, all from the environment.
+
+Zero configuration gives the embedded default (SQLite, local media, a filesystem broker);
+DATABASE_URL, CELERY_BROKER_URL and AZURE_* switch to the team-server and scale-out sizes.
+Production defaults are the secure ones: DEBUG is off and SECRET_KEY is required unless DEBUG=1.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    if key := env_str("SECRET_KEY"):
+        return key
+    if path := env_str("SECRET_KEY_FILE"):
+        return Path(path).read_text().strip()
+    if DEBUG:
+        return "insecure-debug-only-key"
+    raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE), or DEBUG=1 for local development.")
+
+
+DEBUG = env_bool("DEBUG")
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# Everything the studio writes at run time (SQLite, media, broker folders, built models).
+VAR_DIR = Path(env_str("STUDIO_VAR_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "social_django",
+    "generation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "social_django.middleware.SocialAuthExceptionMiddleware",
+]
+
+ROOT_URLCONF = "brandstudio.urls"
+WSGI_APPLICATION = "brandstudio.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            # {% partialdef %} everywhere, as in Django 6 (django-template-partials on 5.2).
+            "builtins": ["template_partials.templatetags.partials"],
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "social_django.context_processors.backends",
+                "generation.context_processors.studio",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and heartbeat thread write at once: WAL plus IMMEDIATE transactions
+    # avoid "database is locked" on lock upgrades (https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Sign-in: Django's own login, plus Microsoft Entra ID when ENTRA_* is set.
+ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID")
+ENTRA_ENABLED = bool(ENTRA_CLIENT_ID)
+LOCAL_LOGIN_ENABLED = env_bool("LOCAL_LOGIN", default=not ENTRA_ENABLED)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] if LOCAL_LOGIN_ENABLED else []
+if ENTRA_ENABLED:
+    AUTHENTICATION_BACKENDS.insert(0, "social_core.backends.azuread_tenant.AzureADV2TenantOAuth2")
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_KEY = ENTRA_CLIENT_ID
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_SECRET = env_str("ENTRA_CLIENT_SECRET")
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_TENANT_ID = env_str("ENTRA_TENANT_ID")
+SOCIAL_AUTH_URL_NAMESPACE = "social"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = env_bool("SECURE_COOKIES", default=not DEBUG)
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "studio"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Security. Secure cookies by default; the embedded launcher turns them off
+# explicitly because it serves plain HTTP on 127.0.0.1.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if env_bool("BEHIND_TLS_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Files. Images are written by workers through STORAGES and streamed back in chunks.
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+if env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"):
+    # https://django-storages.readthedocs.io/en/latest/backends/azure.html
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.azure_storage.AzureStorage",
+        "OPTIONS": {
+            "account_name": env_str("AZURE_ACCOUNT_NAME") or None,
+            "account_key": env_str("AZURE_ACCOUNT_KEY") or None,
+            "connection_string": env_str("AZURE_CONNECTION_STRING") or None,
+            "azure_container": env_str("AZURE_CONTAINER", "brandstudio"),
+            "expiration_secs": env_int("AZURE_URL_EXPIRATION_SECS", 300),
+            "overwrite_files": False,
+        },
+    }
+
+# --- Celery. The queue is Celery's; status lives in the database, so results are ignored.
+STUDIO_JOB_TIME_LIMIT = env_int("STUDIO_JOB_TIME_LIMIT", 3600)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # Embedded default: kombu's filesystem transport needs no server.
+    # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
+    _broker_dir = VAR_DIR / "broker"
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # An unacked task is redelivered after the visibility timeout; keep it above the hard
+    # time limit or a long job would run twice.
+    # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": STUDIO_JOB_TIME_LIMIT + 600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a job whose worker dies is redelivered, not lost
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # one GPU job per process, no hoarding
+CELERY_WORKER_CONCURRENCY = 1
+CELERY_TASK_TIME_LIMIT = STUDIO_JOB_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = STUDIO_JOB_TIME_LIMIT - 30
+CELERY_TASK_ROUTES = {
+    "generation.tasks.run_generation_job": {"queue": "gpu"},
+    "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": 15.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Studio.
+STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
+STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
+# Model entries: key -> family, local folder, display name. The tiny FLUX is built offline
+# by `manage.py build_default_model`; add real weights with STUDIO_MODELS_JSON.
+STUDIO_MODELS: dict[str, dict[str, object]] = {
+    "tiny-flux": {
+        "name": "Tiny FLUX (CPU demo)",
+        "family": "flux",
+        "path": str(STUDIO_MODELS_DIR / "tiny-flux"),
+        "max_side": 1024,  # larger sizes would need minutes and many GB of RAM on a CPU
+    },
+}
+STUDIO_MODELS.update(json.loads(env_str("STUDIO_MODELS_JSON", "{}")))
+STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "tiny-flux")
+STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...
+STUDIO_MAX_BATCH = env_int("STUDIO_MAX_BATCH", 8)  # images per pipeline call; halves itself on OOM
+STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)
+STUDIO_STALE_AFTER_SECONDS = env_int("STUDIO_STALE_AFTER_SECONDS", 30)
+STUDIO_MAX_ATTEMPTS = env_int("STUDIO_MAX_ATTEMPTS", 3)
+STUDIO_MAX_VARIATIONS = 8
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,25 @@
+"""The generation engine: the only code in the project that imports torch or diffusers.
+
+Adapters are found by family name through a registry of dotted paths, imported on first
+use, so the web process (which only needs `types`) never loads torch.
+"""
+
+from django.utils.module_loading import import_string
+
+from .types import Engine, EngineError
+
+# family -> adapter class. One self-contained module per model family.
+ENGINES: dict[str, str] = {
+    "flux": "generation.engine.flux.FluxEngine",
+}
+
+
+def engine_class(family: str) -> type[Engine]:
+    try:
+        path = ENGINES[family]
+    except KeyError:
+        raise EngineError(f"No engine for model family {family!r}; known: {', '.join(sorted(ENGINES))}.") from None
+    return import_string(path)  # type: ignore[no-any-return]
+
+
+__all__ = ["ENGINES", "Engine", "EngineError", "engine_class"]

@@ -1,0 +1,57 @@
+"""What the worker and the adapters agree on. Plain Python: no torch here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+
+class EngineError(Exception):
+    """A failure with a message meant for the designer (model missing, bad size...)."""
+
+
+class OutOfMemory(EngineError):
+    pass
+
+
+class Cancelled(EngineError):
+    pass
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: Path
+    strength: float
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float
+    seeds: list[int]
+    loras: list[LoraSpec] = field(default_factory=list)
+
+
+# on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.
+StepCallback = Callable[[int, int], None]
+# on_images(first_index, images) is called as each batch finishes, so images are stored early.
+ImagesCallback = Callable[[int, "list[Image]"], None]
+
+
+class Engine(Protocol):
+    family: str
+
+    def __init__(self, path: Path, *, device: str) -> None: ...
+
+    def generate(
+        self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback
+    ) -> None: ...

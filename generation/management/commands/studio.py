@@ -1,0 +1,124 @@
+"""Start the embedded studio: web server and worker together, supervised.
+
+`./studio up` runs this after installing; it is also fine to run by hand.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+RESTART_BACKOFF = 2.0
+
+
+class Command(BaseCommand):
+    help = "Set up and run the studio (web + worker) on one machine."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-worker", action="store_true", help="Run the web server only.")
+
+    def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        call_command("build_default_model")
+        self._ensure_first_user()
+        processes = {"web": self._web_command(host, port)}
+        if not no_worker:
+            processes["worker"] = self._worker_command()
+        self.stdout.write(self.style.SUCCESS(f"Brand Studio is up at http://{host}:{port}/  (Ctrl+C stops it)"))
+        self._supervise(processes)
+
+    def _ensure_first_user(self) -> None:
+        User = get_user_model()
+        if User.objects.exists():
+            return
+        username = os.environ.get("STUDIO_USERNAME", "designer")
+        password = os.environ.get("STUDIO_PASSWORD") or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, password=password, email="")
+        credentials = settings.VAR_DIR / "first-user.txt"
+        credentials.write_text(f"username: {username}\npassword: {password}\n")
+        credentials.chmod(0o600)
+        self.stdout.write(
+            self.style.WARNING(
+                f"Created the first user.\n  username: {username}\n  password: {password}\n"
+                f"(also saved in {credentials}; change it in the admin)"
+            )
+        )
+
+    def _web_command(self, host: str, port: int) -> list[str]:
+        # Threads let progress polling go on while a download streams.
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "brandstudio.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "8",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "5",
+        ]
+
+    def _worker_command(self) -> list[str]:
+        # -B runs the beat scheduler (the stale-job reaper) inside this single worker.
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "brandstudio",
+            "worker",
+            "-Q",
+            "gpu,maintenance",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "-B",
+            "-n",
+            "gpu@%h",
+            "--loglevel",
+            "INFO",
+        ]
+
+    def _supervise(self, commands: dict[str, list[str]]) -> None:
+        running = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while not stopping:
+            time.sleep(0.5)
+            for name, proc in running.items():
+                if proc.poll() is not None and not stopping:
+                    # A crashed or killed worker comes back; its start-up takes back the job it held.
+                    self.stderr.write(f"{name} exited with {proc.returncode}; restarting in {RESTART_BACKOFF:.0f} s")
+                    time.sleep(RESTART_BACKOFF)
+                    running[name] = subprocess.Popen(commands[name])
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc in running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -1,0 +1,177 @@
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+def validate_sizes(value: Any) -> None:
+    """Allowed sizes are a list of [width, height] pairs, multiples of 16 within 64..4096."""
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Give at least one size as a list of [width, height] pairs.")
+    for size in value:
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) for n in size)):
+            raise ValidationError(f"{size!r} is not a [width, height] pair of integers.")
+        if not all(64 <= n <= 4096 and n % 16 == 0 for n in size):
+            raise ValidationError(f"{size!r}: sides must be multiples of 16 between 64 and 4096.")
+
+
+def validate_template(value: str) -> None:
+    if "{subject}" not in value:
+        raise ValidationError("The prompt template must contain {subject}.")
+
+
+def size_label(width: int, height: int) -> str:
+    return f"{width}x{height}"
+
+
+class AssetPreset(models.Model):
+    """One asset type of the brief (Icon, Product Illustration...), edited in the admin."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    prompt_template = models.TextField(validators=[validate_template])
+    negative_prompt = models.TextField(blank=True)
+    default_width = models.PositiveIntegerField(default=1024)
+    default_height = models.PositiveIntegerField(default=1024)
+    allowed_sizes = models.JSONField(default=list, validators=[validate_sizes])
+    steps = models.PositiveIntegerField(default=28)
+    guidance_scale = models.FloatField(default=3.5)
+    lora = models.CharField(
+        max_length=300, blank=True, help_text="LoRA file under loras/, e.g. flux/icons-v1.safetensors"
+    )
+    lora_strength = models.FloatField(default=0.85)
+    use_refiner = models.BooleanField(default=False)
+    use_upscaler = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        sizes = [list(s) for s in self.allowed_sizes or []]
+        if sizes and [self.default_width, self.default_height] not in sizes:
+            raise ValidationError("The default size must be one of the allowed sizes.")
+
+    @property
+    def default_size(self) -> str:
+        return size_label(self.default_width, self.default_height)
+
+    @property
+    def size_choices(self) -> list[str]:
+        return [size_label(w, h) for w, h in self.allowed_sizes]
+
+    def expand_prompt(self, subject: str) -> str:
+        # Templates are multi-line in the admin; collapse them to one clean line.
+        return " ".join(self.prompt_template.replace("{subject}", subject.strip()).split())
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    COMPLETE = "complete", "Complete"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ENDED_STATUSES = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Quality(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    STANDARD = "standard", "Standard"
+    HIGH = "high", "High"
+
+
+class GenerationJob(models.Model):
+    """One Generate click. `params` holds every resolved parameter needed to reproduce it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
+    preset = models.ForeignKey(AssetPreset, on_delete=models.PROTECT, related_name="jobs")
+    model_key = models.CharField(max_length=100)
+    prompt = models.TextField()  # as the designer typed it
+    quality = models.CharField(max_length=20, choices=Quality.choices, default=Quality.STANDARD)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    progress_step = models.PositiveIntegerField(default=0)
+    progress_steps = models.PositiveIntegerField(default=0)
+    images_done = models.PositiveIntegerField(default=0)
+    images_total = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.preset} · {self.prompt[:40]}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("job", args=[self.id])
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in ENDED_STATUSES
+
+    @property
+    def progress(self) -> float:
+        """0..1 over all images and steps (batches run one after another)."""
+        if self.status == JobStatus.COMPLETE:
+            return 1.0
+        if not self.images_total or not self.progress_steps:
+            return 0.0
+        batch = self.params.get("batch_size") or self.images_total
+        per_batch = min(batch, self.images_total) / self.images_total
+        return min(1.0, self.images_done / self.images_total + per_batch * self.progress_step / self.progress_steps)
+
+    @property
+    def progress_percent(self) -> int:
+        return round(self.progress * 100)
+
+
+def image_upload_to(image: "GeneratedImage", filename: str) -> str:
+    return f"generations/{image.job.owner_id}/{image.job_id}/{filename}"
+
+
+class GeneratedImage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField()
+    seed = models.BigIntegerField()
+    file = models.FileField(upload_to=image_upload_to, max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_image_per_index")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.index} (seed {self.seed})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("image", args=[self.id])
+
+    @property
+    def download_name(self) -> str:
+        return f"{self.job.preset.slug}-{self.index + 1}-seed{self.seed}.png"

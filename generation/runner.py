@@ -1,0 +1,162 @@
+"""Runs one claimed job inside a worker process: load the model once, generate, store.
+
+Imported only by the Celery task, so torch is loaded in workers alone.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.utils import timezone
+
+from . import services
+from .engine import Engine, EngineError, engine_class
+from .engine.types import Cancelled, GenerationRequest, LoraSpec
+from .models import GeneratedImage, GenerationJob, JobStatus
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+log = logging.getLogger(__name__)
+
+# model key -> loaded engine; lives as long as the worker process, so weights load once.
+_engines: dict[str, Engine] = {}
+
+
+def run_job(job_id: str, *, worker: str) -> None:
+    job = services.job_claim(uuid.UUID(job_id), worker=worker)
+    if job is None:
+        log.info("Job %s is not to run here (ended, running elsewhere, or out of attempts)", job_id)
+        return
+    log.info("Job %s started on %s (attempt %d)", job.pk, worker, job.attempts)
+    with Heartbeat(job.pk, worker=worker):
+        try:
+            engine = load_engine(job.model_key)
+            already = job.images.count()  # a retried attempt resumes after the images it stored
+            engine.generate(
+                build_request(job, skip=already),
+                max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
+                on_step=Progress(job).on_step,
+                on_images=lambda first, images: store_images(job, already + first, images),
+            )
+        except Cancelled:
+            log.info("Job %s cancelled", job.pk)
+            return
+        except EngineError as exc:
+            services.job_fail(job.pk, str(exc))
+            return
+        except SoftTimeLimitExceeded:
+            services.job_fail(
+                job.pk, f"The job took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped."
+            )
+            return
+        except Exception as exc:
+            log.exception("Job %s failed", job.pk)
+            services.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {exc}")
+            return
+    services.job_complete(job.pk)
+    log.info("Job %s complete", job.pk)
+
+
+def load_engine(model_key: str) -> Engine:
+    if model_key in _engines:
+        return _engines[model_key]
+    entry = settings.STUDIO_MODELS.get(model_key)
+    if entry is None:
+        raise EngineError(f"Model {model_key!r} is not configured on this studio.")
+    path = Path(entry["path"])
+    if not path.exists():
+        hint = "python manage.py build_default_model" if model_key == "tiny-flux" else f"put its weights in {path}"
+        raise EngineError(f"Model {entry.get('name', model_key)!r} is not installed at {path}; run `{hint}`.")
+    # One model at a time in this issue's engine: drop the previous one before loading.
+    _engines.clear()
+    _engines[model_key] = engine_class(entry["family"])(path, device=settings.STUDIO_DEVICE)
+    return _engines[model_key]
+
+
+def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
+    p = job.params
+    return GenerationRequest(
+        prompt=p["prompt"],
+        negative_prompt=p.get("negative_prompt", ""),
+        width=p["width"],
+        height=p["height"],
+        steps=p["steps"],
+        guidance_scale=p["guidance_scale"],
+        seeds=p["seeds"][skip:],
+        loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
+    )
+
+
+def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
+    """Write each image through the configured storage as soon as its batch is done."""
+    for index, image in enumerate(images, start=first):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        row = GeneratedImage(
+            job=job, index=index, seed=job.params["seeds"][index], width=image.width, height=image.height
+        )
+        row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=True)
+    GenerationJob.objects.filter(pk=job.pk).update(images_done=first + len(images), progress_step=0)
+
+
+class Progress:
+    """Writes step progress to the job row, at most a few times a second."""
+
+    min_interval = 0.3
+
+    def __init__(self, job: GenerationJob) -> None:
+        self.job_id = job.pk
+        self.last = 0.0
+
+    def on_step(self, step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.min_interval and step < total:
+            return
+        self.last = now
+        updated = GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.PROCESSING).update(
+            progress_step=step, progress_steps=total, heartbeat_at=timezone.now()
+        )
+        if not updated:  # cancelled, or reaped and handed to another worker
+            raise Cancelled("The job is no longer running here.")
+
+
+class Heartbeat:
+    """A background thread that stamps the job while it runs, even inside one long step.
+
+    When the process dies the stamps stop and the reaper takes the job back.
+    """
+
+    def __init__(self, job_id: uuid.UUID, *, worker: str) -> None:
+        self.job_id, self.worker = job_id, worker
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.wait(settings.STUDIO_HEARTBEAT_SECONDS):
+                GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.PROCESSING, worker=self.worker).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:
+            log.exception("Heartbeat for job %s stopped", self.job_id)
+        finally:
+            connection.close()

@@ -1,0 +1,204 @@
+"""Writes that cross models or touch the queue. Views and tasks call these; no torch here."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from .models import AssetPreset, GenerationJob, JobStatus, Quality
+
+log = logging.getLogger(__name__)
+
+# The brief's rule for quality: draft halves the preset's steps, high adds half again.
+QUALITY_STEP_FACTOR = {Quality.DRAFT: 0.5, Quality.STANDARD: 1.0, Quality.HIGH: 1.5}
+MAX_SEED = 2**32 - 1
+
+
+def resolve_params(
+    *,
+    preset: AssetPreset,
+    prompt: str,
+    quality: str,
+    variations: int,
+    width: int,
+    height: int,
+    seed: int | None,
+    model_key: str,
+) -> dict[str, object]:
+    """Every parameter the worker needs, frozen at submission so the job can be reproduced."""
+    first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
+    return {
+        "model_key": model_key,
+        "preset": preset.slug,
+        "prompt": preset.expand_prompt(prompt),
+        "negative_prompt": " ".join(preset.negative_prompt.split()),
+        "width": width,
+        "height": height,
+        "steps": max(1, round(preset.steps * QUALITY_STEP_FACTOR[Quality(quality)])),
+        "guidance_scale": preset.guidance_scale,
+        "seeds": [first_seed + i for i in range(variations)],
+        "loras": [{"path": preset.lora, "strength": preset.lora_strength}] if preset.lora else [],
+        "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
+        "use_refiner": preset.use_refiner,
+        "use_upscaler": preset.use_upscaler,
+    }
+
+
+def job_create(
+    *,
+    owner: AbstractBaseUser,
+    preset: AssetPreset,
+    prompt: str,
+    quality: str = Quality.STANDARD,
+    variations: int = 4,
+    width: int | None = None,
+    height: int | None = None,
+    seed: int | None = None,
+    model_key: str | None = None,
+) -> GenerationJob:
+    model_key = model_key or settings.STUDIO_DEFAULT_MODEL
+    params = resolve_params(
+        preset=preset,
+        prompt=prompt,
+        quality=quality,
+        variations=variations,
+        width=width or preset.default_width,
+        height=height or preset.default_height,
+        seed=seed,
+        model_key=model_key,
+    )
+    job = GenerationJob.objects.create(
+        owner=owner,
+        preset=preset,
+        model_key=model_key,
+        prompt=prompt.strip(),
+        quality=quality,
+        params=params,
+        images_total=variations,
+    )
+    transaction.on_commit(lambda: job_enqueue(job.id))
+    return job
+
+
+def job_retry(*, job: GenerationJob) -> GenerationJob:
+    """A new job with exactly the same parameters (and seeds) as one that failed."""
+    new = GenerationJob.objects.create(
+        owner=job.owner,
+        preset=job.preset,
+        model_key=job.model_key,
+        prompt=job.prompt,
+        quality=job.quality,
+        params=job.params,
+        images_total=job.images_total,
+        retry_of=job,
+    )
+    transaction.on_commit(lambda: job_enqueue(new.id))
+    return new
+
+
+def job_enqueue(job_id: uuid.UUID) -> None:
+    from .tasks import run_generation_job
+
+    try:
+        run_generation_job.delay(str(job_id))
+    except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
+        log.exception("Could not enqueue job %s", job_id)
+        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.")
+
+
+def job_fail(job_id: uuid.UUID, reason: str) -> None:
+    GenerationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
+        status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+
+
+def job_complete(job_id: uuid.UUID) -> None:
+    GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
+        status=JobStatus.COMPLETE, finished_at=timezone.now(), error=""
+    )
+
+
+def job_cancel(*, job: GenerationJob) -> None:
+    """Queued jobs never start; a running one stops at its next step (the worker checks)."""
+    GenerationJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
+
+
+def _is_stale(job: GenerationJob) -> bool:
+    limit = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_AFTER_SECONDS)
+    return job.heartbeat_at is None or job.heartbeat_at < limit
+
+
+@transaction.atomic
+def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
+    """Take the lease on a job before running it, or return None if it must not run here.
+
+    A delivery may be a duplicate (the broker redelivered, or the reaper requeued): the row
+    lock makes sure only one worker runs a job, and the attempt counter caps the retries
+    of a job that keeps killing its worker.
+    """
+    job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.is_ended:
+        return None
+    if job.status == JobStatus.PROCESSING and job.worker != worker and not _is_stale(job):
+        return None  # alive elsewhere
+    if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
+        job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        return None
+    now = timezone.now()
+    job.status, job.worker, job.attempts = JobStatus.PROCESSING, worker, job.attempts + 1
+    job.started_at = job.heartbeat_at = now
+    job.progress_step = 0
+    job.save(update_fields=["status", "worker", "attempts", "started_at", "heartbeat_at", "progress_step"])
+    return job
+
+
+def _gave_up(job: GenerationJob) -> str:
+    return (
+        f"The worker stopped {job.attempts} times while running this job (last on {job.worker or 'unknown'}); "
+        "it was not retried again. Try fewer variations or a smaller size, or ask an admin to check the workers."
+    )
+
+
+def jobs_reap_stale(*, worker: str | None = None) -> int:
+    """Requeue (or fail, past the retry cap) jobs whose worker stopped sending heartbeats.
+
+    With `worker`, every job that worker held is reaped at once: it has just started, so
+    nothing it held can still be running.
+    """
+    if worker:
+        candidates = GenerationJob.objects.filter(status=JobStatus.PROCESSING, worker=worker)
+    else:
+        limit = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_AFTER_SECONDS)
+        candidates = GenerationJob.objects.filter(status=JobStatus.PROCESSING, heartbeat_at__lt=limit)
+    reaped = 0
+    for job_id in candidates.values_list("pk", flat=True):
+        reaped += _reap(job_id, stale_only=worker is None)
+    return reaped
+
+
+@transaction.atomic
+def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
+    job = GenerationJob.objects.select_for_update().get(pk=job_id)
+    if job.status != JobStatus.PROCESSING or (stale_only and not _is_stale(job)):
+        return 0
+    if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
+        job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        log.warning("Job %s failed after %d attempts", job.pk, job.attempts)
+        return 1
+    job.status = JobStatus.QUEUED
+    job.error = f"Worker {job.worker} stopped while running this job; requeued (attempt {job.attempts + 1})."
+    job.save(update_fields=["status", "error"])
+    log.warning("Requeued job %s from stopped worker %s", job.pk, job.worker)
+    transaction.on_commit(lambda: job_enqueue(job.pk))
+    return 1
