@@ -210,7 +210,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": 15.0},
+    "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": env_int("STUDIO_REAPER_SECONDS", 15)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import uuid
 from datetime import timedelta
@@ -155,10 +156,13 @@ def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
         job.save(update_fields=["status", "error", "finished_at"])
         return None
     now = timezone.now()
-    job.status, job.worker, job.attempts = JobStatus.PROCESSING, worker, job.attempts + 1
+    job.status, job.worker, job.worker_pid = JobStatus.PROCESSING, worker, os.getpid()
+    job.attempts += 1
     job.started_at = job.heartbeat_at = now
     job.progress_step = 0
-    job.save(update_fields=["status", "worker", "attempts", "started_at", "heartbeat_at", "progress_step"])
+    job.save(
+        update_fields=["status", "worker", "worker_pid", "attempts", "started_at", "heartbeat_at", "progress_step"]
+    )
     return job
 
 

@@ -49,7 +49,7 @@ class FluxEngine:
         self._use_loras(request.loras)
         try:
             # 3. run the seeds in batches, halving the batch when the GPU runs out of memory
-            done, batch = 0, max(1, max_batch)
+            done, batch = 0, max(1, min(max_batch, len(request.seeds)))
             while done < len(request.seeds):
                 seeds = request.seeds[done : done + batch]
                 try:

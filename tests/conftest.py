@@ -1,0 +1,72 @@
+import socket
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from tests.factories import PASSWORD, AssetPresetFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection beyond this machine fails at once: weights are never downloaded in tests."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in {"127.0.0.1", "localhost", "::1"} and not host.startswith("/"):
+            raise OSError(f"Tests may not reach {host}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from generation.engine.tiny import build_tiny_flux
+
+    return build_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux")
+
+
+@pytest.fixture(autouse=True)
+def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    settings.STUDIO_MODELS = {
+        "tiny-flux": {"name": "Tiny FLUX", "family": "flux", "path": str(tiny_flux_dir), "max_side": 1024}
+    }
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
+    }
+
+
+@pytest.fixture
+def alice(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    assert client.login(username="alice", password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    assert client.login(username="bob", password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def preset(db):  # type: ignore[no-untyped-def]
+    return AssetPresetFactory(slug="test-icon", name="Test Icon")

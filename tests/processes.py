@@ -1,0 +1,116 @@
+"""Start real studio processes (Celery workers, the embedded launcher) for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables of the test process that must not leak into a child configured on its own.
+STUDIO_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STUDIO_MODELS_JSON", "STUDIO_VAR_DIR")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in STUDIO_VARS and not k.startswith("PYTEST")}
+    env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", LOG_LEVEL="INFO")
+    env.update(extra)
+    return env
+
+
+def test_database_url() -> str:
+    """The test database pytest-django created, for a worker in another process."""
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def worker_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    return base_env(
+        DJANGO_SETTINGS_MODULE="brandstudio.settings_test",
+        DATABASE_URL=test_database_url(),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        STUDIO_VAR_DIR=str(var_dir),
+        STUDIO_MODELS_JSON=json.dumps(settings.STUDIO_MODELS),
+        **extra,
+    )
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.2) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Worker:
+    """A real `celery worker` process group whose log is kept for the assertions."""
+
+    def __init__(self, env: dict[str, str], log: Path, *, name: str, beat: bool = False) -> None:
+        self.log = log
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "brandstudio",
+            "worker",
+            "-Q",
+            "gpu,maintenance",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "-n",
+            name,
+            "--loglevel",
+            "INFO",
+        ] + (["-B", "-s", str(log.with_suffix(".beat"))] if beat else [])
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_for(lambda: " ready." in self.output() or self.proc.poll() is not None, timeout=90, what="the worker")
+        assert self.proc.poll() is None, self.output()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9 the whole worker: main process, pool process, beat."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def worker(env: dict[str, str], log: Path, *, name: str = "gpu@e2e", beat: bool = False) -> Iterator[Worker]:
+    w = Worker(env, log, name=name, beat=beat)
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

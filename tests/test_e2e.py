@@ -1,0 +1,173 @@
+"""End to end: real worker processes against real Redis + Postgres, and the embedded launcher.
+
+These start `celery worker` processes (and, for the embedded size, `manage.py studio`) exactly
+as the README does, so they take a few seconds each.
+"""
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from PIL import Image
+
+from generation.models import GenerationJob, JobStatus
+from tests.factories import AssetPresetFactory
+from tests.processes import ROOT, base_env, free_port, wait_for, worker, worker_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def empty_queue() -> None:
+    """Start every test with an empty broker database, so no earlier message is picked up."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+def ended(job: GenerationJob) -> GenerationJob | None:
+    job.refresh_from_db()
+    return job if job.is_ended else None
+
+
+def submit(client, preset_slug: str, **data) -> GenerationJob:  # type: ignore[no-untyped-def]
+    payload = {"preset": preset_slug, "prompt": "a flat blue circle", "quality": "standard", "variations": "4"}
+    payload.update(data)
+    response = client.post(reverse("studio"), payload, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200, response.content
+    return GenerationJob.objects.latest("created_at")
+
+
+def test_a_job_from_the_web_view_is_rendered_by_a_real_worker(alice_client, preset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        job = submit(alice_client, preset.slug, seed="77", size="128x64")
+        job = wait_for(lambda: ended(job), timeout=60, what="the job")
+        assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+    images = list(job.images.all())
+    assert [img.seed for img in images] == [77, 78, 79, 80]
+    for img in images:
+        with default_storage.open(img.file.name) as fh:
+            assert Image.open(fh).size == (128, 64) == (img.width, img.height)
+    # The grid the designer sees is what the worker stored.
+    response = alice_client.get(job.get_absolute_url(), HTTP_HX_REQUEST="true")
+    assert response.status_code == 286 and response.content.decode().count("<figure>") == 4
+
+
+@pytest.fixture
+def slow_preset(db):  # type: ignore[no-untyped-def]
+    """About 10 s of work on 2 cores, long enough to kill a worker in the middle."""
+    return AssetPresetFactory(slug="slow", default_width=512, default_height=512, allowed_sizes=[[512, 512]], steps=80)
+
+
+def test_a_killed_pool_process_is_replaced_and_the_job_completes(alice_client, slow_preset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        job = submit(alice_client, slow_preset.slug, variations="2")
+        wait_for(
+            lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=2).first(), timeout=60, what="steps"
+        )
+        job.refresh_from_db()
+        killed_at = time.monotonic()
+        os.kill(job.worker_pid, signal.SIGKILL)  # the prefork child running the job
+        job = wait_for(lambda: ended(job), timeout=90, what="the job to finish after the kill")
+        recovery = time.monotonic() - killed_at
+        assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+    assert job.attempts == 2 and job.images.count() == 2
+    print(f"\npool process killed: job completed {recovery:.1f} s later")
+
+
+def test_a_job_on_a_worker_killed_whole_is_taken_over_by_another_worker(
+    alice_client, slow_preset, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    fast_reaper = {"STUDIO_STALE_AFTER_SECONDS": "6", "STUDIO_REAPER_SECONDS": "2", "STUDIO_HEARTBEAT_SECONDS": "1"}
+    first = worker(worker_env(tmp_path, **fast_reaper), tmp_path / "first.log", name="gpu@first")
+    w1 = first.__enter__()
+    job = submit(alice_client, slow_preset.slug, variations="2")
+    wait_for(lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=2).first(), timeout=60, what="steps")
+    killed_at = time.monotonic()
+    w1.kill()  # kill -9 main process and pool: nothing can ack, reject or clean up
+    first.__exit__(None, None, None)
+    with worker(worker_env(tmp_path, **fast_reaper), tmp_path / "second.log", name="gpu@second", beat=True) as w2:
+        job = wait_for(lambda: ended(job), timeout=120, what="the reaper and the second worker")
+        recovery = time.monotonic() - killed_at
+        assert job.status == JobStatus.COMPLETE, (job.error, w2.output()[-3000:])
+    assert job.worker == "gpu@second" and job.attempts == 2 and job.images.count() == 2
+    print(f"\nwhole worker killed: job completed on another worker {recovery:.1f} s later")
+
+
+def login(client: httpx.Client, username: str, password: str) -> str:
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get("/accounts/login/").text)
+    response = client.post(
+        "/accounts/login/", data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1)}
+    )
+    assert response.url.path == "/", response.text[:500]
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text).group(1)
+
+
+def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path: Path, tiny_flux_dir: Path) -> None:
+    """`./studio up`'s launcher: SQLite, local media, the filesystem broker, web + worker."""
+    port = free_port()
+    env = base_env(
+        DJANGO_SETTINGS_MODULE="brandstudio.settings",
+        SECRET_KEY="e2e",
+        SECURE_COOKIES="0",
+        STUDIO_VAR_DIR=str(tmp_path / "var"),
+        STUDIO_PASSWORD="embedded-pass",
+    )
+    log = tmp_path / "studio.log"
+    launcher = subprocess.Popen(
+        [sys.executable, "manage.py", "studio", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: " ready." in log.read_text(errors="replace"), timeout=120, what="the embedded studio")
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=10)
+        wait_for(lambda: client.get("/accounts/login/").status_code == 200, timeout=30, what="the web server")
+        token = login(client, "designer", "embedded-pass")
+        started = time.monotonic()
+        response = client.post(
+            "/",
+            headers={"HX-Request": "true"},
+            data={
+                "preset": "icon",
+                "prompt": "a flat blue circle",
+                "quality": "draft",
+                "variations": "4",
+                "size": "256x256",
+                "csrfmiddlewaretoken": token,
+            },
+        )
+        job_url = "/jobs/" + re.search(r'id="job-([0-9a-f-]+)"', response.text).group(1) + "/"
+        statuses = []
+
+        def poll() -> httpx.Response | None:
+            r = client.get(job_url, headers={"HX-Request": "true"})
+            statuses.append(re.search(r'role="status">(\w+)', r.text).group(1))
+            return r if r.status_code == 286 else None
+
+        final = wait_for(poll, timeout=90, what="the embedded job", interval=0.5)
+        elapsed = time.monotonic() - started
+        assert "Complete" in final.text, (final.text[-2000:], log.read_text()[-3000:])
+        seeds = re.findall(r"seed (\d+) ·", final.text)
+        assert len(set(seeds)) == 4
+        image_urls = re.findall(r'<img src="(/images/[0-9a-f-]+/file/)"', final.text)
+        assert len(image_urls) == 4
+        for url in image_urls:
+            assert Image.open(io.BytesIO(client.get(url).content)).size == (256, 256)
+        assert "Processing" in statuses or "Queued" in statuses
+        print(f"\nembedded studio: 4 draft icons at 256x256 in {elapsed:.1f} s")
+    finally:
+        os.killpg(launcher.pid, signal.SIGTERM)
+        launcher.wait(timeout=40)

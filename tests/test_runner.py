@@ -1,0 +1,73 @@
+"""The worker-side job runner, in-process against the real database and storage."""
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from generation import runner
+from generation.models import GenerationJob, JobStatus
+from tests.factories import GenerationJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(job: GenerationJob) -> GenerationJob:
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    return job
+
+
+def test_a_job_stores_one_png_per_seed_with_its_size_and_seed() -> None:
+    job = run(GenerationJobFactory(images_total=3))
+    assert job.status == JobStatus.COMPLETE and job.images_done == 3 and not job.error
+    images = list(job.images.all())
+    assert [img.seed for img in images] == [1000, 1001, 1002]
+    for img in images:
+        with default_storage.open(img.file.name) as fh:
+            assert Image.open(fh).size == (64, 64) == (img.width, img.height)
+
+
+def test_a_missing_model_fails_at_once_naming_the_install_command(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.STUDIO_MODELS["tiny-flux"]["path"] = "/nonexistent/tiny-flux"
+    runner._engines.clear()
+    job = run(GenerationJobFactory())
+    assert job.status == JobStatus.FAILED
+    assert "is not installed" in job.error and "manage.py build_default_model" in job.error
+
+
+def test_an_unknown_model_key_fails_with_a_reason() -> None:
+    job = GenerationJobFactory()
+    job.model_key = "flux-9000"
+    job.save()
+    assert "not configured" in run(job).error
+
+
+def test_a_job_cancelled_while_running_stops_and_stays_cancelled(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    job = GenerationJobFactory()
+    real_on_step = runner.Progress.on_step
+
+    def cancel_then_step(self, step: int, total: int) -> None:  # type: ignore[no-untyped-def]
+        GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+        real_on_step(self, step, total)
+
+    monkeypatch.setattr(runner.Progress, "on_step", cancel_then_step)
+    assert run(job).status == JobStatus.CANCELLED
+    assert job.images.count() == 0
+
+
+def test_a_retried_attempt_resumes_after_the_images_already_stored() -> None:
+    job = GenerationJobFactory(images_total=3)
+    runner.store_images(job, 0, [Image.new("RGB", (64, 64))])
+    job = run(job)
+    assert job.status == JobStatus.COMPLETE
+    assert [img.seed for img in job.images.all()] == [1000, 1001, 1002]
+
+
+def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken(job, first, images):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(runner, "store_images", broken)
+    job = run(GenerationJobFactory())
+    assert job.status == JobStatus.FAILED and "OSError: disk full" in job.error
+    assert job.images.count() == 0

@@ -1,0 +1,102 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from generation import services
+from generation.models import GenerationJob, JobStatus
+from tests.factories import GenerationJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def processing(job: GenerationJob, *, worker: str = "gpu@a", age: int = 0, attempts: int = 1) -> GenerationJob:
+    job.status, job.worker, job.attempts = JobStatus.PROCESSING, worker, attempts
+    job.heartbeat_at = timezone.now() - timedelta(seconds=age)
+    job.save()
+    return job
+
+
+def test_quality_scales_the_presets_steps(preset) -> None:  # type: ignore[no-untyped-def]
+    steps = {
+        q: services.resolve_params(
+            preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model_key="m"
+        )["steps"]
+        for q in ("draft", "standard", "high")
+    }
+    assert steps == {"draft": 2, "standard": 4, "high": 6}
+
+
+def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:  # type: ignore[no-untyped-def]
+    params = services.resolve_params(
+        preset=preset, prompt="x", quality="standard", variations=4, width=64, height=64, seed=None, model_key="m"
+    )
+    assert len(set(params["seeds"])) == 4
+
+
+class TestClaim:
+    def test_a_queued_job_is_claimed_and_counts_an_attempt(self) -> None:
+        job = services.job_claim(GenerationJobFactory().pk, worker="gpu@a")
+        assert job is not None and job.status == JobStatus.PROCESSING and job.attempts == 1
+        assert job.worker == "gpu@a" and job.worker_pid
+
+    def test_a_duplicate_delivery_of_a_job_running_elsewhere_does_nothing(self) -> None:
+        job = processing(GenerationJobFactory(), worker="gpu@a")
+        assert services.job_claim(job.pk, worker="gpu@b") is None
+        job.refresh_from_db()
+        assert job.worker == "gpu@a" and job.attempts == 1
+
+    def test_an_ended_job_is_never_run_again(self) -> None:
+        job = GenerationJobFactory(status=JobStatus.COMPLETE)
+        assert services.job_claim(job.pk, worker="gpu@a") is None
+
+    def test_a_redelivery_after_the_pool_process_died_runs_it_again(self) -> None:
+        job = processing(GenerationJobFactory(), worker="gpu@a")
+        claimed = services.job_claim(job.pk, worker="gpu@a")
+        assert claimed is not None and claimed.attempts == 2
+
+    def test_past_the_retry_cap_the_job_fails_with_a_reason(self, settings) -> None:  # type: ignore[no-untyped-def]
+        job = processing(GenerationJobFactory(), worker="gpu@a", attempts=settings.STUDIO_MAX_ATTEMPTS)
+        assert services.job_claim(job.pk, worker="gpu@a") is None
+        job.refresh_from_db()
+        assert job.status == JobStatus.FAILED and "stopped 3 times" in job.error
+
+
+class TestReaper:
+    def test_a_job_with_a_stale_heartbeat_is_requeued(self, django_capture_on_commit_callbacks, settings) -> None:  # type: ignore[no-untyped-def]
+        job = processing(GenerationJobFactory(), age=settings.STUDIO_STALE_AFTER_SECONDS + 5)
+        fresh = processing(GenerationJobFactory(), age=1)
+        with django_capture_on_commit_callbacks() as callbacks:
+            assert services.jobs_reap_stale() == 1
+        job.refresh_from_db()
+        fresh.refresh_from_db()
+        assert job.status == JobStatus.QUEUED and "requeued" in job.error
+        assert fresh.status == JobStatus.PROCESSING
+        assert len(callbacks) == 1  # the job is sent to the queue again after commit
+
+    def test_a_stale_job_out_of_attempts_is_failed(self, settings) -> None:  # type: ignore[no-untyped-def]
+        job = processing(GenerationJobFactory(), age=999, attempts=settings.STUDIO_MAX_ATTEMPTS)
+        services.jobs_reap_stale()
+        job.refresh_from_db()
+        assert job.status == JobStatus.FAILED and job.finished_at
+
+    def test_a_restarted_worker_takes_back_its_own_jobs_at_once(self) -> None:
+        mine = processing(GenerationJobFactory(), worker="gpu@a", age=1)
+        other = processing(GenerationJobFactory(), worker="gpu@b", age=1)
+        assert services.jobs_reap_stale(worker="gpu@a") == 1
+        mine.refresh_from_db()
+        other.refresh_from_db()
+        assert mine.status == JobStatus.QUEUED and other.status == JobStatus.PROCESSING
+
+
+def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from generation import tasks
+
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(tasks.run_generation_job, "delay", down)
+    job = GenerationJobFactory()
+    services.job_enqueue(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "queue is unreachable" in job.error
