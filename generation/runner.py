@@ -74,14 +74,35 @@ def load_engine(model_key: str) -> Engine:
     entry = settings.STUDIO_MODELS.get(model_key)
     if entry is None:
         raise EngineError(f"Model {model_key!r} is not configured on this studio.")
-    path = Path(entry["path"])
-    if not path.exists():
-        hint = "python manage.py build_default_model" if model_key == "tiny-flux" else f"put its weights in {path}"
-        raise EngineError(f"Model {entry.get('name', model_key)!r} is not installed at {path}; run `{hint}`.")
+    path = model_path(model_key, entry)
     # One model at a time in this issue's engine: drop the previous one before loading.
     _engines.clear()
-    _engines[model_key] = engine_class(entry["family"])(path, device=settings.STUDIO_DEVICE)
+    _engines[model_key] = engine_class(str(entry["family"]))(path, device=settings.STUDIO_DEVICE)
     return _engines[model_key]
+
+
+def model_path(model_key: str, entry: dict[str, Any]) -> Path:
+    """A local folder (`path`), or a Hugging Face repo id (`repo`) already in the HF cache.
+
+    Never downloads: a model that is not on this machine is a clear error naming the fix.
+    """
+    name = entry.get("name", model_key)
+    if repo := entry.get("repo"):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(repo, revision=entry.get("revision"), local_files_only=True))
+        except LocalEntryNotFoundError:
+            raise EngineError(
+                f"Model {name!r} ({repo}) is not in this worker's Hugging Face cache; on a machine with "
+                f"internet run `huggingface-cli download {repo}` and share the cache."
+            ) from None
+    path = Path(str(entry["path"]))
+    if not path.exists():
+        hint = "python manage.py build_default_model" if model_key == "tiny-flux" else f"put its weights in {path}"
+        raise EngineError(f"Model {name!r} is not installed at {path}; run `{hint}`.")
+    return path
 
 
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:

@@ -1,6 +1,7 @@
 """Worker start-up hooks."""
 
 import logging
+import os
 from typing import Any
 
 from celery.signals import worker_init, worker_ready
@@ -11,8 +12,9 @@ log = logging.getLogger(__name__)
 @worker_init.connect
 def preload_engine_modules(**kwargs: Any) -> None:
     # Import torch and diffusers once in the parent so each forked pool process starts warm.
-    # Only imports: CUDA must not be initialised before fork.
-    import generation.engine.flux  # noqa: F401
+    # Only imports: CUDA must not be initialised before fork. Maintenance-only workers skip it.
+    if os.environ.get("STUDIO_PRELOAD_ENGINE", "1") == "1":
+        import generation.engine.flux  # noqa: F401
 
 
 @worker_ready.connect

@@ -71,3 +71,23 @@ def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None
     job = run(GenerationJobFactory())
     assert job.status == JobStatus.FAILED and "OSError: disk full" in job.error
     assert job.images.count() == 0
+
+
+def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_dir, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    revision = "0" * 40
+    repo_dir = tmp_path / "hub" / "models--brand--tiny-flux"
+    shutil.copytree(tiny_flux_dir, repo_dir / "snapshots" / revision)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    entry = {"name": "Tiny FLUX", "family": "flux", "repo": "brand/tiny-flux"}
+    assert runner.model_path("cached", entry) == repo_dir / "snapshots" / revision
+
+
+def test_a_model_missing_from_the_cache_names_the_download_command(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(runner.EngineError, match="huggingface-cli download black-forest-labs/FLUX.1-schnell"):
+        runner.model_path("schnell", {"family": "flux", "repo": "black-forest-labs/FLUX.1-schnell"})
