@@ -8,7 +8,7 @@ from .services import MAX_SEED
 
 
 class PresetChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: AssetPreset) -> str:  # type: ignore[override]
+    def label_from_instance(self, obj: AssetPreset) -> str:
         return obj.name
 
 
@@ -54,13 +54,13 @@ class GenerateForm(forms.Form):
 
     def _selected_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
-        queryset = self.fields["preset"].queryset
+        queryset = AssetPreset.objects.filter(enabled=True)
         if isinstance(slug, AssetPreset):
             return slug
         return (queryset.filter(slug=slug).first() if slug else None) or queryset.first()
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         preset: AssetPreset | None = data.get("preset")
         if preset is None:
             return data
@@ -72,7 +72,7 @@ class GenerateForm(forms.Form):
             return data
         width, height = (int(n) for n in size.split("x"))
         model = settings.STUDIO_MODELS[settings.STUDIO_DEFAULT_MODEL]
-        max_side = int(model.get("max_side") or 4096)
+        max_side = int(str(model.get("max_side") or 4096))
         if max(width, height) > max_side:
             self.add_error("size", f"{model['name']} renders up to {max_side}×{max_side}; pick a smaller size.")
             return data

@@ -60,6 +60,17 @@ class AssetPreset(models.Model):
         sizes = [list(s) for s in self.allowed_sizes or []]
         if sizes and [self.default_width, self.default_height] not in sizes:
             raise ValidationError("The default size must be one of the allowed sizes.")
+        if self.lora:
+            self._check_lora()
+
+    def _check_lora(self) -> None:
+        # Checked when an admin attaches it, not at job time; and never outside the LoRA folder.
+        root = settings.STUDIO_LORA_ROOT.resolve()
+        path = (root / self.lora).resolve()
+        if not path.is_relative_to(root):
+            raise ValidationError({"lora": "The LoRA must be a file inside the loras/ folder."})
+        if path.suffix != ".safetensors" or not path.is_file():
+            raise ValidationError({"lora": f"No .safetensors file at loras/{self.lora}."})
 
     @property
     def default_size(self) -> str:
@@ -134,6 +145,10 @@ class GenerationJob(models.Model):
         return self.status in ENDED_STATUSES
 
     @property
+    def waiting_long(self) -> bool:
+        return self.status == JobStatus.QUEUED and (timezone.now() - self.created_at).total_seconds() > 60
+
+    @property
     def progress(self) -> float:
         """0..1 over all images and steps (batches run one after another)."""
         if self.status == JobStatus.COMPLETE:
@@ -143,6 +158,15 @@ class GenerationJob(models.Model):
         batch = self.params.get("batch_size") or self.images_total
         per_batch = min(batch, self.images_total) / self.images_total
         return min(1.0, self.images_done / self.images_total + per_batch * self.progress_step / self.progress_steps)
+
+    @property
+    def current_images(self) -> str:
+        """Which images the running batch is drawing: "image 3 of 4" or "images 1-4 of 4"."""
+        first = min(self.images_done + 1, self.images_total)
+        last = min(self.images_done + (self.params.get("batch_size") or 1), self.images_total)
+        if first >= last:
+            return f"image {first} of {self.images_total}"
+        return f"images {first}–{last} of {self.images_total}"
 
     @property
     def progress_percent(self) -> int:

@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -54,7 +54,7 @@ def resolve_params(
 
 def job_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     preset: AssetPreset,
     prompt: str,
     quality: str = Quality.STANDARD,

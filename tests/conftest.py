@@ -29,7 +29,7 @@ def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:
     settings.STUDIO_MODELS = {
         "tiny-flux": {"name": "Tiny FLUX", "family": "flux", "path": str(tiny_flux_dir), "max_side": 1024}
     }
@@ -44,29 +44,29 @@ def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:  # t
 
 
 @pytest.fixture
-def alice(db):  # type: ignore[no-untyped-def]
+def alice(db):
     return UserFactory(username="alice")
 
 
 @pytest.fixture
-def bob(db):  # type: ignore[no-untyped-def]
+def bob(db):
     return UserFactory(username="bob")
 
 
 @pytest.fixture
-def alice_client(alice) -> Client:  # type: ignore[no-untyped-def]
+def alice_client(alice) -> Client:
     client = Client()
     assert client.login(username="alice", password=PASSWORD)
     return client
 
 
 @pytest.fixture
-def bob_client(bob) -> Client:  # type: ignore[no-untyped-def]
+def bob_client(bob) -> Client:
     client = Client()
     assert client.login(username="bob", password=PASSWORD)
     return client
 
 
 @pytest.fixture
-def preset(db):  # type: ignore[no-untyped-def]
+def preset(db):
     return AssetPresetFactory(slug="test-icon", name="Test Icon")

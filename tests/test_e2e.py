@@ -39,7 +39,7 @@ def ended(job: GenerationJob) -> GenerationJob | None:
     return job if job.is_ended else None
 
 
-def submit(client, preset_slug: str, **data) -> GenerationJob:  # type: ignore[no-untyped-def]
+def submit(client, preset_slug: str, **data) -> GenerationJob:
     payload = {"preset": preset_slug, "prompt": "a flat blue circle", "quality": "standard", "variations": "4"}
     payload.update(data)
     response = client.post(reverse("studio"), payload, HTTP_HX_REQUEST="true")
@@ -47,7 +47,7 @@ def submit(client, preset_slug: str, **data) -> GenerationJob:  # type: ignore[n
     return GenerationJob.objects.latest("created_at")
 
 
-def test_a_job_from_the_web_view_is_rendered_by_a_real_worker(alice_client, preset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_from_the_web_view_is_rendered_by_a_real_worker(alice_client, preset, tmp_path: Path) -> None:
     with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
         job = submit(alice_client, preset.slug, seed="77", size="128x64")
         job = wait_for(lambda: ended(job), timeout=60, what="the job")
@@ -63,12 +63,12 @@ def test_a_job_from_the_web_view_is_rendered_by_a_real_worker(alice_client, pres
 
 
 @pytest.fixture
-def slow_preset(db):  # type: ignore[no-untyped-def]
+def slow_preset(db):
     """About 10 s of work on 2 cores, long enough to kill a worker in the middle."""
     return AssetPresetFactory(slug="slow", default_width=512, default_height=512, allowed_sizes=[[512, 512]], steps=80)
 
 
-def test_a_killed_pool_process_is_replaced_and_the_job_completes(alice_client, slow_preset, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_killed_pool_process_is_replaced_and_the_job_completes(alice_client, slow_preset, tmp_path: Path) -> None:
     with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
         job = submit(alice_client, slow_preset.slug, variations="2")
         wait_for(
@@ -86,7 +86,7 @@ def test_a_killed_pool_process_is_replaced_and_the_job_completes(alice_client, s
 
 def test_a_job_on_a_worker_killed_whole_is_taken_over_by_another_worker(
     alice_client, slow_preset, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     fast_reaper = {"STUDIO_STALE_AFTER_SECONDS": "6", "STUDIO_REAPER_SECONDS": "2", "STUDIO_HEARTBEAT_SECONDS": "1"}
     first = worker(worker_env(tmp_path, **fast_reaper), tmp_path / "first.log", name="gpu@first")
     w1 = first.__enter__()

@@ -16,7 +16,7 @@ def engine(tiny_flux_dir: Path) -> FluxEngine:
     return FluxEngine(tiny_flux_dir, device="cpu")
 
 
-def request(**overrides) -> GenerationRequest:  # type: ignore[no-untyped-def]
+def request(**overrides) -> GenerationRequest:
     values = {"prompt": "a blue circle", "negative_prompt": "", "width": 64, "height": 64}
     values |= {"steps": 3, "guidance_scale": 3.5, "seeds": [1, 2]}
     values.update(overrides)
@@ -26,7 +26,7 @@ def request(**overrides) -> GenerationRequest:  # type: ignore[no-untyped-def]
 def generate(engine: FluxEngine, req: GenerationRequest, max_batch: int = 8) -> list[np.ndarray]:
     images: dict[int, np.ndarray] = {}
 
-    def on_images(first: int, batch: list) -> None:  # type: ignore[type-arg]
+    def on_images(first: int, batch: list) -> None:
         images.update({first + i: np.asarray(img, dtype=np.int16) for i, img in enumerate(batch)})
 
     engine.generate(req, max_batch=max_batch, on_step=lambda s, t: None, on_images=on_images)
@@ -95,10 +95,10 @@ def test_sizes_that_are_not_multiples_of_16_are_refused(engine: FluxEngine) -> N
         generate(engine, request(width=100))
 
 
-def test_out_of_memory_halves_the_batch_then_gives_a_readable_error(engine: FluxEngine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_memory_halves_the_batch_then_gives_a_readable_error(engine: FluxEngine, monkeypatch) -> None:
     batches: list[int] = []
 
-    def run(req, seeds, on_step):  # type: ignore[no-untyped-def]
+    def run(req, seeds, on_step):
         batches.append(len(seeds))
         raise torch.OutOfMemoryError("CUDA out of memory")
 

@@ -27,7 +27,7 @@ def test_a_job_stores_one_png_per_seed_with_its_size_and_seed() -> None:
             assert Image.open(fh).size == (64, 64) == (img.width, img.height)
 
 
-def test_a_missing_model_fails_at_once_naming_the_install_command(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_model_fails_at_once_naming_the_install_command(settings) -> None:
     settings.STUDIO_MODELS["tiny-flux"]["path"] = "/nonexistent/tiny-flux"
     runner._engines.clear()
     job = run(GenerationJobFactory())
@@ -42,11 +42,11 @@ def test_an_unknown_model_key_fails_with_a_reason() -> None:
     assert "not configured" in run(job).error
 
 
-def test_a_job_cancelled_while_running_stops_and_stays_cancelled(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_job_cancelled_while_running_stops_and_stays_cancelled(monkeypatch) -> None:
     job = GenerationJobFactory()
     real_on_step = runner.Progress.on_step
 
-    def cancel_then_step(self, step: int, total: int) -> None:  # type: ignore[no-untyped-def]
+    def cancel_then_step(self, step: int, total: int) -> None:
         GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
         real_on_step(self, step, total)
 
@@ -63,8 +63,8 @@ def test_a_retried_attempt_resumes_after_the_images_already_stored() -> None:
     assert [img.seed for img in job.images.all()] == [1000, 1001, 1002]
 
 
-def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    def broken(job, first, images):  # type: ignore[no-untyped-def]
+def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None:
+    def broken(job, first, images):
         raise OSError("disk full")
 
     monkeypatch.setattr(runner, "store_images", broken)
@@ -73,7 +73,7 @@ def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None
     assert job.images.count() == 0
 
 
-def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_dir, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_dir, tmp_path, monkeypatch) -> None:
     import shutil
 
     revision = "0" * 40
@@ -87,7 +87,7 @@ def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_di
     assert runner.model_path("cached", entry) == repo_dir / "snapshots" / revision
 
 
-def test_a_model_missing_from_the_cache_names_the_download_command(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_missing_from_the_cache_names_the_download_command(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(runner.EngineError, match="huggingface-cli download black-forest-labs/FLUX.1-schnell"):
         runner.model_path("schnell", {"family": "flux", "repo": "black-forest-labs/FLUX.1-schnell"})

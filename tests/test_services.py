@@ -17,7 +17,7 @@ def processing(job: GenerationJob, *, worker: str = "gpu@a", age: int = 0, attem
     return job
 
 
-def test_quality_scales_the_presets_steps(preset) -> None:  # type: ignore[no-untyped-def]
+def test_quality_scales_the_presets_steps(preset) -> None:
     steps = {
         q: services.resolve_params(
             preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model_key="m"
@@ -27,7 +27,7 @@ def test_quality_scales_the_presets_steps(preset) -> None:  # type: ignore[no-un
     assert steps == {"draft": 2, "standard": 4, "high": 6}
 
 
-def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:
     params = services.resolve_params(
         preset=preset, prompt="x", quality="standard", variations=4, width=64, height=64, seed=None, model_key="m"
     )
@@ -55,7 +55,7 @@ class TestClaim:
         claimed = services.job_claim(job.pk, worker="gpu@a")
         assert claimed is not None and claimed.attempts == 2
 
-    def test_past_the_retry_cap_the_job_fails_with_a_reason(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def test_past_the_retry_cap_the_job_fails_with_a_reason(self, settings) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a", attempts=settings.STUDIO_MAX_ATTEMPTS)
         assert services.job_claim(job.pk, worker="gpu@a") is None
         job.refresh_from_db()
@@ -63,7 +63,7 @@ class TestClaim:
 
 
 class TestReaper:
-    def test_a_job_with_a_stale_heartbeat_is_requeued(self, django_capture_on_commit_callbacks, settings) -> None:  # type: ignore[no-untyped-def]
+    def test_a_job_with_a_stale_heartbeat_is_requeued(self, django_capture_on_commit_callbacks, settings) -> None:
         job = processing(GenerationJobFactory(), age=settings.STUDIO_STALE_AFTER_SECONDS + 5)
         fresh = processing(GenerationJobFactory(), age=1)
         with django_capture_on_commit_callbacks() as callbacks:
@@ -74,7 +74,7 @@ class TestReaper:
         assert fresh.status == JobStatus.PROCESSING
         assert len(callbacks) == 1  # the job is sent to the queue again after commit
 
-    def test_a_stale_job_out_of_attempts_is_failed(self, settings) -> None:  # type: ignore[no-untyped-def]
+    def test_a_stale_job_out_of_attempts_is_failed(self, settings) -> None:
         job = processing(GenerationJobFactory(), age=999, attempts=settings.STUDIO_MAX_ATTEMPTS)
         services.jobs_reap_stale()
         job.refresh_from_db()
@@ -89,10 +89,10 @@ class TestReaper:
         assert mine.status == JobStatus.QUEUED and other.status == JobStatus.PROCESSING
 
 
-def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:
     from generation import tasks
 
-    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def down(*args, **kwargs):
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr(tasks.run_generation_job, "delay", down)

@@ -8,7 +8,7 @@ from tests.factories import GenerationJobFactory
 pytestmark = pytest.mark.django_db
 
 
-def submit(client, **overrides):  # type: ignore[no-untyped-def]
+def submit(client, **overrides):
     data = {"preset": "test-icon", "prompt": "a clipboard", "quality": "standard", "variations": "4", "size": ""}
     data.update(overrides)
     return client.post(reverse("studio"), data)
@@ -21,21 +21,21 @@ def image_for(job: GenerationJob) -> GeneratedImage:
 
 
 class TestStudioPage:
-    def test_it_asks_anonymous_visitors_to_sign_in(self, client) -> None:  # type: ignore[no-untyped-def]
+    def test_it_asks_anonymous_visitors_to_sign_in(self, client) -> None:
         response = client.get(reverse("studio"))
         assert response.status_code == 302
         assert response.url.startswith(reverse("login"))
 
-    def test_it_lists_the_four_seeded_asset_types(self, alice_client) -> None:  # type: ignore[no-untyped-def]
+    def test_it_lists_the_four_seeded_asset_types(self, alice_client) -> None:
         response = alice_client.get(reverse("studio"))
         for name in ("Icon", "Product Illustration", "Logo Illustration", "Premium Illustration"):
             assert name in response.content.decode()
 
-    def test_it_hides_disabled_asset_types(self, alice_client) -> None:  # type: ignore[no-untyped-def]
+    def test_it_hides_disabled_asset_types(self, alice_client) -> None:
         AssetPreset.objects.filter(slug="icon").update(enabled=False)
         assert 'value="icon"' not in alice_client.get(reverse("studio")).content.decode()
 
-    def test_it_creates_a_job_with_every_parameter_resolved(self, alice_client, alice, preset) -> None:  # type: ignore[no-untyped-def]
+    def test_it_creates_a_job_with_every_parameter_resolved(self, alice_client, alice, preset) -> None:
         response = submit(alice_client, seed="42", size="128x64", quality="draft")
         job = GenerationJob.objects.get()
         assert response.status_code == 302 and response.url == job.get_absolute_url()
@@ -47,7 +47,7 @@ class TestStudioPage:
         assert job.params["steps"] == 2  # draft halves the preset's 4 steps
         assert job.params["model_key"] == "tiny-flux"
 
-    def test_htmx_submission_answers_with_the_polling_job_panel(self, alice_client, preset) -> None:  # type: ignore[no-untyped-def]
+    def test_htmx_submission_answers_with_the_polling_job_panel(self, alice_client, preset) -> None:
         response = alice_client.post(
             reverse("studio"),
             {"preset": "test-icon", "prompt": "a gear", "quality": "high", "variations": "2"},
@@ -74,14 +74,14 @@ class TestStudioPage:
         ({"seed": "-1"}, "seed", "greater than or equal to 0"),
     ],
 )
-def test_bad_input_gets_a_form_error_and_creates_no_job(alice_client, preset, overrides, field, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_gets_a_form_error_and_creates_no_job(alice_client, preset, overrides, field, message) -> None:
     response = submit(alice_client, **overrides)
     assert response.status_code == 422
     assert message in " ".join(response.context["form"].errors[field])
     assert not GenerationJob.objects.exists()
 
 
-def test_a_disabled_asset_type_is_refused(alice_client, preset) -> None:  # type: ignore[no-untyped-def]
+def test_a_disabled_asset_type_is_refused(alice_client, preset) -> None:
     preset.enabled = False
     preset.save()
     response = submit(alice_client)
@@ -89,51 +89,51 @@ def test_a_disabled_asset_type_is_refused(alice_client, preset) -> None:  # type
     assert not GenerationJob.objects.exists()
 
 
-def test_a_size_beyond_the_model_limit_is_refused(alice_client, preset, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_size_beyond_the_model_limit_is_refused(alice_client, preset, settings) -> None:
     settings.STUDIO_MODELS["tiny-flux"]["max_side"] = 64
     response = submit(alice_client, size="128x64")
     assert "renders up to 64×64" in " ".join(response.context["form"].errors["size"])
     assert not GenerationJob.objects.exists()
 
 
-def test_htmx_form_errors_are_swapped_into_the_form(alice_client, preset) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_form_errors_are_swapped_into_the_form(alice_client, preset) -> None:
     response = alice_client.post(reverse("studio"), {"preset": "test-icon", "prompt": ""}, HTTP_HX_REQUEST="true")
     assert response.status_code == 422
     assert response["HX-Retarget"] == "#generate-form" and response["HX-Reswap"] == "outerHTML"
     assert "Describe what you need." in response.content.decode()
 
 
-def test_size_options_follow_the_picked_asset_type(alice_client) -> None:  # type: ignore[no-untyped-def]
+def test_size_options_follow_the_picked_asset_type(alice_client) -> None:
     response = alice_client.get(reverse("size-options"), {"preset": "premium-illustration"})
     body = response.content.decode()
     assert "Default (1024x1024)" in body and "4096x4096" in body and "256x256" not in body
 
 
 class TestJobPage:
-    def test_polling_continues_while_the_job_runs(self, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_polling_continues_while_the_job_runs(self, alice_client, alice) -> None:
         job = GenerationJobFactory(owner=alice, status=JobStatus.PROCESSING, progress_step=3, progress_steps=4)
         response = alice_client.get(job.get_absolute_url(), HTTP_HX_REQUEST="true")
         assert response.status_code == 200
-        assert "Step 3 of 4" in response.content.decode() and "image 1 of 2" in response.content.decode()
+        assert "Step 3 of 4" in response.content.decode() and "images 1–2 of 2" in response.content.decode()
 
-    def test_polling_stops_with_286_when_the_job_ends(self, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_polling_stops_with_286_when_the_job_ends(self, alice_client, alice) -> None:
         job = GenerationJobFactory(owner=alice, status=JobStatus.COMPLETE)
         response = alice_client.get(job.get_absolute_url(), HTTP_HX_REQUEST="true")
         assert response.status_code == 286 and "every 1s" not in response.content.decode()
 
-    def test_a_failed_job_shows_its_reason_and_a_retry_button(self, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_a_failed_job_shows_its_reason_and_a_retry_button(self, alice_client, alice) -> None:
         job = GenerationJobFactory(owner=alice, status=JobStatus.FAILED, error="Out of GPU memory")
         body = alice_client.get(job.get_absolute_url()).content.decode()
         assert "Out of GPU memory" in body and "Retry" in body
 
-    def test_retry_makes_a_new_job_with_the_same_parameters(self, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_retry_makes_a_new_job_with_the_same_parameters(self, alice_client, alice) -> None:
         job = GenerationJobFactory(owner=alice, status=JobStatus.FAILED, error="boom")
         response = alice_client.post(reverse("job-retry", args=[job.id]))
         new = GenerationJob.objects.exclude(pk=job.pk).get()
         assert response.url == new.get_absolute_url()
         assert new.params == job.params and new.retry_of == job and new.status == JobStatus.QUEUED
 
-    def test_cancel_stops_a_queued_job(self, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_cancel_stops_a_queued_job(self, alice_client, alice) -> None:
         job = GenerationJobFactory(owner=alice)
         alice_client.post(reverse("job-cancel", args=[job.id]))
         job.refresh_from_db()
@@ -143,7 +143,7 @@ class TestJobPage:
 class TestOwnership:
     """Bob cannot see, fetch, retry or cancel Alice's work: every such URL is a 404."""
 
-    def test_bob_gets_404_for_alices_job_pages(self, bob_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_bob_gets_404_for_alices_job_pages(self, bob_client, alice) -> None:
         job = GenerationJobFactory(owner=alice, status=JobStatus.FAILED)
         assert bob_client.get(job.get_absolute_url()).status_code == 404
         assert bob_client.get(job.get_absolute_url(), HTTP_HX_REQUEST="true").status_code == 404
@@ -151,18 +151,18 @@ class TestOwnership:
         assert bob_client.post(reverse("job-cancel", args=[job.id])).status_code == 404
         assert GenerationJob.objects.count() == 1
 
-    def test_bob_gets_404_for_alices_images(self, bob_client, alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+    def test_bob_gets_404_for_alices_images(self, bob_client, alice_client, alice) -> None:
         image = image_for(GenerationJobFactory(owner=alice, status=JobStatus.COMPLETE))
         for url in (reverse("image", args=[image.id]), reverse("image-file", args=[image.id])):
             assert bob_client.get(url).status_code == 404
             assert alice_client.get(url).status_code == 200
 
-    def test_alices_studio_does_not_list_bobs_jobs(self, alice_client, bob) -> None:  # type: ignore[no-untyped-def]
+    def test_alices_studio_does_not_list_bobs_jobs(self, alice_client, bob) -> None:
         GenerationJobFactory(owner=bob, prompt="bob's secret product")
         assert "bob&#x27;s secret product" not in alice_client.get(reverse("studio")).content.decode()
 
 
-def test_image_downloads_as_a_png_attachment(alice_client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_image_downloads_as_a_png_attachment(alice_client, alice) -> None:
     image = image_for(GenerationJobFactory(owner=alice, status=JobStatus.COMPLETE))
     response = alice_client.get(reverse("image-file", args=[image.id]), {"download": "1"})
     assert response["Content-Type"] == "image/png"

@@ -19,7 +19,7 @@ def engine_class(family: str) -> type[Engine]:
         path = ENGINES[family]
     except KeyError:
         raise EngineError(f"No engine for model family {family!r}; known: {', '.join(sorted(ENGINES))}.") from None
-    return import_string(path)  # type: ignore[no-any-return]
+    return import_string(path)
 
 
 __all__ = ["ENGINES", "Engine", "EngineError", "engine_class"]

@@ -6,6 +6,7 @@
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,9 +15,18 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 RESTART_BACKOFF = 2.0
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise CommandError(f"{host}:{port} is already in use; stop what runs there or pass --port.") from None
 
 
 class Command(BaseCommand):
@@ -28,6 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="Run the web server only.")
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
+        _check_port_free(host, port)
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
@@ -107,14 +118,23 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        restarts: list[float] = []
         while not stopping:
             time.sleep(0.5)
             for name, proc in running.items():
-                if proc.poll() is not None and not stopping:
-                    # A crashed or killed worker comes back; its start-up takes back the job it held.
-                    self.stderr.write(f"{name} exited with {proc.returncode}; restarting in {RESTART_BACKOFF:.0f} s")
-                    time.sleep(RESTART_BACKOFF)
-                    running[name] = subprocess.Popen(commands[name])
+                if proc.poll() is None or stopping:
+                    continue
+                restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
+                if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                    self.stderr.write(
+                        f"{name} keeps exiting ({proc.returncode}); stopping the studio. See the log above."
+                    )
+                    stopping = True
+                    break
+                # A crashed or killed worker comes back; its start-up takes back the job it held.
+                self.stderr.write(f"{name} exited with {proc.returncode}; restarting in {RESTART_BACKOFF:.0f} s")
+                time.sleep(RESTART_BACKOFF)
+                running[name] = subprocess.Popen(commands[name])
         for proc in running.values():
             proc.send_signal(signal.SIGTERM)
         for proc in running.values():
