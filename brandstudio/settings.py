@@ -14,6 +14,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Workers log through Celery; keep Hugging Face libraries to errors and no progress bars.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
 
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
