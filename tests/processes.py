@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+
+from generation.management.commands.studio import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of the test process that must not leak into a child configured on its own.
@@ -60,24 +61,7 @@ class Worker:
 
     def __init__(self, env: dict[str, str], log: Path, *, name: str, beat: bool = False) -> None:
         self.log = log
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "brandstudio",
-            "worker",
-            "-Q",
-            "gpu,maintenance",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "-n",
-            name,
-            "--loglevel",
-            "INFO",
-        ] + (["-B", "-s", str(log.with_suffix(".beat"))] if beat else [])
+        command = worker_command(name=name, beat=beat, schedule=str(log.with_suffix(".beat")))
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
         )

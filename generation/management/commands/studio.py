@@ -21,6 +21,15 @@ RESTART_BACKOFF = 2.0
 MAX_RESTARTS_PER_MINUTE = 5
 
 
+def worker_command(*, name: str, beat: bool, schedule: str | None = None) -> list[str]:
+    """The worker every size runs: one job at a time per process, on the gpu and maintenance queues."""
+    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", "gpu,maintenance"]
+    command += ["--concurrency", "1", "--pool", "prefork", "-n", name, "--loglevel", "INFO"]
+    if beat:
+        command += ["-B"] + (["-s", schedule] if schedule else [])
+    return command
+
+
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket() as probe:
         try:
@@ -46,7 +55,8 @@ class Command(BaseCommand):
         self._ensure_first_user()
         processes = {"web": self._web_command(host, port)}
         if not no_worker:
-            processes["worker"] = self._worker_command()
+            # -B runs the beat scheduler (the stale-job reaper) inside this single worker.
+            processes["worker"] = worker_command(name="gpu@%h", beat=True)
         self.stdout.write(self.style.SUCCESS(f"Brand Studio is up at http://{host}:{port}/  (Ctrl+C stops it)"))
         self._supervise(processes)
 
@@ -84,28 +94,6 @@ class Command(BaseCommand):
             "-",
             "--graceful-timeout",
             "5",
-        ]
-
-    def _worker_command(self) -> list[str]:
-        # -B runs the beat scheduler (the stale-job reaper) inside this single worker.
-        return [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "brandstudio",
-            "worker",
-            "-Q",
-            "gpu,maintenance",
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "-B",
-            "-n",
-            "gpu@%h",
-            "--loglevel",
-            "INFO",
         ]
 
     def _supervise(self, commands: dict[str, list[str]]) -> None:
