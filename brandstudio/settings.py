@@ -5,7 +5,6 @@ DATABASE_URL, CELERY_BROKER_URL and AZURE_* switch to the team-server and scale-
 Production defaults are the secure ones: DEBUG is off and SECRET_KEY is required unless DEBUG=1.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -223,18 +222,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Studio.
 STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
 STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
-# Model entries: key -> family, local folder, display name. The tiny FLUX is built offline
-# by `manage.py build_default_model`; add real weights with STUDIO_MODELS_JSON.
-STUDIO_MODELS: dict[str, dict[str, object]] = {
-    "tiny-flux": {
-        "name": "Tiny FLUX (CPU demo)",
-        "family": "flux",
-        "path": str(STUDIO_MODELS_DIR / "tiny-flux"),
-        "max_side": 1024,  # larger sizes would need minutes and many GB of RAM on a CPU
-    },
-}
-STUDIO_MODELS.update(json.loads(env_str("STUDIO_MODELS_JSON", "{}")))
+# Models are registry rows (generation.ImageModel, edited in the admin); relative local
+# folders are under STUDIO_MODELS_DIR, where `build_default_model` writes the offline demo.
 STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "tiny-flux")
+# Memory the loaded models of one worker process may take (GPU memory on a GPU worker).
+STUDIO_MEMORY_BUDGET_GB = float(env_str("STUDIO_MEMORY_BUDGET_GB", "20"))
 STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...
 STUDIO_MAX_BATCH = env_int("STUDIO_MAX_BATCH", 8)  # images per pipeline call; halves itself on OOM
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AssetPreset, GeneratedImage, GenerationJob
+from .models import AssetPreset, GeneratedImage, GenerationJob, ImageModel
 
 
 @admin.register(AssetPreset)
@@ -8,6 +8,31 @@ class AssetPresetAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "lora", "enabled", "position")
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(ImageModel)
+class ImageModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "key", "family", "source", "license_name", "commercial_use", "enabled", "position")
+    list_editable = ("enabled", "position")
+    list_filter = ("family", "commercial_use", "enabled")
+    prepopulated_fields = {"key": ("name",)}
+    fieldsets = [
+        (None, {"fields": ["name", "key", "family", "enabled", "position"]}),
+        ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
+        ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
+        ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side"]}),
+        (
+            "Capabilities",
+            {
+                "fields": [
+                    "supports_negative_prompt",
+                    "supports_img2img",
+                    "supports_reference_image",
+                    "supports_control_image",
+                ]
+            },
+        ),
+    ]
 
 
 class GeneratedImageInline(admin.TabularInline):

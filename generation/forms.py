@@ -3,12 +3,17 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from .models import AssetPreset, Quality
+from .models import AssetPreset, ImageModel, Quality
 from .services import MAX_SEED
 
 
 class PresetChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: AssetPreset) -> str:
+        return obj.name
+
+
+class ModelChoiceByName(forms.ModelChoiceField):
+    def label_from_instance(self, obj: ImageModel) -> str:
         return obj.name
 
 
@@ -29,6 +34,14 @@ class GenerateForm(forms.Form):
             "required": "Describe what you need.",
             "max_length": "Keep the description under 1000 characters (it has %(show_value)d).",
         },
+    )
+    model = ModelChoiceByName(
+        queryset=ImageModel.objects.filter(enabled=True),
+        to_field_name="key",
+        empty_label=None,
+        required=False,  # the studio's default model
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Pick one of the available models."},
     )
     quality = forms.ChoiceField(choices=Quality.choices, initial=Quality.STANDARD, widget=forms.RadioSelect)
     variations = forms.IntegerField(
@@ -51,6 +64,8 @@ class GenerateForm(forms.Form):
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]
         self.fields["size"].widget.choices = choices
+        if not self.is_bound and "model" not in self.initial:
+            self.initial["model"] = settings.STUDIO_DEFAULT_MODEL
 
     def _selected_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
@@ -61,6 +76,10 @@ class GenerateForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if not data.get("model") and "model" not in self.errors:
+            data["model"] = ImageModel.objects.filter(key=settings.STUDIO_DEFAULT_MODEL, enabled=True).first()
+            if data["model"] is None:
+                self.add_error("model", "No model is available; ask an admin to enable one.")
         preset: AssetPreset | None = data.get("preset")
         if preset is None:
             return data
@@ -71,10 +90,11 @@ class GenerateForm(forms.Form):
             )
             return data
         width, height = (int(n) for n in size.split("x"))
-        model = settings.STUDIO_MODELS[settings.STUDIO_DEFAULT_MODEL]
-        max_side = int(str(model.get("max_side") or 4096))
-        if max(width, height) > max_side:
-            self.add_error("size", f"{model['name']} renders up to {max_side}×{max_side}; pick a smaller size.")
+        model: ImageModel | None = data.get("model")
+        if model and max(width, height) > model.max_side:
+            self.add_error(
+                "size", f"{model.name} renders up to {model.max_side}×{model.max_side}; pick a smaller size."
+            )
             return data
         data["width"], data["height"] = width, height
         return data

@@ -1,4 +1,6 @@
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -6,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+
+from .engine.families import accepts_pipeline, family_choices
 
 
 def validate_sizes(value: Any) -> None:
@@ -83,6 +87,67 @@ class AssetPreset(models.Model):
     def expand_prompt(self, subject: str) -> str:
         # Templates are multi-line in the admin; collapse them to one clean line.
         return " ".join(self.prompt_template.replace("{subject}", subject.strip()).split())
+
+
+class ImageModel(models.Model):
+    """A model the studio can run: registry data edited in the admin, not code.
+
+    Weights come from `local_path` (a diffusers folder; relative paths are under
+    STUDIO_MODELS_DIR) or from `repo_id` already in the workers' Hugging Face cache.
+    """
+
+    key = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    family = models.CharField(max_length=30, choices=family_choices)
+    repo_id = models.CharField("Hugging Face repo id", max_length=200, blank=True)
+    revision = models.CharField(max_length=100, blank=True, help_text="Commit or tag; empty = main")
+    local_path = models.CharField(max_length=500, blank=True, help_text="A diffusers folder on the workers")
+    license_name = models.CharField(max_length=100)
+    commercial_use = models.BooleanField(help_text="Outputs may be used in products (production use)")
+    license_notice = models.TextField(blank=True, help_text="Shown next to the model and on downloads")
+    license_url = models.URLField(blank=True)
+    default_steps = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the asset type's steps")
+    default_guidance = models.FloatField(null=True, blank=True, help_text="Empty: the asset type's guidance")
+    max_side = models.PositiveIntegerField(default=2048, help_text="Largest width or height it renders")
+    supports_negative_prompt = models.BooleanField(default=False)
+    supports_img2img = models.BooleanField(default=False)
+    supports_reference_image = models.BooleanField(default=False)
+    supports_control_image = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if bool(self.repo_id) == bool(self.local_path):
+            raise ValidationError("Give either a Hugging Face repo id or a local folder, not both or neither.")
+        if self.local_path:
+            self._check_local_pipeline()
+
+    def _check_local_pipeline(self) -> None:
+        index = self.resolved_local_path / "model_index.json"
+        try:
+            class_name = json.loads(index.read_text()).get("_class_name", "")
+        except (OSError, ValueError):
+            raise ValidationError(
+                {"local_path": f"No readable diffusers model_index.json in {index.parent}."}
+            ) from None
+        if not accepts_pipeline(self.family, class_name):
+            raise ValidationError(
+                {"family": f"That folder holds a {class_name}, which the {self.family} engine does not load."}
+            )
+
+    @property
+    def resolved_local_path(self) -> Path:
+        return Path(settings.STUDIO_MODELS_DIR) / self.local_path
+
+    @property
+    def source(self) -> str:
+        return self.repo_id + (f"@{self.revision}" if self.revision else "") if self.repo_id else self.local_path
 
 
 class JobStatus(models.TextChoices):

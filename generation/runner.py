@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from pathlib import Path
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -22,7 +22,8 @@ from django.utils import timezone
 from . import services
 from .engine import Engine, EngineError, engine_class
 from .engine.types import Cancelled, GenerationRequest, LoraSpec
-from .models import GeneratedImage, GenerationJob, JobStatus
+from .model_files import folder_size, local_weights
+from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # model key -> loaded engine; lives as long as the worker process, so weights load once.
-_engines: dict[str, Engine] = {}
+_engines: OrderedDict[str, Engine] = OrderedDict()
 
 
 def run_job(job_id: str, *, worker: str) -> None:
@@ -69,40 +70,30 @@ def run_job(job_id: str, *, worker: str) -> None:
 
 
 def load_engine(model_key: str) -> Engine:
+    """The loaded engine for a model, loading it (and evicting others) if needed.
+
+    Loaded engines stay in this process between jobs. When a new model would not fit the
+    memory budget, the least recently used one goes first; the default model goes last.
+    """
     if model_key in _engines:
+        _engines.move_to_end(model_key)
         return _engines[model_key]
-    entry = settings.STUDIO_MODELS.get(model_key)
-    if entry is None:
+    model = ImageModel.objects.filter(key=model_key).first()
+    if model is None:
         raise EngineError(f"Model {model_key!r} is not configured on this studio.")
-    path = model_path(model_key, entry)
-    # One model at a time in this issue's engine: drop the previous one before loading.
-    _engines.clear()
-    _engines[model_key] = engine_class(str(entry["family"]))(path, device=settings.STUDIO_DEVICE)
+    path = local_weights(model)
+    _make_room(folder_size(path))
+    log.info("Loading %s (%s) from %s", model.name, model.family, path)
+    _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE)
     return _engines[model_key]
 
 
-def model_path(model_key: str, entry: dict[str, Any]) -> Path:
-    """A local folder (`path`), or a Hugging Face repo id (`repo`) already in the HF cache.
-
-    Never downloads: a model that is not on this machine is a clear error naming the fix.
-    """
-    name = entry.get("name", model_key)
-    if repo := entry.get("repo"):
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        try:
-            return Path(snapshot_download(repo, revision=entry.get("revision"), local_files_only=True))
-        except LocalEntryNotFoundError:
-            raise EngineError(
-                f"Model {name!r} ({repo}) is not in this worker's Hugging Face cache; on a machine with "
-                f"internet run `huggingface-cli download {repo}` and share the cache."
-            ) from None
-    path = Path(str(entry["path"]))
-    if not path.exists():
-        hint = "python manage.py build_default_model" if model_key == "tiny-flux" else f"put its weights in {path}"
-        raise EngineError(f"Model {name!r} is not installed at {path}; run `{hint}`.")
-    return path
+def _make_room(needed: int) -> None:
+    budget = settings.STUDIO_MEMORY_BUDGET_GB * 2**30
+    while _engines and sum(e.memory_bytes for e in _engines.values()) + needed > budget:
+        victims = [key for key in _engines if key != settings.STUDIO_DEFAULT_MODEL] or list(_engines)
+        log.info("Unloading %s to stay within STUDIO_MEMORY_BUDGET_GB", victims[0])
+        _engines.pop(victims[0]).unload()
 
 
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .models import AssetPreset, GenerationJob, JobStatus, Quality
+from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, Quality
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +25,32 @@ MAX_SEED = 2**32 - 1
 def resolve_params(
     *,
     preset: AssetPreset,
+    model: ImageModel,
     prompt: str,
     quality: str,
     variations: int,
     width: int,
     height: int,
     seed: int | None,
-    model_key: str,
 ) -> dict[str, object]:
-    """Every parameter the worker needs, frozen at submission so the job can be reproduced."""
+    """Every parameter the worker needs, frozen at submission so the job can be reproduced.
+
+    Steps and guidance come from the asset type unless the model sets its own (a distilled
+    model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
+    """
     first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
+    steps = model.default_steps or preset.steps
+    guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
-        "model_key": model_key,
+        "model_key": model.key,
+        "model": {"name": model.name, "family": model.family, "source": model.source, "license": model.license_name},
         "preset": preset.slug,
         "prompt": preset.expand_prompt(prompt),
         "negative_prompt": " ".join(preset.negative_prompt.split()),
         "width": width,
         "height": height,
-        "steps": max(1, round(preset.steps * QUALITY_STEP_FACTOR[Quality(quality)])),
-        "guidance_scale": preset.guidance_scale,
+        "steps": max(1, round(steps * QUALITY_STEP_FACTOR[Quality(quality)])),
+        "guidance_scale": guidance,
         "seeds": [first_seed + i for i in range(variations)],
         "loras": [{"path": preset.lora, "strength": preset.lora_strength}] if preset.lora else [],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
@@ -57,28 +64,28 @@ def job_create(
     owner: User,
     preset: AssetPreset,
     prompt: str,
+    model: ImageModel | None = None,
     quality: str = Quality.STANDARD,
     variations: int = 4,
     width: int | None = None,
     height: int | None = None,
     seed: int | None = None,
-    model_key: str | None = None,
 ) -> GenerationJob:
-    model_key = model_key or settings.STUDIO_DEFAULT_MODEL
+    model = model or ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL)
     params = resolve_params(
         preset=preset,
+        model=model,
         prompt=prompt,
         quality=quality,
         variations=variations,
         width=width or preset.default_width,
         height=height or preset.default_height,
         seed=seed,
-        model_key=model_key,
     )
     job = GenerationJob.objects.create(
         owner=owner,
         preset=preset,
-        model_key=model_key,
+        model_key=model.key,
         prompt=prompt.strip(),
         quality=quality,
         params=params,

@@ -48,6 +48,7 @@ def studio(request: Request) -> HttpResponse:
                 owner=request.user,
                 preset=form.cleaned_data["preset"],
                 prompt=form.cleaned_data["prompt"],
+                model=form.cleaned_data["model"],
                 quality=form.cleaned_data["quality"],
                 variations=form.cleaned_data["variations"],
                 width=form.cleaned_data["width"],

@@ -30,9 +30,8 @@ def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:
-    settings.STUDIO_MODELS = {
-        "tiny-flux": {"name": "Tiny FLUX", "family": "flux", "path": str(tiny_flux_dir), "max_side": 1024}
-    }
+    # The seeded tiny-flux entry's relative folder "tiny-flux" resolves under STUDIO_MODELS_DIR.
+    settings.STUDIO_MODELS_DIR = tiny_flux_dir.parent
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,

@@ -2,7 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from generation import services
-from generation.models import AssetPreset, GenerationJob
+from generation.models import AssetPreset, GenerationJob, ImageModel
 
 PASSWORD = "correct horse battery staple"
 
@@ -46,12 +46,12 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
     params = factory.LazyAttribute(
         lambda o: services.resolve_params(
             preset=o.preset,
+            model=ImageModel.objects.get(key="tiny-flux"),
             prompt=o.prompt,
             quality="standard",
             variations=o.images_total,
             width=o.preset.default_width,
             height=o.preset.default_height,
             seed=1000,
-            model_key="tiny-flux",
         )
     )

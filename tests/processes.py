@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ from generation.management.commands.studio import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of the test process that must not leak into a child configured on its own.
-STUDIO_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STUDIO_MODELS_JSON", "STUDIO_VAR_DIR")
+STUDIO_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STUDIO_MODELS_DIR", "STUDIO_VAR_DIR")
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -42,7 +41,7 @@ def worker_env(var_dir: Path, **extra: str) -> dict[str, str]:
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         STUDIO_VAR_DIR=str(var_dir),
-        STUDIO_MODELS_JSON=json.dumps(settings.STUDIO_MODELS),
+        STUDIO_MODELS_DIR=str(settings.STUDIO_MODELS_DIR),
         **extra,
     )
 

@@ -25,7 +25,8 @@ from generation.models import GenerationJob, JobStatus
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, free_port, wait_for, worker, worker_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: each test gets back the presets and models the migrations seeded.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,16 @@
 """The worker-side job runner, in-process against the real database and storage."""
 
+import shutil
+from collections import OrderedDict
+
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
 from generation import runner
-from generation.models import GenerationJob, JobStatus
+from generation.engine import EngineError
+from generation.model_files import local_weights
+from generation.models import GenerationJob, ImageModel, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +32,8 @@ def test_a_job_stores_one_png_per_seed_with_its_size_and_seed() -> None:
             assert Image.open(fh).size == (64, 64) == (img.width, img.height)
 
 
-def test_a_missing_model_fails_at_once_naming_the_install_command(settings) -> None:
-    settings.STUDIO_MODELS["tiny-flux"]["path"] = "/nonexistent/tiny-flux"
+def test_a_missing_model_fails_at_once_naming_the_install_command(settings, tmp_path) -> None:
+    settings.STUDIO_MODELS_DIR = tmp_path
     runner._engines.clear()
     job = run(GenerationJobFactory())
     assert job.status == JobStatus.FAILED
@@ -73,21 +78,49 @@ def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None
     assert job.images.count() == 0
 
 
-def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_dir, tmp_path, monkeypatch) -> None:
-    import shutil
+def hf_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
+
+def test_a_model_is_found_in_the_hugging_face_cache_without_network(tiny_flux_dir, tmp_path, monkeypatch) -> None:
     revision = "0" * 40
-    repo_dir = tmp_path / "hub" / "models--brand--tiny-flux"
+    repo_dir = hf_cache(tmp_path, monkeypatch) / "models--brand--tiny-flux"
     shutil.copytree(tiny_flux_dir, repo_dir / "snapshots" / revision)
     (repo_dir / "refs").mkdir()
     (repo_dir / "refs" / "main").write_text(revision)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
-    entry = {"name": "Tiny FLUX", "family": "flux", "repo": "brand/tiny-flux"}
-    assert runner.model_path("cached", entry) == repo_dir / "snapshots" / revision
+    model = ImageModel(key="cached", name="Cached", family="flux", repo_id="brand/tiny-flux")
+    assert local_weights(model) == repo_dir / "snapshots" / revision
 
 
-def test_a_model_missing_from_the_cache_names_the_download_command(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(runner.EngineError, match="huggingface-cli download black-forest-labs/FLUX.1-schnell"):
-        runner.model_path("schnell", {"family": "flux", "repo": "black-forest-labs/FLUX.1-schnell"})
+def test_a_model_missing_from_the_cache_names_the_pull_command(tmp_path, monkeypatch) -> None:
+    hf_cache(tmp_path, monkeypatch)
+    model = ImageModel.objects.get(key="flux-schnell")
+    with pytest.raises(EngineError, match="run `python manage.py pull_model flux-schnell`"):
+        local_weights(model)
+
+
+def test_a_job_for_a_model_that_is_not_installed_fails_at_once(tmp_path, monkeypatch) -> None:
+    hf_cache(tmp_path, monkeypatch)
+    job = GenerationJobFactory()
+    job.model_key = "flux-dev"
+    job.save()
+    job = run(job)
+    assert job.status == JobStatus.FAILED and "pull_model flux-dev" in job.error
+
+
+class FakeEngine:
+    def __init__(self, size: int) -> None:
+        self.memory_bytes, self.unloaded = size, False
+
+    def unload(self) -> None:
+        self.unloaded = True
+
+
+def test_the_least_recently_used_model_is_unloaded_to_fit_the_budget(settings, monkeypatch) -> None:
+    settings.STUDIO_MEMORY_BUDGET_GB = 3
+    gb = 2**30
+    default, old, recent = FakeEngine(gb), FakeEngine(gb), FakeEngine(gb)
+    monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("old", old), ("recent", recent)]))
+    runner._make_room(gb)
+    assert list(runner._engines) == ["tiny-flux", "recent"] and old.unloaded and not default.unloaded

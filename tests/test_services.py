@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from generation import services
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, ImageModel, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,10 +17,14 @@ def processing(job: GenerationJob, *, worker: str = "gpu@a", age: int = 0, attem
     return job
 
 
+def tiny() -> ImageModel:
+    return ImageModel.objects.get(key="tiny-flux")
+
+
 def test_quality_scales_the_presets_steps(preset) -> None:
     steps = {
         q: services.resolve_params(
-            preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model_key="m"
+            preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model=tiny()
         )["steps"]
         for q in ("draft", "standard", "high")
     }
@@ -29,9 +33,23 @@ def test_quality_scales_the_presets_steps(preset) -> None:
 
 def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:
     params = services.resolve_params(
-        preset=preset, prompt="x", quality="standard", variations=4, width=64, height=64, seed=None, model_key="m"
+        preset=preset, prompt="x", quality="standard", variations=4, width=64, height=64, seed=None, model=tiny()
     )
     assert len(set(params["seeds"])) == 4
+
+
+def test_a_distilled_model_brings_its_own_steps_and_guidance(preset) -> None:
+    schnell = ImageModel.objects.get(key="flux-schnell")
+    params = services.resolve_params(
+        preset=preset, model=schnell, prompt="x", quality="standard", variations=1, width=64, height=64, seed=1
+    )
+    assert (params["steps"], params["guidance_scale"]) == (4, 0.0)
+    assert params["model"] == {
+        "name": "FLUX.1 [schnell]",
+        "family": "flux",
+        "source": "black-forest-labs/FLUX.1-schnell",
+        "license": "Apache-2.0",
+    }
 
 
 class TestClaim:

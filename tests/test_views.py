@@ -2,7 +2,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from generation.models import AssetPreset, GeneratedImage, GenerationJob, JobStatus
+from generation.models import AssetPreset, GeneratedImage, GenerationJob, ImageModel, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +90,7 @@ def test_a_disabled_asset_type_is_refused(alice_client, preset) -> None:
 
 
 def test_a_size_beyond_the_model_limit_is_refused(alice_client, preset, settings) -> None:
-    settings.STUDIO_MODELS["tiny-flux"]["max_side"] = 64
+    ImageModel.objects.filter(key="tiny-flux").update(max_side=64)
     response = submit(alice_client, size="128x64")
     assert "renders up to 64×64" in " ".join(response.context["form"].errors["size"])
     assert not GenerationJob.objects.exists()

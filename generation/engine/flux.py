@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from diffusers import FluxPipeline
 
-from .devices import default_dtype, free_memory, is_out_of_memory, resolve_device
+from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, resolve_device
 from .types import (
     EngineError,
     GenerationRequest,
@@ -38,6 +38,14 @@ class FluxEngine:
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
         log.info("Loaded FLUX pipeline from %s on %s (%s)", path, self.device, self.dtype)
+
+    @property
+    def memory_bytes(self) -> int:
+        return pipeline_bytes(self.pipe)
+
+    def unload(self) -> None:
+        del self.pipe
+        free_memory(self.device)
 
     def generate(
         self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback

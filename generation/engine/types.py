@@ -52,6 +52,13 @@ class Engine(Protocol):
 
     def __init__(self, path: Path, *, device: str) -> None: ...
 
+    @property
+    def memory_bytes(self) -> int:
+        """What the loaded weights take (parameters and buffers), for the worker's budget."""
+        ...
+
+    def unload(self) -> None: ...
+
     def generate(
         self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback
     ) -> None: ...

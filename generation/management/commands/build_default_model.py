@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Rebuild even if it exists.")
 
     def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
-        target = Path(str(settings.STUDIO_MODELS["tiny-flux"]["path"]))
+        target = Path(settings.STUDIO_MODELS_DIR) / "tiny-flux"
         if (target / "model_index.json").is_file() and not force:
             self.stdout.write(f"Default model already at {target}")
             return

@@ -1,0 +1,18 @@
+"""What the web side may know about model families without importing torch.
+
+`pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
+family's adapter loads, so an admin's new model entry is checked before any worker sees it.
+"""
+
+FAMILIES: dict[str, dict[str, object]] = {
+    "flux": {"label": "FLUX.1", "pipelines": ["FluxPipeline"]},
+}
+
+
+def family_choices() -> list[tuple[str, str]]:
+    return [(key, str(info["label"])) for key, info in FAMILIES.items()]
+
+
+def accepts_pipeline(family: str, class_name: str) -> bool:
+    pipelines = FAMILIES.get(family, {}).get("pipelines", [])
+    return isinstance(pipelines, list) and class_name in pipelines
