@@ -113,6 +113,12 @@ class ImageModel(models.Model):
     supports_img2img = models.BooleanField(default=False)
     supports_reference_image = models.BooleanField(default=False)
     supports_control_image = models.BooleanField(default=False)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Loading options for the family, e.g. {"memory_mode": "model_offload"} or, for HiDream, '
+        '{"llama": "meta-llama/Llama-3.1-8B-Instruct"}',
+    )
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
 

@@ -84,7 +84,7 @@ def load_engine(model_key: str) -> Engine:
     path = local_weights(model)
     _make_room(folder_size(path))
     log.info("Loading %s (%s) from %s", model.name, model.family, path)
-    _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE)
+    _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE, options=model.options)
     return _engines[model_key]
 
 

@@ -43,3 +43,33 @@ def pipeline_bytes(pipe: Any) -> int:
             total += sum(t.numel() * t.element_size() for t in component.parameters())
             total += sum(t.numel() * t.element_size() for t in component.buffers())
     return total
+
+
+MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
+
+
+def place(pipe: Any, device: torch.device, mode: str) -> str:
+    """Put the pipeline where it fits, and return the mode used.
+
+    auto: the whole pipeline on the GPU when its weights take under 85% of the card, model CPU
+    offload (one component at a time on the GPU) under 2.5x, sequential offload (layer by layer,
+    slow but fits anywhere) beyond. On CPU everything stays where it is.
+    https://huggingface.co/docs/diffusers/optimization/memory
+    """
+    if mode not in MEMORY_MODES:
+        from .types import EngineError
+
+        raise EngineError(f"Unknown memory mode {mode!r}; use one of {', '.join(MEMORY_MODES)}.")
+    if device.type != "cuda" or mode == "cpu":
+        return "cpu"
+    if mode == "auto":
+        total = torch.cuda.get_device_properties(device).total_memory
+        size = pipeline_bytes(pipe)
+        mode = "gpu" if size < 0.85 * total else "model_offload" if size < 2.5 * total else "sequential_offload"
+    if mode == "gpu":
+        pipe.to(device)
+    elif mode == "model_offload":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.enable_sequential_cpu_offload(device=device)
+    return mode

@@ -6,6 +6,9 @@ family's adapter loads, so an admin's new model entry is checked before any work
 
 FAMILIES: dict[str, dict[str, object]] = {
     "flux": {"label": "FLUX.1", "pipelines": ["FluxPipeline"]},
+    "sd3": {"label": "Stable Diffusion 3.5", "pipelines": ["StableDiffusion3Pipeline"]},
+    "sdxl": {"label": "SDXL", "pipelines": ["StableDiffusionXLPipeline"]},
+    "hidream": {"label": "HiDream-I1", "pipelines": ["HiDreamImagePipeline"]},
 }
 
 

@@ -11,12 +11,37 @@ from __future__ import annotations
 import json
 import string
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FluxPipeline,
+    FluxTransformer2DModel,
+    HiDreamImagePipeline,
+    HiDreamImageTransformer2DModel,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+    T5TokenizerFast,
+)
 
 # Enough vocabulary for brief-style prompts; unknown words fall back to characters.
 _WORDS = """
@@ -27,42 +52,97 @@ star heart cloud clipboard check gear person computer
 """.split()
 
 
-def _clip_tokenizer(folder: Path) -> CLIPTokenizer:
+# --- tokenizers, built from a few words with the `tokenizers` library
+
+
+def clip_tokenizer(folder: Path, max_length: int = 77) -> CLIPTokenizer:
     # A character-level BPE vocab with empty merges is a valid CLIP tokenizer (offline-models.md).
     symbols = list(string.ascii_lowercase + string.digits + string.punctuation)
     vocab = {tok: i for i, tok in enumerate(symbols + [s + "</w>" for s in symbols])}
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)
 
 
-def _t5_tokenizer() -> T5TokenizerFast:
+def t5_tokenizer() -> T5TokenizerFast:
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [("\u2581" + word, -1.0) for word in _WORDS]
     pieces += [(ch, -5.0) for ch in string.ascii_lowercase + string.digits + string.punctuation + "\u2581"]
     tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     return T5TokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        extra_ids=0,
-        model_max_length=512,
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0, model_max_length=512
     )
 
 
-def build_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
-    """Write a tiny FLUX pipeline (about 1 MB) to `folder` and return it.
+def byte_bpe_tokenizer(vocab_size: int = 256, **special: str) -> PreTrainedTokenizerFast:
+    """A byte-level BPE like Llama's and Qwen's, trained on the word list."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(special.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([" ".join(_WORDS)] * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, **special)
 
-    The VAE downsamples by 8 like the real one, so a 512x512 image is a 64x64 latent
-    (32x32 tokens after FLUX's 2x2 packing) and a CPU renders it in a fraction of a second.
-    """
-    torch.manual_seed(seed)
-    folder = Path(folder)
+
+# --- shared components
+
+
+def clip_config(width: int, *, projection: int | None = None, positions: int = 77) -> CLIPTextConfig:
+    return CLIPTextConfig(
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=256,
+        max_position_embeddings=positions,
+        projection_dim=projection or width,
+        bos_token_id=136,
+        eos_token_id=137,
+        pad_token_id=137,
+    )
+
+
+def t5_encoder(width: int) -> T5EncoderModel:
+    return T5EncoderModel(
+        T5Config(
+            d_model=width, d_ff=2 * width, d_kv=16, num_heads=2, num_layers=1, vocab_size=256, decoder_start_token_id=0
+        )
+    )
+
+
+def vae(latent_channels: int = 4, **kwargs: Any) -> AutoencoderKL:
+    """Downsamples by 8 like the real VAEs, so sizes and packing behave as with real weights."""
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=4,
+        **kwargs,
+    )
+
+
+def save(pipe: Any, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(folder)
+    return folder
+
+
+# --- one builder per family
+
+
+def build_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny FLUX.1 pipeline (about 1 MB): a 512x512 image is 32x32 tokens after 2x2 packing."""
+    torch.manual_seed(seed)
     width = 32
     transformer = FluxTransformer2DModel(
         patch_size=1,
@@ -75,47 +155,136 @@ def build_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
         pooled_projection_dim=width,
         axes_dims_rope=[4, 4, 8],
     )
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        shift_factor=0.0609,
-        scaling_factor=1.5035,
-    )
-    clip = CLIPTextModel(
-        CLIPTextConfig(
-            hidden_size=width,
-            intermediate_size=64,
-            num_attention_heads=2,
-            num_hidden_layers=1,
-            vocab_size=256,
-            max_position_embeddings=77,
-            projection_dim=width,
-        )
-    )
-    t5 = T5EncoderModel(
-        T5Config(
-            d_model=width,
-            d_ff=64,
-            d_kv=16,
-            num_heads=2,
-            num_layers=1,
-            vocab_size=256,
-            decoder_start_token_id=0,
-        )
-    )
     with tempfile.TemporaryDirectory() as scratch:
         pipe = FluxPipeline(
             scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
-            vae=vae,
-            text_encoder=clip,
-            tokenizer=_clip_tokenizer(Path(scratch)),
-            text_encoder_2=t5,
-            tokenizer_2=_t5_tokenizer(),
+            vae=vae(shift_factor=0.0609, scaling_factor=1.5035),
+            text_encoder=CLIPTextModel(clip_config(width)),
+            tokenizer=clip_tokenizer(Path(scratch)),
+            text_encoder_2=t5_encoder(width),
+            tokenizer_2=t5_tokenizer(),
             transformer=transformer,
         )
-        pipe.save_pretrained(folder)
-    return folder
+        return save(pipe, Path(folder))
+
+
+def build_tiny_sd3(folder: Path, *, seed: int = 0) -> Path:
+    """Stable Diffusion 3.5's MMDiT with its three text encoders (CLIP-L, CLIP-G, T5)."""
+    torch.manual_seed(seed)
+    clip_width, t5_width = 16, 32  # the two CLIP widths together must fit in the T5 width
+    transformer = SD3Transformer2DModel(
+        sample_size=32,
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        caption_projection_dim=16,
+        joint_attention_dim=t5_width,
+        pooled_projection_dim=2 * clip_width,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        pipe = StableDiffusion3Pipeline(
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+            vae=vae(shift_factor=0.0609, scaling_factor=1.5035),
+            transformer=transformer,
+            text_encoder=CLIPTextModelWithProjection(clip_config(clip_width)),
+            tokenizer=clip_tokenizer(Path(scratch)),
+            text_encoder_2=CLIPTextModelWithProjection(clip_config(clip_width)),
+            tokenizer_2=clip_tokenizer(Path(scratch)),
+            text_encoder_3=t5_encoder(t5_width),
+            tokenizer_3=t5_tokenizer(),
+        )
+        return save(pipe, Path(folder))
+
+
+def build_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
+    """SDXL's UNet with its two CLIP text encoders and micro-conditioning on size."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32,
+        cross_attention_dim=64,
+        norm_num_groups=8,
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        pipe = StableDiffusionXLPipeline(
+            vae=vae(scaling_factor=0.13025),
+            unet=unet,
+            scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
+            text_encoder=CLIPTextModel(clip_config(32)),
+            tokenizer=clip_tokenizer(Path(scratch)),
+            text_encoder_2=CLIPTextModelWithProjection(clip_config(32)),
+            tokenizer_2=clip_tokenizer(Path(scratch)),
+        )
+        return save(pipe, Path(folder))
+
+
+def build_tiny_hidream(folder: Path, *, seed: int = 0) -> Path:
+    """HiDream-I1: a mixture-of-experts DiT fed by CLIP-L, CLIP-G, T5 and a Llama (4th encoder)."""
+    torch.manual_seed(seed)
+    t5_width, llama_width, clip_projection = 32, 16, 32
+    transformer = HiDreamImageTransformer2DModel(
+        patch_size=2,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_channels=[t5_width, llama_width],
+        text_emb_dim=2 * clip_projection,
+        num_routed_experts=4,
+        num_activated_experts=2,
+        axes_dims_rope=(4, 2, 2),
+        max_resolution=(128, 128),
+        llama_layers=(0, 1),
+    )
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=llama_width,
+            intermediate_size=32,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            num_hidden_layers=2,
+            vocab_size=256,
+            max_position_embeddings=512,
+            pad_token_id=0,
+        )
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        pipe = HiDreamImagePipeline(
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+            vae=vae(shift_factor=0.1159, scaling_factor=0.3611),
+            # HiDream's CLIPs read 128 tokens (long-CLIP position tables), not 77.
+            text_encoder=CLIPTextModelWithProjection(clip_config(32, projection=clip_projection, positions=128)),
+            tokenizer=clip_tokenizer(Path(scratch), max_length=128),
+            text_encoder_2=CLIPTextModelWithProjection(clip_config(32, projection=clip_projection, positions=128)),
+            tokenizer_2=clip_tokenizer(Path(scratch), max_length=128),
+            text_encoder_3=t5_encoder(t5_width),
+            tokenizer_3=t5_tokenizer(),
+            text_encoder_4=llama,
+            tokenizer_4=byte_bpe_tokenizer(pad_token="<pad>", bos_token="<s>", eos_token="</s>"),
+            transformer=transformer,
+        )
+        return save(pipe, Path(folder))
+
+
+TINY_BUILDERS: dict[str, Callable[..., Path]] = {
+    "flux": build_tiny_flux,
+    "sd3": build_tiny_sd3,
+    "sdxl": build_tiny_sdxl,
+    "hidream": build_tiny_hidream,
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -50,7 +50,7 @@ ImagesCallback = Callable[[int, "list[Image]"], None]
 class Engine(Protocol):
     family: str
 
-    def __init__(self, path: Path, *, device: str) -> None: ...
+    def __init__(self, path: Path, *, device: str, options: dict[str, Any] | None = None) -> None: ...
 
     @property
     def memory_bytes(self) -> int:

@@ -1,0 +1,150 @@
+"""What every diffusers-backed adapter shares: loading, placement, batching, LoRAs, progress.
+
+A family module subclasses `DiffusersEngine`, names its pipeline class and says how a request
+becomes that pipeline's call arguments (`call_kwargs`). Everything else is the same for all
+families and lives here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
+from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback
+
+log = logging.getLogger(__name__)
+
+
+class DiffusersEngine:
+    family: ClassVar[str]
+    pipeline_class: ClassVar[Any]
+
+    def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
+        path = Path(path)
+        if not (path / "model_index.json").is_file():
+            raise EngineError(f"No {self.family} pipeline at {path} (model_index.json is missing).")
+        self.options = options or {}
+        self.device = resolve_device(device)
+        self.dtype = default_dtype(self.device)
+        # local_files_only: a worker must never download weights at job time.
+        self.pipe = self.load(path)
+        self.memory_mode = place(self.pipe, self.device, self.options.get("memory_mode", "auto"))
+        self.pipe.set_progress_bar_config(disable=True)
+        self._adapters: dict[Path, str] = {}
+        log.info("Loaded %s from %s on %s (%s, %s)", self.family, path, self.device, self.dtype, self.memory_mode)
+
+    def load(self, path: Path) -> Any:
+        return self.pipeline_class.from_pretrained(path, dtype=self.dtype, local_files_only=True)
+
+    def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        """Family-specific arguments of the pipeline call (guidance, negative prompt...)."""
+        return {"guidance_scale": request.guidance_scale}
+
+    @property
+    def memory_bytes(self) -> int:
+        return pipeline_bytes(self.pipe)
+
+    def unload(self) -> None:
+        del self.pipe
+        free_memory(self.device)
+
+    def generate(
+        self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback
+    ) -> None:
+        # 1. validate
+        self.validate(request)
+        # 2. attach LoRAs (and detach them afterwards so no state leaks into the next job)
+        self._use_loras(request.loras)
+        try:
+            # 3. run the seeds in batches, halving the batch when the GPU runs out of memory
+            done, batch = 0, max(1, min(max_batch, len(request.seeds)))
+            while done < len(request.seeds):
+                seeds = request.seeds[done : done + batch]
+                try:
+                    images = self._run(request, seeds, on_step)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    free_memory(self.device)
+                    if batch == 1:
+                        raise OutOfMemory(
+                            f"Out of GPU memory for one {request.width}x{request.height} image; pick a smaller size."
+                        ) from exc
+                    batch //= 2
+                    log.warning("Out of memory; retrying with batches of %d", batch)
+                    continue
+                # 4. collect
+                on_images(done, images)
+                done += len(seeds)
+        finally:
+            if self._adapters:
+                self.pipe.disable_lora()
+
+    def validate(self, request: GenerationRequest) -> None:
+        multiple = self.size_multiple
+        if request.width % multiple or request.height % multiple:
+            raise EngineError(
+                f"{self.family} needs sizes in multiples of {multiple}; got {request.width}x{request.height}."
+            )
+
+    @property
+    def size_multiple(self) -> int:
+        return 16
+
+    def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
+        # Each job gets its own scheduler: schedulers keep per-run state.
+        self.pipe.scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
+        # CPU generators make a seed mean the same image on any device.
+        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+
+        def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            on_step(step + 1, pipe.num_timesteps)
+            return kwargs
+
+        # Large outputs decode tile by tile so the VAE does not need the whole image in memory.
+        tiled = max(request.width, request.height) >= 2048 and hasattr(self.pipe.vae, "enable_tiling")
+        if tiled:
+            self.pipe.vae.enable_tiling()
+        try:
+            return self._call(request, generators, callback)
+        finally:
+            if tiled:
+                self.pipe.vae.disable_tiling()
+
+    def _call(self, request: GenerationRequest, generators: list[torch.Generator], callback: Any) -> list[Any]:
+        with torch.inference_mode():
+            result = self.pipe(
+                prompt=request.prompt,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.steps,
+                num_images_per_prompt=len(generators),
+                generator=generators,
+                callback_on_step_end=callback,
+                **self.call_kwargs(request),
+            )
+        return list(result.images)
+
+    def _use_loras(self, loras: list[LoraSpec]) -> None:
+        if not loras:
+            return
+        names = [self._load_lora(lora.path) for lora in loras]
+        self.pipe.enable_lora()
+        self.pipe.set_adapters(names, adapter_weights=[lora.strength for lora in loras])
+
+    def _load_lora(self, path: Path) -> str:
+        if path not in self._adapters:
+            if not path.is_file():
+                raise EngineError(f"LoRA file {path} does not exist.")
+            name = "lora_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+            try:
+                self.pipe.load_lora_weights(str(path), adapter_name=name)
+            except Exception as exc:
+                raise EngineError(f"Could not load LoRA {path.name}: {exc}") from exc
+            self._adapters[path] = name
+        return self._adapters[path]

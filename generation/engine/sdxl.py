@@ -1,0 +1,20 @@
+"""SDXL base through diffusers.StableDiffusionXLPipeline (the refiner stage hooks in later)."""
+
+from typing import Any
+
+from diffusers import StableDiffusionXLPipeline
+
+from .base import DiffusersEngine
+from .types import GenerationRequest
+
+
+class SDXLEngine(DiffusersEngine):
+    family = "sdxl"
+    pipeline_class = StableDiffusionXLPipeline
+
+    @property
+    def size_multiple(self) -> int:
+        return 8  # the UNet works on 8x-downsampled latents with no patching
+
+    def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        return {"guidance_scale": request.guidance_scale, "negative_prompt": request.negative_prompt or None}

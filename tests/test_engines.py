@@ -1,0 +1,161 @@
+"""Every family's adapter on a tiny, architecture-true pipeline saved to a folder and loaded
+with from_pretrained, exactly as real weights are: seeds, batches, progress, cancel, LoRAs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from generation.engine import ENGINES, EngineError, engine_class
+from generation.engine.base import DiffusersEngine
+from generation.engine.tiny import TINY_BUILDERS
+from generation.engine.types import Cancelled, GenerationRequest, LoraSpec
+
+FAMILIES = sorted(ENGINES)
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(family: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return TINY_BUILDERS[family](tmp_path_factory.mktemp(family) / "pipeline")
+
+
+@pytest.fixture(scope="module")
+def engine(family: str, tiny_dir: Path) -> DiffusersEngine:
+    return engine_class(family)(tiny_dir, device="cpu")
+
+
+def request(**overrides) -> GenerationRequest:
+    values = {"prompt": "a blue circle", "negative_prompt": "blurry", "width": 64, "height": 64}
+    values |= {"steps": 2, "guidance_scale": 3.5, "seeds": [1, 2]}
+    return GenerationRequest(**(values | overrides))
+
+
+def generate(engine: DiffusersEngine, req: GenerationRequest, max_batch: int = 8) -> list[np.ndarray]:
+    images: dict[int, np.ndarray] = {}
+
+    def on_images(first: int, batch: list) -> None:
+        images.update({first + i: np.asarray(img, dtype=np.int16) for i, img in enumerate(batch)})
+
+    engine.generate(req, max_batch=max_batch, on_step=lambda s, t: None, on_images=on_images)
+    return [images[i] for i in sorted(images)]
+
+
+def close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to float rounding (a batch of 2 and a batch of 1 round differently)."""
+    return bool(np.abs(a - b).max() <= 2)
+
+
+def differ(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.abs(a - b).mean() > 1)
+
+
+def test_every_family_has_a_tiny_offline_pipeline() -> None:
+    assert set(TINY_BUILDERS) == set(ENGINES)
+
+
+def test_an_unknown_family_is_a_clear_error() -> None:
+    with pytest.raises(EngineError, match="No engine for model family 'dalle'"):
+        engine_class("dalle")
+
+
+def test_a_folder_without_a_pipeline_is_a_clear_error(family: str, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="model_index.json is missing"):
+        engine_class(family)(tmp_path, device="cpu")
+
+
+def test_it_renders_one_image_per_seed_at_the_requested_size(engine: DiffusersEngine) -> None:
+    images = generate(engine, request(width=128, height=64, seeds=[1, 2, 3]))
+    assert [img.shape for img in images] == [(64, 128, 3)] * 3
+
+
+def test_the_same_seed_gives_the_same_image_and_other_seeds_differ(engine: DiffusersEngine) -> None:
+    first, second = generate(engine, request(seeds=[7, 8]))
+    again = generate(engine, request(seeds=[7]))[0]
+    assert close(first, again)
+    assert differ(first, second)
+
+
+def test_batches_split_by_max_batch_give_the_same_images(engine: DiffusersEngine) -> None:
+    together = generate(engine, request(seeds=[1, 2, 3]))
+    split = generate(engine, request(seeds=[1, 2, 3]), max_batch=2)
+    assert all(close(a, b) for a, b in zip(together, split, strict=True))
+
+
+def test_progress_reports_every_step_of_every_batch(engine: DiffusersEngine) -> None:
+    steps: list[tuple[int, int]] = []
+    engine.generate(
+        request(seeds=[1, 2, 3]), max_batch=2, on_step=lambda s, t: steps.append((s, t)), on_images=lambda f, i: None
+    )
+    assert steps == [(1, 2), (2, 2)] * 2
+
+
+def test_raising_cancelled_in_the_step_callback_stops_the_job(engine: DiffusersEngine) -> None:
+    stored: list[int] = []
+
+    def on_step(step: int, total: int) -> None:
+        if stored:  # cancel during the second batch
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        engine.generate(request(seeds=[1, 2]), max_batch=1, on_step=on_step, on_images=lambda f, i: stored.append(f))
+    assert stored == [0]
+
+
+def test_sizes_off_the_latent_grid_are_refused(engine: DiffusersEngine) -> None:
+    with pytest.raises(EngineError, match="multiples of"):
+        generate(engine, request(width=100))
+
+
+def make_lora(family: str, tiny_dir: Path, folder: Path, seed: int) -> Path:
+    from diffusers import DiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = DiffusionPipeline.from_pretrained(tiny_dir)
+    denoiser_name = "unet" if family == "sdxl" else "transformer"
+    denoiser = getattr(pipe, denoiser_name)
+    torch.manual_seed(seed)
+    targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    denoiser.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=targets, init_lora_weights=False))
+    # Random LoRA weights at their usual scale barely move a tiny model; make the effect plain.
+    state = {k: v * 30 if "lora_B" in k else v for k, v in get_peft_model_state_dict(denoiser).items()}
+    layers = {f"{denoiser_name}_lora_layers": state}
+    type(pipe).save_lora_weights(folder, **layers)
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+def test_loras_change_the_image_switch_and_leave_no_trace(family, engine, tiny_dir, tmp_path) -> None:
+    style = make_lora(family, tiny_dir, tmp_path / "style", seed=1)
+    subject = make_lora(family, tiny_dir, tmp_path / "subject", seed=2)
+    before = generate(engine, request(seeds=[5]))[0]
+    styled = generate(engine, request(seeds=[5], loras=[LoraSpec(style, 1.0)]))[0]
+    switched = generate(engine, request(seeds=[5], loras=[LoraSpec(subject, 1.0)]))[0]
+    combined = generate(engine, request(seeds=[5], loras=[LoraSpec(style, 0.7), LoraSpec(subject, 0.5)]))[0]
+    after = generate(engine, request(seeds=[5]))[0]
+    assert differ(before, styled) and differ(styled, switched) and differ(combined, styled)
+    assert np.array_equal(before, after)
+
+
+def test_a_missing_lora_file_is_a_clear_error(engine: DiffusersEngine, tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="does not exist"):
+        generate(engine, request(loras=[LoraSpec(tmp_path / "nope.safetensors", 0.8)]))
+
+
+def test_out_of_memory_halves_the_batch_then_gives_a_readable_error(tiny_flux_dir, monkeypatch) -> None:
+    engine = engine_class("flux")(tiny_flux_dir, device="cpu")
+    batches: list[int] = []
+
+    def run(req, seeds, on_step):
+        batches.append(len(seeds))
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(engine, "_run", run)
+    with pytest.raises(EngineError, match="Out of GPU memory for one 64x64 image"):
+        generate(engine, request(seeds=[1, 2, 3, 4]))
+    assert batches == [4, 2, 1]
