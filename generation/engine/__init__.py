@@ -14,6 +14,9 @@ ENGINES: dict[str, str] = {
     "sd3": "generation.engine.sd3.SD3Engine",
     "sdxl": "generation.engine.sdxl.SDXLEngine",
     "hidream": "generation.engine.hidream.HiDreamEngine",
+    "flux2": "generation.engine.flux2.Flux2KleinEngine",
+    "zimage": "generation.engine.zimage.ZImageEngine",
+    "qwenimage": "generation.engine.qwenimage.QwenImageEngine",
 }
 
 

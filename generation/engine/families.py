@@ -9,6 +9,9 @@ FAMILIES: dict[str, dict[str, object]] = {
     "sd3": {"label": "Stable Diffusion 3.5", "pipelines": ["StableDiffusion3Pipeline"]},
     "sdxl": {"label": "SDXL", "pipelines": ["StableDiffusionXLPipeline"]},
     "hidream": {"label": "HiDream-I1", "pipelines": ["HiDreamImagePipeline"]},
+    "flux2": {"label": "FLUX.2 [klein]", "pipelines": ["Flux2KleinPipeline"]},
+    "zimage": {"label": "Z-Image", "pipelines": ["ZImagePipeline"]},
+    "qwenimage": {"label": "Qwen-Image", "pipelines": ["QwenImagePipeline"]},
 }
 
 

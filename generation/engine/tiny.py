@@ -18,16 +18,24 @@ from typing import Any
 import torch
 from diffusers import (
     AutoencoderKL,
+    AutoencoderKLFlux2,
+    AutoencoderKLQwenImage,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
+    Flux2KleinPipeline,
+    Flux2Transformer2DModel,
     FluxPipeline,
     FluxTransformer2DModel,
     HiDreamImagePipeline,
     HiDreamImageTransformer2DModel,
+    QwenImagePipeline,
+    QwenImageTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
+    ZImagePipeline,
+    ZImageTransformer2DModel,
 )
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
@@ -38,6 +46,11 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+    Qwen3Model,
     T5Config,
     T5EncoderModel,
     T5TokenizerFast,
@@ -90,6 +103,40 @@ def byte_bpe_tokenizer(vocab_size: int = 256, **special: str) -> PreTrainedToken
     )
     tok.train_from_iterator([" ".join(_WORDS)] * 4, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, **special)
+
+
+# Qwen3's chat layout, enough for the pipelines that wrap the prompt in a chat turn.
+QWEN_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+
+
+def qwen_tokenizer() -> PreTrainedTokenizerFast:
+    tokenizer = byte_bpe_tokenizer(
+        vocab_size=384,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        bos_token="<|im_start|>",
+        unk_token="<|unk|>",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    return tokenizer
+
+
+def qwen3_config(width: int, layers: int) -> Qwen3Config:
+    return Qwen3Config(
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        vocab_size=512,
+        max_position_embeddings=1024,
+    )
 
 
 # --- shared components
@@ -282,9 +329,141 @@ def build_tiny_hidream(folder: Path, *, seed: int = 0) -> Path:
         return save(pipe, Path(folder))
 
 
+def build_tiny_zimage(folder: Path, *, seed: int = 0) -> Path:
+    """Z-Image: a single-stream DiT reading the second-to-last layer of a Qwen3 encoder."""
+    torch.manual_seed(seed)
+    width = 16
+    transformer = ZImageTransformer2DModel(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=4,
+        dim=32,
+        n_layers=1,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        norm_eps=1e-5,
+        qk_norm=True,
+        cap_feat_dim=width,
+        rope_theta=256.0,
+        t_scale=1000.0,
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 64, 64],
+    )
+    with torch.no_grad():  # these two start as torch.empty; give them values a reload reproduces
+        transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token))
+        transformer.cap_pad_token.copy_(torch.ones_like(transformer.cap_pad_token))
+    pipe = ZImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=vae(shift_factor=0.1159, scaling_factor=0.3611),
+        text_encoder=Qwen3Model(qwen3_config(width, layers=2)),
+        tokenizer=qwen_tokenizer(),
+        transformer=transformer,
+    )
+    return save(pipe, Path(folder))
+
+
+def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
+    """FLUX.2 [klein]: the FLUX.2 DiT on a Qwen3 encoder whose layers 9, 18 and 27 are stacked."""
+    torch.manual_seed(seed)
+    width = 16  # 28 thin layers keep the real default of reading layers (9, 18, 27)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=3 * width,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+        guidance_embeds=False,
+    )
+    flux2_vae = AutoencoderKLFlux2(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    pipe = Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=flux2_vae,
+        text_encoder=Qwen3ForCausalLM(qwen3_config(width, layers=28)),
+        tokenizer=qwen_tokenizer(),
+        transformer=transformer,
+        is_distilled=True,
+    )
+    return save(pipe, Path(folder))
+
+
+def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
+    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
+    torch.manual_seed(seed)
+    width, z_dim = 16, 4
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=4 * z_dim,
+        out_channels=z_dim,
+        num_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=width,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    qwen_vae = AutoencoderKLQwenImage(
+        base_dim=16,
+        z_dim=z_dim,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "hidden_size": width,
+            "intermediate_size": 2 * width,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "vocab_size": 512,
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": width,
+        },
+        hidden_size=width,
+        vocab_size=512,
+        vision_start_token_id=500,
+        vision_end_token_id=501,
+        vision_token_id=502,
+    )
+    pipe = QwenImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=qwen_vae,
+        text_encoder=Qwen2_5_VLForConditionalGeneration(config).eval(),
+        tokenizer=qwen_tokenizer(),
+        transformer=transformer,
+    )
+    return save(pipe, Path(folder))
+
+
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "flux": build_tiny_flux,
     "sd3": build_tiny_sd3,
     "sdxl": build_tiny_sdxl,
     "hidream": build_tiny_hidream,
+    "zimage": build_tiny_zimage,
+    "flux2": build_tiny_flux2_klein,
+    "qwenimage": build_tiny_qwenimage,
 }

@@ -1,0 +1,18 @@
+"""Qwen-Image through diffusers.QwenImagePipeline."""
+
+from typing import Any
+
+from diffusers import QwenImagePipeline
+
+from .base import DiffusersEngine
+from .types import GenerationRequest
+
+
+class QwenImageEngine(DiffusersEngine):
+    family = "qwenimage"
+    pipeline_class = QwenImagePipeline
+
+    def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        # Qwen-Image's guidance is true CFG (`true_cfg_scale`, two passes a step, with the negative
+        # prompt); `guidance_scale` is only read by guidance-distilled checkpoints.
+        return {"true_cfg_scale": request.guidance_scale, "negative_prompt": request.negative_prompt or " "}

@@ -1,0 +1,18 @@
+"""Z-Image (Turbo and base) through diffusers.ZImagePipeline."""
+
+from typing import Any
+
+from diffusers import ZImagePipeline
+
+from .base import DiffusersEngine
+from .types import GenerationRequest
+
+
+class ZImageEngine(DiffusersEngine):
+    family = "zimage"
+    pipeline_class = ZImagePipeline
+
+    def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        # Turbo is distilled to run without CFG (guidance 0); the negative prompt only acts with CFG.
+        negative = request.negative_prompt if request.guidance_scale > 1 else None
+        return {"guidance_scale": request.guidance_scale, "negative_prompt": negative or None}
