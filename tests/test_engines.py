@@ -159,3 +159,26 @@ def test_out_of_memory_halves_the_batch_then_gives_a_readable_error(tiny_flux_di
     with pytest.raises(EngineError, match="Out of GPU memory for one 64x64 image"):
         generate(engine, request(seeds=[1, 2, 3, 4]))
     assert batches == [4, 2, 1]
+
+
+GB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("total", "largest", "card", "mode"),
+    [
+        (7 * GB, 5 * GB, 16 * GB, "gpu"),  # SDXL fp16 on a T4
+        (26 * GB, 16 * GB, 24 * GB, "model_offload"),  # SD3.5 Large fp16 on an A10G
+        (34 * GB, 24 * GB, 24 * GB, "sequential_offload"),  # FLUX.1 bf16 on an A10G
+        (60 * GB, 34 * GB, 80 * GB, "gpu"),  # HiDream-I1 on an H100
+    ],
+)
+def test_auto_memory_mode_picks_the_fastest_placement_that_fits(total, largest, card, mode) -> None:
+    from generation.engine.devices import choose_memory_mode
+
+    assert choose_memory_mode(total, largest, card) == mode
+
+
+def test_an_unknown_memory_mode_is_a_clear_error(tiny_flux_dir) -> None:
+    with pytest.raises(EngineError, match="Unknown memory mode 'turbo'"):
+        engine_class("flux")(tiny_flux_dir, device="cpu", options={"memory_mode": "turbo"})

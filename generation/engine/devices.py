@@ -35,27 +35,40 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def module_bytes(module: torch.nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def pipeline_bytes(pipe: Any) -> int:
     """Bytes held by every torch module of a diffusers pipeline (weights and buffers)."""
-    total = 0
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            total += sum(t.numel() * t.element_size() for t in component.parameters())
-            total += sum(t.numel() * t.element_size() for t in component.buffers())
-    return total
+    return sum(module_bytes(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module))
+
+
+def largest_component_bytes(pipe: Any) -> int:
+    return max((module_bytes(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module)), default=0)
 
 
 MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
 
 
-def place(pipe: Any, device: torch.device, mode: str) -> str:
-    """Put the pipeline where it fits, and return the mode used.
+def choose_memory_mode(total: int, largest: int, card: int) -> str:
+    """The fastest placement that fits a card of `card` bytes.
 
-    auto: the whole pipeline on the GPU when its weights take under 85% of the card, model CPU
-    offload (one component at a time on the GPU) under 2.5x, sequential offload (layer by layer,
-    slow but fits anywhere) beyond. On CPU everything stays where it is.
+    Everything on the GPU when the weights take under 85% of the card (the rest is for
+    activations); model CPU offload (one component at a time on the GPU) when the largest
+    component does; sequential offload (layer by layer: slow, but fits anywhere) otherwise.
     https://huggingface.co/docs/diffusers/optimization/memory
     """
+    if total < 0.85 * card:
+        return "gpu"
+    if largest < 0.85 * card:
+        return "model_offload"
+    return "sequential_offload"
+
+
+def place(pipe: Any, device: torch.device, mode: str) -> str:
+    """Put the pipeline where it fits, and return the mode used. On CPU everything stays put."""
     if mode not in MEMORY_MODES:
         from .types import EngineError
 
@@ -63,9 +76,8 @@ def place(pipe: Any, device: torch.device, mode: str) -> str:
     if device.type != "cuda" or mode == "cpu":
         return "cpu"
     if mode == "auto":
-        total = torch.cuda.get_device_properties(device).total_memory
-        size = pipeline_bytes(pipe)
-        mode = "gpu" if size < 0.85 * total else "model_offload" if size < 2.5 * total else "sequential_offload"
+        card = torch.cuda.get_device_properties(device).total_memory
+        mode = choose_memory_mode(pipeline_bytes(pipe), largest_component_bytes(pipe), card)
     if mode == "gpu":
         pipe.to(device)
     elif mode == "model_offload":
