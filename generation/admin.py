@@ -1,11 +1,26 @@
 from django.contrib import admin
 
-from .models import AssetPreset, GeneratedImage, GenerationJob, ImageModel
+from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
+
+
+class PresetLoraInline(admin.TabularInline):
+    model = PresetLora
+    extra = 1
+    autocomplete_fields = ["lora"]
+
+
+@admin.register(BrandLora)
+class BrandLoraAdmin(admin.ModelAdmin):
+    list_display = ("name", "family", "file", "file_format", "trigger_words", "enabled")
+    list_filter = ("family", "enabled")
+    search_fields = ("name", "file", "trigger_words")
+    readonly_fields = ("file_format",)
 
 
 @admin.register(AssetPreset)
 class AssetPresetAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "lora", "enabled", "position")
+    list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "enabled", "position")
+    inlines = [PresetLoraInline]
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
 

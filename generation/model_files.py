@@ -59,3 +59,14 @@ def pull(model: ImageModel, *, token: str | None = None) -> Path:
     if not model.repo_id:
         raise EngineError(f"{model.name} has no Hugging Face repo id; copy its folder to {model.resolved_local_path}.")
     return Path(snapshot_download(model.repo_id, revision=model.revision or None, token=token))
+
+
+def installed_folders(family: str) -> list[tuple[str, Path]]:
+    """(name, folder) of the models of a family whose weights are on this machine."""
+    folders = []
+    for model in ImageModel.objects.filter(family=family):
+        try:
+            folders.append((model.name, local_weights(model)))
+        except EngineError:
+            continue
+    return folders

@@ -45,10 +45,6 @@ class AssetPreset(models.Model):
     allowed_sizes = models.JSONField(default=list, validators=[validate_sizes])
     steps = models.PositiveIntegerField(default=28)
     guidance_scale = models.FloatField(default=3.5)
-    lora = models.CharField(
-        max_length=300, blank=True, help_text="LoRA file under loras/, e.g. flux/icons-v1.safetensors"
-    )
-    lora_strength = models.FloatField(default=0.85)
     use_refiner = models.BooleanField(default=False)
     use_upscaler = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
@@ -64,17 +60,6 @@ class AssetPreset(models.Model):
         sizes = [list(s) for s in self.allowed_sizes or []]
         if sizes and [self.default_width, self.default_height] not in sizes:
             raise ValidationError("The default size must be one of the allowed sizes.")
-        if self.lora:
-            self._check_lora()
-
-    def _check_lora(self) -> None:
-        # Checked when an admin attaches it, not at job time; and never outside the LoRA folder.
-        root = settings.STUDIO_LORA_ROOT.resolve()
-        path = (root / self.lora).resolve()
-        if not path.is_relative_to(root):
-            raise ValidationError({"lora": "The LoRA must be a file inside the loras/ folder."})
-        if path.suffix != ".safetensors" or not path.is_file():
-            raise ValidationError({"lora": f"No .safetensors file at loras/{self.lora}."})
 
     @property
     def default_size(self) -> str:
@@ -154,6 +139,66 @@ class ImageModel(models.Model):
     @property
     def source(self) -> str:
         return self.repo_id + (f"@{self.revision}" if self.revision else "") if self.repo_id else self.local_path
+
+
+class BrandLora(models.Model):
+    """A brand LoRA file under loras/<family>/, checked when an admin saves it."""
+
+    name = models.CharField(max_length=100)
+    family = models.CharField(max_length=30, choices=family_choices)
+    file = models.CharField(max_length=300, unique=True, help_text="Under loras/, e.g. flux/icons-v1.safetensors")
+    trigger_words = models.CharField(max_length=200, blank=True, help_text="Put in front of every prompt")
+    file_format = models.CharField(max_length=30, blank=True, editable=False)
+    description = models.CharField(max_length=300, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["family", "name"]
+        verbose_name = "brand LoRA"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_family_display()})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.STUDIO_LORA_ROOT) / self.file
+
+    def clean(self) -> None:
+        from .lora_files import LoraError, validate
+        from .model_files import installed_folders
+
+        root = Path(settings.STUDIO_LORA_ROOT).resolve()
+        path = (root / self.file).resolve()
+        if not path.is_relative_to(root):
+            raise ValidationError({"file": "The LoRA must be a file inside the loras/ folder."})
+        if path.suffix != ".safetensors" or not path.is_file():
+            raise ValidationError({"file": f"No .safetensors file at loras/{self.file}."})
+        try:
+            self.file_format = validate(
+                path, family=self.family, labels=dict(family_choices()), models=installed_folders(self.family)
+            )
+        except LoraError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+
+
+class PresetLora(models.Model):
+    """A LoRA an asset type applies, with its strength. Several combine (style + subject)."""
+
+    preset = models.ForeignKey(AssetPreset, on_delete=models.CASCADE, related_name="preset_loras")
+    lora = models.ForeignKey(BrandLora, on_delete=models.PROTECT, related_name="preset_loras")
+    strength = models.FloatField(default=0.85)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["preset", "lora"], name="lora_once_per_preset")]
+
+    def __str__(self) -> str:
+        return f"{self.lora.name} × {self.strength}"
+
+    def clean(self) -> None:
+        if not -2.0 <= self.strength <= 2.0:
+            raise ValidationError({"strength": "Use a strength between -2 and 2 (usually 0.5 to 1)."})
 
 
 class JobStatus(models.TextChoices):

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, Quality
+from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, PresetLora, Quality
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +39,39 @@ def resolve_params(
     model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
     """
     first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
+    # Only the asset type's LoRAs made for this model's family apply.
+    loras = list(preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True))
     steps = model.default_steps or preset.steps
     guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
         "model_key": model.key,
         "model": {"name": model.name, "family": model.family, "source": model.source, "license": model.license_name},
         "preset": preset.slug,
-        "prompt": preset.expand_prompt(prompt),
+        "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
         "negative_prompt": " ".join(preset.negative_prompt.split()),
         "width": width,
         "height": height,
         "steps": max(1, round(steps * QUALITY_STEP_FACTOR[Quality(quality)])),
         "guidance_scale": guidance,
         "seeds": [first_seed + i for i in range(variations)],
-        "loras": [{"path": preset.lora, "strength": preset.lora_strength}] if preset.lora else [],
+        "loras": [
+            {
+                "name": pl.lora.name,
+                "path": pl.lora.file,
+                "strength": pl.strength,
+                "trigger_words": pl.lora.trigger_words,
+            }
+            for pl in loras
+        ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
         "use_refiner": preset.use_refiner,
         "use_upscaler": preset.use_upscaler,
     }
+
+
+def with_trigger_words(prompt: str, loras: list[PresetLora]) -> str:
+    words = [pl.lora.trigger_words.strip() for pl in loras if pl.lora.trigger_words.strip()]
+    return ", ".join([*words, prompt])
 
 
 def job_create(

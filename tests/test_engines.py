@@ -11,6 +11,7 @@ from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.base import DiffusersEngine
 from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import Cancelled, GenerationRequest, LoraSpec
+from tests.loras import make_lora
 
 FAMILIES = sorted(ENGINES)
 
@@ -110,24 +111,6 @@ def test_raising_cancelled_in_the_step_callback_stops_the_job(engine: DiffusersE
 def test_sizes_off_the_latent_grid_are_refused(engine: DiffusersEngine) -> None:
     with pytest.raises(EngineError, match="multiples of"):
         generate(engine, request(width=100))
-
-
-def make_lora(family: str, tiny_dir: Path, folder: Path, seed: int) -> Path:
-    from diffusers import DiffusionPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = DiffusionPipeline.from_pretrained(tiny_dir)
-    denoiser_name = "unet" if family == "sdxl" else "transformer"
-    denoiser = getattr(pipe, denoiser_name)
-    torch.manual_seed(seed)
-    targets = ["to_q", "to_k", "to_v", "to_out.0"]
-    denoiser.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=targets, init_lora_weights=False))
-    # Random LoRA weights at their usual scale barely move a tiny model; make the effect plain.
-    state = {k: v * 30 if "lora_B" in k else v for k, v in get_peft_model_state_dict(denoiser).items()}
-    layers = {f"{denoiser_name}_lora_layers": state}
-    type(pipe).save_lora_weights(folder, **layers)
-    return folder / "pytorch_lora_weights.safetensors"
 
 
 def test_loras_change_the_image_switch_and_leave_no_trace(family, engine, tiny_dir, tmp_path) -> None:

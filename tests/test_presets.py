@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 def test_the_four_asset_types_of_the_brief_are_seeded() -> None:
     icon = AssetPreset.objects.get(slug="icon")
     assert icon.size_choices == ["256x256", "512x512", "1024x1024"] and icon.default_size == "512x512"
-    assert icon.steps == 28 and icon.guidance_scale == 3.5 and icon.lora_strength == 0.85
+    assert icon.steps == 28 and icon.guidance_scale == 3.5
     assert set(AssetPreset.objects.values_list("slug", flat=True)) >= {
         "icon",
         "product-illustration",
@@ -31,18 +31,9 @@ def test_the_template_expands_the_subject_on_one_line() -> None:
         ({"allowed_sizes": [[100, 100]]}, "multiples of 16"),
         ({"allowed_sizes": "512"}, "at least one size"),
         ({"default_width": 1024, "default_height": 1024}, "default size must be one of the allowed"),
-        ({"lora": "flux/missing.safetensors"}, "No .safetensors file"),
-        ({"lora": "../../etc/passwd"}, "inside the loras/ folder"),
     ],
 )
 def test_an_admin_cannot_save_an_invalid_preset(changes, message) -> None:
     preset = AssetPresetFactory.build(**changes)
     with pytest.raises(ValidationError, match=message):
         preset.full_clean()
-
-
-def test_an_existing_lora_file_is_accepted(settings, tmp_path) -> None:
-    settings.STUDIO_LORA_ROOT = tmp_path
-    (tmp_path / "flux").mkdir()
-    (tmp_path / "flux" / "icons-v1.safetensors").write_bytes(b"x")
-    AssetPresetFactory.build(lora="flux/icons-v1.safetensors").full_clean()
