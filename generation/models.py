@@ -216,6 +216,7 @@ class Quality(models.TextChoices):
     DRAFT = "draft", "Draft"
     STANDARD = "standard", "Standard"
     HIGH = "high", "High"
+    ULTRA = "ultra", "Ultra"
 
 
 class GenerationJob(models.Model):

@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,8 +18,33 @@ from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, PresetLor
 
 log = logging.getLogger(__name__)
 
-# The brief's rule for quality: draft halves the preset's steps, high adds half again.
-QUALITY_STEP_FACTOR = {Quality.DRAFT: 0.5, Quality.STANDARD: 1.0, Quality.HIGH: 1.5}
+
+@dataclass(frozen=True)
+class QualityPreset:
+    """The brief's quality tiers, applied on top of an asset type (whose steps are "standard")."""
+
+    steps: float  # factor on the asset type's (or model's) steps: 15 / 28 / 40 / 50 at 28
+    max_side: int | None  # drafts render small and fast
+    upscale: int  # hook for the upscaler stage (a later release); 1 = none
+    refine: bool  # hook for the refiner stage, where the asset type asks for it
+
+
+QUALITY = {
+    Quality.DRAFT: QualityPreset(steps=15 / 28, max_side=512, upscale=1, refine=False),
+    Quality.STANDARD: QualityPreset(steps=1.0, max_side=None, upscale=1, refine=False),
+    Quality.HIGH: QualityPreset(steps=40 / 28, max_side=None, upscale=2, refine=True),
+    Quality.ULTRA: QualityPreset(steps=50 / 28, max_side=None, upscale=4, refine=True),
+}
+
+
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """Scale down to `max_side`, keeping the aspect ratio, on the 16-pixel grid every family takes."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(64, round(width * scale / 16) * 16), max(64, round(height * scale / 16) * 16)
+
+
 MAX_SEED = 2**32 - 1
 
 
@@ -39,6 +65,8 @@ def resolve_params(
     model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
     """
     first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
+    tier = QUALITY[Quality(quality)]
+    width, height = fit_size(width, height, tier.max_side)
     # Only the asset type's LoRAs made for this model's family apply.
     loras = list(preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True))
     steps = model.default_steps or preset.steps
@@ -51,7 +79,7 @@ def resolve_params(
         "negative_prompt": " ".join(preset.negative_prompt.split()),
         "width": width,
         "height": height,
-        "steps": max(1, round(steps * QUALITY_STEP_FACTOR[Quality(quality)])),
+        "steps": max(1, round(steps * tier.steps)),
         "guidance_scale": guidance,
         "seeds": [first_seed + i for i in range(variations)],
         "loras": [
@@ -64,8 +92,9 @@ def resolve_params(
             for pl in loras
         ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
-        "use_refiner": preset.use_refiner,
-        "use_upscaler": preset.use_upscaler,
+        # Post-processing the later stages will run; stored now so the job says what was asked.
+        "refine": tier.refine and preset.use_refiner,
+        "upscale": tier.upscale if preset.use_upscaler else 1,
     }
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from generation import services
-from generation.models import GenerationJob, ImageModel, JobStatus
+from generation.models import AssetPreset, GenerationJob, ImageModel, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +26,39 @@ def test_quality_scales_the_presets_steps(preset) -> None:
         q: services.resolve_params(
             preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model=tiny()
         )["steps"]
-        for q in ("draft", "standard", "high")
+        for q in ("draft", "standard", "high", "ultra")
     }
-    assert steps == {"draft": 2, "standard": 4, "high": 6}
+    assert steps == {"draft": 2, "standard": 4, "high": 6, "ultra": 7}
+
+
+def test_quality_tiers_follow_the_brief_at_28_steps() -> None:
+    assert [round(28 * services.QUALITY[q].steps) for q in ("draft", "standard", "high", "ultra")] == [15, 28, 40, 50]
+
+
+@pytest.mark.parametrize(
+    ("size", "max_side", "expected"),
+    [
+        ((1024, 1024), 512, (512, 512)),
+        ((2048, 1024), 512, (512, 256)),
+        ((512, 512), 512, (512, 512)),
+        ((1024, 1024), None, (1024, 1024)),
+    ],
+)
+def test_drafts_render_at_most_512_pixels_a_side(size, max_side, expected) -> None:
+    assert services.fit_size(*size, max_side) == expected
+
+
+def test_high_and_ultra_record_the_upscale_and_refiner_hooks() -> None:
+    product = AssetPreset.objects.get(slug="product-illustration")  # refiner and upscaler on
+
+    def params(quality):
+        return services.resolve_params(
+            preset=product, model=tiny(), prompt="x", quality=quality, variations=1, width=1024, height=1024, seed=1
+        )
+
+    assert (params("draft")["width"], params("draft")["upscale"], params("draft")["refine"]) == (512, 1, False)
+    assert (params("high")["upscale"], params("high")["refine"]) == (2, True)
+    assert (params("ultra")["upscale"], params("ultra")["steps"]) == (4, 62)
 
 
 def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:
