@@ -195,6 +195,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # The transport polls its folder; the default 1 s would delay every job start.
+        "polling_interval": 0.1,
     }
 else:
     # An unacked task is redelivered after the visibility timeout; keep it above the hard

@@ -235,6 +235,7 @@ class GenerationJob(models.Model):
     progress_steps = models.PositiveIntegerField(default=0)
     images_done = models.PositiveIntegerField(default=0)
     images_total = models.PositiveIntegerField(default=0)
+    timings = models.JSONField(default=dict, blank=True)  # seconds per phase: load, render, store
     attempts = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)  # Celery node name holding the lease
     worker_pid = models.PositiveIntegerField(null=True, blank=True)

@@ -11,6 +11,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -40,16 +42,24 @@ def run_job(job_id: str, *, worker: str) -> None:
         log.info("Job %s is not to run here (ended, running elsewhere, or out of attempts)", job_id)
         return
     log.info("Job %s started on %s (attempt %d)", job.pk, worker, job.attempts)
+    clock = Stopwatch()
     with Heartbeat(job.pk, worker=worker):
         try:
-            engine = load_engine(job.model_key)
+            with clock.measure("load"):
+                engine = load_engine(job.model_key)
             already = job.images.count()  # a retried attempt resumes after the images it stored
-            engine.generate(
-                build_request(job, skip=already),
-                max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
-                on_step=Progress(job).on_step,
-                on_images=lambda first, images: store_images(job, already + first, images),
-            )
+
+            def on_images(first: int, images: list[Image]) -> None:
+                with clock.measure("store"):
+                    store_images(job, already + first, images)
+
+            with clock.measure("run"):
+                engine.generate(
+                    build_request(job, skip=already),
+                    max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
+                    on_step=Progress(job).on_step,
+                    on_images=on_images,
+                )
         except Cancelled:
             log.info("Job %s cancelled", job.pk)
             return
@@ -65,8 +75,30 @@ def run_job(job_id: str, *, worker: str) -> None:
             log.exception("Job %s failed", job.pk)
             services.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {exc}")
             return
-    services.job_complete(job.pk)
-    log.info("Job %s complete", job.pk)
+    timings = clock.summary()
+    services.job_complete(job.pk, timings=timings)
+    log.info("Job %s complete: %s", job.pk, ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))
+
+
+class Stopwatch:
+    """Seconds spent per phase of a job, for the job's record and the logs."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+
+    @contextmanager
+    def measure(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
+
+    def summary(self) -> dict[str, float]:
+        # Storing happens inside the run (after each batch): report rendering without it.
+        totals = dict(self.totals)
+        totals["render"] = totals.pop("run", 0.0) - totals.get("store", 0.0)
+        return {k: round(v, 4) for k, v in totals.items()}
 
 
 def load_engine(model_key: str) -> Engine:
@@ -125,7 +157,7 @@ def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
 class Progress:
     """Writes step progress to the job row, at most a few times a second."""
 
-    min_interval = 0.3
+    min_interval = 0.5
 
     def __init__(self, job: GenerationJob) -> None:
         self.job_id = job.pk

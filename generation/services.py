@@ -171,9 +171,9 @@ def job_fail(job_id: uuid.UUID, reason: str) -> None:
     )
 
 
-def job_complete(job_id: uuid.UUID) -> None:
+def job_complete(job_id: uuid.UUID, *, timings: dict[str, float] | None = None) -> None:
     GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
-        status=JobStatus.COMPLETE, finished_at=timezone.now(), error=""
+        status=JobStatus.COMPLETE, finished_at=timezone.now(), error="", timings=timings or {}
     )
 
 
