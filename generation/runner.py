@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # model key -> loaded engine; lives as long as the worker process, so weights load once.
 _engines: OrderedDict[str, Engine] = OrderedDict()
+_engines_lock = threading.Lock()
 
 
 def run_job(job_id: str, *, worker: str) -> None:
@@ -101,12 +102,26 @@ class Stopwatch:
         return {k: round(v, 4) for k, v in totals.items()}
 
 
+def preload_default_model() -> None:
+    try:
+        load_engine(settings.STUDIO_DEFAULT_MODEL)
+    except EngineError as exc:
+        log.warning("Default model not preloaded: %s", exc)
+    except Exception:
+        log.exception("Default model not preloaded")
+
+
 def load_engine(model_key: str) -> Engine:
     """The loaded engine for a model, loading it (and evicting others) if needed.
 
     Loaded engines stay in this process between jobs. When a new model would not fit the
     memory budget, the least recently used one goes first; the default model goes last.
     """
+    with _engines_lock:  # the preload thread and a job may ask at once
+        return _load_engine(model_key)
+
+
+def _load_engine(model_key: str) -> Engine:
     if model_key in _engines:
         _engines.move_to_end(model_key)
         return _engines[model_key]

@@ -2,19 +2,37 @@
 
 import logging
 import os
+import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_process_init, worker_ready
 
 log = logging.getLogger(__name__)
 
 
-@worker_init.connect
-def preload_engine_modules(**kwargs: Any) -> None:
-    # Import torch and diffusers once in the parent so each forked pool process starts warm.
-    # Only imports: CUDA must not be initialised before fork. Maintenance-only workers skip it.
+@worker_process_init.connect
+def preload_default_model(**kwargs: Any) -> None:
+    """Load the default model in each new pool process, in the background, so the first job
+    does not wait for it (a job that comes first waits on the engine lock instead).
+
+    Torch is imported here, in the pool process, not in the parent before fork: CUDA must not
+    be initialised before fork, and on CPU a child forked from a torch-importing parent ran
+    the same pipeline a few percent slower (scripts/benchmark.py). Maintenance-only workers
+    set STUDIO_PRELOAD_ENGINE=0.
+    """
     if os.environ.get("STUDIO_PRELOAD_ENGINE", "1") == "1":
-        import generation.engine.flux  # noqa: F401
+        threading.Thread(target=_preload, name="preload-default-model", daemon=True).start()
+
+
+def _preload() -> None:
+    from django.db import connection
+
+    from .runner import preload_default_model
+
+    try:
+        preload_default_model()
+    finally:
+        connection.close()
 
 
 @worker_ready.connect

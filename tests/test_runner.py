@@ -124,3 +124,17 @@ def test_the_least_recently_used_model_is_unloaded_to_fit_the_budget(settings, m
     monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("old", old), ("recent", recent)]))
     runner._make_room(gb)
     assert list(runner._engines) == ["tiny-flux", "recent"] and old.unloaded and not default.unloaded
+
+
+def test_the_default_model_is_preloaded_and_kept(monkeypatch) -> None:
+    monkeypatch.setattr(runner, "_engines", OrderedDict())
+    runner.preload_default_model()
+    assert list(runner._engines) == ["tiny-flux"]
+    assert runner.load_engine("tiny-flux") is runner._engines["tiny-flux"]
+
+
+def test_a_missing_default_model_does_not_break_the_worker(settings, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner, "_engines", OrderedDict())
+    settings.STUDIO_MODELS_DIR = tmp_path
+    runner.preload_default_model()  # logs a warning; jobs will fail with the reason
+    assert not runner._engines
