@@ -40,37 +40,10 @@ def median_time(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def build_mid_flux(folder: Path) -> Path:
-    """A FLUX.1-architecture pipeline of about 25 M parameters (the tiny one is 0.3 M)."""
-    import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextModel
+    """A FLUX.1-architecture pipeline of about 9 M parameters (the tiny default is 0.3 M)."""
+    from generation.engine.tiny import build_tiny_flux
 
-    from generation.engine import tiny
-
-    torch.manual_seed(0)
-    width = 64
-    transformer = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=2,
-        num_single_layers=4,
-        attention_head_dim=64,
-        num_attention_heads=4,
-        joint_attention_dim=width,
-        pooled_projection_dim=width,
-        axes_dims_rope=[8, 28, 28],
-    )
-    with tempfile.TemporaryDirectory() as scratch:
-        pipe = FluxPipeline(
-            scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
-            vae=tiny.vae(shift_factor=0.0609, scaling_factor=1.5035),
-            text_encoder=CLIPTextModel(tiny.clip_config(width)),
-            tokenizer=tiny.clip_tokenizer(Path(scratch)),
-            text_encoder_2=tiny.t5_encoder(width),
-            tokenizer_2=tiny.t5_tokenizer(),
-            transformer=transformer,
-        )
-        return tiny.save(pipe, folder)
+    return build_tiny_flux(folder, width=64, heads=4, head_dim=64, layers=2, single_layers=4, rope=(8, 28, 28))
 
 
 def request(**overrides):  # type: ignore[no-untyped-def]

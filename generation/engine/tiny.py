@@ -187,20 +187,30 @@ def save(pipe: Any, folder: Path) -> Path:
 # --- one builder per family
 
 
-def build_tiny_flux(folder: Path, *, seed: int = 0) -> Path:
-    """A tiny FLUX.1 pipeline (about 1 MB): a 512x512 image is 32x32 tokens after 2x2 packing."""
+def build_tiny_flux(
+    folder: Path,
+    *,
+    seed: int = 0,
+    width: int = 32,
+    heads: int = 2,
+    head_dim: int = 16,
+    layers: int = 1,
+    single_layers: int = 1,
+    rope: tuple[int, int, int] = (4, 4, 8),
+) -> Path:
+    """A small FLUX.1 pipeline (about 1 MB as it stands): a 512x512 image is 32x32 tokens after
+    2x2 packing. The keyword arguments grow it (the benchmark's mid-sized model)."""
     torch.manual_seed(seed)
-    width = 32
     transformer = FluxTransformer2DModel(
         patch_size=1,
         in_channels=16,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
+        num_layers=layers,
+        num_single_layers=single_layers,
+        attention_head_dim=head_dim,
+        num_attention_heads=heads,
         joint_attention_dim=width,
         pooled_projection_dim=width,
-        axes_dims_rope=[4, 4, 8],
+        axes_dims_rope=list(rope),
     )
     with tempfile.TemporaryDirectory() as scratch:
         pipe = FluxPipeline(
