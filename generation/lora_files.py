@@ -23,7 +23,9 @@ FOREIGN_FORMATS = [
         "ai-toolkit",
     ),
     (re.compile(r"^(double|single)_blocks\.\d+\.processor\."), "flux", "xlabs"),
-    (re.compile(r"^lora_(unet_(input|output|middle)_block|te[12]_)"), "sdxl", "kohya"),
+    # SDXL has a second text encoder and up to ten transformer blocks per attention; SD 1.x has neither.
+    (re.compile(r"^lora_(te2_|unet_.*transformer_blocks_[1-9])"), "sdxl", "kohya"),
+    (re.compile(r"^lora_(unet|te1?)_"), "sd1", "kohya"),
 ]
 # Module names that only one family's denoiser has (diffusers / peft format).
 FAMILY_MARKERS = [

@@ -165,3 +165,22 @@ def test_auto_memory_mode_picks_the_fastest_placement_that_fits(total, largest, 
 def test_an_unknown_memory_mode_is_a_clear_error(tiny_flux_dir) -> None:
     with pytest.raises(EngineError, match="Unknown memory mode 'turbo'"):
         engine_class("flux")(tiny_flux_dir, device="cpu", options={"memory_mode": "turbo"})
+
+
+def test_a_kohya_sdxl_lora_loads_and_changes_the_image(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    engine = engine_class("sdxl")(TINY_BUILDERS["sdxl"](tmp_path / "sdxl"), device="cpu")
+    torch.manual_seed(0)
+    name = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q"
+    save_file(
+        {
+            f"{name}.lora_down.weight": torch.randn(4, 32),
+            f"{name}.lora_up.weight": torch.randn(32, 4) * 3,
+            f"{name}.alpha": torch.tensor(4.0),
+        },
+        tmp_path / "kohya.safetensors",
+    )
+    plain = generate(engine, request(seeds=[5]))[0]
+    styled = generate(engine, request(seeds=[5], loras=[LoraSpec(tmp_path / "kohya.safetensors", 1.0)]))[0]
+    assert differ(plain, styled)

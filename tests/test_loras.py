@@ -57,7 +57,7 @@ def test_a_corrupt_file_is_refused_with_a_clear_message(lora_root) -> None:
 
 def test_an_sdxl_lora_attached_as_flux_is_refused(lora_root) -> None:
     write_safetensors_header(
-        lora_root / "flux" / "sdxl.safetensors", ["lora_unet_input_blocks_4_1_proj_in.lora_down.weight"]
+        lora_root / "flux" / "sdxl.safetensors", ["lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight"]
     )
     with pytest.raises(ValidationError, match=r"This is a SDXL LoRA \(kohya format\), not one for FLUX.1"):
         lora(file="flux/sdxl.safetensors").full_clean()
@@ -79,6 +79,8 @@ def test_a_lora_of_another_model_with_the_same_layer_names_is_refused_by_shape(l
         ("diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight", "flux", "ai-toolkit"),
         ("double_blocks.0.processor.proj_lora1.down.weight", "flux", "xlabs"),
         ("lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", "sdxl", "kohya"),
+        ("lora_unet_input_blocks_4_1_transformer_blocks_1_attn1_to_q.lora_down.weight", "sdxl", "kohya"),
+        ("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight", "sd1", "kohya"),
         ("unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight", "sdxl", "diffusers"),
         ("transformer.double_stream_blocks.0.block.attn1.to_q.lora_A.weight", "hidream", "diffusers"),
         ("transformer.layers.3.attention.to_q.lora_A.weight", "zimage", "diffusers"),
@@ -129,3 +131,37 @@ def test_a_job_of_an_asset_type_with_a_lora_renders_with_it(flux_lora_file, pres
         assert job.status == "complete", job.error
     assert styled.params["loras"] and not plain.params["loras"]
     assert plain.images.get().file.read() != styled.images.get().file.read()
+
+
+def test_an_sd1_lora_is_refused_as_a_family_the_studio_does_not_run(lora_root) -> None:
+    write_safetensors_header(
+        lora_root / "flux" / "sd15.safetensors",
+        ["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight"],
+    )
+    with pytest.raises(ValidationError, match=r"This is a sd1 LoRA \(kohya format\), not one for FLUX.1"):
+        lora(file="flux/sd15.safetensors").full_clean()
+
+
+def test_a_kohya_flux_lora_converts_to_the_diffusers_layers_it_detects(tmp_path) -> None:
+    """diffusers' kohya converter assumes FLUX.1's real widths (3072), so the file has them
+    (rank 1, one block: a few hundred KB); injection itself is tested on the tiny models."""
+    import torch
+    from diffusers import FluxPipeline
+    from safetensors.torch import save_file
+
+    width = 3072
+    path = tmp_path / "kohya.safetensors"
+    save_file(
+        {
+            "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": torch.randn(1, width),
+            "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight": torch.randn(3 * width, 1),
+            "lora_unet_double_blocks_0_img_attn_qkv.alpha": torch.tensor(1.0),
+        },
+        path,
+    )
+    assert lora_files.detect(list(lora_files.read_header(path))) == ({"flux"}, "kohya")
+    converted = FluxPipeline.lora_state_dict(str(path))
+    converted = converted[0] if isinstance(converted, tuple) else converted
+    assert {k.rsplit(".lora", 1)[0] for k in converted} >= {
+        f"transformer.transformer_blocks.0.attn.to_{x}" for x in "qkv"
+    }

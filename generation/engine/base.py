@@ -145,6 +145,6 @@ class DiffusersEngine:
             try:
                 self.pipe.load_lora_weights(str(path), adapter_name=name)
             except Exception as exc:
-                raise EngineError(f"Could not load LoRA {path.name}: {exc}") from exc
+                raise EngineError(f"Could not load LoRA {path.name}: {exc.__class__.__name__}: {exc}") from exc
             self._adapters[path] = name
         return self._adapters[path]
