@@ -188,12 +188,13 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     # Embedded default: kombu's filesystem transport needs no server.
     # https://docs.celeryq.dev/projects/kombu/en/stable/reference/kombu.transport.filesystem.html
     _broker_dir = VAR_DIR / "broker"
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # else ./control in the working directory
         "store_processed": False,
         # The transport polls its folder; the default 1 s would delay every job start.
         "polling_interval": 0.1,
