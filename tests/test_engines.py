@@ -184,3 +184,19 @@ def test_a_kohya_sdxl_lora_loads_and_changes_the_image(tmp_path) -> None:
     plain = generate(engine, request(seeds=[5]))[0]
     styled = generate(engine, request(seeds=[5], loras=[LoraSpec(tmp_path / "kohya.safetensors", 1.0)]))[0]
     assert differ(plain, styled)
+
+
+def test_hidream_takes_its_llama_encoder_from_the_entrys_options(tmp_path) -> None:
+    """The HiDream repos ship without text_encoder_4; the entry names where Llama is."""
+    import shutil
+
+    folder = TINY_BUILDERS["hidream"](tmp_path / "hidream")
+    llama = tmp_path / "llama"
+    shutil.move(folder / "text_encoder_4", llama)
+    for file in (folder / "tokenizer_4").iterdir():
+        shutil.move(file, llama / file.name)
+    shutil.rmtree(folder / "tokenizer_4")
+    with pytest.raises(EngineError, match="no text_encoder_4"):
+        engine_class("hidream")(folder, device="cpu")
+    engine = engine_class("hidream")(folder, device="cpu", options={"llama": str(llama)})
+    assert generate(engine, request(seeds=[1]))[0].shape == (64, 64, 3)
