@@ -32,6 +32,8 @@ def worker_command(*, name: str, beat: bool, schedule: str | None = None) -> lis
 
 def _check_port_free(host: str, port: int) -> None:
     with socket.socket() as probe:
+        # Like gunicorn: connections of a just-stopped studio in TIME_WAIT must not count as in use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
