@@ -18,6 +18,8 @@ from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, PresetLor
 
 log = logging.getLogger(__name__)
 
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class QualityPreset:
@@ -43,9 +45,6 @@ def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
         return width, height
     scale = max_side / max(width, height)
     return max(64, round(width * scale / 16) * 16), max(64, round(height * scale / 16) * 16)
-
-
-MAX_SEED = 2**32 - 1
 
 
 def resolve_params(
