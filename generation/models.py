@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from .engine.families import accepts_pipeline, family_choices
 
@@ -317,4 +318,21 @@ class GeneratedImage(models.Model):
 
     @property
     def download_name(self) -> str:
-        return f"{self.job.preset.slug}-{self.index + 1}-seed{self.seed}.png"
+        """Says what it is: asset type, the description's first words, seed."""
+        subject = slugify(self.job.prompt)[:40].strip("-") or "image"
+        return f"{self.job.preset.slug}-{subject}-seed{self.seed}.png"
+
+
+class Favorite(models.Model):
+    """A star on an image: one per user and image."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favorites")
+    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="favorites")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["user", "image"], name="one_favorite_per_user_and_image")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ★ {self.image_id}"

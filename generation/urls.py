@@ -10,4 +10,9 @@ urlpatterns = [
     path("jobs/<uuid:pk>/cancel/", views.job_cancel, name="job-cancel"),
     path("images/<uuid:pk>/", views.image, name="image"),
     path("images/<uuid:pk>/file/", views.image_file, name="image-file"),
+    path("images/<uuid:pk>/favorite/", views.image_favorite, name="image-favorite"),
+    path("jobs/<uuid:pk>/zip/", views.job_zip, name="job-zip"),
+    path("history/", views.history, name="history"),
+    path("favorites/", views.favorites, name="favorites"),
+    path("favorites/zip/", views.favorites_zip, name="favorites-zip"),
 ]

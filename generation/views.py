@@ -2,17 +2,20 @@ from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import services
 from .forms import GenerateForm
-from .models import GeneratedImage, GenerationJob
+from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
+from .zips import zip_stream
 
 RECENT_JOBS = 10
+HISTORY_PAGE = 20
 
 
 class Request(HttpRequest):
@@ -31,8 +34,12 @@ def _get_image_for_user(request: Request, pk: UUID) -> GeneratedImage:
     return get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
 
 
+def _favorite_ids(request: Request) -> set[object]:
+    return set(Favorite.objects.filter(user=request.user).values_list("image_id", flat=True))
+
+
 def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
-    response = render(request, "generation/job.html#job-panel", {"job": job})
+    response = render(request, "generation/job.html#job-panel", {"job": job, "favorite_ids": _favorite_ids(request)})
     if request.htmx and job.is_ended:
         # 286 tells htmx to stop polling; the final panel is still swapped in.
         response.status_code = HttpResponseStopPolling.status_code
@@ -64,7 +71,8 @@ def studio(request: Request) -> HttpResponse:
         form = GenerateForm(initial={"preset": request.GET.get("preset")})
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
-    return render(request, "generation/studio.html", {"form": form, "jobs": jobs[:RECENT_JOBS]}, status=status)
+    context = {"form": form, "jobs": jobs[:RECENT_JOBS], "favorite_ids": _favorite_ids(request)}
+    return render(request, "generation/studio.html", context, status=status)
 
 
 @require_GET
@@ -81,7 +89,7 @@ def job(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if request.htmx:
         return _job_panel(request, job)
-    return render(request, "generation/job.html", {"job": job})
+    return render(request, "generation/job.html", {"job": job, "favorite_ids": _favorite_ids(request)})
 
 
 @require_POST
@@ -103,7 +111,8 @@ def job_cancel(request: Request, pk: UUID) -> HttpResponse:
 @require_GET
 @login_required
 def image(request: Request, pk: UUID) -> HttpResponse:
-    return render(request, "generation/image.html", {"image": _get_image_for_user(request, pk)})
+    image = _get_image_for_user(request, pk)
+    return render(request, "generation/image.html", {"image": image, "favorite_ids": _favorite_ids(request)})
 
 
 @require_GET
@@ -117,3 +126,83 @@ def image_file(request: Request, pk: UUID) -> FileResponse:
     )
     response["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+@require_http_methods(["POST", "DELETE"])
+@login_required
+def image_favorite(request: Request, pk: UUID) -> HttpResponse:
+    """Star (POST) or unstar (DELETE) an image; a second star is a 409, like a duplicate bookmark."""
+    image = _get_image_for_user(request, pk)
+    status = 200
+    if request.method == "POST":
+        _, created = Favorite.objects.get_or_create(user=request.user, image=image)
+        status = 200 if created else 409
+    else:
+        Favorite.objects.filter(user=request.user, image=image).delete()
+    if not request.htmx:
+        return redirect(request.headers.get("Referer") or image.get_absolute_url())
+    context = {"image": image, "favorite_ids": _favorite_ids(request)}
+    return render(request, "generation/job.html#favorite-button", context, status=status)
+
+
+@require_GET
+@login_required
+def favorites(request: Request) -> HttpResponse:
+    stars = Favorite.objects.filter(user=request.user).select_related("image__job__preset").order_by("-created_at")
+    page = Paginator(stars, 48).get_page(request.GET.get("page"))
+    return render(request, "generation/favorites.html", {"page": page, "favorite_ids": _favorite_ids(request)})
+
+
+@require_GET
+@login_required
+def history(request: Request) -> HttpResponse:
+    jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset")
+    filters = {k: request.GET.get(k, "").strip() for k in ("preset", "model", "status", "q", "starred")}
+    if filters["preset"]:
+        jobs = jobs.filter(preset__slug=filters["preset"])
+    if filters["model"]:
+        jobs = jobs.filter(model_key=filters["model"])
+    if filters["status"] in JobStatus.values:
+        jobs = jobs.filter(status=filters["status"])
+    if filters["q"]:
+        jobs = jobs.filter(prompt__icontains=filters["q"][:200])
+    if filters["starred"]:
+        jobs = jobs.filter(images__favorites__user=request.user).distinct()
+    page = Paginator(jobs.prefetch_related("images"), HISTORY_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "filters": filters,
+        "presets": AssetPreset.objects.all(),
+        "models": ImageModel.objects.all(),
+        "statuses": JobStatus.choices,
+        "favorite_ids": _favorite_ids(request),
+        "query": _without_page(request),
+    }
+    return render(request, "generation/history.html", context)
+
+
+def _without_page(request: Request) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def _zip_response(images: object, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")  # type: ignore[arg-type]
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@login_required
+def job_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
+    job = _get_job_for_user(request, pk)
+    images = job.images.select_related("job__preset").order_by("index")
+    return _zip_response(images.iterator(), f"{job.preset.slug}-{str(job.pk)[:8]}.zip")
+
+
+@require_GET
+@login_required
+def favorites_zip(request: Request) -> StreamingHttpResponse:
+    images = GeneratedImage.objects.filter(favorites__user=request.user).select_related("job__preset")
+    return _zip_response(images.order_by("-favorites__created_at").iterator(), "favorites.zip")

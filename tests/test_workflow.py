@@ -1,0 +1,121 @@
+"""Stars, history and zips: finding work again and taking it away."""
+
+import io
+import zipfile
+
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import reverse
+from PIL import Image
+
+from generation.models import Favorite, GeneratedImage, GenerationJob, JobStatus
+from tests.factories import AssetPresetFactory, GenerationJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def png(color: str = "blue") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def finished_job(owner, prompt: str = "a blue circle", images: int = 2, **fields) -> GenerationJob:
+    job = GenerationJobFactory(owner=owner, prompt=prompt, status=JobStatus.COMPLETE, images_total=images, **fields)
+    for index in range(images):
+        image = GeneratedImage(job=job, index=index, seed=1000 + index, width=64, height=64)
+        image.file.save(f"{index}.png", ContentFile(png()), save=True)
+    return job
+
+
+class TestFavorites:
+    def test_a_designer_stars_and_unstars_an_image(self, alice_client, alice) -> None:
+        image = finished_job(alice).images.first()
+        url = reverse("image-favorite", args=[image.id])
+        response = alice_client.post(url, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200 and 'aria-pressed="true"' in response.content.decode()
+        assert Favorite.objects.filter(user=alice, image=image).exists()
+        response = alice_client.delete(url, HTTP_HX_REQUEST="true")
+        assert 'aria-pressed="false"' in response.content.decode()
+        assert not Favorite.objects.exists()
+
+    def test_starring_twice_is_a_409_and_keeps_one_star(self, alice_client, alice) -> None:
+        image = finished_job(alice).images.first()
+        url = reverse("image-favorite", args=[image.id])
+        alice_client.post(url, HTTP_HX_REQUEST="true")
+        assert alice_client.post(url, HTTP_HX_REQUEST="true").status_code == 409
+        assert Favorite.objects.count() == 1
+
+    def test_bob_cannot_star_alices_image(self, bob_client, alice) -> None:
+        image = finished_job(alice).images.first()
+        assert bob_client.post(reverse("image-favorite", args=[image.id])).status_code == 404
+        assert not Favorite.objects.exists()
+
+    def test_the_favorites_page_lists_only_my_stars(self, alice_client, alice, bob) -> None:
+        mine = finished_job(alice).images.first()
+        theirs = finished_job(bob).images.first()
+        Favorite.objects.create(user=alice, image=mine)
+        Favorite.objects.create(user=bob, image=theirs)
+        page = alice_client.get(reverse("favorites")).content.decode()
+        assert str(mine.id) in page and str(theirs.id) not in page
+
+
+class TestHistory:
+    def test_history_filters_by_asset_type_status_search_and_stars(self, alice_client, alice) -> None:
+        logo = AssetPresetFactory(slug="logo-x", name="Logo X")
+        cloud = finished_job(alice, prompt="a cloud over a server")
+        gear = finished_job(alice, prompt="a gear", preset=logo)
+        failed = GenerationJobFactory(owner=alice, prompt="a failed rocket", status=JobStatus.FAILED)
+        Favorite.objects.create(user=alice, image=gear.images.first())
+
+        def shown(**params) -> set[str]:
+            page = alice_client.get(reverse("history"), params).context["page"]
+            return {job.prompt for job in page}
+
+        assert shown() == {cloud.prompt, gear.prompt, failed.prompt}
+        assert shown(preset="logo-x") == {gear.prompt}
+        assert shown(status="failed") == {failed.prompt}
+        assert shown(q="SERVER") == {cloud.prompt}
+        assert shown(starred="1") == {gear.prompt}
+        assert shown(status="nonsense") == {cloud.prompt, gear.prompt, failed.prompt}
+
+    def test_history_pages_newest_first(self, alice_client, alice) -> None:
+        for n in range(25):
+            GenerationJobFactory(owner=alice, prompt=f"job {n}")
+        first = alice_client.get(reverse("history")).context["page"]
+        second = alice_client.get(reverse("history"), {"page": 2}).context["page"]
+        assert [j.prompt for j in first][:2] == ["job 24", "job 23"] and len(second) == 5
+
+    def test_a_100_job_history_page_takes_a_fixed_number_of_queries(
+        self, alice_client, alice, django_assert_max_num_queries
+    ) -> None:
+        for n in range(100):
+            finished_job(alice, prompt=f"job {n}", images=1)
+        with django_assert_max_num_queries(12):
+            response = alice_client.get(reverse("history"))
+        assert response.status_code == 200 and len(response.context["page"]) == 20
+
+
+class TestZips:
+    def test_a_job_downloads_as_a_zip_of_valid_pngs_with_telling_names(self, alice_client, alice) -> None:
+        job = finished_job(alice, prompt="A clipboard with checkmarks!", images=3)
+        response = alice_client.get(reverse("job-zip", args=[job.id]))
+        assert response["Content-Type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+        assert archive.testzip() is None
+        assert archive.namelist() == [
+            f"{job.preset.slug}-a-clipboard-with-checkmarks-seed{seed}.png" for seed in (1000, 1001, 1002)
+        ]
+        for name in archive.namelist():
+            assert Image.open(io.BytesIO(archive.read(name))).size == (64, 64)
+
+    def test_favorites_download_as_one_zip_with_unique_names(self, alice_client, alice) -> None:
+        for job in (finished_job(alice), finished_job(alice)):  # same prompt and seeds: names collide
+            for image in job.images.all():
+                Favorite.objects.create(user=alice, image=image)
+        response = alice_client.get(reverse("favorites-zip"))
+        names = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+        assert len(names) == len(set(names)) == 4
+
+    def test_bob_gets_404_for_alices_job_zip(self, bob_client, alice) -> None:
+        assert bob_client.get(reverse("job-zip", args=[finished_job(alice).id])).status_code == 404
