@@ -64,8 +64,9 @@ class GenerateForm(forms.Form):
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]
         self.fields["size"].widget.choices = choices
-        if not self.is_bound and "model" not in self.initial:
-            self.initial["model"] = settings.STUDIO_DEFAULT_MODEL
+        if not self.is_bound:  # a fresh form starts on the first asset type and the default model
+            self.initial["preset"] = self.initial.get("preset") or (preset.slug if preset else None)
+            self.initial.setdefault("model", settings.STUDIO_DEFAULT_MODEL)
 
     def _selected_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")

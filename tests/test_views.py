@@ -168,3 +168,8 @@ def test_image_downloads_as_a_png_attachment(alice_client, alice) -> None:
     assert response["Content-Type"] == "image/png"
     assert 'attachment; filename="test-preset' in response["Content-Disposition"]
     assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+
+def test_a_fresh_studio_form_starts_on_the_first_asset_type(alice_client) -> None:
+    form = alice_client.get(reverse("studio")).context["form"]
+    assert form.initial["preset"] == "icon" and form.initial["model"] == "tiny-flux"
