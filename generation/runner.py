@@ -26,6 +26,7 @@ from .engine import Engine, EngineError, engine_class
 from .engine.types import Cancelled, GenerationRequest, LoraSpec
 from .model_files import folder_size, local_weights
 from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
+from .png_meta import png_info
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -160,13 +161,17 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
 def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
     """Write each image through the configured storage as soon as its batch is done."""
     for index, image in enumerate(images, start=first):
+        seed = job.params["seeds"][index]
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        row = GeneratedImage(
-            job=job, index=index, seed=job.params["seeds"][index], width=image.width, height=image.height
-        )
+        image.save(buffer, format="PNG", pnginfo=png_info(services.job_settings(job, seed=seed), _details(job)))
+        row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
         row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=True)
     GenerationJob.objects.filter(pk=job.pk).update(images_done=first + len(images), progress_step=0)
+
+
+def _details(job: GenerationJob) -> dict[str, Any]:
+    keys = ("prompt", "negative_prompt", "steps", "guidance_scale", "loras", "model", "width", "height")
+    return {"job": str(job.pk), **{k: job.params.get(k) for k in keys}}
 
 
 class Progress:

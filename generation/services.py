@@ -65,6 +65,7 @@ def resolve_params(
     """
     first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
     tier = QUALITY[Quality(quality)]
+    requested = [width, height]
     width, height = fit_size(width, height, tier.max_side)
     # Only the asset type's LoRAs made for this model's family apply.
     loras = list(preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True))
@@ -78,6 +79,7 @@ def resolve_params(
         "negative_prompt": " ".join(preset.negative_prompt.split()),
         "width": width,
         "height": height,
+        "requested_size": requested,
         "steps": max(1, round(steps * tier.steps)),
         "guidance_scale": guidance,
         "seeds": [first_seed + i for i in range(variations)],
@@ -152,6 +154,45 @@ def job_retry(*, job: GenerationJob) -> GenerationJob:
     )
     transaction.on_commit(lambda: job_enqueue(new.id))
     return new
+
+
+def job_more(*, job: GenerationJob, variations: int | None = None) -> GenerationJob:
+    """Same settings, new seeds: "Generate N more"."""
+    count = variations or job.images_total
+    first_seed = secrets.randbelow(MAX_SEED - count)
+    params = {
+        **job.params,
+        "seeds": [first_seed + i for i in range(count)],
+        "batch_size": min(count, settings.STUDIO_MAX_BATCH),
+    }
+    new = GenerationJob.objects.create(
+        owner=job.owner,
+        preset=job.preset,
+        model_key=job.model_key,
+        prompt=job.prompt,
+        quality=job.quality,
+        params=params,
+        images_total=count,
+        more_of=job,
+    )
+    transaction.on_commit(lambda: job_enqueue(new.id))
+    return new
+
+
+def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, object]:
+    """What the studio form needs to make this job again (Tweak prompt, Reuse settings)."""
+    width, height = job.params.get("requested_size") or [job.params["width"], job.params["height"]]
+    values: dict[str, object] = {
+        "preset": job.preset.slug,
+        "model": job.model_key,
+        "prompt": job.prompt,
+        "quality": job.quality,
+        "variations": 1 if seed is not None else job.images_total,
+        "size": f"{width}x{height}",
+    }
+    if seed is not None:
+        values["seed"] = seed
+    return values
 
 
 def job_enqueue(job_id: uuid.UUID) -> None:

@@ -1,10 +1,13 @@
 from uuid import UUID
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
@@ -12,6 +15,7 @@ from django_htmx.middleware import HtmxDetails
 from . import services
 from .forms import GenerateForm
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
+from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .zips import zip_stream
 
 RECENT_JOBS = 10
@@ -68,7 +72,8 @@ def studio(request: Request) -> HttpResponse:
             return reswap(retarget(response, "#generate-form"), "outerHTML")
         status = 422
     else:
-        form = GenerateForm(initial={"preset": request.GET.get("preset")})
+        # Tweak prompt / Reuse settings / a restored PNG arrive as query parameters.
+        form = GenerateForm(initial={k: v for k, v in request.GET.items() if k in FORM_FIELDS})
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
     context = {"form": form, "jobs": jobs[:RECENT_JOBS], "favorite_ids": _favorite_ids(request)}
@@ -206,3 +211,46 @@ def job_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
 def favorites_zip(request: Request) -> StreamingHttpResponse:
     images = GeneratedImage.objects.filter(favorites__user=request.user).select_related("job__preset")
     return _zip_response(images.order_by("-favorites__created_at").iterator(), "favorites.zip")
+
+
+def _studio_with(values: dict[str, object]) -> HttpResponse:
+    return redirect(f"{reverse('studio')}?{urlencode({k: str(v) for k, v in values.items()})}")
+
+
+@require_POST
+@login_required
+def job_more(request: Request, pk: UUID) -> HttpResponse:
+    """Same settings, new seeds; htmx puts the new panel right after the one it came from."""
+    new = services.job_more(job=_get_job_for_user(request, pk))
+    return _job_panel(request, new) if request.htmx else redirect(new)
+
+
+@require_GET
+@login_required
+def job_reuse(request: Request, pk: UUID) -> HttpResponse:
+    """Tweak prompt: the studio form filled with every setting of this job."""
+    return _studio_with(services.job_settings(_get_job_for_user(request, pk)))
+
+
+@require_GET
+@login_required
+def image_reuse(request: Request, pk: UUID) -> HttpResponse:
+    """Reuse settings: this image's job and its seed."""
+    image = _get_image_for_user(request, pk)
+    return _studio_with(services.job_settings(image.job, seed=image.seed))
+
+
+@require_POST
+@login_required
+def image_restore(request: Request) -> HttpResponse:
+    """A studio PNG dropped back in: its embedded settings fill the form."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        messages.error(request, "Choose a PNG made by the studio.")
+        return redirect("studio")
+    try:
+        values = read_settings(upload, upload.size or 0)
+    except NotAStudioImage as exc:
+        messages.error(request, str(exc))
+        return redirect("studio")
+    return _studio_with(values)

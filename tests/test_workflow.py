@@ -123,3 +123,61 @@ class TestZips:
 
     def test_bob_gets_404_for_alices_job_zip(self, bob_client, alice) -> None:
         assert bob_client.get(reverse("job-zip", args=[finished_job(alice).id])).status_code == 404
+
+
+class TestIterate:
+    def test_generate_more_keeps_the_settings_with_new_seeds(self, alice_client, alice) -> None:
+        job = finished_job(alice, images=2)
+        response = alice_client.post(reverse("job-more", args=[job.id]), HTTP_HX_REQUEST="true")
+        more = GenerationJob.objects.get(more_of=job)
+        assert response.status_code == 200 and f'id="job-{more.id}"' in response.content.decode()
+        assert {k: v for k, v in more.params.items() if k not in ("seeds",)} == {
+            k: v for k, v in job.params.items() if k not in ("seeds",)
+        }
+        assert len(more.params["seeds"]) == 2 and more.params["seeds"] != job.params["seeds"]
+
+    def test_tweak_prompt_fills_the_form_with_the_jobs_settings(self, alice_client, alice) -> None:
+        job = finished_job(alice, prompt="a gear")
+        response = alice_client.get(reverse("job-reuse", args=[job.id]), follow=True)
+        initial = response.context["form"].initial
+        assert initial["prompt"] == "a gear" and initial["preset"] == job.preset.slug
+        assert initial["model"] == "tiny-flux" and initial["size"] == "64x64" and initial["variations"] == "2"
+
+    def test_reuse_settings_from_an_image_brings_its_seed(self, alice_client, alice) -> None:
+        image = finished_job(alice).images.last()
+        response = alice_client.get(reverse("image-reuse", args=[image.id]), follow=True)
+        assert response.context["form"].initial["seed"] == str(image.seed)
+
+    def test_bob_cannot_reuse_or_extend_alices_jobs(self, bob_client, alice) -> None:
+        job = finished_job(alice)
+        assert bob_client.post(reverse("job-more", args=[job.id])).status_code == 404
+        assert bob_client.get(reverse("job-reuse", args=[job.id])).status_code == 404
+        assert bob_client.get(reverse("image-reuse", args=[job.images.first().id])).status_code == 404
+        assert GenerationJob.objects.count() == 1
+
+
+class TestRestoreFromPng:
+    def test_a_studio_png_restores_its_settings(self, alice_client, alice) -> None:
+        from generation import runner
+
+        job = GenerationJobFactory(owner=alice, prompt="a clipboard", images_total=1)
+        runner.run_job(str(job.pk), worker="gpu@test")
+        image = job.images.get()
+        upload = ContentFile(image.file.read(), name="from-figma.png")
+        response = alice_client.post(reverse("image-restore"), {"image": upload}, follow=True)
+        initial = response.context["form"].initial
+        assert initial["prompt"] == "a clipboard" and initial["seed"] == str(image.seed)
+        assert initial["preset"] == job.preset.slug and initial["size"] == "64x64"
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"not an image at all", "That is not a PNG image."),
+            (png(), "carries no Brand Studio settings"),
+        ],
+    )
+    def test_other_files_are_refused_with_a_reason(self, alice_client, content, message) -> None:
+        response = alice_client.post(
+            reverse("image-restore"), {"image": ContentFile(content, name="x.png")}, follow=True
+        )
+        assert message in response.content.decode()
