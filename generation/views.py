@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from uuid import UUID
 
 from django.contrib import messages
@@ -192,8 +193,8 @@ def _without_page(request: Request) -> str:
     return query.urlencode()
 
 
-def _zip_response(images: object, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")  # type: ignore[arg-type]
+def _zip_response(images: Iterable[GeneratedImage], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
