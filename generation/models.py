@@ -320,6 +320,14 @@ class GeneratedImage(models.Model):
         return reverse("image", args=[self.id])
 
     @property
+    def license_restriction(self) -> str:
+        """The model's notice when its outputs may not go into products; empty otherwise."""
+        model = self.job.params.get("model") or {}
+        if model.get("commercial_use", True):
+            return ""
+        return str(model.get("license_notice") or f"{model.get('name')}: not for production use.")
+
+    @property
     def download_name(self) -> str:
         """Says what it is: asset type, the description's first words, seed."""
         subject = slugify(self.job.prompt)[:40].strip("-") or "image"

@@ -73,7 +73,14 @@ def resolve_params(
     guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
         "model_key": model.key,
-        "model": {"name": model.name, "family": model.family, "source": model.source, "license": model.license_name},
+        "model": {
+            "name": model.name,
+            "family": model.family,
+            "source": model.source,
+            "license": model.license_name,
+            "commercial_use": model.commercial_use,
+            "license_notice": model.license_notice,
+        },
         "preset": preset.slug,
         "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
         "negative_prompt": " ".join(preset.negative_prompt.split()),

@@ -1,3 +1,4 @@
+import io
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -123,14 +124,29 @@ def image(request: Request, pk: UUID) -> HttpResponse:
 
 @require_GET
 @login_required
-def image_file(request: Request, pk: UUID) -> FileResponse:
-    """The PNG itself, streamed from storage in chunks (never read whole into memory)."""
+def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
+    """The PNG, streamed from storage in chunks (never read whole into memory), or a WebP copy."""
     image = _get_image_for_user(request, pk)
     download = request.GET.get("download") == "1"
+    if request.GET.get("format") == "webp":
+        return _webp(image, download=download)
     response = FileResponse(
         image.file.open("rb"), content_type="image/png", as_attachment=download, filename=image.download_name
     )
     response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+def _webp(image: GeneratedImage, *, download: bool) -> HttpResponse:
+    """One image re-encoded as WebP (lossless keeps flat brand colours exact)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with image.file.open("rb") as source:
+        Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
+    response = HttpResponse(buffer.getvalue(), content_type="image/webp")
+    name = image.download_name.removesuffix(".png") + ".webp"
+    response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
     return response
 
 

@@ -43,15 +43,27 @@ def zip_stream(images: Iterable[GeneratedImage]) -> Iterator[bytes]:
     """
     pipe = _Pipe()
     names: set[str] = set()
+    notices: dict[str, list[str]] = {}
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(image.download_name, names)
+            if notice := image.license_restriction:
+                notices.setdefault(notice, []).append(name)
             with image.file.open("rb") as source, archive.open(name, mode="w", force_zip64=True) as member:
                 while chunk := source.read(CHUNK):
                     member.write(chunk)
                     yield pipe.take()
             yield pipe.take()
+        if notices:  # images from models that do not allow production use say so in the zip
+            archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
     yield pipe.take()
+
+
+def _notice_text(notices: dict[str, list[str]]) -> str:
+    parts = [
+        f"{notice}\n\nApplies to:\n" + "\n".join(f"  {name}" for name in names) for notice, names in notices.items()
+    ]
+    return "\n\n".join(parts) + "\n"
 
 
 def _unique(name: str, taken: set[str]) -> str:

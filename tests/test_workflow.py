@@ -181,3 +181,30 @@ class TestRestoreFromPng:
             reverse("image-restore"), {"image": ContentFile(content, name="x.png")}, follow=True
         )
         assert message in response.content.decode()
+
+
+class TestLicenseOnDownloads:
+    def test_images_of_a_non_production_model_carry_the_notice(self, alice_client, alice) -> None:
+        job = finished_job(alice, images=1)
+        job.params["model"] = {"name": "FLUX.1 [dev]", "commercial_use": False, "license_notice": "Reference only."}
+        job.save()
+        image = job.images.get()
+        assert "Reference only." in alice_client.get(reverse("image", args=[image.id])).content.decode()
+        response = alice_client.get(reverse("job-zip", args=[job.id]))
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+        notice = archive.read("LICENSE-NOTICES.txt").decode()
+        assert "Reference only." in notice and image.download_name in notice
+
+    def test_images_of_a_commercial_model_have_no_notice_file(self, alice_client, alice) -> None:
+        job = finished_job(alice, images=1)
+        response = alice_client.get(reverse("job-zip", args=[job.id]))
+        assert "LICENSE-NOTICES.txt" not in zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
+
+
+def test_an_image_downloads_as_lossless_webp(alice_client, alice) -> None:
+    image = finished_job(alice, images=1).images.get()
+    response = alice_client.get(reverse("image-file", args=[image.id]), {"format": "webp", "download": "1"})
+    assert response["Content-Type"] == "image/webp" and response["Content-Disposition"].endswith('.webp"')
+    webp = Image.open(io.BytesIO(response.content))
+    assert webp.format == "WEBP" and webp.size == (64, 64)
+    assert webp.convert("RGB").getpixel((10, 10)) == (0, 0, 255)
