@@ -63,7 +63,6 @@ def resolve_params(
     Steps and guidance come from the asset type unless the model sets its own (a distilled
     model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
     """
-    first_seed = secrets.randbelow(MAX_SEED - variations) if seed is None else seed
     tier = QUALITY[Quality(quality)]
     requested = [width, height]
     width, height = fit_size(width, height, tier.max_side)
@@ -89,7 +88,7 @@ def resolve_params(
         "requested_size": requested,
         "steps": max(1, round(steps * tier.steps)),
         "guidance_scale": guidance,
-        "seeds": [first_seed + i for i in range(variations)],
+        "seeds": new_seeds(variations, seed),
         "loras": [
             {
                 "name": pl.lora.name,
@@ -149,29 +148,20 @@ def job_create(
 
 def job_retry(*, job: GenerationJob) -> GenerationJob:
     """A new job with exactly the same parameters (and seeds) as one that failed."""
-    new = GenerationJob.objects.create(
-        owner=job.owner,
-        preset=job.preset,
-        model_key=job.model_key,
-        prompt=job.prompt,
-        quality=job.quality,
-        params=job.params,
-        images_total=job.images_total,
-        retry_of=job,
-    )
-    transaction.on_commit(lambda: job_enqueue(new.id))
-    return new
+    return _job_from(job, params=job.params, images_total=job.images_total, retry_of=job)
 
 
 def job_more(*, job: GenerationJob, variations: int | None = None) -> GenerationJob:
     """Same settings, new seeds: "Generate N more"."""
     count = variations or job.images_total
-    first_seed = secrets.randbelow(MAX_SEED - count)
-    params = {
-        **job.params,
-        "seeds": [first_seed + i for i in range(count)],
-        "batch_size": min(count, settings.STUDIO_MAX_BATCH),
-    }
+    params = {**job.params, "seeds": new_seeds(count), "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
+    return _job_from(job, params=params, images_total=count, more_of=job)
+
+
+def _job_from(
+    job: GenerationJob, *, params: dict[str, object], images_total: int, **link: GenerationJob
+) -> GenerationJob:
+    """A job with another job's settings, queued after commit."""
     new = GenerationJob.objects.create(
         owner=job.owner,
         preset=job.preset,
@@ -179,11 +169,17 @@ def job_more(*, job: GenerationJob, variations: int | None = None) -> Generation
         prompt=job.prompt,
         quality=job.quality,
         params=params,
-        images_total=count,
-        more_of=job,
+        images_total=images_total,
+        **link,
     )
     transaction.on_commit(lambda: job_enqueue(new.id))
     return new
+
+
+def new_seeds(count: int, first: int | None = None) -> list[int]:
+    """One seed per image, consecutive from `first` (random when not given)."""
+    start = secrets.randbelow(MAX_SEED - count) if first is None else first
+    return [start + i for i in range(count)]
 
 
 def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, object]:
