@@ -40,12 +40,16 @@ def _get_image_for_user(request: Request, pk: UUID) -> GeneratedImage:
     return get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
 
 
-def _favorite_ids(request: Request) -> set[object]:
-    return set(Favorite.objects.filter(user=request.user).values_list("image_id", flat=True))
+def _favorite_ids(request: Request, **shown: object) -> set[object]:
+    """The starred ones among the images a page shows (`shown` narrows the query to them):
+    job panels poll every second, so this must not read every star the user ever made."""
+    return set(Favorite.objects.filter(user=request.user, **shown).values_list("image_id", flat=True))
 
 
 def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
-    response = render(request, "generation/job.html#job-panel", {"job": job, "favorite_ids": _favorite_ids(request)})
+    response = render(
+        request, "generation/job.html#job-panel", {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)}
+    )
     if request.htmx and job.is_ended:
         # 286 tells htmx to stop polling; the final panel is still swapped in.
         response.status_code = HttpResponseStopPolling.status_code
@@ -78,7 +82,8 @@ def studio(request: Request) -> HttpResponse:
         form = GenerateForm(initial={k: v for k, v in request.GET.items() if k in FORM_FIELDS})
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
-    context = {"form": form, "jobs": jobs[:RECENT_JOBS], "favorite_ids": _favorite_ids(request)}
+    recent = list(jobs[:RECENT_JOBS])
+    context = {"form": form, "jobs": recent, "favorite_ids": _favorite_ids(request, image__job__in=recent)}
     return render(request, "generation/studio.html", context, status=status)
 
 
@@ -96,7 +101,7 @@ def job(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if request.htmx:
         return _job_panel(request, job)
-    return render(request, "generation/job.html", {"job": job, "favorite_ids": _favorite_ids(request)})
+    return render(request, "generation/job.html", {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)})
 
 
 @require_POST
@@ -119,7 +124,8 @@ def job_cancel(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def image(request: Request, pk: UUID) -> HttpResponse:
     image = _get_image_for_user(request, pk)
-    return render(request, "generation/image.html", {"image": image, "favorite_ids": _favorite_ids(request)})
+    context = {"image": image, "favorite_ids": _favorite_ids(request, image=image)}
+    return render(request, "generation/image.html", context)
 
 
 @require_GET
@@ -163,7 +169,7 @@ def image_favorite(request: Request, pk: UUID) -> HttpResponse:
         Favorite.objects.filter(user=request.user, image=image).delete()
     if not request.htmx:
         return redirect(request.headers.get("Referer") or image.get_absolute_url())
-    context = {"image": image, "favorite_ids": _favorite_ids(request)}
+    context = {"image": image, "favorite_ids": _favorite_ids(request, image=image)}
     return render(request, "generation/job.html#favorite-button", context, status=status)
 
 
@@ -172,7 +178,9 @@ def image_favorite(request: Request, pk: UUID) -> HttpResponse:
 def favorites(request: Request) -> HttpResponse:
     stars = Favorite.objects.filter(user=request.user).select_related("image__job__preset").order_by("-created_at")
     page = Paginator(stars, 48).get_page(request.GET.get("page"))
-    return render(request, "generation/favorites.html", {"page": page, "favorite_ids": _favorite_ids(request)})
+    # Everything on this page is starred by definition.
+    context = {"page": page, "favorite_ids": {star.image_id for star in page}}
+    return render(request, "generation/favorites.html", context)
 
 
 @require_GET
@@ -197,7 +205,7 @@ def history(request: Request) -> HttpResponse:
         "presets": AssetPreset.objects.all(),
         "models": ImageModel.objects.all(),
         "statuses": JobStatus.choices,
-        "favorite_ids": _favorite_ids(request),
+        "favorite_ids": _favorite_ids(request, image__job__in=page.object_list),
         "query": _without_page(request),
     }
     return render(request, "generation/history.html", context)
