@@ -1,7 +1,10 @@
+import csv
+import io
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 
 from .models import AssetPreset, ImageModel, Quality
 from .services import MAX_SEED
@@ -84,18 +87,168 @@ class GenerateForm(forms.Form):
         preset: AssetPreset | None = data.get("preset")
         if preset is None:
             return data
-        size = data.get("size") or preset.default_size
-        if size not in preset.size_choices:
-            self.add_error(
-                "size", f"{size} is not a size for {preset.name}; pick one of {', '.join(preset.size_choices)}."
-            )
-            return data
-        width, height = (int(n) for n in size.split("x"))
-        model: ImageModel | None = data.get("model")
-        if model and max(width, height) > model.max_side:
-            self.add_error(
-                "size", f"{model.name} renders up to {model.max_side}×{model.max_side}; pick a smaller size."
-            )
-            return data
-        data["width"], data["height"] = width, height
+        try:
+            data["width"], data["height"] = size_for(preset, data.get("model"), data.get("size"))
+        except forms.ValidationError as exc:
+            self.add_error("size", exc)
         return data
+
+
+def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) -> tuple[int, int]:
+    """The (width, height) to render: one of the asset type's sizes that the model can draw."""
+    size = size or preset.default_size
+    if size not in preset.size_choices:
+        raise forms.ValidationError(
+            f"{size} is not a size for {preset.name}; pick one of {', '.join(preset.size_choices)}."
+        )
+    width, height = (int(n) for n in size.split("x"))
+    if model and max(width, height) > model.max_side:
+        raise forms.ValidationError(
+            f"{model.name} renders up to {model.max_side}×{model.max_side}; {preset.name} at {size} is too large."
+        )
+    return width, height
+
+
+def _prompt_field(**kwargs: Any) -> forms.CharField:
+    return forms.CharField(
+        label="Describe what you need",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
+        error_messages={
+            "required": "Describe what you need.",
+            "max_length": "Keep the description under 1000 characters (it has %(show_value)d).",
+        },
+        **kwargs,
+    )
+
+
+class CompareForm(forms.Form):
+    """One description across several models, or across several asset types."""
+
+    prompt = _prompt_field()
+    presets = forms.ModelMultipleChoiceField(
+        queryset=AssetPreset.objects.filter(enabled=True),
+        to_field_name="slug",
+        widget=forms.CheckboxSelectMultiple,
+        label="Asset types",
+        error_messages={"required": "Pick at least one asset type.", "invalid_choice": "Pick available asset types."},
+    )
+    models = forms.ModelMultipleChoiceField(
+        queryset=ImageModel.objects.filter(enabled=True),
+        to_field_name="key",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Pick at least one model.", "invalid_choice": "Pick available models."},
+    )
+    quality = forms.ChoiceField(choices=Quality.choices, initial=Quality.DRAFT, widget=forms.RadioSelect)
+    variations = forms.IntegerField(
+        min_value=1, max_value=4, initial=2, widget=forms.NumberInput(attrs={"class": "narrow"})
+    )
+    seed = GenerateForm.base_fields["seed"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["presets"].label_from_instance = lambda obj: obj.name
+        self.fields["models"].label_from_instance = lambda obj: obj.name
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        presets, models = list(data.get("presets") or []), list(data.get("models") or [])
+        if not presets or not models:
+            return data
+        if len(presets) > 1 and len(models) > 1:
+            raise forms.ValidationError(
+                "Compare either models (one asset type, several models) or asset types (one model, several "
+                "asset types), not both at once."
+            )
+        if len(presets) * len(models) < 2:
+            raise forms.ValidationError("Pick two or more models, or two or more asset types, to compare.")
+        if len(presets) * len(models) > settings.STUDIO_MAX_COMPARE:
+            raise forms.ValidationError(f"Compare at most {settings.STUDIO_MAX_COMPARE} side by side.")
+        for preset in presets:
+            for model in models:
+                size_for(preset, model, None)
+        data["presets"], data["models"] = presets, models
+        return data
+
+
+class BatchForm(forms.Form):
+    """Several descriptions (one per line, or a CSV) for one asset type."""
+
+    preset = GenerateForm.base_fields["preset"]
+    model = GenerateForm.base_fields["model"]
+    descriptions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "placeholder": "a clipboard with three checkmarks\na paper plane"}),
+        help_text="One description per line.",
+    )
+    csv_file = forms.FileField(
+        required=False, label="…or a CSV file", help_text="A column named prompt or description, or the first column."
+    )
+    quality = forms.ChoiceField(choices=Quality.choices, initial=Quality.STANDARD, widget=forms.RadioSelect)
+    variations = forms.IntegerField(
+        min_value=1,
+        max_value=settings.STUDIO_MAX_VARIATIONS,
+        initial=2,
+        label="Variations each",
+        widget=forms.NumberInput(attrs={"class": "narrow"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault(
+                "preset", AssetPreset.objects.filter(enabled=True).values_list("slug", flat=True).first()
+            )
+            self.initial.setdefault("model", settings.STUDIO_DEFAULT_MODEL)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("model") and "model" not in self.errors:
+            data["model"] = ImageModel.objects.filter(key=settings.STUDIO_DEFAULT_MODEL, enabled=True).first()
+        upload: UploadedFile | None = data.get("csv_file")
+        prompts = read_csv(upload) if upload else read_lines(data.get("descriptions") or "")
+        if not prompts:
+            raise forms.ValidationError("Give at least one description: one per line, or a CSV file.")
+        if len(prompts) > settings.STUDIO_MAX_BATCH_ITEMS:
+            raise forms.ValidationError(
+                f"That is {len(prompts)} descriptions; one batch takes at most {settings.STUDIO_MAX_BATCH_ITEMS}."
+            )
+        for number, prompt in enumerate(prompts, start=1):
+            if len(prompt) > 1000:
+                raise forms.ValidationError(f"Description {number} is over 1000 characters.")
+        data["prompts"] = prompts
+        if data.get("preset"):
+            data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)
+        return data
+
+
+def read_lines(text: str) -> list[str]:
+    """Non-empty lines; a line starting with # is a comment."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+MAX_CSV_BYTES = 1 * 2**20
+PROMPT_COLUMNS = ("prompt", "description", "subject")
+
+
+def read_csv(upload: UploadedFile) -> list[str]:
+    if (upload.size or 0) > MAX_CSV_BYTES:
+        raise forms.ValidationError("That CSV is over 1 MB; a batch is a short list of descriptions.")
+    try:
+        text = upload.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise forms.ValidationError("That CSV is not UTF-8 text; save it as “CSV UTF-8” and try again.") from None
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise forms.ValidationError(f"That CSV could not be read: {exc}.") from None
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    column = next((header.index(name) for name in PROMPT_COLUMNS if name in header), None)
+    if column is None:  # no header: the first column holds the descriptions
+        column, body = 0, rows
+    else:
+        body = rows[1:]
+    return [row[column].strip() for row in body if len(row) > column and row[column].strip()]

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .engine.families import accepts_pipeline, family_choices
+from .engine.families import accepts_pipeline, family_choices, has_img2img
 
 
 def validate_sizes(value: Any) -> None:
@@ -50,12 +50,33 @@ class AssetPreset(models.Model):
     use_upscaler = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1, editable=False, help_text="Goes up when what it renders changes")
+
+    # Editing one of these changes what the asset type renders, so it makes a new version.
+    VERSIONED_FIELDS = (
+        "prompt_template",
+        "negative_prompt",
+        "default_width",
+        "default_height",
+        "allowed_sizes",
+        "steps",
+        "guidance_scale",
+        "use_refiner",
+        "use_upscaler",
+    )
 
     class Meta:
         ordering = ["position", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk:
+            before = AssetPreset.objects.filter(pk=self.pk).values("version", *self.VERSIONED_FIELDS).first()
+            if before and any(before[f] != getattr(self, f) for f in self.VERSIONED_FIELDS):
+                self.version = before["version"] + 1
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         sizes = [list(s) for s in self.allowed_sizes or []]
@@ -117,6 +138,10 @@ class ImageModel(models.Model):
     def clean(self) -> None:
         if bool(self.repo_id) == bool(self.local_path):
             raise ValidationError("Give either a Hugging Face repo id or a local folder, not both or neither.")
+        if self.supports_img2img and not has_img2img(self.family):
+            raise ValidationError(
+                {"supports_img2img": f"The {self.get_family_display()} engine has no img2img pipeline."}
+            )
         if self.local_path:
             self._check_local_pipeline()
 
@@ -220,6 +245,36 @@ class Quality(models.TextChoices):
     ULTRA = "ultra", "Ultra"
 
 
+class GroupKind(models.TextChoices):
+    MODELS = "models", "Compare models"
+    PRESETS = "presets", "Compare asset types"
+    BATCH = "batch", "Batch"
+
+
+class JobGroup(models.Model):
+    """Jobs submitted together and shown together: a comparison (one description across
+    models or asset types, side by side) or a batch (many descriptions, one asset type)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="job_groups")
+    kind = models.CharField(max_length=20, choices=GroupKind.choices)
+    title = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("group", args=[self.id])
+
+    @property
+    def is_comparison(self) -> bool:
+        return self.kind != GroupKind.BATCH
+
+
 class GenerationJob(models.Model):
     """One Generate click. `params` holds every resolved parameter needed to reproduce it."""
 
@@ -248,6 +303,15 @@ class GenerationJob(models.Model):
     more_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="more", help_text="Generate N more"
     )
+    source_image = models.ForeignKey(
+        "GeneratedImage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="variations",
+        help_text="More like this: the image these are variations of",
+    )
+    group = models.ForeignKey(JobGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
 
     class Meta:
         ordering = ["-created_at"]
@@ -265,6 +329,11 @@ class GenerationJob(models.Model):
     @property
     def is_ended(self) -> bool:
         return self.status in ENDED_STATUSES
+
+    @property
+    def variation(self) -> dict[str, Any]:
+        """How "More like this" made this job: {"strength": "subtle", "mode": "img2img" | "seeds"}."""
+        return self.params.get("variation") or {}
 
     @property
     def waiting_long(self) -> bool:

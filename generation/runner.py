@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
@@ -147,6 +148,8 @@ def _make_room(needed: int) -> None:
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     p = job.params
     return GenerationRequest(
+        init_image=_init_image(p["init_image"]) if p.get("init_image") else None,
+        strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
         width=p["width"],
@@ -156,6 +159,19 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         seeds=p["seeds"][skip:],
         loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
     )
+
+
+def _init_image(name: str) -> Image:
+    """The image "More like this" starts from, read through the configured storage."""
+    from PIL import Image as PILImage
+
+    try:
+        with default_storage.open(name, "rb") as fh:
+            image = PILImage.open(fh)
+            image.load()
+    except (OSError, ValueError) as exc:
+        raise EngineError("The image these variations start from is no longer available.") from exc
+    return image
 
 
 def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:

@@ -14,7 +14,17 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .models import AssetPreset, GenerationJob, ImageModel, JobStatus, PresetLora, Quality
+from .models import (
+    AssetPreset,
+    GeneratedImage,
+    GenerationJob,
+    GroupKind,
+    ImageModel,
+    JobGroup,
+    JobStatus,
+    PresetLora,
+    Quality,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,7 @@ def resolve_params(
             "license_notice": model.license_notice,
         },
         "preset": preset.slug,
+        "preset_version": preset.version,
         "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
         "negative_prompt": " ".join(preset.negative_prompt.split()),
         "width": width,
@@ -121,6 +132,7 @@ def job_create(
     width: int | None = None,
     height: int | None = None,
     seed: int | None = None,
+    group: JobGroup | None = None,
 ) -> GenerationJob:
     model = model or ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL)
     params = resolve_params(
@@ -141,6 +153,7 @@ def job_create(
         quality=quality,
         params=params,
         images_total=variations,
+        group=group,
     )
     transaction.on_commit(lambda: job_enqueue(job.id))
     return job
@@ -158,10 +171,33 @@ def job_more(*, job: GenerationJob, variations: int | None = None) -> Generation
     return _job_from(job, params=params, images_total=count, more_of=job)
 
 
-def _job_from(
-    job: GenerationJob, *, params: dict[str, object], images_total: int, **link: GenerationJob
-) -> GenerationJob:
-    """A job with another job's settings, queued after commit."""
+# "More like this": how far an img2img variation may move away from its image.
+VARIATION_STRENGTH = {"subtle": 0.4, "strong": 0.7}
+
+
+def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
+    """Variations of one image: img2img from it where the model can, nearby seeds where not."""
+    job = image.job
+    count = job.images_total
+    model = ImageModel.objects.filter(key=job.model_key).first()
+    variation: dict[str, object] = {"strength": strength, "of": str(image.pk), "of_seed": image.seed}
+    params: dict[str, object] = {**job.params, "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
+    if model is not None and model.supports_img2img:
+        params.update(seeds=new_seeds(count), init_image=image.file.name, strength=VARIATION_STRENGTH[strength])
+        variation["mode"] = "img2img"
+    else:
+        # Without img2img the closest thing is the same settings on seeds next to the job's own.
+        params.pop("init_image", None)
+        params.pop("strength", None)
+        params["seeds"] = new_seeds(count, max(job.params["seeds"]) + 1)
+        variation["mode"] = "seeds"
+    params["variation"] = variation
+    return _job_from(job, params=params, images_total=count, source_image_id=image.pk)
+
+
+def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: int, **link: object) -> GenerationJob:
+    """A job with another job's settings (in the same group, from the same image), queued after commit."""
+    link = {"group_id": job.group_id, "source_image_id": job.source_image_id, **link}
     new = GenerationJob.objects.create(
         owner=job.owner,
         preset=job.preset,
@@ -174,6 +210,69 @@ def _job_from(
     )
     transaction.on_commit(lambda: job_enqueue(new.id))
     return new
+
+
+@transaction.atomic
+def group_compare(
+    *,
+    owner: User,
+    prompt: str,
+    presets: list[AssetPreset],
+    models: list[ImageModel],
+    quality: str,
+    variations: int,
+    seed: int | None = None,
+) -> JobGroup:
+    """One description across several models (one asset type) or several asset types (one model).
+
+    Every column gets the same seeds, so the columns differ only by what is compared.
+    """
+    kind = GroupKind.MODELS if len(models) > 1 else GroupKind.PRESETS
+    group = JobGroup.objects.create(owner=owner, kind=kind, title=prompt.strip()[:200])
+    first_seed = new_seeds(variations)[0] if seed is None else seed
+    for preset in presets:
+        for model in models:
+            job_create(
+                owner=owner,
+                preset=preset,
+                prompt=prompt,
+                model=model,
+                quality=quality,
+                variations=variations,
+                seed=first_seed,
+                group=group,
+            )
+    return group
+
+
+@transaction.atomic
+def group_batch(
+    *,
+    owner: User,
+    preset: AssetPreset,
+    model: ImageModel,
+    prompts: list[str],
+    quality: str,
+    variations: int,
+    width: int,
+    height: int,
+) -> JobGroup:
+    """Many descriptions for one asset type, submitted at once: one job each, one group."""
+    title = f"{len(prompts)} {preset.name} description{'s' if len(prompts) != 1 else ''}"
+    group = JobGroup.objects.create(owner=owner, kind=GroupKind.BATCH, title=title)
+    for prompt in prompts:
+        job_create(
+            owner=owner,
+            preset=preset,
+            prompt=prompt,
+            model=model,
+            quality=quality,
+            variations=variations,
+            width=width,
+            height=height,
+            group=group,
+        )
+    return group
 
 
 def new_seeds(count: int, first: int | None = None) -> list[int]:

@@ -1,12 +1,12 @@
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -15,13 +15,14 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import services
-from .forms import GenerateForm
-from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
+from .forms import BatchForm, CompareForm, GenerateForm
+from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .zips import zip_stream
 
 RECENT_JOBS = 10
 HISTORY_PAGE = 20
+MAX_SELECTION = 500
 
 
 class Request(HttpRequest):
@@ -124,7 +125,11 @@ def job_cancel(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def image(request: Request, pk: UUID) -> HttpResponse:
     image = _get_image_for_user(request, pk)
-    context = {"image": image, "favorite_ids": _favorite_ids(request, image=image)}
+    context = {
+        "image": image,
+        "favorite_ids": _favorite_ids(request, image=image),
+        "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
+    }
     return render(request, "generation/image.html", context)
 
 
@@ -217,8 +222,10 @@ def _without_page(request: Request) -> str:
     return query.urlencode()
 
 
-def _zip_response(images: Iterable[GeneratedImage], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(zip_stream(images), content_type="application/zip")
+def _zip_response(
+    images: Iterable[GeneratedImage], filename: str, *, folder: Callable[[GeneratedImage], str] | None = None
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(zip_stream(images, folder=folder), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -236,6 +243,25 @@ def job_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
 def favorites_zip(request: Request) -> StreamingHttpResponse:
     images = GeneratedImage.objects.filter(favorites__user=request.user).select_related("job__preset")
     return _zip_response(images.order_by("-favorites__created_at").iterator(), "favorites.zip")
+
+
+@require_GET
+@login_required
+def images_zip(request: Request) -> HttpResponse:
+    """A selection (the ticked images of any page) as one zip: ?id=...&id=..."""
+    try:
+        ids = {UUID(value) for value in request.GET.getlist("id")}
+    except ValueError:
+        return JsonResponse({"error": "The selection holds an id that is not an image id."}, status=400)
+    if not ids:
+        messages.error(request, "Tick the images to download first.")
+        return redirect(request.headers.get("Referer") or "studio")
+    if len(ids) > MAX_SELECTION:
+        return JsonResponse({"error": f"Select at most {MAX_SELECTION} images per zip."}, status=400)
+    images = GeneratedImage.objects.filter(pk__in=ids, job__owner=request.user).select_related("job__preset")
+    if images.count() != len(ids):
+        return JsonResponse({"error": "Some of the selected images do not exist or are not yours."}, status=404)
+    return _zip_response(images.order_by("job__created_at", "index").iterator(), "selection.zip")
 
 
 def _studio_with(values: dict[str, object]) -> HttpResponse:
@@ -279,3 +305,104 @@ def image_restore(request: Request) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("studio")
     return _studio_with(values)
+
+
+@require_POST
+@login_required
+def image_vary(request: Request, pk: UUID) -> HttpResponse:
+    """More like this: Subtle or Strong variations of one image."""
+    image = _get_image_for_user(request, pk)
+    strength = request.POST.get("strength", "")
+    if strength not in services.VARIATION_STRENGTH:
+        return JsonResponse({"error": "strength must be subtle or strong."}, status=400)
+    new = services.job_vary(image=image, strength=strength)
+    return _job_panel(request, new) if request.htmx else redirect(new)
+
+
+@login_required
+def compare(request: Request) -> HttpResponse:
+    """One description side by side across models, or across asset types."""
+    if request.method == "POST":
+        form = CompareForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            group = services.group_compare(
+                owner=request.user,
+                prompt=data["prompt"],
+                presets=data["presets"],
+                models=data["models"],
+                quality=data["quality"],
+                variations=data["variations"],
+                seed=data["seed"],
+            )
+            return redirect(group)
+    else:
+        presets = AssetPreset.objects.filter(enabled=True)
+        form = CompareForm(
+            initial={
+                "prompt": request.GET.get("prompt", ""),
+                "presets": [p.slug for p in presets[:1]],
+                "models": list(ImageModel.objects.filter(enabled=True).values_list("key", flat=True)),
+            }
+        )
+    return _group_form_page(request, form, "generation/compare.html", [GroupKind.MODELS, GroupKind.PRESETS])
+
+
+@login_required
+def batch(request: Request) -> HttpResponse:
+    """Many descriptions for one asset type in one submission."""
+    if request.method == "POST":
+        form = BatchForm(request.POST, request.FILES)
+        if form.is_valid():
+            data = form.cleaned_data
+            group = services.group_batch(
+                owner=request.user,
+                preset=data["preset"],
+                model=data["model"],
+                prompts=data["prompts"],
+                quality=data["quality"],
+                variations=data["variations"],
+                width=data["width"],
+                height=data["height"],
+            )
+            return redirect(group)
+    else:
+        form = BatchForm()
+    return _group_form_page(request, form, "generation/batch.html", [GroupKind.BATCH])
+
+
+def _group_form_page(request: Request, form: CompareForm | BatchForm, template: str, kinds: list[str]) -> HttpResponse:
+    groups = JobGroup.objects.filter(owner=request.user, kind__in=kinds)[:10]
+    status = 422 if form.is_bound else 200
+    return render(request, template, {"form": form, "groups": groups}, status=status)
+
+
+@require_GET
+@login_required
+def group(request: Request, pk: UUID) -> HttpResponse:
+    group = get_object_or_404(JobGroup, pk=pk, owner=request.user)
+    jobs = list(group.jobs.select_related("preset").prefetch_related("images").order_by("created_at"))
+    context = {
+        "group": group,
+        "jobs": jobs,
+        "ended": all(job.is_ended for job in jobs),
+        "done": sum(job.status == JobStatus.COMPLETE for job in jobs),
+        "favorite_ids": _favorite_ids(request, image__job__group=group),
+    }
+    if not request.htmx:
+        return render(request, "generation/group.html", context)
+    response = render(request, "generation/group.html#group-body", context)
+    if context["ended"]:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@require_GET
+@login_required
+def group_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
+    """Every image of a comparison or batch; a model comparison gets one folder per model."""
+    group = get_object_or_404(JobGroup, pk=pk, owner=request.user)
+    images = GeneratedImage.objects.filter(job__group=group).select_related("job__preset")
+    images = images.order_by("job__created_at", "index")
+    folder = (lambda image: image.job.model_key) if group.kind == GroupKind.MODELS else None
+    return _zip_response(images.iterator(), f"{group.kind}-{str(group.pk)[:8]}.zip", folder=folder)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .models import GeneratedImage
 
@@ -36,8 +36,10 @@ class _Pipe:
         return data
 
 
-def zip_stream(images: Iterable[GeneratedImage]) -> Iterator[bytes]:
-    """Yield a zip of the images, each read from storage in chunks.
+def zip_stream(
+    images: Iterable[GeneratedImage], *, folder: Callable[[GeneratedImage], str] | None = None
+) -> Iterator[bytes]:
+    """Yield a zip of the images, each read from storage in chunks (`folder` sorts them into folders).
 
     PNGs are compressed already, so members are stored, not deflated.
     """
@@ -46,7 +48,7 @@ def zip_stream(images: Iterable[GeneratedImage]) -> Iterator[bytes]:
     notices: dict[str, list[str]] = {}
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
-            name = _unique(image.download_name, names)
+            name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
             if notice := image.license_restriction:
                 notices.setdefault(notice, []).append(name)
             with image.file.open("rb") as source, archive.open(name, mode="w", force_zip64=True) as member:

@@ -9,6 +9,7 @@ import torch
 
 from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.base import DiffusersEngine
+from generation.engine.families import has_img2img
 from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import Cancelled, GenerationRequest, LoraSpec
 from tests.loras import make_lora
@@ -106,6 +107,38 @@ def test_raising_cancelled_in_the_step_callback_stops_the_job(engine: DiffusersE
     with pytest.raises(Cancelled):
         engine.generate(request(seeds=[1, 2]), max_batch=1, on_step=on_step, on_images=lambda f, i: stored.append(f))
     assert stored == [0]
+
+
+def test_more_like_this_starts_from_the_given_image_where_the_family_can(engine: DiffusersEngine) -> None:
+    from PIL import Image
+
+    red, noise = Image.new("RGB", (64, 64), (255, 0, 0)), Image.effect_noise((64, 64), 120).convert("RGB")
+    req = request(seeds=[5], steps=4, init_image=red, strength=0.5)
+    if not engine.supports_img2img:
+        with pytest.raises(EngineError, match="cannot start from an image"):
+            generate(engine, req)
+        return
+    from_red = generate(engine, req)[0]
+    assert close(from_red, generate(engine, req)[0])  # reproducible
+    assert from_red.shape == (64, 64, 3)
+    # Tiny random VAEs blur much of the input away: "not equal" is the check, not "very different".
+    assert not close(from_red, generate(engine, request(seeds=[5], steps=4, init_image=noise, strength=0.5))[0])
+    assert not close(from_red, generate(engine, request(seeds=[5], steps=4))[0])  # not plain text-to-image
+
+
+def test_the_web_side_knows_which_families_can_start_from_an_image(engine: DiffusersEngine) -> None:
+    assert has_img2img(engine.family) == engine.supports_img2img
+
+
+def test_img2img_reports_only_the_steps_its_strength_runs(engine: DiffusersEngine) -> None:
+    from PIL import Image
+
+    if not engine.supports_img2img:
+        pytest.skip(f"{engine.family} has no img2img")
+    steps: list[tuple[int, int]] = []
+    req = request(seeds=[5], steps=8, init_image=Image.new("RGB", (64, 64), "white"), strength=0.5)
+    engine.generate(req, max_batch=1, on_step=lambda s, t: steps.append((s, t)), on_images=lambda f, i: None)
+    assert steps and steps[-1][0] == steps[-1][1] < 8
 
 
 def test_sizes_off_the_latent_grid_are_refused(engine: DiffusersEngine) -> None:

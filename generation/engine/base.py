@@ -8,6 +8,7 @@ families and lives here once.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 class DiffusersEngine:
     family: ClassVar[str]
     pipeline_class: ClassVar[Any]
+    # The family's img2img twin, built on the same weights with `from_pipe` (None: the family has none).
+    img2img_class: ClassVar[Any] = None
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -36,6 +39,7 @@ class DiffusersEngine:
         self.memory_mode = place(self.pipe, self.device, self.options.get("memory_mode", "auto"))
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
+        self._img2img: Any = None
         log.info("Loaded %s from %s on %s (%s, %s)", self.family, path, self.device, self.dtype, self.memory_mode)
 
     def load(self, path: Path) -> Any:
@@ -46,11 +50,16 @@ class DiffusersEngine:
         return {"guidance_scale": request.guidance_scale}
 
     @property
+    def supports_img2img(self) -> bool:
+        return self.img2img_class is not None
+
+    @property
     def memory_bytes(self) -> int:
         return pipeline_bytes(self.pipe)
 
     def unload(self) -> None:
         del self.pipe
+        self._img2img = None
         free_memory(self.device)
 
     def generate(
@@ -91,14 +100,17 @@ class DiffusersEngine:
             raise EngineError(
                 f"{self.family} needs sizes in multiples of {multiple}; got {request.width}x{request.height}."
             )
+        if request.init_image is not None and not self.supports_img2img:
+            raise EngineError(f"{self.family} models cannot start from an image (no img2img pipeline).")
 
     @property
     def size_multiple(self) -> int:
         return 16
 
     def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
+        pipe = self.pipe if request.init_image is None else self.img2img_pipe
         # Each job gets its own scheduler: schedulers keep per-run state.
-        self.pipe.scheduler = self.pipe.scheduler.__class__.from_config(self.pipe.scheduler.config)
+        pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
         # CPU generators make a seed mean the same image on any device.
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
 
@@ -107,27 +119,45 @@ class DiffusersEngine:
             return kwargs
 
         # Large outputs decode tile by tile so the VAE does not need the whole image in memory.
-        tiled = max(request.width, request.height) >= 2048 and hasattr(self.pipe.vae, "enable_tiling")
+        tiled = max(request.width, request.height) >= 2048 and hasattr(pipe.vae, "enable_tiling")
         if tiled:
-            self.pipe.vae.enable_tiling()
+            pipe.vae.enable_tiling()
         try:
-            return self._call(request, generators, callback)
+            return self._call(pipe, request, generators, callback)
         finally:
             if tiled:
-                self.pipe.vae.disable_tiling()
+                pipe.vae.disable_tiling()
 
-    def _call(self, request: GenerationRequest, generators: list[torch.Generator], callback: Any) -> list[Any]:
+    @property
+    def img2img_pipe(self) -> Any:
+        """The img2img pipeline, sharing this pipeline's loaded modules (and LoRAs): no second copy."""
+        if self._img2img is None:
+            self._img2img = self.img2img_class.from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+    def _call(
+        self, pipe: Any, request: GenerationRequest, generators: list[torch.Generator], callback: Any
+    ) -> list[Any]:
+        kwargs = {
+            "prompt": request.prompt,
+            "width": request.width,
+            "height": request.height,
+            "num_inference_steps": request.steps,
+            "num_images_per_prompt": len(generators),
+            "generator": generators,
+            "callback_on_step_end": callback,
+            **self.call_kwargs(request),
+        }
+        if request.init_image is not None:
+            size = (request.width, request.height)
+            image = request.init_image.convert("RGB")
+            kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
+        # Some img2img pipelines (SDXL's) take the size from the image and have no width/height.
+        accepted = inspect.signature(pipe.__call__).parameters
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}
         with torch.inference_mode():
-            result = self.pipe(
-                prompt=request.prompt,
-                width=request.width,
-                height=request.height,
-                num_inference_steps=request.steps,
-                num_images_per_prompt=len(generators),
-                generator=generators,
-                callback_on_step_end=callback,
-                **self.call_kwargs(request),
-            )
+            result = pipe(**kwargs)
         return list(result.images)
 
     def _use_loras(self, loras: list[LoraSpec]) -> None:

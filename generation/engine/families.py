@@ -1,22 +1,27 @@
 """What the web side may know about model families without importing torch.
 
+`img2img` says whether the adapter has an img2img twin ("More like this" from an image).
 `pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
 family's adapter loads, so an admin's new model entry is checked before any worker sees it.
 """
 
 FAMILIES: dict[str, dict[str, object]] = {
-    "flux": {"label": "FLUX.1", "pipelines": ["FluxPipeline"]},
-    "sd3": {"label": "Stable Diffusion 3.5", "pipelines": ["StableDiffusion3Pipeline"]},
-    "sdxl": {"label": "SDXL", "pipelines": ["StableDiffusionXLPipeline"]},
-    "hidream": {"label": "HiDream-I1", "pipelines": ["HiDreamImagePipeline"]},
-    "flux2": {"label": "FLUX.2 [klein]", "pipelines": ["Flux2KleinPipeline"]},
-    "zimage": {"label": "Z-Image", "pipelines": ["ZImagePipeline"]},
-    "qwenimage": {"label": "Qwen-Image", "pipelines": ["QwenImagePipeline"]},
+    "flux": {"label": "FLUX.1", "img2img": True, "pipelines": ["FluxPipeline"]},
+    "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
+    "sdxl": {"label": "SDXL", "img2img": True, "pipelines": ["StableDiffusionXLPipeline"]},
+    "hidream": {"label": "HiDream-I1", "img2img": False, "pipelines": ["HiDreamImagePipeline"]},
+    "flux2": {"label": "FLUX.2 [klein]", "img2img": False, "pipelines": ["Flux2KleinPipeline"]},
+    "zimage": {"label": "Z-Image", "img2img": True, "pipelines": ["ZImagePipeline"]},
+    "qwenimage": {"label": "Qwen-Image", "img2img": True, "pipelines": ["QwenImagePipeline"]},
 }
 
 
 def family_choices() -> list[tuple[str, str]]:
     return [(key, str(info["label"])) for key, info in FAMILIES.items()]
+
+
+def has_img2img(family: str) -> bool:
+    return bool(FAMILIES.get(family, {}).get("img2img"))
 
 
 def accepts_pipeline(family: str, class_name: str) -> bool:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import FluxPipeline
+from diffusers import FluxImg2ImgPipeline, FluxPipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -11,6 +11,7 @@ from .types import GenerationRequest
 class FluxEngine(DiffusersEngine):
     family = "flux"
     pipeline_class = FluxPipeline
+    img2img_class = FluxImg2ImgPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # FLUX.1 is guidance-distilled: `guidance_scale` is an embedding, and a negative prompt

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import QwenImagePipeline
+from diffusers import QwenImageImg2ImgPipeline, QwenImagePipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -11,6 +11,7 @@ from .types import GenerationRequest
 class QwenImageEngine(DiffusersEngine):
     family = "qwenimage"
     pipeline_class = QwenImagePipeline
+    img2img_class = QwenImageImg2ImgPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Qwen-Image's guidance is true CFG (`true_cfg_scale`, two passes a step, with the negative

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import StableDiffusion3Pipeline
+from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3Pipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -11,6 +11,7 @@ from .types import GenerationRequest
 class SD3Engine(DiffusersEngine):
     family = "sd3"
     pipeline_class = StableDiffusion3Pipeline
+    img2img_class = StableDiffusion3Img2ImgPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # SD3 runs real classifier-free guidance, so the asset type's negative prompt applies.

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import StableDiffusionXLPipeline
+from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -11,6 +11,7 @@ from .types import GenerationRequest
 class SDXLEngine(DiffusersEngine):
     family = "sdxl"
     pipeline_class = StableDiffusionXLPipeline
+    img2img_class = StableDiffusionXLImg2ImgPipeline
 
     @property
     def size_multiple(self) -> int:

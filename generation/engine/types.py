@@ -39,6 +39,10 @@ class GenerationRequest:
     guidance_scale: float
     seeds: list[int]
     loras: list[LoraSpec] = field(default_factory=list)
+    # "More like this": start from this image instead of pure noise; `strength` is how far
+    # from it the result may go (0 = the same image, 1 = ignore it).
+    init_image: Image | None = None
+    strength: float = 1.0
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.
@@ -49,6 +53,7 @@ ImagesCallback = Callable[[int, "list[Image]"], None]
 
 class Engine(Protocol):
     family: str
+    supports_img2img: bool
 
     def __init__(self, path: Path, *, device: str, options: dict[str, Any] | None = None) -> None: ...
 

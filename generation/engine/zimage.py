@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import ZImagePipeline
+from diffusers import ZImageImg2ImgPipeline, ZImagePipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -11,6 +11,7 @@ from .types import GenerationRequest
 class ZImageEngine(DiffusersEngine):
     family = "zimage"
     pipeline_class = ZImagePipeline
+    img2img_class = ZImageImg2ImgPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Turbo is distilled to run without CFG (guidance 0); the negative prompt only acts with CFG.

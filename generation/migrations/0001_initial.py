@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,85 +17,135 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AssetPreset',
+            name="AssetPreset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('prompt_template', models.TextField(validators=[generation.models.validate_template])),
-                ('negative_prompt', models.TextField(blank=True)),
-                ('default_width', models.PositiveIntegerField(default=1024)),
-                ('default_height', models.PositiveIntegerField(default=1024)),
-                ('allowed_sizes', models.JSONField(default=list, validators=[generation.models.validate_sizes])),
-                ('steps', models.PositiveIntegerField(default=28)),
-                ('guidance_scale', models.FloatField(default=3.5)),
-                ('lora', models.CharField(blank=True, help_text='LoRA file under loras/, e.g. flux/icons-v1.safetensors', max_length=300)),
-                ('lora_strength', models.FloatField(default=0.85)),
-                ('use_refiner', models.BooleanField(default=False)),
-                ('use_upscaler', models.BooleanField(default=False)),
-                ('enabled', models.BooleanField(default=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("prompt_template", models.TextField(validators=[generation.models.validate_template])),
+                ("negative_prompt", models.TextField(blank=True)),
+                ("default_width", models.PositiveIntegerField(default=1024)),
+                ("default_height", models.PositiveIntegerField(default=1024)),
+                ("allowed_sizes", models.JSONField(default=list, validators=[generation.models.validate_sizes])),
+                ("steps", models.PositiveIntegerField(default=28)),
+                ("guidance_scale", models.FloatField(default=3.5)),
+                (
+                    "lora",
+                    models.CharField(
+                        blank=True, help_text="LoRA file under loras/, e.g. flux/icons-v1.safetensors", max_length=300
+                    ),
+                ),
+                ("lora_strength", models.FloatField(default=0.85)),
+                ("use_refiner", models.BooleanField(default=False)),
+                ("use_upscaler", models.BooleanField(default=False)),
+                ("enabled", models.BooleanField(default=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['position', 'name'],
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationJob',
+            name="GenerationJob",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('model_key', models.CharField(max_length=100)),
-                ('prompt', models.TextField()),
-                ('quality', models.CharField(choices=[('draft', 'Draft'), ('standard', 'Standard'), ('high', 'High')], default='standard', max_length=20)),
-                ('params', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('processing', 'Processing'), ('complete', 'Complete'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('progress_step', models.PositiveIntegerField(default=0)),
-                ('progress_steps', models.PositiveIntegerField(default=0)),
-                ('images_done', models.PositiveIntegerField(default=0)),
-                ('images_total', models.PositiveIntegerField(default=0)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('worker_pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to=settings.AUTH_USER_MODEL)),
-                ('preset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='jobs', to='generation.assetpreset')),
-                ('retry_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='generation.generationjob')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("model_key", models.CharField(max_length=100)),
+                ("prompt", models.TextField()),
+                (
+                    "quality",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("standard", "Standard"), ("high", "High")],
+                        default="standard",
+                        max_length=20,
+                    ),
+                ),
+                ("params", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("processing", "Processing"),
+                            ("complete", "Complete"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("progress_step", models.PositiveIntegerField(default=0)),
+                ("progress_steps", models.PositiveIntegerField(default=0)),
+                ("images_done", models.PositiveIntegerField(default=0)),
+                ("images_total", models.PositiveIntegerField(default=0)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("worker_pid", models.PositiveIntegerField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="jobs", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "preset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="jobs", to="generation.assetpreset"
+                    ),
+                ),
+                (
+                    "retry_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="generation.generationjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='GeneratedImage',
+            name="GeneratedImage",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('index', models.PositiveSmallIntegerField()),
-                ('seed', models.BigIntegerField()),
-                ('file', models.FileField(max_length=300, upload_to=generation.models.image_upload_to)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='generation.generationjob')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("index", models.PositiveSmallIntegerField()),
+                ("seed", models.BigIntegerField()),
+                ("file", models.FileField(max_length=300, upload_to=generation.models.image_upload_to)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="generation.generationjob",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job', 'index'],
+                "ordering": ["job", "index"],
             },
         ),
         migrations.AddIndex(
-            model_name='generationjob',
-            index=models.Index(fields=['owner', '-created_at'], name='generation__owner_i_a7e0ac_idx'),
+            model_name="generationjob",
+            index=models.Index(fields=["owner", "-created_at"], name="generation__owner_i_a7e0ac_idx"),
         ),
         migrations.AddIndex(
-            model_name='generationjob',
-            index=models.Index(fields=['status', 'heartbeat_at'], name='generation__status_6a313c_idx'),
+            model_name="generationjob",
+            index=models.Index(fields=["status", "heartbeat_at"], name="generation__status_6a313c_idx"),
         ),
         migrations.AddConstraint(
-            model_name='generatedimage',
-            constraint=models.UniqueConstraint(fields=('job', 'index'), name='one_image_per_index'),
+            model_name="generatedimage",
+            constraint=models.UniqueConstraint(fields=("job", "index"), name="one_image_per_index"),
         ),
     ]

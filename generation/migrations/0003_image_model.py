@@ -5,38 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0002_seed_presets'),
+        ("generation", "0002_seed_presets"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ImageModel',
+            name="ImageModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('family', models.CharField(choices=generation.engine.families.family_choices, max_length=30)),
-                ('repo_id', models.CharField(blank=True, max_length=200, verbose_name='Hugging Face repo id')),
-                ('revision', models.CharField(blank=True, help_text='Commit or tag; empty = main', max_length=100)),
-                ('local_path', models.CharField(blank=True, help_text='A diffusers folder on the workers', max_length=500)),
-                ('license_name', models.CharField(max_length=100)),
-                ('commercial_use', models.BooleanField(help_text='Outputs may be used in products (production use)')),
-                ('license_notice', models.TextField(blank=True, help_text='Shown next to the model and on downloads')),
-                ('license_url', models.URLField(blank=True)),
-                ('default_steps', models.PositiveIntegerField(blank=True, help_text="Empty: the asset type's steps", null=True)),
-                ('default_guidance', models.FloatField(blank=True, help_text="Empty: the asset type's guidance", null=True)),
-                ('max_side', models.PositiveIntegerField(default=2048, help_text='Largest width or height it renders')),
-                ('supports_negative_prompt', models.BooleanField(default=False)),
-                ('supports_img2img', models.BooleanField(default=False)),
-                ('supports_reference_image', models.BooleanField(default=False)),
-                ('supports_control_image', models.BooleanField(default=False)),
-                ('enabled', models.BooleanField(default=True)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                ("family", models.CharField(choices=generation.engine.families.family_choices, max_length=30)),
+                ("repo_id", models.CharField(blank=True, max_length=200, verbose_name="Hugging Face repo id")),
+                ("revision", models.CharField(blank=True, help_text="Commit or tag; empty = main", max_length=100)),
+                (
+                    "local_path",
+                    models.CharField(blank=True, help_text="A diffusers folder on the workers", max_length=500),
+                ),
+                ("license_name", models.CharField(max_length=100)),
+                ("commercial_use", models.BooleanField(help_text="Outputs may be used in products (production use)")),
+                ("license_notice", models.TextField(blank=True, help_text="Shown next to the model and on downloads")),
+                ("license_url", models.URLField(blank=True)),
+                (
+                    "default_steps",
+                    models.PositiveIntegerField(blank=True, help_text="Empty: the asset type's steps", null=True),
+                ),
+                (
+                    "default_guidance",
+                    models.FloatField(blank=True, help_text="Empty: the asset type's guidance", null=True),
+                ),
+                ("max_side", models.PositiveIntegerField(default=2048, help_text="Largest width or height it renders")),
+                ("supports_negative_prompt", models.BooleanField(default=False)),
+                ("supports_img2img", models.BooleanField(default=False)),
+                ("supports_reference_image", models.BooleanField(default=False)),
+                ("supports_control_image", models.BooleanField(default=False)),
+                ("enabled", models.BooleanField(default=True)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['position', 'name'],
+                "ordering": ["position", "name"],
             },
         ),
     ]

@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0004_seed_models'),
+        ("generation", "0004_seed_models"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='imagemodel',
-            name='options',
-            field=models.JSONField(blank=True, default=dict, help_text='Loading options for the family, e.g. {"memory_mode": "model_offload"} or, for HiDream, {"llama": "meta-llama/Llama-3.1-8B-Instruct"}'),
+            model_name="imagemodel",
+            name="options",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='Loading options for the family, e.g. {"memory_mode": "model_offload"} or, for HiDream, {"llama": "meta-llama/Llama-3.1-8B-Instruct"}',
+            ),
         ),
     ]

@@ -6,49 +6,70 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0007_seed_2026_models'),
+        ("generation", "0007_seed_2026_models"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BrandLora',
+            name="BrandLora",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('family', models.CharField(choices=generation.engine.families.family_choices, max_length=30)),
-                ('file', models.CharField(help_text='Under loras/, e.g. flux/icons-v1.safetensors', max_length=300, unique=True)),
-                ('trigger_words', models.CharField(blank=True, help_text='Put in front of every prompt', max_length=200)),
-                ('file_format', models.CharField(blank=True, editable=False, max_length=30)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('enabled', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("family", models.CharField(choices=generation.engine.families.family_choices, max_length=30)),
+                (
+                    "file",
+                    models.CharField(
+                        help_text="Under loras/, e.g. flux/icons-v1.safetensors", max_length=300, unique=True
+                    ),
+                ),
+                (
+                    "trigger_words",
+                    models.CharField(blank=True, help_text="Put in front of every prompt", max_length=200),
+                ),
+                ("file_format", models.CharField(blank=True, editable=False, max_length=30)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("enabled", models.BooleanField(default=True)),
             ],
             options={
-                'verbose_name': 'brand LoRA',
-                'ordering': ['family', 'name'],
+                "verbose_name": "brand LoRA",
+                "ordering": ["family", "name"],
             },
         ),
         migrations.RemoveField(
-            model_name='assetpreset',
-            name='lora',
+            model_name="assetpreset",
+            name="lora",
         ),
         migrations.RemoveField(
-            model_name='assetpreset',
-            name='lora_strength',
+            model_name="assetpreset",
+            name="lora_strength",
         ),
         migrations.CreateModel(
-            name='PresetLora',
+            name="PresetLora",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('strength', models.FloatField(default=0.85)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('lora', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='preset_loras', to='generation.brandlora')),
-                ('preset', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='preset_loras', to='generation.assetpreset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("strength", models.FloatField(default=0.85)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                (
+                    "lora",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="preset_loras",
+                        to="generation.brandlora",
+                    ),
+                ),
+                (
+                    "preset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="preset_loras",
+                        to="generation.assetpreset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('preset', 'lora'), name='lora_once_per_preset')],
+                "ordering": ["position", "id"],
+                "constraints": [models.UniqueConstraint(fields=("preset", "lora"), name="lora_once_per_preset")],
             },
         ),
     ]

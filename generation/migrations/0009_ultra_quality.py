@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0008_brand_loras'),
+        ("generation", "0008_brand_loras"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='generationjob',
-            name='quality',
-            field=models.CharField(choices=[('draft', 'Draft'), ('standard', 'Standard'), ('high', 'High'), ('ultra', 'Ultra')], default='standard', max_length=20),
+            model_name="generationjob",
+            name="quality",
+            field=models.CharField(
+                choices=[("draft", "Draft"), ("standard", "Standard"), ("high", "High"), ("ultra", "Ultra")],
+                default="standard",
+                max_length=20,
+            ),
         ),
     ]

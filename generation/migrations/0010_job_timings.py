@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0009_ultra_quality'),
+        ("generation", "0009_ultra_quality"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='generationjob',
-            name='timings',
+            model_name="generationjob",
+            name="timings",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]

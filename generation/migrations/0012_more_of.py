@@ -5,15 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generation', '0011_favorites'),
+        ("generation", "0011_favorites"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='generationjob',
-            name='more_of',
-            field=models.ForeignKey(blank=True, help_text='Generate N more', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='more', to='generation.generationjob'),
+            model_name="generationjob",
+            name="more_of",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Generate N more",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="more",
+                to="generation.generationjob",
+            ),
         ),
     ]
