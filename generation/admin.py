@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from . import services
 from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
 
 
@@ -59,8 +62,16 @@ class GeneratedImageInline(admin.TabularInline):
 
 @admin.register(GenerationJob)
 class GenerationJobAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "owner", "preset", "status", "images_done", "images_total", "attempts", "worker")
-    list_filter = ("status", "preset")
+    list_display = ("created_at", "owner", "preset", "model_key", "status", "images_done", "images_total", "worker")
+    list_filter = ("status", "preset", "model_key")
     search_fields = ("prompt", "owner__username")
     readonly_fields = [f.name for f in GenerationJob._meta.fields]
     inlines = [GeneratedImageInline]
+    actions = ["cancel_jobs"]
+
+    @admin.action(description="Cancel the selected jobs (queued ones never start, running ones stop)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
+        running = [job for job in queryset if not job.is_ended]
+        for job in running:
+            services.job_cancel(job=job)
+        self.message_user(request, f"Cancelled {len(running)} job(s).", messages.SUCCESS)

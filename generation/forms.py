@@ -20,6 +20,11 @@ class ModelChoiceByName(forms.ModelChoiceField):
         return obj.name
 
 
+class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: AssetPreset | ImageModel) -> str:
+        return obj.name
+
+
 class GenerateForm(forms.Form):
     preset = PresetChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
@@ -126,14 +131,14 @@ class CompareForm(forms.Form):
     """One description across several models, or across several asset types."""
 
     prompt = _prompt_field()
-    presets = forms.ModelMultipleChoiceField(
+    presets = NamedMultipleChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
         to_field_name="slug",
         widget=forms.CheckboxSelectMultiple,
         label="Asset types",
         error_messages={"required": "Pick at least one asset type.", "invalid_choice": "Pick available asset types."},
     )
-    models = forms.ModelMultipleChoiceField(
+    models = NamedMultipleChoiceField(
         queryset=ImageModel.objects.filter(enabled=True),
         to_field_name="key",
         widget=forms.CheckboxSelectMultiple,
@@ -144,11 +149,6 @@ class CompareForm(forms.Form):
         min_value=1, max_value=4, initial=2, widget=forms.NumberInput(attrs={"class": "narrow"})
     )
     seed = GenerateForm.base_fields["seed"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["presets"].label_from_instance = lambda obj: obj.name
-        self.fields["models"].label_from_instance = lambda obj: obj.name
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

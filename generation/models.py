@@ -82,6 +82,13 @@ class AssetPreset(models.Model):
         sizes = [list(s) for s in self.allowed_sizes or []]
         if sizes and [self.default_width, self.default_height] not in sizes:
             raise ValidationError("The default size must be one of the allowed sizes.")
+        # Sizes no enabled model can draw would only ever give the designer an error.
+        largest = ImageModel.objects.filter(enabled=True).aggregate(models.Max("max_side"))["max_side__max"]
+        too_big = [size_label(w, h) for w, h in sizes if largest and max(w, h) > largest]
+        if too_big:
+            raise ValidationError(
+                {"allowed_sizes": f"No enabled model renders {', '.join(too_big)}; the largest side is {largest}."}
+            )
 
     @property
     def default_size(self) -> str:
@@ -225,6 +232,14 @@ class PresetLora(models.Model):
     def clean(self) -> None:
         if not -2.0 <= self.strength <= 2.0:
             raise ValidationError({"strength": "Use a strength between -2 and 2 (usually 0.5 to 1)."})
+        lora = self.lora if self.lora_id else None
+        if lora is None:
+            return
+        if not lora.path.is_file():
+            raise ValidationError({"lora": f"{lora.name}: its file loras/{lora.file} is missing."})
+        if not ImageModel.objects.filter(family=lora.family).exists():
+            family = lora.get_family_display()
+            raise ValidationError({"lora": f"{lora.name} is for {family}, and no model of that family is registered."})
 
 
 class JobStatus(models.TextChoices):

@@ -23,6 +23,8 @@ urlpatterns = [
     path("groups/<uuid:pk>/", views.group, name="group"),
     path("groups/<uuid:pk>/zip/", views.group_zip, name="group-zip"),
     path("history/", views.history, name="history"),
+    path("ops/", views.ops_dashboard, name="ops"),
+    path("ops/jobs/<uuid:pk>/cancel/", views.ops_cancel, name="ops-cancel"),
     path("favorites/", views.favorites, name="favorites"),
     path("favorites/zip/", views.favorites_zip, name="favorites-zip"),
 ]

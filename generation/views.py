@@ -3,9 +3,11 @@ from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from . import services
+from . import ops, services
 from .forms import BatchForm, CompareForm, GenerateForm
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
@@ -247,7 +249,7 @@ def favorites_zip(request: Request) -> StreamingHttpResponse:
 
 @require_GET
 @login_required
-def images_zip(request: Request) -> HttpResponse:
+def images_zip(request: Request) -> HttpResponse | StreamingHttpResponse:
     """A selection (the ticked images of any page) as one zip: ?id=...&id=..."""
     try:
         ids = {UUID(value) for value in request.GET.getlist("id")}
@@ -406,3 +408,38 @@ def group_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
     images = images.order_by("job__created_at", "index")
     folder = (lambda image: image.job.model_key) if group.kind == GroupKind.MODELS else None
     return _zip_response(images.iterator(), f"{group.kind}-{str(group.pk)[:8]}.zip", folder=folder)
+
+
+@require_GET
+@staff_member_required
+def ops_dashboard(request: Request) -> HttpResponse:
+    """Staff: queue depth, live workers, and everyone's jobs (cancel any)."""
+    jobs = GenerationJob.objects.select_related("preset", "owner")
+    status = request.GET.get("status", "")
+    if status in JobStatus.values:
+        jobs = jobs.filter(status=status)
+    context = {
+        "depths": ops.queue_depths(),
+        "workers": ops.workers(),
+        "counts": dict(
+            GenerationJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
+            .order_by()
+            .values_list("status")
+            .annotate(n=Count("pk"))
+        ),
+        "running": GenerationJob.objects.filter(status=JobStatus.PROCESSING).select_related("owner"),
+        "page": Paginator(jobs, 50).get_page(request.GET.get("page")),
+        "statuses": JobStatus.choices,
+        "status": status,
+        "query": _without_page(request),
+    }
+    return render(request, "generation/ops.html", context)
+
+
+@require_POST
+@staff_member_required
+def ops_cancel(request: Request, pk: UUID) -> HttpResponse:
+    job = get_object_or_404(GenerationJob, pk=pk)
+    services.job_cancel(job=job)
+    messages.success(request, f"Cancelled {job.owner}'s job “{job.prompt[:60]}”.")
+    return redirect(request.headers.get("Referer") or "ops")

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 
 from generation import lora_files, services
 from generation.models import BrandLora, ImageModel, PresetLora
+from tests.factories import AssetPresetFactory
 from tests.loras import make_lora, write_safetensors_header
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +166,16 @@ def test_a_kohya_flux_lora_converts_to_the_diffusers_layers_it_detects(tmp_path)
     assert {k.rsplit(".lora", 1)[0] for k in converted} >= {
         f"transformer.transformer_blocks.0.attn.to_{x}" for x in "qkv"
     }
+
+
+def test_an_asset_type_takes_only_a_lora_whose_file_is_there_and_whose_family_has_a_model(flux_lora_file) -> None:
+    preset = AssetPresetFactory()
+    good = lora(file=flux_lora_file)
+    good.save()
+    PresetLora(preset=preset, lora=good, strength=0.8).full_clean()
+    gone = BrandLora.objects.create(name="Gone", family="flux", file="flux/gone.safetensors")
+    with pytest.raises(ValidationError, match="its file loras/flux/gone.safetensors is missing"):
+        PresetLora(preset=preset, lora=gone, strength=0.8).full_clean()
+    ImageModel.objects.filter(family="flux").delete()
+    with pytest.raises(ValidationError, match="no model of that family is registered"):
+        PresetLora(preset=preset, lora=good, strength=0.8).full_clean()

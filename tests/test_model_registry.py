@@ -113,3 +113,17 @@ def test_the_models_command_lists_install_status_and_size(tmp_path, monkeypatch)
 def test_pulling_an_unknown_model_is_a_command_error():
     with pytest.raises(CommandError, match="No model 'flux-9'"):
         call_command("pull_model", "flux-9")
+
+
+def test_img2img_can_only_be_ticked_for_a_family_that_has_it():
+    model = ImageModel(
+        key="hd",
+        name="HiDream",
+        family="hidream",
+        repo_id="HiDream-ai/HiDream-I1-Dev",
+        license_name="MIT",
+        commercial_use=True,
+        supports_img2img=True,
+    )
+    with pytest.raises(ValidationError, match="has no img2img pipeline"):
+        model.full_clean()

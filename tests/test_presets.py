@@ -31,6 +31,7 @@ def test_the_template_expands_the_subject_on_one_line() -> None:
         ({"allowed_sizes": [[100, 100]]}, "multiples of 16"),
         ({"allowed_sizes": "512"}, "at least one size"),
         ({"default_width": 1024, "default_height": 1024}, "default size must be one of the allowed"),
+        ({"allowed_sizes": [[64, 64], [4096, 4096]]}, "No enabled model renders 4096x4096; the largest side is"),
     ],
 )
 def test_an_admin_cannot_save_an_invalid_preset(changes, message) -> None:
