@@ -1,0 +1,201 @@
+"""The pages in a real headless Chromium, against the live Django server and a real Celery
+worker on Redis + Postgres: what a designer clicks, with no JavaScript errors.
+
+Playwright drives Debian's `chromium` (its own browser download does not work here);
+`.ci/run` installs it. Without a Chromium these tests are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connections
+from PIL import Image
+
+from generation.models import GenerationJob, JobStatus
+from tests.factories import PASSWORD, AssetPresetFactory, UserFactory
+from tests.processes import worker, worker_env
+from tests.test_workflow import finished_job
+
+CHROMIUM = os.environ.get("STUDIO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+if not CHROMIUM and os.environ.get("STUDIO_REQUIRE_BROWSER"):
+    raise RuntimeError("STUDIO_REQUIRE_BROWSER is set but no chromium is installed")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.txt")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(not CHROMIUM, reason="no Chromium: install Debian's chromium package (.ci/run does)"),
+]
+
+LAPTOP = {"width": 1366, "height": 800}
+TABLET = {"width": 820, "height": 1180}
+
+
+@pytest.fixture
+def browser(transactional_db, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    # Playwright's sync API runs an event loop in this thread. Django then keeps database
+    # connections per async context, so the browser starts after the test database is set
+    # up (a module-wide browser would hide the seeded rows from later tests), and the
+    # connections opened meanwhile are closed before it stops. The ORM calls of the test
+    # are still plain synchronous code, so Django's async guard is lifted.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        try:
+            yield browser
+        finally:
+            connections.close_all()
+            browser.close()
+
+
+class Page:
+    """A signed-in browser tab that records every JavaScript error and failed request."""
+
+    def __init__(self, browser, base_url: str, username: str, viewport: dict[str, int] = LAPTOP) -> None:
+        self.context = browser.new_context(base_url=base_url, viewport=viewport, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        self.page.goto("/accounts/login/")
+        self.page.fill("input[name=username]", username)
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url("**/")
+
+    def fits_width(self) -> bool:
+        return bool(self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+@pytest.fixture
+def alice_tab(browser, live_server, alice) -> Iterator[Page]:
+    tab = Page(browser, live_server.url, "alice")
+    yield tab
+    tab.context.close()
+
+
+@pytest.fixture
+def real_worker(tmp_path: Path) -> Iterator[object]:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        yield w
+
+
+def test_a_designer_generates_varies_stars_filters_and_downloads(alice_tab: Page, real_worker) -> None:
+    page = alice_tab.page
+    preset = AssetPresetFactory(
+        slug="browser-icon", name="Browser Icon", default_width=128, default_height=128, allowed_sizes=[[128, 128]]
+    )
+    preset.steps = 24  # long enough for the progress bar to be seen
+    preset.save()
+    page.goto("/")
+
+    # Generate: the progress bar, then a grid of four.
+    page.check(f"input[name=preset][value={preset.slug}]")
+    page.fill("textarea[name=prompt]", "a paper plane")
+    page.click("#generate-submit")
+    page.wait_for_selector(".job progress, .job .progress-text", timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.job-complete figure').length >= 4", timeout=60_000)
+    job = GenerationJob.objects.get(prompt="a paper plane")
+    assert job.status == JobStatus.COMPLETE and job.images.count() == 4
+
+    # More like this: a new panel right after, saying what it varies, with its own grid.
+    page.locator(f"#job-{job.id} figure").first.get_by_role("button", name="Subtle").click()
+    page.wait_for_selector("text=More like this (subtle)")
+    variations = GenerationJob.objects.get(source_image__isnull=False)
+    page.wait_for_function(
+        f"document.querySelectorAll('#job-{variations.id}.job-complete figure').length === 4", timeout=60_000
+    )
+    assert variations.params["init_image"] and variations.variation["mode"] == "img2img"
+
+    # Star: the button flips and the image is on the favorites page.
+    star = page.locator(f"#job-{job.id} figure").first.locator("button.star")
+    star.click()
+    page.wait_for_selector(f"#job-{job.id} figure button.star.on")
+    page.goto("/favorites/")
+    assert page.locator(".grid figure").count() == 1
+
+    # History filter: searching and filtering narrows the list.
+    page.goto("/history/")
+    assert page.locator(".job").count() == 2
+    page.fill("input[name=q]", "nothing like this")
+    page.click(".filters button[type=submit]")
+    page.wait_for_selector("text=No jobs match")
+    page.goto("/history/")
+    page.check("input[name=starred]")
+    page.click(".filters button[type=submit]")
+    page.wait_for_url("**starred=1**")
+    assert page.locator(".job").count() == 1
+
+    # Zip download: a valid zip of valid images.
+    with page.expect_download() as download:
+        page.locator(f"#job-{job.id}").get_by_text("Download all as zip").click()
+    archive = zipfile.ZipFile(download.value.path())
+    assert len(archive.namelist()) == 4
+    for name in archive.namelist():
+        Image.open(io.BytesIO(archive.read(name))).verify()
+
+    # A selection: ticking boxes shows the download bar.
+    page.goto(f"/jobs/{job.id}/")
+    assert not page.locator(".selection-bar").is_visible()
+    boxes = page.locator("input[form=selection]")
+    boxes.nth(0).check()
+    boxes.nth(2).check()
+    with page.expect_download() as download:
+        page.locator(".selection-bar button").click()
+    assert len(zipfile.ZipFile(download.value.path()).namelist()) == 2
+    assert alice_tab.errors == []
+
+
+def test_a_comparison_across_asset_types_fills_its_columns(alice_tab: Page, real_worker) -> None:
+    page = alice_tab.page
+    first, second = AssetPresetFactory(name="Flat icon"), AssetPresetFactory(name="Line icon")
+    page.goto("/compare/")
+    page.fill("textarea[name=prompt]", "a lighthouse")
+    for box in page.locator("input[name=presets]:checked").all():
+        box.uncheck()
+    page.check(f"input[name=presets][value={first.slug}]")
+    page.check(f"input[name=presets][value={second.slug}]")
+    page.click("#compare-form button[type=submit]")
+    page.wait_for_load_state()
+    page.wait_for_url("**/groups/**")
+    page.wait_for_function("document.querySelectorAll('.group-item.job-complete').length === 2", timeout=60_000)
+    assert page.locator(".group-item h2").all_inner_texts() in (["Flat icon", "Line icon"], ["Line icon", "Flat icon"])
+    assert page.locator(".group-item figure").count() == 4
+    assert alice_tab.errors == []
+
+
+def test_another_users_image_is_a_404_in_the_browser(alice_tab: Page, bob) -> None:
+    theirs = finished_job(bob).images.first()
+    response = alice_tab.page.goto(f"/images/{theirs.id}/")
+    assert response.status == 404
+    assert alice_tab.page.goto(f"/images/{theirs.id}/file/").status == 404
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, TABLET], ids=["laptop", "tablet"])
+def test_every_page_loads_without_errors_and_fits_the_width(browser, live_server, viewport) -> None:
+    designer = UserFactory(username="dana", is_staff=True, is_superuser=True)
+    job = finished_job(designer, "a compass", images=4)
+    tab = Page(browser, live_server.url, designer.username, viewport)
+    pages = ["/", "/compare/", "/batch/", "/history/", "/favorites/", "/ops/", f"/jobs/{job.id}/"]
+    pages.append(f"/images/{job.images.first().id}/")
+    try:
+        for path in pages:
+            response = tab.page.goto(path)
+            assert response.status == 200, path
+            assert tab.fits_width(), f"{path} scrolls sideways at {viewport['width']} px"
+    finally:
+        tab.context.close()
+    assert tab.errors == []
