@@ -192,7 +192,8 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
         params["seeds"] = new_seeds(count, max(job.params["seeds"]) + 1)
         variation["mode"] = "seeds"
     params["variation"] = variation
-    return _job_from(job, params=params, images_total=count, source_image_id=image.pk)
+    # Variations stand on their own: in a comparison they would read as one more column.
+    return _job_from(job, params=params, images_total=count, source_image_id=image.pk, group_id=None)
 
 
 def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: int, **link: object) -> GenerationJob:

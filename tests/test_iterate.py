@@ -42,6 +42,14 @@ class TestMoreLikeThis:
         assert job.params["seeds"] == [1002, 1003]
         assert "cannot start from an image" in response.content.decode()
 
+    def test_variations_of_a_compared_image_do_not_join_the_comparison(self, alice_client, alice) -> None:
+        a, b = AssetPresetFactory(), AssetPresetFactory()
+        compare(alice_client, presets=[a.slug, b.slug], models=["tiny-flux"])
+        group = JobGroup.objects.get()
+        image = finished_job(alice, group=group).images.first()
+        vary(alice_client, image)
+        assert GenerationJob.objects.latest("created_at").group is None
+
     def test_the_new_panel_says_what_it_varies(self, alice_client, alice) -> None:
         image = finished_job(alice).images.first()
         page = vary(alice_client, image, HTTP_HX_REQUEST="true").content.decode()
