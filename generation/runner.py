@@ -186,8 +186,8 @@ def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
 
 
 def _details(job: GenerationJob) -> dict[str, Any]:
-    keys = ("prompt", "negative_prompt", "steps", "guidance_scale", "loras", "model", "width", "height")
-    keys += ("preset", "preset_version", "variation", "strength")
+    keys = ["prompt", "negative_prompt", "steps", "guidance_scale", "loras", "model", "width", "height"]
+    keys += ["preset", "preset_version", "variation", "strength"]
     return {"job": str(job.pk), **{k: job.params.get(k) for k in keys}}
 
 
