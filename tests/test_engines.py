@@ -233,3 +233,21 @@ def test_hidream_takes_its_llama_encoder_from_the_entrys_options(tmp_path) -> No
         engine_class("hidream")(folder, device="cpu")
     engine = engine_class("hidream")(folder, device="cpu", options={"llama": str(llama)})
     assert generate(engine, request(seeds=[1]))[0].shape == (64, 64, 3)
+
+
+def test_a_model_with_a_native_size_draws_there_and_scales_to_the_size_asked(tiny_flux_dir) -> None:
+    from PIL import Image
+
+    native = engine_class("flux")(tiny_flux_dir, device="cpu", options={"native_size": 32})
+    plain = engine_class("flux")(tiny_flux_dir, device="cpu")
+    scaled = generate(native, request(seeds=[3], width=64, height=64))[0]
+    drawn = generate(plain, request(seeds=[3], width=32, height=32))[0]
+    expected = np.asarray(Image.fromarray(drawn.astype(np.uint8)).resize((64, 64), Image.Resampling.LANCZOS))
+    assert scaled.shape == (64, 64, 3) and close(scaled, expected.astype(np.int16))
+    assert native.render_size(128, 64) == (32, 16) and native.render_size(16, 16) == (16, 16)
+
+
+def test_a_flux_model_trained_on_short_text_runs_on_short_text(tiny_flux_dir) -> None:
+    engine = engine_class("flux")(tiny_flux_dir, device="cpu", options={"max_sequence_length": 16})
+    assert engine.call_kwargs(request())["max_sequence_length"] == 16
+    assert len(generate(engine, request(seeds=[1]))) == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from PIL import Image
 
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
 from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback
@@ -139,10 +140,11 @@ class DiffusersEngine:
     def _call(
         self, pipe: Any, request: GenerationRequest, generators: list[torch.Generator], callback: Any
     ) -> list[Any]:
+        width, height = self.render_size(request.width, request.height)
         kwargs = {
             "prompt": request.prompt,
-            "width": request.width,
-            "height": request.height,
+            "width": width,
+            "height": height,
             "num_inference_steps": request.steps,
             "num_images_per_prompt": len(generators),
             "generator": generators,
@@ -150,15 +152,25 @@ class DiffusersEngine:
             **self.call_kwargs(request),
         }
         if request.init_image is not None:
-            size = (request.width, request.height)
             image = request.init_image.convert("RGB")
+            size = (width, height)
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
         # Some img2img pipelines (SDXL's) take the size from the image and have no width/height.
         accepted = inspect.signature(pipe.__call__).parameters
         kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}
         with torch.inference_mode():
             result = pipe(**kwargs)
-        return list(result.images)
+        size = (request.width, request.height)
+        return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
+
+    def render_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size the pipeline draws at: as asked, or within the model's `native_size` (a small
+        model trained at one resolution draws there, and its output is scaled to the size asked for)."""
+        native = self.options.get("native_size")
+        if not native or max(width, height) <= native:
+            return width, height
+        scale, grid = native / max(width, height), self.size_multiple
+        return max(grid, round(width * scale / grid) * grid), max(grid, round(height * scale / grid) * grid)
 
     def _use_loras(self, loras: list[LoraSpec]) -> None:
         if not loras:

@@ -16,4 +16,7 @@ class FluxEngine(DiffusersEngine):
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # FLUX.1 is guidance-distilled: `guidance_scale` is an embedding, and a negative prompt
         # only acts with true CFG (two passes a step), so the preset's negative prompt is not sent.
-        return {"guidance_scale": request.guidance_scale}
+        kwargs: dict[str, Any] = {"guidance_scale": request.guidance_scale}
+        if "max_sequence_length" in self.options:  # a model trained on short T5 sequences must run on them
+            kwargs["max_sequence_length"] = self.options["max_sequence_length"]
+        return kwargs

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from diffusers import HiDreamImagePipeline
-from PIL import Image
 
 from .base import DiffusersEngine
-from .types import EngineError, GenerationRequest, StepCallback
+from .types import EngineError, GenerationRequest
 
 
 class HiDreamEngine(DiffusersEngine):
@@ -44,8 +43,3 @@ class HiDreamEngine(DiffusersEngine):
         # Full uses real CFG (negative prompt applies); Dev and Fast are distilled with guidance 0.
         negative = request.negative_prompt if request.guidance_scale > 1 else None
         return {"guidance_scale": request.guidance_scale, "negative_prompt": negative or None}
-
-    def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
-        images = super()._run(request, seeds, on_step)
-        size = (request.width, request.height)
-        return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in images]

@@ -1,0 +1,51 @@
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from generation.models import AssetPreset
+
+
+class Command(BaseCommand):
+    help = (
+        "Train the offline demo brand model from scratch on the demo kit (CPU, about 20 minutes on 2 cores) "
+        "and write it to --out (default: the folder `./studio up` installs it from)."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--out", type=Path, default=settings.BASE_DIR / "demo" / "brand-model")
+        parser.add_argument("--vae-steps", type=int, default=800)
+        parser.add_argument("--transformer-steps", type=int, default=3000)
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(
+        self, *args: Any, out: Path | str, vae_steps: int, transformer_steps: int, seed: int, **options: Any
+    ) -> None:
+        from generation.training.demo_model import Plan, train_demo_model
+
+        out = Path(out)
+
+        templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
+        plan = Plan(vae_steps=vae_steps, transformer_steps=transformer_steps, seed=seed)
+        started = time.monotonic()
+        last = [0.0]
+
+        def report(stage: str, step: int, total: int, loss: float) -> None:
+            if step == total or time.monotonic() - last[0] > 15:
+                last[0] = time.monotonic()
+                self.stdout.write(f"{stage:11} step {step:5}/{total} loss {loss:.4f}  ({last[0] - started:.0f} s)")
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Train beside the target and move it in whole: a half-written model is never installed.
+        with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+            built = train_demo_model(Path(scratch) / "model", templates=templates, plan=plan, report=report)
+            if out.exists():
+                shutil.rmtree(out)
+            built.rename(out)
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+        minutes = (time.monotonic() - started) / 60
+        self.stdout.write(self.style.SUCCESS(f"Trained the demo model into {out} ({size:.1f} MB) in {minutes:.1f} min"))

@@ -1,0 +1,78 @@
+"""The FLUX rectified-flow objective, shared by LoRA runs and the from-scratch demo model.
+
+A clean latent x0 and noise e are mixed as x_s = (1 - s) x0 + s e at a noise level s, and the
+transformer learns the velocity e - x0 (what FluxPipeline's Euler scheduler integrates).
+Noise levels are drawn with the same shift the inference scheduler uses, so training spends
+its steps where sampling does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import FluxPipeline
+
+
+@dataclass
+class PromptEmbeddings:
+    """Text conditioning for a list of captions, computed once (the text encoders stay frozen)."""
+
+    hidden: torch.Tensor  # (n, tokens, joint_attention_dim)
+    pooled: torch.Tensor  # (n, pooled_projection_dim)
+    text_ids: torch.Tensor  # (tokens, 3)
+
+
+@torch.no_grad()
+def embed_prompts(pipe: FluxPipeline, prompts: list[str], *, max_sequence_length: int) -> PromptEmbeddings:
+    hidden, pooled, text_ids = pipe.encode_prompt(
+        prompt=prompts, prompt_2=None, device=torch.device("cpu"), max_sequence_length=max_sequence_length
+    )
+    return PromptEmbeddings(hidden, pooled, text_ids)
+
+
+@torch.no_grad()
+def encode_images(vae: Any, pixels: torch.Tensor, *, batch: int = 64) -> torch.Tensor:
+    """Images in [-1, 1] (n, 3, h, w) to normalised latents, as FluxPipeline expects them."""
+    chunks = [vae.encode(pixels[i : i + batch]).latent_dist.mode() for i in range(0, len(pixels), batch)]
+    latents = torch.cat(chunks)
+    return (latents - vae.config.shift_factor) * vae.config.scaling_factor
+
+
+def sample_sigmas(n: int, *, shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    u = torch.rand(n, generator=generator)
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def flow_loss(
+    transformer: Any,
+    latents: torch.Tensor,
+    hidden: torch.Tensor,
+    pooled: torch.Tensor,
+    text_ids: torch.Tensor,
+    *,
+    shift: float = 3.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean squared error of the predicted velocity for one batch of latents (n, c, h, w)."""
+    n, c, h, w = latents.shape
+    noise = torch.randn(latents.shape, generator=generator)
+    sigmas = sample_sigmas(n, shift=shift, generator=generator).view(n, 1, 1, 1)
+    noisy = (1 - sigmas) * latents + sigmas * noise
+    packed = FluxPipeline._pack_latents(noisy, n, c, h, w)
+    image_ids = FluxPipeline._prepare_latent_image_ids(n, h // 2, w // 2, latents.device, latents.dtype)
+    guidance = torch.full((n,), 1.0) if transformer.config.guidance_embeds else None
+    prediction = transformer(
+        hidden_states=packed,
+        timestep=sigmas.view(n),
+        guidance=guidance,
+        pooled_projections=pooled,
+        encoder_hidden_states=hidden,
+        txt_ids=text_ids,
+        img_ids=image_ids,
+        return_dict=False,
+    )[0]
+    target = FluxPipeline._pack_latents(noise - latents, n, c, h, w)
+    return F.mse_loss(prediction.float(), target.float())
