@@ -182,6 +182,9 @@ if env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"):
 
 # --- Celery. The queue is Celery's; status lives in the database, so results are ignored.
 STUDIO_JOB_TIME_LIMIT = env_int("STUDIO_JOB_TIME_LIMIT", 3600)
+# A LoRA run takes hours on a GPU. Over Redis, a run outliving the visibility timeout is
+# delivered again; the run's lease (status + heartbeat) makes that copy a no-op.
+STUDIO_TRAINING_TIME_LIMIT = env_int("STUDIO_TRAINING_TIME_LIMIT", 12 * 3600)
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 if CELERY_BROKER_URL.startswith("filesystem"):
@@ -214,6 +217,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = STUDIO_JOB_TIME_LIMIT - 30
 CELERY_TASK_ROUTES = {
     "generation.tasks.run_generation_job": {"queue": "gpu"},
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
+    "generation.tasks.run_training_task": {"queue": "training"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
@@ -227,7 +231,9 @@ STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
 STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
 # Models are registry rows (generation.ImageModel, edited in the admin); relative local
 # folders are under STUDIO_MODELS_DIR, where `build_default_model` writes the offline demo.
-STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "tiny-flux")
+STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "demo-brand")
+# The demo brand model ships in the repository; `build_default_model` installs it from here.
+STUDIO_DEMO_MODEL_DIR = BASE_DIR / "demo" / "brand-model"
 # Memory the loaded models of one worker process may take (GPU memory on a GPU worker).
 STUDIO_MEMORY_BUDGET_GB = float(env_str("STUDIO_MEMORY_BUDGET_GB", "20"))
 STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...

@@ -6,6 +6,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Most tests run the 1 MB random-weight FLUX (fast); the demo brand model has its own tests.
+os.environ.setdefault("STUDIO_DEFAULT_MODEL", "tiny-flux")
 
 from .settings import *  # noqa: E402,F403
 

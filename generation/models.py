@@ -51,6 +51,9 @@ class AssetPreset(models.Model):
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
     version = models.PositiveIntegerField(default=1, editable=False, help_text="Goes up when what it renders changes")
+    test_prompts = models.JSONField(
+        default=list, blank=True, help_text='Fixed descriptions a new LoRA version is judged on, e.g. ["a paper plane"]'
+    )
 
     # Editing one of these changes what the asset type renders, so it makes a new version.
     VERSIONED_FIELDS = (
@@ -184,6 +187,12 @@ class BrandLora(models.Model):
     file_format = models.CharField(max_length=30, blank=True, editable=False)
     description = models.CharField(max_length=300, blank=True)
     enabled = models.BooleanField(default=True)
+    # Set for versions the studio trained: which asset type, which version, how (metadata file).
+    preset = models.ForeignKey(
+        AssetPreset, null=True, blank=True, on_delete=models.SET_NULL, related_name="trained_loras"
+    )
+    version = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["family", "name"]
@@ -264,6 +273,7 @@ class GroupKind(models.TextChoices):
     MODELS = "models", "Compare models"
     PRESETS = "presets", "Compare asset types"
     BATCH = "batch", "Batch"
+    LORAS = "loras", "Compare LoRA versions"
 
 
 class JobGroup(models.Model):
@@ -431,3 +441,94 @@ class Favorite(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ★ {self.image_id}"
+
+
+# --- brand training
+
+
+def training_upload_to(image: "TrainingImage", filename: str) -> str:
+    return f"training/sets/{image.training_set_id}/{filename}"
+
+
+class TrainingSet(models.Model):
+    """Curated, captioned images for one asset type and model family, from which LoRAs are trained."""
+
+    name = models.CharField(max_length=100)
+    preset = models.ForeignKey(AssetPreset, on_delete=models.PROTECT, related_name="training_sets")
+    family = models.CharField(max_length=30, choices=family_choices)
+    trigger_word = models.CharField(
+        max_length=50, blank=True, help_text="A rare word the LoRA learns to tie to the brand look, e.g. bsicon"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("training-set", args=[self.pk])
+
+
+class TrainingImage(models.Model):
+    training_set = models.ForeignKey(TrainingSet, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=training_upload_to, max_length=300)
+    original_name = models.CharField(max_length=200)
+    caption = models.TextField(blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    # Perceptual hashes (64-bit dHash, hex) of the image and of crops of it, to find duplicates.
+    hashes = models.JSONField(default=dict)
+    excluded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class TrainingRun(models.Model):
+    """One LoRA training of a set on a base model: a Celery job on the `training` queue."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    training_set = models.ForeignKey(TrainingSet, on_delete=models.PROTECT, related_name="runs")
+    model_key = models.CharField(max_length=100)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    error = models.TextField(blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    losses = models.JSONField(default=list, blank=True)  # [[step, loss], ...]
+    samples = models.JSONField(default=list, blank=True)  # [{"step": n, "files": [storage names]}]
+    checkpoint = models.CharField(max_length=300, blank=True)  # storage name of the last checkpoint
+    content_hash = models.CharField(max_length=64, blank=True)  # of the images and captions trained on
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lora = models.OneToOneField(
+        "BrandLora", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.training_set} on {self.model_key} ({self.get_status_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("training-run", args=[self.pk])
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in ENDED_STATUSES
+
+    @property
+    def progress_percent(self) -> int:
+        return round(100 * self.step / self.total_steps) if self.total_steps else 0

@@ -13,7 +13,7 @@ from brandstudio.celery import app
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("gpu", "maintenance")
+QUEUES = ("gpu", "training", "maintenance")
 
 
 @dataclass

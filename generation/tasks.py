@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call one function."""
 
 from celery import shared_task
+from django.conf import settings
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
@@ -13,5 +14,19 @@ def run_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-de
 @shared_task
 def reap_stale_jobs() -> int:
     from .services import jobs_reap_stale
+    from .training_services import runs_reap_stale
 
-    return jobs_reap_stale()
+    return jobs_reap_stale() + runs_reap_stale()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    bind=True,
+    time_limit=settings.STUDIO_TRAINING_TIME_LIMIT,
+    soft_time_limit=settings.STUDIO_TRAINING_TIME_LIMIT - 60,
+)
+def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def]
+    from .training.lora import run_training  # torch loads in the worker only
+
+    run_training(run_id, worker=self.request.hostname or "unknown")

@@ -2,6 +2,7 @@ import io
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
@@ -344,7 +345,7 @@ def compare(request: Request) -> HttpResponse:
             initial={
                 "prompt": request.GET.get("prompt", ""),
                 "presets": [p.slug for p in presets[:1]],
-                "models": list(ImageModel.objects.filter(enabled=True).values_list("key", flat=True)),
+                "models": [settings.STUDIO_DEFAULT_MODEL],
             }
         )
     return _group_form_page(request, form, "generation/compare.html", [GroupKind.MODELS, GroupKind.PRESETS])

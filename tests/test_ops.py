@@ -70,5 +70,5 @@ def test_an_unreachable_broker_shows_unknown_rather_than_failing(staff_client, m
     from kombu import Connection
 
     monkeypatch.setattr(ops.app, "connection_for_read", lambda: Connection("redis://127.0.0.1:1/0"))
-    assert ops.queue_depths() == {"gpu": None, "maintenance": None}
+    assert ops.queue_depths() == {"gpu": None, "training": None, "maintenance": None}
     assert "unknown (broker unreachable)" in staff_client.get(reverse("ops")).content.decode()

@@ -8,23 +8,47 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Build the offline CPU model (tiny FLUX) the embedded studio uses, if it is missing."
+    help = (
+        "Install the offline models the embedded studio uses, if missing: the demo brand model "
+        "(shipped in demo/brand-model, trained by `manage.py train_demo_model`) and the tiny "
+        "random-weight FLUX (built here)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--force", action="store_true", help="Rebuild even if it exists.")
+        parser.add_argument("--force", action="store_true", help="Reinstall and rebuild even if present.")
 
     def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
-        target = Path(settings.STUDIO_MODELS_DIR) / "tiny-flux"
-        if (target / "model_index.json").is_file() and not force:
-            self.stdout.write(f"Default model already at {target}")
-            return
-        from generation.engine.tiny import build_tiny_flux
+        models_dir = Path(settings.STUDIO_MODELS_DIR)
+        models_dir.mkdir(parents=True, exist_ok=True)
+        self._install(models_dir / "demo-brand", force, self._copy_demo)
+        self._install(models_dir / "tiny-flux", force, self._build_tiny)
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Build beside the target and move it in whole, so a half-built folder is never loaded.
+    def _install(self, target: Path, force: bool, make: Any) -> None:
+        if (target / "model_index.json").is_file() and not force:
+            self.stdout.write(f"Model already at {target}")
+            return
+        # Made beside the target and moved in whole, so a half-written folder is never loaded.
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-            built = build_tiny_flux(Path(scratch) / "model")
+            made = make(Path(scratch) / "model")
             if target.exists():
                 shutil.rmtree(target)
-            built.rename(target)
-        self.stdout.write(self.style.SUCCESS(f"Built the default model at {target}"))
+            made.rename(target)
+        self.stdout.write(self.style.SUCCESS(f"Installed {target}"))
+
+    def _copy_demo(self, folder: Path) -> Path:
+        source = Path(settings.STUDIO_DEMO_MODEL_DIR)
+        if (source / "model_index.json").is_file():
+            return Path(shutil.copytree(source, folder))
+        # A checkout without the shipped weights trains them once (about 20 minutes on 2 cores).
+        from generation.training.demo_model import train_demo_model
+
+        from ...models import AssetPreset
+
+        self.stdout.write(f"No demo model in {source}: training it now (about 20 minutes on 2 CPU cores)")
+        templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
+        return train_demo_model(folder, templates=templates)
+
+    def _build_tiny(self, folder: Path) -> Path:
+        from generation.engine.tiny import build_tiny_flux
+
+        return build_tiny_flux(folder)

@@ -22,8 +22,9 @@ MAX_RESTARTS_PER_MINUTE = 5
 
 
 def worker_command(*, name: str, beat: bool, schedule: str | None = None) -> list[str]:
-    """The worker every size runs: one job at a time per process, on the gpu and maintenance queues."""
-    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", "gpu,maintenance"]
+    """The worker every size runs: one job at a time per process, on the gpu, training and maintenance
+    queues (a team server can run training on a worker of its own: `-Q training`)."""
+    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", "gpu,training,maintenance"]
     command += ["--concurrency", "1", "--pool", "prefork", "-n", name, "--loglevel", "INFO"]
     if beat:
         command += ["-B"] + (["-s", schedule] if schedule else [])

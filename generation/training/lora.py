@@ -1,0 +1,330 @@
+"""A LoRA training run inside a worker: the set's images and captions, the base model's
+pipeline, peft adapters on its transformer, the studio's flow objective; progress, loss,
+samples and checkpoints as it goes; a versioned LoRA file plus metadata at the end.
+
+FLUX.1 is the family trained so far (it is the studio's default family and the demo model's).
+Other families fail at once with a message saying so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from ..engine.devices import resolve_device
+from ..engine.types import EngineError
+from ..model_files import local_weights
+from ..models import BrandLora, ImageModel, JobStatus, TrainingImage, TrainingRun
+from .flow import embed_prompts, encode_images, flow_loss
+
+log = logging.getLogger(__name__)
+
+TRAINABLE_FAMILIES = {"flux"}
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+SAMPLE_SEED = 1234
+
+
+class Stopped(Exception):
+    """The run was cancelled, or another worker holds it."""
+
+
+def run_training(run_id: str, *, worker: str) -> None:
+    run = _claim(run_id, worker)
+    if run is None:
+        return
+    try:
+        Trainer(run).train()
+    except Stopped:
+        log.info("Training run %s stopped", run_id)
+    except EngineError as exc:
+        _fail(run, str(exc))
+    except Exception as exc:
+        log.exception("Training run %s failed", run_id)
+        _fail(run, f"Training failed: {exc.__class__.__name__}: {exc}")
+
+
+@transaction.atomic
+def _claim(run_id: str, worker: str) -> TrainingRun | None:
+    run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != JobStatus.QUEUED:
+        return None  # ended, cancelled, or already running elsewhere
+    run.status, run.worker, run.error = JobStatus.PROCESSING, worker, ""
+    run.started_at = run.heartbeat_at = timezone.now()
+    run.save(update_fields=["status", "worker", "error", "started_at", "heartbeat_at"])
+    return run
+
+
+def _fail(run: TrainingRun, reason: str) -> None:
+    kept = f" The last checkpoint (step {run.step}) is kept: Resume continues from it." if run.checkpoint else ""
+    TrainingRun.objects.filter(pk=run.pk, status=JobStatus.PROCESSING).update(
+        status=JobStatus.FAILED, error=(reason + kept)[:2000], finished_at=timezone.now()
+    )
+
+
+class Trainer:
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
+        self.p = run.params
+        self.training_set = run.training_set
+        self.preset = self.training_set.preset
+        model = ImageModel.objects.filter(key=run.model_key).first()
+        if model is None:
+            raise EngineError(f"Model {run.model_key!r} is not configured on this studio.")
+        self.model: ImageModel = model
+        if self.model.family not in TRAINABLE_FAMILIES:
+            raise EngineError(f"Training {self.model.get_family_display()} LoRAs is not supported yet (FLUX.1 is).")
+        self.device = resolve_device(settings.STUDIO_DEVICE)
+        self.losses: list[list[float]] = list(run.losses)
+        self.last_save = 0.0
+
+    # --- the run
+
+    def train(self) -> None:
+        from diffusers import FluxPipeline
+
+        pipe = FluxPipeline.from_pretrained(local_weights(self.model), local_files_only=True)
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        buckets, captions, content = self._dataset()
+        TrainingRun.objects.filter(pk=self.run.pk).update(content_hash=content, total_steps=self.p["steps"])
+        transformer = pipe.transformer
+        transformer.requires_grad_(False)
+        from peft import LoraConfig
+
+        transformer.add_adapter(
+            LoraConfig(
+                r=self.p["rank"],
+                lora_alpha=self.p["rank"],
+                init_lora_weights="gaussian",
+                target_modules=LORA_TARGETS,
+            )
+        )
+        params = [p for p in transformer.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.p["learning_rate"], weight_decay=1e-4)
+        start = self._resume(optimizer)
+        generator = torch.Generator().manual_seed(self.p["seed"] + start)
+        chooser = random.Random(self.p["seed"] + start)
+        sizes = list(buckets)
+        weights = [len(buckets[s]) for s in sizes]
+        transformer.train()
+        for step in range(start + 1, self.p["steps"] + 1):
+            size = chooser.choices(sizes, weights)[0]
+            rows = [chooser.choice(buckets[size]) for _ in range(self.p["batch_size"])]
+            latents = torch.stack([self.latents[i] for i in rows])
+            dropped = [chooser.random() < self.p["caption_dropout"] for _ in rows]
+            picks = torch.tensor([0 if drop else captions[i] for i, drop in zip(rows, dropped, strict=True)])
+            loss = flow_loss(
+                transformer,
+                latents,
+                self.embeddings.hidden[picks],
+                self.embeddings.pooled[picks],
+                self.embeddings.text_ids,
+                generator=generator,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            self._progress(step, loss.item())
+            if step % self.p["sample_every"] == 0 or step == self.p["steps"]:
+                self._samples(step)
+            if step % self.p["checkpoint_every"] == 0 and step < self.p["steps"]:
+                self._checkpoint(step, optimizer)
+        self._finish()
+
+    # --- data
+
+    def _dataset(self) -> tuple[dict[tuple[int, int], list[int]], list[int], str]:
+        """Latents grouped by size bucket, a caption index per image, and the content hash."""
+        rows = list(TrainingImage.objects.filter(pk__in=self.p["images"]).order_by("pk"))
+        if not rows:
+            raise EngineError("The training set has no images left to train on.")
+        digest = hashlib.sha256()
+        pixels: list[torch.Tensor] = []
+        buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+        texts = [""]  # index 0: the empty caption (caption dropout)
+        caption_index: list[int] = []
+        for i, row in enumerate(rows):
+            with row.file.open("rb") as fh:
+                data = fh.read()
+            digest.update(data + b"\0" + row.caption.encode() + b"\0")
+            image = Image.open(io.BytesIO(data)).convert("RGB")
+            size = bucket_size(image.width, image.height, self.p["resolution"])
+            pixels.append(_to_tensor(ImageOps.fit(image, size, Image.Resampling.LANCZOS)))
+            buckets[size].append(i)
+            texts.append(self._caption(row.caption))
+            caption_index.append(len(texts) - 1)
+        vae = self.pipe.vae
+        self.latents = [encode_images(vae, t.unsqueeze(0))[0] for t in pixels]
+        self.embeddings = embed_prompts(self.pipe, texts, max_sequence_length=self._sequence_length())
+        return dict(buckets), caption_index, digest.hexdigest()
+
+    def _caption(self, caption: str) -> str:
+        trigger = self.training_set.trigger_word.strip()
+        return f"{trigger}, {caption}" if trigger else caption
+
+    def _sequence_length(self) -> int:
+        return int(self.model.options.get("max_sequence_length", 512))
+
+    # --- progress, samples, checkpoints
+
+    def _progress(self, step: int, loss: float) -> None:
+        self.losses.append([step, round(loss, 5)])
+        now = time.monotonic()
+        if now - self.last_save < 1.0 and step < self.p["steps"]:
+            return
+        self.last_save = now
+        updated = TrainingRun.objects.filter(pk=self.run.pk, status=JobStatus.PROCESSING, worker=self.run.worker)
+        if not updated.update(step=step, losses=_thin(self.losses), heartbeat_at=timezone.now()):
+            raise Stopped()
+
+    def _samples(self, step: int) -> None:
+        """The asset type's test prompts, as the studio would send them, at fixed seeds."""
+        transformer = self.pipe.transformer
+        transformer.eval()
+        files = []
+        for i, subject in enumerate(self.preset.test_prompts[:4] or ["a simple icon"]):
+            prompt = self._caption(self.preset.expand_prompt(subject))
+            width, height = bucket_size(1, 1, self.p["resolution"])
+            with torch.inference_mode():
+                image = self.pipe(
+                    prompt=prompt,
+                    width=width,
+                    height=height,
+                    num_inference_steps=self.p["sample_steps"],
+                    generator=torch.Generator("cpu").manual_seed(SAMPLE_SEED + i),
+                    max_sequence_length=self._sequence_length(),
+                ).images[0]
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            name = default_storage.save(
+                f"training/runs/{self.run.pk}/step{step:05d}-{i}.png", ContentFile(buffer.getvalue())
+            )
+            files.append({"file": name, "prompt": subject})
+        transformer.train()
+        run = TrainingRun.objects.get(pk=self.run.pk)
+        run.samples = [*run.samples, {"step": step, "images": files}]
+        run.save(update_fields=["samples"])
+
+    def _checkpoint(self, step: int, optimizer: torch.optim.Optimizer) -> None:
+        from peft.utils import get_peft_model_state_dict
+
+        buffer = io.BytesIO()
+        state = {
+            "step": step,
+            "lora": get_peft_model_state_dict(self.pipe.transformer),
+            "optimizer": optimizer.state_dict(),
+        }
+        torch.save(state, buffer)
+        name = f"training/runs/{self.run.pk}/checkpoint.pt"
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        default_storage.save(name, ContentFile(buffer.getvalue()))
+        running = TrainingRun.objects.filter(pk=self.run.pk, status=JobStatus.PROCESSING, worker=self.run.worker)
+        if not running.update(checkpoint=name, step=step, losses=_thin(self.losses)):
+            TrainingRun.objects.filter(pk=self.run.pk).update(checkpoint=name, step=step, losses=_thin(self.losses))
+            raise Stopped()
+
+    def _resume(self, optimizer: torch.optim.Optimizer) -> int:
+        if not self.run.checkpoint or not default_storage.exists(self.run.checkpoint):
+            self.losses = []
+            return 0
+        from peft.utils import set_peft_model_state_dict
+
+        with default_storage.open(self.run.checkpoint, "rb") as fh:
+            state = torch.load(io.BytesIO(fh.read()), weights_only=True)
+        set_peft_model_state_dict(self.pipe.transformer, state["lora"])
+        optimizer.load_state_dict(state["optimizer"])
+        self.losses = [pair for pair in self.losses if pair[0] <= state["step"]]
+        log.info("Training run %s resumes after step %d", self.run.pk, state["step"])
+        return int(state["step"])
+
+    # --- the result
+
+    def _finish(self) -> None:
+        from diffusers import FluxPipeline
+        from peft.utils import get_peft_model_state_dict
+
+        version = next_version(self.preset.pk, self.model.family)
+        relative = f"{self.model.family}/{self.preset.slug}-v{version}.safetensors"
+        target = Path(settings.STUDIO_LORA_ROOT) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as scratch:
+            FluxPipeline.save_lora_weights(
+                scratch, transformer_lora_layers=get_peft_model_state_dict(self.pipe.transformer)
+            )
+            shutil.move(str(Path(scratch) / "pytorch_lora_weights.safetensors"), target)
+        run = TrainingRun.objects.get(pk=self.run.pk)
+        metadata = {
+            "base_model": {"key": self.model.key, "source": self.model.source, "revision": self.model.revision},
+            "training_set": {
+                "id": self.training_set.pk,
+                "name": self.training_set.name,
+                "content_hash": run.content_hash,
+            },
+            "images": len(self.p["images"]),
+            "params": self.p,
+            "final_loss": float(np.mean([loss for _, loss in self.losses[-20:]])) if self.losses else None,
+            "trigger_word": self.training_set.trigger_word,
+            "run": str(run.pk),
+        }
+        target.with_suffix(".json").write_text(json.dumps(metadata, indent=2))
+        with transaction.atomic():
+            lora = BrandLora.objects.create(
+                name=f"{self.preset.name} v{version}",
+                family=self.model.family,
+                file=relative,
+                trigger_words=self.training_set.trigger_word,
+                description=f"Trained on {self.training_set.name} ({len(self.p['images'])} images)",
+                preset=self.preset,
+                version=version,
+                metadata=metadata,
+                file_format="diffusers",
+            )
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=JobStatus.COMPLETE, finished_at=timezone.now(), lora=lora, losses=_thin(self.losses)
+            )
+        log.info("Training run %s wrote %s", run.pk, target)
+
+
+def next_version(preset_id: int, family: str) -> int:
+    latest = BrandLora.objects.filter(preset_id=preset_id, family=family).order_by("-version").first()
+    return (latest.version or 0) + 1 if latest else 1
+
+
+def bucket_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """A training size with about resolution² pixels, the image's aspect ratio, sides on a 16 px grid."""
+    ratio = width / height
+    w = (resolution * ratio**0.5) // 16 * 16
+    h = (resolution / ratio**0.5) // 16 * 16
+    return int(max(16, w)), int(max(16, h))
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def _thin(losses: list[list[float]], keep: int = 400) -> list[list[float]]:
+    """At most `keep` points for the plot (every step is too many to store on long runs)."""
+    if len(losses) <= keep:
+        return losses
+    stride = len(losses) / keep
+    return [losses[int(i * stride)] for i in range(keep - 1)] + [losses[-1]]

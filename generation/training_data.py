@@ -1,0 +1,364 @@
+"""Training sets: safe uploads (images or a zip of them) and the validation report.
+
+No torch here: this runs in the web process. Every upload is checked by content (Pillow
+decides the format, not the file name), against decompression bombs (pixel limit, read
+before decoding) and zip bombs (archive, entry count, entry size, total size and ratio
+limits, with sizes enforced while reading rather than trusted from the zip's headers).
+Files are stored under the set's own folder with names the studio makes.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import IO
+
+from django.core.files.base import ContentFile
+from PIL import Image
+
+from .models import TrainingImage, TrainingSet
+
+FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+MAX_IMAGE_BYTES = 50 * 2**20
+MAX_PIXELS = 40_000_000  # well above 6000x6000; a decompression bomb claims far more
+MAX_ZIP_BYTES = 1 * 2**30
+MAX_ZIP_ENTRIES = 1000
+MAX_ZIP_TOTAL = 4 * 2**30
+MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry
+MAX_CAPTION_BYTES = 10_000
+
+
+class UploadError(ValueError):
+    pass
+
+
+@dataclass
+class UploadResult:
+    added: list[TrainingImage] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+
+
+def add_uploads(training_set: TrainingSet, files: list[IO[bytes]]) -> UploadResult:
+    """Add uploaded images and zips of images (with optional same-name .txt captions)."""
+    result = UploadResult()
+    for upload in files:
+        name = str(getattr(upload, "name", "upload"))
+        try:
+            if zipfile.is_zipfile(upload):
+                upload.seek(0)
+                for entry_name, data, caption in _zip_entries(upload, size=getattr(upload, "size", None)):
+                    _add_one(training_set, entry_name, data, caption, result)
+            else:
+                upload.seek(0)
+                data = upload.read(MAX_IMAGE_BYTES + 1)
+                _add_one(training_set, name, data, "", result)
+        except UploadError as exc:
+            result.rejected.append((name, str(exc)))
+    return result
+
+
+def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, result: UploadResult) -> None:
+    if caption == "!unsafe path":
+        result.rejected.append((name, "a path that leaves the zip; skipped"))
+        return
+    try:
+        image, extension = _checked_image(data)
+    except UploadError as exc:
+        result.rejected.append((name, str(exc)))
+        return
+    row = TrainingImage(
+        training_set=training_set,
+        original_name=PurePosixPath(name).name[:200],
+        caption=caption.strip(),
+        width=image.width,
+        height=image.height,
+        hashes=image_hashes(image),
+    )
+    row.file.save(f"{uuid.uuid4().hex}.{extension}", ContentFile(data), save=True)
+    result.added.append(row)
+
+
+def _checked_image(data: bytes) -> tuple[Image.Image, str]:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UploadError(f"over {MAX_IMAGE_BYTES // 2**20} MB")
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except Exception:
+        raise UploadError("not a PNG, JPEG or WebP image") from None
+    if image.width * image.height > MAX_PIXELS:  # known from the header, before any decoding
+        raise UploadError(f"{image.width}x{image.height} is more pixels than a training image needs")
+    try:
+        image.load()
+    except Exception:
+        raise UploadError("the image data is damaged") from None
+    return image, FORMATS[str(image.format)]
+
+
+def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, bytes, str]]:
+    if size is not None and size > MAX_ZIP_BYTES:
+        raise UploadError(f"the zip is over {MAX_ZIP_BYTES // 2**30} GB")
+    try:
+        archive = zipfile.ZipFile(upload)
+    except zipfile.BadZipFile:
+        raise UploadError("not a readable zip") from None
+    with archive:
+        entries = [e for e in archive.infolist() if not e.is_dir() and not _is_junk(e.filename)]
+        if len(entries) > MAX_ZIP_ENTRIES:
+            raise UploadError(f"the zip holds {len(entries)} files; the limit is {MAX_ZIP_ENTRIES}")
+        captions = {
+            PurePosixPath(e.filename).with_suffix("").as_posix(): _read(archive, e, MAX_CAPTION_BYTES).decode(
+                "utf-8", "replace"
+            )
+            for e in entries
+            if e.filename.lower().endswith(".txt")
+        }
+        total = 0
+        for entry in entries:
+            if entry.filename.lower().endswith(".txt"):
+                continue
+            path = PurePosixPath(entry.filename)
+            if path.is_absolute() or ".." in path.parts:
+                # Nothing is written under the zip's names, but a zip made this way is suspect.
+                yield entry.filename, b"", "!unsafe path"
+                continue
+            data = _read(archive, entry, MAX_IMAGE_BYTES)
+            total += len(data)
+            if total > MAX_ZIP_TOTAL:
+                raise UploadError("the zip unpacks to more than the limit; split it")
+            yield entry.filename, data, captions.get(PurePosixPath(entry.filename).with_suffix("").as_posix(), "")
+
+
+def _is_junk(name: str) -> bool:
+    """Finder and editor leftovers (__MACOSX/, .DS_Store, ._x.png)."""
+    parts = PurePosixPath(name).parts
+    return any(part == "__MACOSX" or (part.startswith(".") and part != "..") for part in parts)
+
+
+def _read(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int) -> bytes:
+    """An entry's bytes, stopping at `limit` whatever its header claims (zip bombs lie)."""
+    if entry.compress_size and entry.file_size / entry.compress_size > MAX_ZIP_RATIO:
+        raise UploadError(f"{entry.filename} is compressed {entry.file_size // entry.compress_size}:1 (a zip bomb?)")
+    try:
+        with archive.open(entry) as member:
+            data = member.read(limit + 1)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+        raise UploadError(f"{entry.filename} cannot be read ({exc})") from None
+    if len(data) > limit:
+        raise UploadError(f"{entry.filename} is over {limit // 2**20} MB")
+    return data
+
+
+# --- perceptual hashes
+
+
+def dhash(image: Image.Image, size: int = 8) -> str:
+    """64-bit difference hash: survives resizing and recompression, not a different picture."""
+    grey = image.convert("L").resize((size + 1, size), Image.Resampling.LANCZOS)
+    pixels = list(grey.getdata())
+    bits = 0
+    for row in range(size):
+        for col in range(size):
+            left, right = pixels[row * (size + 1) + col], pixels[row * (size + 1) + col + 1]
+            bits = (bits << 1) | (left > right)
+    return f"{bits:016x}"
+
+
+def image_hashes(image: Image.Image) -> dict[str, object]:
+    """The image's hash and its crops' (centre and corners), to catch crops of one picture."""
+    w, h = image.size
+    boxes = [(0.1, 0.1, 0.9, 0.9), (0.2, 0.2, 0.8, 0.8), (0, 0, 0.75, 0.75), (0.25, 0, 1, 0.75)]
+    boxes += [(0, 0.25, 0.75, 1), (0.25, 0.25, 1, 1)]
+    crops = [dhash(image.crop((round(a * w), round(b * h), round(c * w), round(d * h)))) for a, b, c, d in boxes]
+    return {"full": dhash(image), "crops": crops}
+
+
+def distance(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+# --- the validation report (the brief's "Training Data Quality & Volume" checklist)
+
+# Recommended counts per asset type (brief: "Training Data Per Asset Type"); minimum, good from, up to.
+COUNTS = {
+    "icon": (20, 40, 60),
+    "product-illustration": (15, 30, 50),
+    "logo-illustration": (15, 25, 40),
+    "premium-illustration": (25, 50, 80),
+}
+DEFAULT_COUNTS = (15, 30, 50)
+MIN_SHORT_SIDE = 1024
+MIN_CAPTION_WORDS = 6
+DUPLICATE_DISTANCE = 6
+# Words designers use for one idea; a set should settle on one of each group.
+SYNONYMS = [
+    {"flat", "minimal", "minimalist", "simple"},
+    {"icon", "glyph", "pictogram", "symbol"},
+    {"illustration", "drawing", "artwork", "graphic"},
+    {"background", "backdrop"},
+    {"outline", "line art", "stroke", "linework"},
+    {"gradient", "gradients", "ombre"},
+]
+
+
+@dataclass
+class Finding:
+    level: str  # "error", "warning" or "info"
+    message: str
+    images: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Check:
+    name: str
+    weight: int
+    score: float  # 0..1
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+    count: int
+
+    @property
+    def score(self) -> int:
+        total = sum(c.weight for c in self.checks)
+        return round(100 * sum(c.weight * c.score for c in self.checks) / total) if total else 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for c in self.checks for f in c.findings if f.level == "error"]
+
+
+def report(training_set: TrainingSet) -> Report:
+    images = list(training_set.images.filter(excluded=False))
+    checks = [
+        _check_count(training_set, len(images)),
+        _check_resolution(images),
+        _check_duplicates(images),
+        _check_captions(images),
+        _check_terminology(images),
+        _check_aspect(images),
+    ]
+    return Report(checks, len(images))
+
+
+def _check_count(training_set: TrainingSet, n: int) -> Check:
+    minimum, good, top = COUNTS.get(training_set.preset.slug, DEFAULT_COUNTS)
+    check = Check("Number of images", 25, min(1.0, n / good))
+    if n < minimum:
+        check.findings.append(Finding("error", f"{n} images; {training_set.preset.name} needs at least {minimum}."))
+    elif n < good:
+        check.findings.append(Finding("warning", f"{n} images: enough to try; {good}–{top} give solid results."))
+    elif n > 2 * top:
+        check.findings.append(Finding("info", f"{n} images: more than needed; keep only the best {top}."))
+    else:
+        check.findings.append(Finding("info", f"{n} images: within the recommended {good}–{top}."))
+    return check
+
+
+def _check_resolution(images: list[TrainingImage]) -> Check:
+    small = [img for img in images if min(img.width, img.height) < MIN_SHORT_SIDE]
+    check = Check("Resolution", 20, 1 - len(small) / len(images) if images else 0.0)
+    if small:
+        check.findings.append(
+            Finding(
+                "warning",
+                f"{len(small)} image(s) under {MIN_SHORT_SIDE} px on the short side (they are upscaled in training).",
+                [img.pk for img in small],
+            )
+        )
+    return check
+
+
+def _check_duplicates(images: list[TrainingImage]) -> Check:
+    pairs: list[tuple[TrainingImage, TrainingImage, str]] = []
+    for i, a in enumerate(images):
+        for b in images[i + 1 :]:
+            if distance(a.hashes["full"], b.hashes["full"]) <= DUPLICATE_DISTANCE:
+                pairs.append((a, b, "near-duplicates"))
+            elif _is_crop(a, b) or _is_crop(b, a):
+                pairs.append((a, b, "one is a crop of the other"))
+    flagged = {img.pk for a, b, _ in pairs for img in (a, b)}
+    check = Check("Unique images", 20, 1 - len(flagged) / len(images) if images else 0.0)
+    for a, b, why in pairs:
+        check.findings.append(Finding("warning", f"{a.original_name} and {b.original_name}: {why}.", [a.pk, b.pk]))
+    return check
+
+
+def _is_crop(small: TrainingImage, large: TrainingImage) -> bool:
+    return any(distance(small.hashes["full"], crop) <= DUPLICATE_DISTANCE for crop in large.hashes.get("crops", []))
+
+
+def _words(caption: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:[- ]art)?", caption.lower())
+
+
+def _check_captions(images: list[TrainingImage]) -> Check:
+    missing = [img for img in images if not img.caption.strip()]
+    short = [img for img in images if img.caption.strip() and len(_words(img.caption)) < MIN_CAPTION_WORDS]
+    check = Check("Captions", 20, 1 - (len(missing) + 0.5 * len(short)) / len(images) if images else 0.0)
+    if missing:
+        check.findings.append(Finding("error", f"{len(missing)} image(s) have no caption.", [i.pk for i in missing]))
+    if short:
+        check.findings.append(
+            Finding(
+                "warning",
+                f"{len(short)} caption(s) under {MIN_CAPTION_WORDS} words: say subject, style, colours, background.",
+                [i.pk for i in short],
+            )
+        )
+    return check
+
+
+def _check_terminology(images: list[TrainingImage]) -> Check:
+    text = [" " + " ".join(_words(img.caption)) + " " for img in images]
+    check = Check("Consistent terms", 10, 1.0)
+    mixed = 0
+    for group in SYNONYMS:
+        used = Counter({term: sum(f" {term} " in t for t in text) for term in group})
+        used = +used  # drop the unused
+        if len(used) > 1:
+            mixed += 1
+            terms = " vs ".join(f"“{term}” ({n})" for term, n in used.most_common())
+            check.findings.append(Finding("warning", f"Captions mix {terms} for one idea; pick one."))
+    check.score = max(0.0, 1 - 0.34 * mixed)
+    return check
+
+
+def _check_aspect(images: list[TrainingImage]) -> Check:
+    ratios = Counter(_bucket(img.width, img.height) for img in images)
+    extreme = [img for img in images if max(img.width, img.height) / min(img.width, img.height) > 2.5]
+    check = Check("Aspect ratios", 5, 1 - len(extreme) / len(images) if images else 0.0)
+    if ratios:
+        spread = ", ".join(f"{ratio} ({n})" for ratio, n in ratios.most_common())
+        check.findings.append(Finding("info", f"Aspect ratios: {spread}. Training groups images by ratio."))
+    if extreme:
+        check.findings.append(
+            Finding("warning", f"{len(extreme)} image(s) wider than 2.5:1 lose detail.", [i.pk for i in extreme])
+        )
+    return check
+
+
+BUCKETS = {"1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4, "16:9": 16 / 9, "9:16": 9 / 16}
+
+
+def _bucket(width: int, height: int) -> str:
+    ratio = width / height
+    return min(BUCKETS, key=lambda name: abs(BUCKETS[name] - ratio))
+
+
+def content_hash(images: list[TrainingImage]) -> str:
+    """What a run trained on: each image's file and caption, in order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for img in images:
+        digest.update(f"{img.file.name}\n{img.caption}\n".encode())
+    return digest.hexdigest()

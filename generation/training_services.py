@@ -1,0 +1,182 @@
+"""Brand training writes that cross models or touch the queue: runs, publishing, comparing.
+
+Web side (no torch). The run itself is `generation.training.lora`, in a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from . import services
+from .models import (
+    AssetPreset,
+    BrandLora,
+    GroupKind,
+    ImageModel,
+    JobGroup,
+    JobStatus,
+    PresetLora,
+    TrainingRun,
+    TrainingSet,
+)
+from .training_data import report
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(ValueError):
+    """A run that cannot start, with the reason for the designer."""
+
+
+# Defaults per family, then per asset type; the advanced section of the form overrides any.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "flux": {
+        "rank": 16,
+        "learning_rate": 1e-4,
+        "steps": 1500,
+        "resolution": 1024,
+        "batch_size": 1,
+        "caption_dropout": 0.05,
+        "sample_every": 250,
+        "checkpoint_every": 250,
+        "sample_steps": 20,
+        "seed": 0,
+    },
+}
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "icon": {"rank": 16, "steps": 1500},
+    "product-illustration": {"rank": 32, "steps": 2000},
+    "logo-illustration": {"rank": 16, "steps": 1200},
+    "premium-illustration": {"rank": 32, "steps": 2500},
+}
+# A small model that draws at a native size trains there, in bigger batches, faster.
+NATIVE_DEFAULTS = {"batch_size": 8, "learning_rate": 1e-3, "steps": 300, "sample_every": 50, "checkpoint_every": 50}
+
+
+def training_defaults(training_set: TrainingSet, model: ImageModel) -> dict[str, Any]:
+    params = dict(FAMILY_DEFAULTS.get(model.family, FAMILY_DEFAULTS["flux"]))
+    params.update(PRESET_DEFAULTS.get(training_set.preset.slug, {}))
+    if native := model.options.get("native_size"):
+        params.update(NATIVE_DEFAULTS, resolution=int(native))
+    return params
+
+
+def run_create(
+    *, training_set: TrainingSet, model: ImageModel, user: User, overrides: dict[str, Any] | None = None
+) -> TrainingRun:
+    if model.family != training_set.family:
+        raise TrainingError(f"{model.name} is {model.get_family_display()}; this set is for another family.")
+    checked = report(training_set)
+    if checked.errors:
+        raise TrainingError("Fix the report's errors first: " + " ".join(f.message for f in checked.errors))
+    params = training_defaults(training_set, model) | {k: v for k, v in (overrides or {}).items() if v is not None}
+    params["images"] = list(training_set.images.filter(excluded=False).values_list("pk", flat=True))
+    run = TrainingRun.objects.create(
+        training_set=training_set, model_key=model.key, params=params, created_by=user, total_steps=params["steps"]
+    )
+    transaction.on_commit(lambda: run_enqueue(run.pk))
+    return run
+
+
+def run_enqueue(run_id: uuid.UUID) -> None:
+    from .tasks import run_training_task
+
+    try:
+        run_training_task.delay(str(run_id))
+    except Exception as exc:
+        log.exception("Could not enqueue training run %s", run_id)
+        TrainingRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED, error=f"The job queue is unreachable ({exc.__class__.__name__})."
+        )
+
+
+def run_cancel(run: TrainingRun) -> None:
+    TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
+
+
+def run_resume(run: TrainingRun) -> None:
+    """A failed or cancelled run goes back in the queue; it continues from its last checkpoint."""
+    updated = TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+        status=JobStatus.QUEUED, error="", finished_at=None
+    )
+    if updated:
+        transaction.on_commit(lambda: run_enqueue(run.pk))
+
+
+def runs_reap_stale() -> int:
+    """Runs whose worker stopped heart-beating are failed, keeping their checkpoint for Resume."""
+    limit = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_AFTER_SECONDS)
+    stale = TrainingRun.objects.filter(status=JobStatus.PROCESSING, heartbeat_at__lt=limit)
+    count = 0
+    for run in stale:
+        kept = f" Resume continues from step {run.step}." if run.checkpoint else ""
+        count += TrainingRun.objects.filter(pk=run.pk, status=JobStatus.PROCESSING).update(
+            status=JobStatus.FAILED,
+            error=f"The worker {run.worker} stopped while training.{kept}",
+            finished_at=timezone.now(),
+        )
+    return count
+
+
+# --- versions: publish, roll back, compare
+
+
+def published_lora(preset: AssetPreset, family: str) -> BrandLora | None:
+    link = preset.preset_loras.filter(lora__preset=preset, lora__family=family).select_related("lora").first()
+    return link.lora if link else None
+
+
+@transaction.atomic
+def lora_publish(lora: BrandLora) -> None:
+    """Make this trained version the one its asset type applies (rolling back is publishing an older one)."""
+    if lora.preset is None:
+        raise TrainingError("Only LoRA versions the studio trained for an asset type can be published here.")
+    current = PresetLora.objects.filter(preset=lora.preset, lora__preset=lora.preset, lora__family=lora.family)
+    strength = current.values_list("strength", flat=True).first() or 0.85
+    current.delete()
+    PresetLora.objects.create(preset=lora.preset, lora=lora, strength=strength)
+
+
+def lora_compare(lora: BrandLora, *, owner: User, model: ImageModel) -> JobGroup:
+    """The asset type's test prompts with the published version and with `lora`, same seeds."""
+    if lora.preset is None:
+        raise TrainingError("This LoRA was not trained for an asset type.")
+    preset = lora.preset
+    current = published_lora(preset, lora.family)
+    title = f"{preset.name}: {current.name if current else 'no LoRA'} vs {lora.name}"
+    group = JobGroup.objects.create(owner=owner, kind=GroupKind.LORAS, title=title[:200])
+    seed = services.new_seeds(1)[0]
+    for prompt in preset.test_prompts or ["a simple icon"]:
+        for label, version in (("current", current), ("candidate", lora)):
+            job = services.job_create(
+                owner=owner, preset=preset, prompt=prompt, model=model, variations=2, seed=seed, group=group
+            )
+            _use_version(job, version, label)
+    return group
+
+
+def _use_version(job: Any, version: BrandLora | None, label: str) -> None:
+    """Swap the asset type's trained LoRA in the job's frozen parameters for `version`."""
+    params = job.params
+    loras = [entry for entry in params["loras"] if not entry.get("trained")]
+    trained_names = set(BrandLora.objects.filter(preset=job.preset).values_list("name", flat=True))
+    loras = [entry for entry in loras if entry["name"] not in trained_names]
+    if version is not None:
+        loras.append(
+            {"name": version.name, "path": version.file, "strength": 0.85, "trigger_words": version.trigger_words}
+        )
+    params["loras"], params["lora_label"] = loras, f"{label}: {version.name if version else 'no LoRA'}"
+    if version is not None and version.trigger_words and version.trigger_words not in params["prompt"]:
+        params["prompt"] = f"{version.trigger_words}, {params['prompt']}"
+    job.params = params
+    job.save(update_fields=["params"])

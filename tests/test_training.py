@@ -1,0 +1,237 @@
+"""Brand training: safe uploads, the validation report, LoRA runs on a tiny FLUX, versions."""
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from generation import training_data, training_services
+from generation.engine import engine_class
+from generation.engine.types import GenerationRequest, LoraSpec
+from generation.models import AssetPreset, BrandLora, ImageModel, JobStatus, PresetLora, TrainingRun, TrainingSet
+from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
+from generation.training.lora import bucket_size, run_training
+
+pytestmark = pytest.mark.django_db
+
+
+def png(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def icon(n: int, size: int = 64) -> Image.Image:
+    colours = list(PALETTE)
+    return draw_icon(colours[n % 4], SHAPES[n % 6], size=size)
+
+
+@pytest.fixture
+def lora_root(settings, tmp_path) -> Path:
+    settings.STUDIO_LORA_ROOT = tmp_path / "loras"
+    return settings.STUDIO_LORA_ROOT
+
+
+@pytest.fixture
+def training_set(alice) -> TrainingSet:
+    preset = AssetPreset.objects.get(slug="icon")  # the seeded one: the brief's counts apply
+    return TrainingSet.objects.create(name="Icons 2026", preset=preset, family="flux", trigger_word="bsicon")
+
+
+def upload(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data)
+
+
+class TestUploads:
+    def test_images_are_checked_by_content_not_by_name(self, training_set) -> None:
+        result = training_data.add_uploads(
+            training_set,
+            [
+                upload("a.png", png(icon(0))),
+                upload("b.jpg", png(icon(1), "JPEG")),
+                upload("c.webp", png(icon(2), "WEBP")),
+                upload("fake.png", b"<html>not an image</html>"),
+                upload("d.gif", png(icon(3), "GIF")),
+            ],
+        )
+        assert len(result.added) == 3
+        assert [name for name, _ in result.rejected] == ["fake.png", "d.gif"]
+        assert all("not a PNG, JPEG or WebP" in reason for _, reason in result.rejected)
+        stored = [row.file.name for row in training_set.images.all()]
+        assert all(name.startswith(f"training/sets/{training_set.pk}/") for name in stored)
+
+    def test_a_decompression_bomb_is_refused_before_decoding(self, training_set) -> None:
+        bomb = png(Image.new("1", (8000, 8000)))  # 64 MP of nothing compresses to a few kB
+        result = training_data.add_uploads(training_set, [upload("bomb.png", bomb)])
+        assert not result.added and "more pixels than" in result.rejected[0][1]
+
+    def test_a_zip_brings_its_images_and_same_name_captions_and_nothing_else(self, training_set) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("icons/circle.png", png(icon(0)))
+            archive.writestr("icons/circle.txt", "a flat blue circle icon on a light background")
+            archive.writestr("icons/star.png", png(icon(3)))
+            archive.writestr("../../escape.png", png(icon(4)))
+            archive.writestr("__MACOSX/._circle.png", b"junk")
+            archive.writestr("notes.md", b"hello")
+        result = training_data.add_uploads(training_set, [upload("set.zip", buffer.getvalue())])
+        names = sorted(row.original_name for row in result.added)
+        assert names == ["circle.png", "star.png"]
+        assert training_set.images.get(original_name="circle.png").caption.startswith("a flat blue circle")
+        assert [name for name, _ in result.rejected] == ["../../escape.png", "notes.md"]
+        assert all(row.file.name.startswith(f"training/sets/{training_set.pk}/") for row in result.added)
+
+    def test_a_zip_bomb_is_refused(self, training_set) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("huge.png", b"\0" * (60 * 2**20))
+        result = training_data.add_uploads(training_set, [upload("bomb.zip", buffer.getvalue())])
+        assert not result.added and "zip bomb" in result.rejected[0][1]
+
+
+def add_icons(training_set: TrainingSet, count: int, *, size: int = 64, captions: bool = True) -> None:
+    files = [upload(f"{n}.png", png(icon(n, size))) for n in range(count)]
+    training_data.add_uploads(training_set, files)
+    if captions:
+        for n, row in enumerate(training_set.images.order_by("pk")):
+            row.caption = caption(list(PALETTE)[n % 4], SHAPES[n % 6]) + " on a light grey background"
+            row.save()
+
+
+class TestReport:
+    def test_the_report_scores_the_brief_checklist(self, training_set) -> None:
+        add_icons(training_set, 12)
+        report = training_data.report(training_set)
+        by_name = {check.name: check for check in report.checks}
+        assert "needs at least 20" in by_name["Number of images"].findings[0].message
+        assert "under 1024 px" in by_name["Resolution"].findings[0].message
+        assert 0 < report.score < 100 and report.errors
+
+    def test_duplicates_and_crops_are_found_by_perceptual_hash(self, training_set) -> None:
+        base = icon(0, 256)
+        crop = base.crop((26, 26, 230, 230)).resize((256, 256))
+        training_data.add_uploads(
+            training_set,
+            [upload("a.png", png(base)), upload("a-copy.jpg", png(base, "JPEG")), upload("a-crop.png", png(crop))],
+        )
+        findings = training_data.report(training_set).checks[2].findings
+        messages = " ".join(f.message for f in findings)
+        assert "a.png and a-copy.jpg: near-duplicates" in messages
+        assert "a-crop.png" in messages
+
+    def test_missing_short_and_mixed_captions_are_reported(self, training_set) -> None:
+        add_icons(training_set, 3, captions=False)
+        rows = list(training_set.images.order_by("pk"))
+        rows[1].caption = "icon"
+        rows[2].caption = "a minimal purple glyph of a star on a plain white background, vector style"
+        rows[0].caption = "a flat blue icon of a circle on a plain white background, vector style"
+        rows[0].save(), rows[1].save(), rows[2].save()
+        rows[0].caption = ""
+        rows[0].save()
+        checks = {c.name: c for c in training_data.report(training_set).checks}
+        text = " ".join(f.message for f in checks["Captions"].findings)
+        assert "1 image(s) have no caption" in text and "1 caption(s) under 6 words" in text
+        terms = " ".join(f.message for f in checks["Consistent terms"].findings)
+        assert "“icon”" in terms and "“glyph”" in terms
+
+    def test_excluded_images_leave_the_report(self, training_set) -> None:
+        add_icons(training_set, 3)
+        training_set.images.update(excluded=True)
+        assert training_data.report(training_set).count == 0
+
+
+def test_buckets_keep_the_aspect_ratio_on_the_16_px_grid() -> None:
+    assert bucket_size(1024, 1024, 1024) == (1024, 1024)
+    assert bucket_size(1600, 900, 1024) == (1360, 768)
+    assert bucket_size(500, 1000, 64) == (32, 80)
+
+
+class TestRuns:
+    @pytest.fixture
+    def ready_set(self, training_set, lora_root) -> TrainingSet:
+        add_icons(training_set, 24)
+        return training_set
+
+    def start(self, training_set, alice, **overrides) -> TrainingRun:
+        params = {"steps": 4, "resolution": 64, "batch_size": 2, "sample_every": 2, "checkpoint_every": 2}
+        params["learning_rate"] = 2e-2  # a visible change in 4 steps
+        params["sample_steps"] = 2
+        return training_services.run_create(
+            training_set=training_set,
+            model=ImageModel.objects.get(key="tiny-flux"),
+            user=alice,
+            overrides=params | overrides,
+        )
+
+    def test_a_run_trains_a_versioned_lora_the_engine_loads(self, ready_set, alice, lora_root, tiny_flux_dir) -> None:
+        run = self.start(ready_set, alice)
+        run_training(str(run.pk), worker="gpu@test")
+        run.refresh_from_db()
+        assert run.status == JobStatus.COMPLETE, run.error
+        assert run.step == 4 and [step for step, _ in run.losses] == [1, 2, 3, 4]
+        assert [sample["step"] for sample in run.samples] == [2, 4] and len(run.content_hash) == 64
+        assert len(run.samples[0]["images"]) == 4  # the asset type's test prompts
+        lora = run.lora
+        assert lora.file == "flux/icon-v1.safetensors" and lora.version == 1
+        assert (lora_root / "flux/icon-v1.json").is_file()
+        assert lora.metadata["base_model"]["key"] == "tiny-flux" and lora.metadata["final_loss"] > 0
+        lora.full_clean()  # the admin's own checks accept the file
+        engine = engine_class("flux")(tiny_flux_dir, device="cpu")
+        request = GenerationRequest("bsicon, a flat blue circle icon", "", 64, 64, 2, 3.5, [7])
+        images: list = []
+        engine.generate(request, max_batch=1, on_step=lambda s, t: None, on_images=lambda f, i: images.extend(i))
+        with_lora = GenerationRequest(**{**request.__dict__, "loras": [LoraSpec(lora.path, 1.0)]})
+        engine.generate(with_lora, max_batch=1, on_step=lambda s, t: None, on_images=lambda f, i: images.extend(i))
+        assert np.abs(np.asarray(images[0], dtype=int) - np.asarray(images[1], dtype=int)).mean() > 0.5
+
+    def test_a_second_run_makes_version_two_and_publishing_switches_between_them(
+        self, ready_set, alice, lora_root
+    ) -> None:
+        first, second = self.start(ready_set, alice), self.start(ready_set, alice, steps=2)
+        run_training(str(first.pk), worker="gpu@test")
+        run_training(str(second.pk), worker="gpu@test")
+        v1, v2 = BrandLora.objects.order_by("version")
+        assert (v1.version, v2.version) == (1, 2)
+        training_services.lora_publish(v2)
+        assert [link.lora for link in PresetLora.objects.filter(preset=ready_set.preset)] == [v2]
+        training_services.lora_publish(v1)  # roll back
+        assert [link.lora for link in PresetLora.objects.filter(preset=ready_set.preset)] == [v1]
+
+    def test_a_cancelled_run_stops_and_resumes_from_its_checkpoint(self, ready_set, alice, monkeypatch) -> None:
+        from generation.training import lora as lora_module
+
+        run = self.start(ready_set, alice, steps=6)
+        real = lora_module.Trainer._checkpoint
+
+        def checkpoint_then_cancel(self, step, optimizer):
+            real(self, step, optimizer)
+            TrainingRun.objects.filter(pk=self.run.pk).update(status=JobStatus.CANCELLED)
+
+        monkeypatch.setattr(lora_module.Trainer, "_checkpoint", checkpoint_then_cancel)
+        monkeypatch.setattr(lora_module.Trainer, "last_save", 0.0, raising=False)
+        run_training(str(run.pk), worker="gpu@test")
+        run.refresh_from_db()
+        assert run.status == JobStatus.CANCELLED and run.checkpoint and run.step == 2
+        monkeypatch.setattr(lora_module.Trainer, "_checkpoint", real)
+        training_services.run_resume(run)
+        run_training(str(run.pk), worker="gpu@test")
+        run.refresh_from_db()
+        assert run.status == JobStatus.COMPLETE and run.losses[0][0] == 1 and run.losses[-1][0] == 6
+
+    def test_a_set_with_report_errors_cannot_start_a_run(self, training_set, alice) -> None:
+        add_icons(training_set, 3)
+        with pytest.raises(training_services.TrainingError, match="needs at least 20"):
+            self.start(training_set, alice)
+
+    def test_a_family_not_trained_yet_fails_with_a_reason(self, ready_set, alice) -> None:
+        ready_set.family = "sdxl"
+        ready_set.save()
+        model = ImageModel.objects.get(key="sdxl-base")
+        run = TrainingRun.objects.create(training_set=ready_set, model_key=model.key, params={"steps": 1})
+        run_training(str(run.pk), worker="gpu@test")
+        run.refresh_from_db()
+        assert run.status == JobStatus.FAILED and "not supported yet" in run.error
