@@ -14,12 +14,13 @@ import re
 import uuid
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO
 
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
 from .models import TrainingImage, TrainingSet
@@ -44,7 +45,7 @@ class UploadResult:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
 
-def add_uploads(training_set: TrainingSet, files: list[IO[bytes]]) -> UploadResult:
+def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence[UploadedFile]) -> UploadResult:
     """Add uploaded images and zips of images (with optional same-name .txt captions)."""
     result = UploadResult()
     for upload in files:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import training_views, views
 
 urlpatterns = [
     path("", views.studio, name="studio"),
@@ -24,6 +24,13 @@ urlpatterns = [
     path("groups/<uuid:pk>/zip/", views.group_zip, name="group-zip"),
     path("history/", views.history, name="history"),
     path("ops/", views.ops_dashboard, name="ops"),
+    path("training/", training_views.training_home, name="training"),
+    path("training/sets/<int:pk>/", training_views.training_set, name="training-set"),
+    path("training/images/<int:pk>/", training_views.training_image, name="training-image"),
+    path("training/files/<path:path>", training_views.training_file, name="training-file"),
+    path("training/runs/<uuid:pk>/", training_views.training_run, name="training-run"),
+    path("training/runs/<uuid:pk>/<str:action>/", training_views.training_run_action, name="training-run-action"),
+    path("training/loras/<int:pk>/<str:action>/", training_views.lora_action, name="lora-action"),
     path("ops/jobs/<uuid:pk>/cancel/", views.ops_cancel, name="ops-cancel"),
     path("favorites/", views.favorites, name="favorites"),
     path("favorites/zip/", views.favorites_zip, name="favorites-zip"),

@@ -235,3 +235,74 @@ class TestRuns:
         run_training(str(run.pk), worker="gpu@test")
         run.refresh_from_db()
         assert run.status == JobStatus.FAILED and "not supported yet" in run.error
+
+
+@pytest.fixture
+def staff_client(client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="stella", is_staff=True))
+    return client
+
+
+class TestPages:
+    def test_staff_create_a_set_upload_caption_and_exclude(self, staff_client) -> None:
+        from django.urls import reverse
+
+        response = staff_client.post(
+            reverse("training"), {"name": "Icons", "preset": AssetPreset.objects.get(slug="icon").pk, "family": "flux"}
+        )
+        training_set = TrainingSet.objects.get()
+        assert response.status_code == 302 and response.url == training_set.get_absolute_url()
+        files = [SimpleUploadedFile(f"{n}.png", png(icon(n))) for n in range(2)] + [SimpleUploadedFile("x.png", b"no")]
+        page = staff_client.post(training_set.get_absolute_url(), {"files": files}, follow=True).content.decode()
+        assert "Added 2 image(s)." in page and "x.png: not a PNG, JPEG or WebP image" in page
+        image = training_set.images.first()
+        url = reverse("training-image", args=[image.pk])
+        tile = staff_client.post(url, {"caption": "a flat blue circle icon"}, HTTP_HX_REQUEST="true").content.decode()
+        assert "a flat blue circle icon" in tile
+        staff_client.post(url, {"excluded": "1"}, HTTP_HX_REQUEST="true")
+        image.refresh_from_db()
+        assert image.excluded and image.caption == "a flat blue circle icon"
+        page = staff_client.get(training_set.get_absolute_url()).content.decode()
+        assert "1 image included" in page and "needs at least 20" in page
+        assert staff_client.get(reverse("training-file", args=[image.file.name])).status_code == 200
+
+    def test_a_run_that_cannot_start_is_a_form_error(self, staff_client, training_set) -> None:
+        add_icons(training_set, 3)
+        response = staff_client.post(training_set.get_absolute_url(), {"model": "1"})
+        model = ImageModel.objects.get(key="tiny-flux")
+        response = staff_client.post(training_set.get_absolute_url(), {"model": model.pk})
+        assert response.status_code == 422 and "Fix the report" in response.content.decode()
+        assert not TrainingRun.objects.exists()
+
+    def test_designers_cannot_reach_training_and_files_stay_inside_training(self, alice_client, staff_client) -> None:
+        from django.urls import reverse
+
+        assert alice_client.get(reverse("training")).status_code == 302
+        assert staff_client.get("/training/files/generations/1/x.png").status_code == 404
+        assert staff_client.get("/training/files/training/../secret").status_code == 404
+
+    def test_a_finished_run_shows_its_plot_samples_and_publishes(
+        self, staff_client, training_set, lora_root, alice
+    ) -> None:
+        from django.urls import reverse
+
+        add_icons(training_set, 24)
+        run = TestRuns().start(training_set, alice)
+        run_training(str(run.pk), worker="gpu@test")
+        page = staff_client.get(reverse("training-run", args=[run.pk])).content.decode()
+        assert "<polyline" in page and "step 2" in page and "Publish to Icon" in page
+        assert staff_client.get(reverse("training-run", args=[run.pk]), HTTP_HX_REQUEST="true").status_code == 286
+        lora = BrandLora.objects.get()
+        staff_client.post(reverse("lora-action", args=[lora.pk, "publish"]))
+        assert PresetLora.objects.filter(preset=training_set.preset, lora=lora).exists()
+        response = staff_client.post(reverse("lora-action", args=[lora.pk, "compare"]))
+        from generation.models import JobGroup
+
+        group = JobGroup.objects.get()
+        assert response.url == group.get_absolute_url() and group.kind == "loras"
+        labels = {job.params["lora_label"] for job in group.jobs.all()}
+        assert labels == {"current: Icon v1", "candidate: Icon v1"}
+        assert group.jobs.count() == 2 * len(training_set.preset.test_prompts)
+        assert "candidate: Icon v1" in staff_client.get(group.get_absolute_url()).content.decode()

@@ -1,0 +1,195 @@
+"""Staff pages for brand training: sets, uploads, captions, the report, runs and versions."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from . import training_data, training_services
+from .models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
+from .training_services import TrainingError
+from .views import Request
+
+
+class TrainingSetForm(forms.ModelForm):
+    class Meta:
+        model = TrainingSet
+        fields = ["name", "preset", "family", "trigger_word"]
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class RunForm(forms.Form):
+    model = forms.ModelChoiceField(queryset=ImageModel.objects.none(), empty_label=None, label="Base model")
+    rank = forms.IntegerField(required=False, min_value=1, max_value=256)
+    learning_rate = forms.FloatField(required=False, min_value=1e-7, max_value=1e-1)
+    steps = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+    resolution = forms.IntegerField(required=False, min_value=16, max_value=2048)
+    batch_size = forms.IntegerField(required=False, min_value=1, max_value=64)
+    caption_dropout = forms.FloatField(required=False, min_value=0, max_value=1)
+    sample_every = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args: Any, training_set: TrainingSet, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["model"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = ImageModel.objects.filter(family=training_set.family, enabled=True)
+
+
+@staff_member_required
+def training_home(request: Request) -> HttpResponse:
+    form = TrainingSetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        training_set = form.save(commit=False)
+        training_set.created_by = request.user
+        training_set.save()
+        return redirect(training_set)
+    presets = AssetPreset.objects.prefetch_related("trained_loras")
+    versions = [(preset, list(preset.trained_loras.order_by("-version")), _published(preset)) for preset in presets]
+    context = {
+        "form": form,
+        "sets": TrainingSet.objects.select_related("preset"),
+        "runs": TrainingRun.objects.select_related("training_set")[:20],
+        "versions": [v for v in versions if v[1]],
+    }
+    return render(request, "generation/training.html", context, status=422 if form.errors else 200)
+
+
+def _published(preset: AssetPreset) -> set[int]:
+    return set(preset.preset_loras.filter(lora__preset=preset).values_list("lora_id", flat=True))
+
+
+@staff_member_required
+def training_set(request: Request, pk: int) -> HttpResponse:
+    training_set = get_object_or_404(TrainingSet.objects.select_related("preset"), pk=pk)
+    run_form = RunForm(training_set=training_set)
+    if request.method == "POST" and "files" in request.FILES:
+        result = training_data.add_uploads(training_set, request.FILES.getlist("files"))
+        messages.success(request, f"Added {len(result.added)} image(s).")
+        for name, reason in result.rejected:
+            messages.error(request, f"{name}: {reason}")
+        return redirect(training_set)
+    if request.method == "POST":
+        run_form = RunForm(request.POST, training_set=training_set)
+        if run_form.is_valid():
+            data = dict(run_form.cleaned_data)
+            model = data.pop("model")
+            try:
+                run = training_services.run_create(
+                    training_set=training_set,
+                    model=model,
+                    user=request.user,
+                    overrides=data,
+                )
+            except TrainingError as exc:
+                run_form.add_error(None, str(exc))
+            else:
+                return redirect(run)
+    report = training_data.report(training_set)
+    flagged = {pk for check in report.checks for finding in check.findings for pk in finding.images}
+    context = {
+        "set": training_set,
+        "images": training_set.images.all(),
+        "report": report,
+        "flagged": flagged,
+        "run_form": run_form,
+        "runs": training_set.runs.all()[:10],
+    }
+    return render(request, "generation/training_set.html", context, status=422 if run_form.errors else 200)
+
+
+@require_POST
+@staff_member_required
+def training_image(request: Request, pk: int) -> HttpResponse:
+    """Edit one caption, or exclude / include the image (htmx swaps the tile back)."""
+    image = get_object_or_404(TrainingImage, pk=pk)
+    if "caption" in request.POST:
+        image.caption = request.POST["caption"].strip()[:2000]
+    if "excluded" in request.POST:
+        image.excluded = request.POST["excluded"] == "1"
+    image.save(update_fields=["caption", "excluded"])
+    if not request.htmx:
+        return redirect(image.training_set)
+    return render(request, "generation/training_set.html#image-tile", {"image": image, "flagged": set()})
+
+
+@require_GET
+@staff_member_required
+def training_file(request: Request, path: str) -> FileResponse:
+    """Training images and samples, from storage (staff only; nothing outside training/)."""
+    if not path.startswith("training/") or ".." in path.split("/") or not default_storage.exists(path):
+        raise Http404("No such training file.")
+    return FileResponse(default_storage.open(path, "rb"))
+
+
+@staff_member_required
+def training_run(request: Request, pk: UUID) -> HttpResponse:
+    run = get_object_or_404(TrainingRun.objects.select_related("training_set__preset", "lora"), pk=pk)
+    context = {"run": run, "plot": loss_plot(run.losses)}
+    if request.htmx:
+        response = render(request, "generation/training_run.html#run-body", context)
+        if run.is_ended:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "generation/training_run.html", context)
+
+
+@require_POST
+@staff_member_required
+def training_run_action(request: Request, pk: UUID, action: str) -> HttpResponse:
+    run = get_object_or_404(TrainingRun, pk=pk)
+    if action == "cancel":
+        training_services.run_cancel(run)
+    elif action == "resume":
+        training_services.run_resume(run)
+    else:
+        raise Http404("Unknown action.")
+    return redirect(run)
+
+
+@require_POST
+@staff_member_required
+def lora_action(request: Request, pk: int, action: str) -> HttpResponse:
+    lora = get_object_or_404(BrandLora.objects.select_related("preset"), pk=pk)
+    try:
+        if action == "publish":
+            training_services.lora_publish(lora)
+            messages.success(request, f"{lora.name} is now what {lora.preset} uses.")
+        elif action == "compare":
+            run = getattr(lora, "training_run", None)
+            key = run.model_key if run else None
+            model = ImageModel.objects.filter(key=key).first() or ImageModel.objects.filter(family=lora.family).first()
+            if model is None:
+                raise TrainingError(f"No {lora.get_family_display()} model to render with.")
+            group = training_services.lora_compare(lora, owner=request.user, model=model)
+            return redirect(group)
+        else:
+            raise Http404("Unknown action.")
+    except TrainingError as exc:
+        messages.error(request, str(exc))
+    return redirect("training")
+
+
+def loss_plot(losses: list[list[float]], width: int = 560, height: int = 160) -> dict[str, Any] | None:
+    """An SVG polyline of the loss (server-drawn: no charting library, no JavaScript)."""
+    if len(losses) < 2:
+        return None
+    steps = [s for s, _ in losses]
+    values = [v for _, v in losses]
+    low, high = min(values), max(values)
+    span_x, span_y = (steps[-1] - steps[0]) or 1, (high - low) or 1
+    points = " ".join(
+        f"{(s - steps[0]) / span_x * width:.1f},{height - (v - low) / span_y * height:.1f}" for s, v in losses
+    )
+    return {"points": points, "width": width, "height": height, "low": low, "high": high, "last": values[-1]}
