@@ -66,12 +66,23 @@ class GenerateForm(forms.Form):
         help_text="Optional: the same seed and settings give the same images.",
     )
 
+    brand_lora = forms.ChoiceField(
+        required=False,
+        label="Brand LoRA",
+        help_text="Try another trained version of the asset type's LoRA, or none.",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         preset = self._selected_preset()
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]
         self.fields["size"].widget.choices = choices
+        versions = preset.trained_loras.filter(enabled=True).order_by("-version") if preset else []
+        field = self.fields["brand_lora"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "The asset type's published version"), ("none", "None")]
+        field.choices += [(str(lora.pk), f"{lora.name} ({lora.get_family_display()})") for lora in versions]
         if not self.is_bound:  # a fresh form starts on the first asset type and the default model
             self.initial["preset"] = self.initial.get("preset") or (preset.slug if preset else None)
             self.initial.setdefault("model", settings.STUDIO_DEFAULT_MODEL)
@@ -96,6 +107,11 @@ class GenerateForm(forms.Form):
             data["width"], data["height"] = size_for(preset, data.get("model"), data.get("size"))
         except forms.ValidationError as exc:
             self.add_error("size", exc)
+        model, choice = data.get("model"), data.get("brand_lora") or ""
+        if choice in ("", "none") or model is None:
+            return data
+        if not preset.trained_loras.filter(pk=choice, family=model.family, enabled=True).exists():
+            self.add_error("brand_lora", f"That LoRA version is not for {preset.name} on {model.name}.")
         return data
 
 

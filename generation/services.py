@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .models import (
     AssetPreset,
+    BrandLora,
     GeneratedImage,
     GenerationJob,
     GroupKind,
@@ -67,6 +68,7 @@ def resolve_params(
     width: int,
     height: int,
     seed: int | None,
+    brand_lora: str = "",
 ) -> dict[str, object]:
     """Every parameter the worker needs, frozen at submission so the job can be reproduced.
 
@@ -76,8 +78,7 @@ def resolve_params(
     tier = QUALITY[Quality(quality)]
     requested = [width, height]
     width, height = fit_size(width, height, tier.max_side)
-    # Only the asset type's LoRAs made for this model's family apply.
-    loras = list(preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True))
+    loras = choose_loras(preset, model, brand_lora)
     steps = model.default_steps or preset.steps
     guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
@@ -116,6 +117,22 @@ def resolve_params(
     }
 
 
+def choose_loras(preset: AssetPreset, model: ImageModel, brand_lora: str = "") -> list[PresetLora]:
+    """The LoRAs a job applies: the asset type's for this model's family, with its trained
+    version swapped for another one (`brand_lora` = a BrandLora id) or left out ("none")."""
+    links = preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True)
+    loras = list(links)
+    if not brand_lora:
+        return loras
+    published = [pl for pl in loras if pl.lora.preset_id == preset.pk]
+    loras = [pl for pl in loras if pl not in published]
+    if brand_lora != "none":
+        chosen = BrandLora.objects.get(pk=int(brand_lora), preset=preset, family=model.family, enabled=True)
+        strength = published[0].strength if published else 0.85
+        loras.append(PresetLora(preset=preset, lora=chosen, strength=strength))  # not saved: this job only
+    return loras
+
+
 def with_trigger_words(prompt: str, loras: list[PresetLora]) -> str:
     words = [pl.lora.trigger_words.strip() for pl in loras if pl.lora.trigger_words.strip()]
     return ", ".join([*words, prompt])
@@ -133,6 +150,7 @@ def job_create(
     height: int | None = None,
     seed: int | None = None,
     group: JobGroup | None = None,
+    brand_lora: str = "",
 ) -> GenerationJob:
     model = model or ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL)
     params = resolve_params(
@@ -144,6 +162,7 @@ def job_create(
         width=width or preset.default_width,
         height=height or preset.default_height,
         seed=seed,
+        brand_lora=brand_lora,
     )
     job = GenerationJob.objects.create(
         owner=owner,

@@ -75,6 +75,7 @@ def studio(request: Request) -> HttpResponse:
                 width=form.cleaned_data["width"],
                 height=form.cleaned_data["height"],
                 seed=form.cleaned_data["seed"],
+                brand_lora=form.cleaned_data.get("brand_lora") or "",
             )
             return _job_panel(request, job) if request.htmx else redirect(job)
         if request.htmx:

@@ -306,3 +306,33 @@ class TestPages:
         assert labels == {"current: Icon v1", "candidate: Icon v1"}
         assert group.jobs.count() == 2 * len(training_set.preset.test_prompts)
         assert "candidate: Icon v1" in staff_client.get(group.get_absolute_url()).content.decode()
+
+
+def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, training_set, lora_root) -> None:
+    from django.urls import reverse
+
+    from generation.models import GenerationJob
+
+    preset = training_set.preset
+    v1 = BrandLora.objects.create(
+        name="Icon v1", family="flux", file="flux/icon-v1.safetensors", preset=preset, version=1
+    )
+    v2 = BrandLora.objects.create(
+        name="Icon v2", family="flux", file="flux/icon-v2.safetensors", preset=preset, version=2
+    )
+    v2.trigger_words = "bsicon"
+    v2.save()
+    training_services.lora_publish(v1)
+    page = alice_client.get(reverse("studio") + "?preset=icon").content.decode()
+    assert "Icon v2 (FLUX.1)" in page and "published version" in page
+
+    def submit(choice: str) -> GenerationJob:
+        data = {"preset": "icon", "prompt": "a key", "quality": "draft", "variations": "1", "brand_lora": choice}
+        data["model"] = "tiny-flux"
+        assert alice_client.post(reverse("studio"), data).status_code == 302
+        return GenerationJob.objects.latest("created_at")
+
+    assert [lora["name"] for lora in submit("").params["loras"]] == ["Icon v1"]
+    job = submit(str(v2.pk))
+    assert [lora["name"] for lora in job.params["loras"]] == ["Icon v2"] and job.params["prompt"].startswith("bsicon, ")
+    assert submit("none").params["loras"] == []
