@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, ImageModel, JobStatus
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, free_port, wait_for, worker, worker_env
 
@@ -172,3 +172,57 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
     finally:
         os.killpg(launcher.pid, signal.SIGTERM)
         launcher.wait(timeout=40)
+
+
+def test_a_lora_trained_by_a_real_worker_is_used_by_the_next_job(alice_client, alice, tmp_path: Path, settings) -> None:
+    """Upload a set, train on the `training` queue, pick the new version in the studio, render."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from generation.models import AssetPreset, BrandLora, TrainingRun, TrainingSet
+    from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
+
+    settings.STUDIO_LORA_ROOT = tmp_path / "loras"
+    staff = alice
+    staff.is_staff = True
+    staff.save()
+    icon = AssetPreset.objects.get(slug="icon")
+    training_set = TrainingSet.objects.create(name="Icons", preset=icon, family="flux", trigger_word="bsicon")
+    files = []
+    for n in range(24):
+        colour, shape = list(PALETTE)[n % 4], SHAPES[n % 6]
+        buffer = io.BytesIO()
+        draw_icon(colour, shape, size=64).save(buffer, format="PNG")
+        files.append(SimpleUploadedFile(f"{n}.png", buffer.getvalue()))
+    alice_client.post(training_set.get_absolute_url(), {"files": files})
+    for n, image in enumerate(training_set.images.order_by("pk")):
+        image.caption = caption(list(PALETTE)[n % 4], SHAPES[n % 6]) + " on a light grey background"
+        image.save()
+    model = ImageModel.objects.get(key="tiny-flux")
+    form = {"model": model.pk, "steps": "6", "resolution": "64", "batch_size": "2", "sample_every": "3"}
+    response = alice_client.post(training_set.get_absolute_url(), form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = TrainingRun.objects.get()
+    env = worker_env(tmp_path, STUDIO_LORA_ROOT=str(tmp_path / "loras"))
+    with worker(env, tmp_path / "worker.log") as w:
+        run = wait_for(
+            lambda: TrainingRun.objects.filter(pk=run.pk, status__in=["complete", "failed"]).first(),
+            timeout=120,
+            what="the training run",
+        )
+        assert run.status == "complete", (run.error, w.output()[-3000:])
+        lora = BrandLora.objects.get()
+        assert (tmp_path / "loras" / lora.file).is_file() and lora.version == 1
+        page = alice_client.get("/?preset=icon").content.decode()
+        assert f'value="{lora.pk}"' in page  # selectable in the studio
+        job = submit(
+            alice_client,
+            "icon",
+            model="tiny-flux",
+            brand_lora=str(lora.pk),
+            quality="draft",
+            variations="2",
+            size="512x512",
+        )
+        job = wait_for(lambda: ended(job), timeout=60, what="the job with the new LoRA")
+        assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+    assert job.params["loras"][0]["path"] == lora.file and job.params["prompt"].startswith("bsicon, ")
