@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # model key -> loaded engine; lives as long as the worker process, so weights load once.
 _engines: OrderedDict[str, Engine] = OrderedDict()
-_engines_lock = threading.Lock()
+engines_lock = threading.Lock()
 
 
 def run_job(job_id: str, *, worker: str) -> None:
@@ -119,7 +119,7 @@ def load_engine(model_key: str) -> Engine:
     Loaded engines stay in this process between jobs. When a new model would not fit the
     memory budget, the least recently used one goes first; the default model goes last.
     """
-    with _engines_lock:  # the preload thread and a job may ask at once
+    with engines_lock:  # the preload thread and a job may ask at once
         return _load_engine(model_key)
 
 

@@ -27,6 +27,14 @@ def reap_stale_jobs() -> int:
     soft_time_limit=settings.STUDIO_TRAINING_TIME_LIMIT - 60,
 )
 def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def]
-    from .training.lora import run_training  # torch loads in the worker only
+    from .runner import engines_lock
+    from .training_services import run_fail_to_start
 
+    try:
+        # The preload thread may be importing diffusers right now; its lazy imports are not thread-safe.
+        with engines_lock:
+            from .training.lora import run_training  # torch loads in the worker only
+    except Exception as exc:
+        run_fail_to_start(run_id, exc)
+        raise
     run_training(run_id, worker=self.request.hostname or "unknown")

@@ -98,6 +98,13 @@ def run_enqueue(run_id: uuid.UUID) -> None:
         )
 
 
+def run_fail_to_start(run_id: str, exc: Exception) -> None:
+    """A run whose worker could not even start it is failed with the reason, not left queued."""
+    TrainingRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.FAILED, error=f"The worker could not start training: {exc.__class__.__name__}: {exc}"
+    )
+
+
 def run_cancel(run: TrainingRun) -> None:
     TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now()

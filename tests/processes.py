@@ -18,7 +18,14 @@ from generation.management.commands.studio import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of the test process that must not leak into a child configured on its own.
-STUDIO_VARS = ("DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "STUDIO_MODELS_DIR", "STUDIO_VAR_DIR")
+STUDIO_VARS = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "MEDIA_ROOT",
+    "STUDIO_MODELS_DIR",
+    "STUDIO_VAR_DIR",
+    "STUDIO_DEFAULT_MODEL",
+)
 
 
 def base_env(**extra: str) -> dict[str, str]:

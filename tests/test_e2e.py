@@ -22,6 +22,7 @@ from django.urls import reverse
 from PIL import Image
 
 from generation.models import GenerationJob, ImageModel, JobStatus
+from generation.training.demo_kit import judge
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, free_port, wait_for, worker, worker_env
 
@@ -143,7 +144,7 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
             headers={"HX-Request": "true"},
             data={
                 "preset": "icon",
-                "prompt": "a flat blue circle",
+                "prompt": "a flat blue circle icon",
                 "quality": "draft",
                 "variations": "4",
                 "size": "256x256",
@@ -165,8 +166,13 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
         assert len(set(seeds)) == 4
         image_urls = re.findall(r'<img src="(/images/[0-9a-f-]+/file/)"', final.text)
         assert len(image_urls) == 4
+        verdicts = []
         for url in image_urls:
-            assert Image.open(io.BytesIO(client.get(url).content)).size == (256, 256)
+            image = Image.open(io.BytesIO(client.get(url).content))
+            assert image.size == (256, 256)
+            verdicts.append(judge(image.convert("RGB").resize((64, 64))))
+        # The default demo brand model draws what was asked, in the brand palette.
+        assert [(v.colour, v.shape) for v in verdicts] == [("blue", "circle")] * 4, verdicts
         assert "Processing" in statuses or "Queued" in statuses
         print(f"\nembedded studio: 4 draft icons at 256x256 in {elapsed:.1f} s")
     finally:

@@ -22,5 +22,5 @@ def test_a_free_port_passes() -> None:
 
 def test_the_worker_runs_one_job_at_a_time_on_the_gpu_queue() -> None:
     command = worker_command(name="gpu@%h", beat=True)
-    assert command[command.index("-Q") + 1] == "gpu,maintenance"
+    assert command[command.index("-Q") + 1] == "gpu,training,maintenance"
     assert command[command.index("--concurrency") + 1] == "1" and "prefork" in command and "-B" in command

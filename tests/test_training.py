@@ -207,11 +207,11 @@ class TestRuns:
         run = self.start(ready_set, alice, steps=6)
         real = lora_module.Trainer._checkpoint
 
-        def checkpoint_then_cancel(self, step, optimizer):
-            real(self, step, optimizer)
-            TrainingRun.objects.filter(pk=self.run.pk).update(status=JobStatus.CANCELLED)
+        def cancel_then_checkpoint(self, step, optimizer):
+            TrainingRun.objects.filter(pk=self.run.pk).update(status=JobStatus.CANCELLED)  # Cancel clicked
+            real(self, step, optimizer)  # the checkpoint is still written, then the run stops
 
-        monkeypatch.setattr(lora_module.Trainer, "_checkpoint", checkpoint_then_cancel)
+        monkeypatch.setattr(lora_module.Trainer, "_checkpoint", cancel_then_checkpoint)
         monkeypatch.setattr(lora_module.Trainer, "last_save", 0.0, raising=False)
         run_training(str(run.pk), worker="gpu@test")
         run.refresh_from_db()
