@@ -10,13 +10,18 @@ with whatever model the studio runs, so the pictures show the studio as it is.
 from __future__ import annotations
 
 import argparse
+import io
 import shutil
-import time
+import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(ROOT))
 LAPTOP = {"width": 1366, "height": 900}
 TABLET = {"width": 820, "height": 1180}
 
@@ -40,6 +45,7 @@ def main() -> None:
         save(page, "history")
         page.goto("/ops/")
         save(page, "ops")
+        shoot_training(page)
         page.set_viewport_size(TABLET)
         page.goto("/")
         save(page, "studio-tablet", full_page=False)
@@ -57,17 +63,17 @@ def sign_in(page: Page, username: str, password: str) -> None:
 
 def shoot_studio(page: Page) -> None:
     page.check("input[name=preset][value=icon]")
-    page.fill("textarea[name=prompt]", "a clipboard with three checkmarks")
+    page.fill("textarea[name=prompt]", "a flat orange star icon")
     page.click("#generate-submit")
-    page.wait_for_selector(".job progress", timeout=60_000)
-    time.sleep(1.5)
-    save(page, "progress", full_page=False)
+    page.wait_for_selector(".job progress, .job-complete", timeout=60_000)
+    if page.locator(".job progress").count():  # the demo model is often done before a poll shows progress
+        save(page, "progress", full_page=False)
     page.wait_for_function("document.querySelector('.job') && document.querySelector('.job').matches('.job-complete')")
     save(page, "studio", full_page=False)
     # More like this from the first image, then the grid with both results.
     page.locator(".job").first.locator("figure").first.get_by_role("button", name="Subtle").click()
     page.wait_for_selector("text=More like this (subtle)")
-    page.wait_for_function("document.querySelectorAll('.job-complete').length >= 2", timeout=120_000)
+    page.wait_for_function("!document.querySelector('.job:not(.job-complete)')", timeout=120_000)
     page.goto("/")
     page.locator(".job").nth(1).locator("button.star").first.click()
     save(page, "grid")
@@ -78,7 +84,7 @@ def shoot_studio(page: Page) -> None:
 
 def shoot_compare(page: Page) -> None:
     page.goto("/compare/")
-    page.fill("textarea[name=prompt]", "a paper plane")
+    page.fill("textarea[name=prompt]", "a flat purple heart icon")
     for box in page.locator("input[name=presets]").all():
         box.check()
     page.locator("input[name=presets]").last.uncheck()
@@ -91,13 +97,55 @@ def shoot_compare(page: Page) -> None:
 
 def shoot_batch(page: Page) -> None:
     page.goto("/batch/")
-    page.fill("textarea[name=descriptions]", "a paper plane\na lighthouse\na key\na compass")
+    page.fill(
+        "textarea[name=descriptions]",
+        "a flat blue circle icon\na flat orange star icon\na flat green heart icon\na flat purple plus icon",
+    )
     page.fill("input[name=variations]", "2")
     page.check("input[name=quality][value=draft]")
     page.click("#batch-form button[type=submit]")
     page.wait_for_url("**/groups/**")
     page.wait_for_function("!document.querySelector('#group-body[hx-trigger]')", timeout=300_000)
     save(page, "batch")
+
+
+def shoot_training(page: Page) -> None:
+    """A training set from a zip of demo-kit icons with captions, a run on the demo model, its page."""
+    page.goto("/training/")
+    page.fill("input[name=name]", "Demo icons")
+    page.select_option("select[name=preset]", label="Icon")
+    page.select_option("select[name=family]", value="flux")
+    page.fill("input[name=trigger_word]", "bsicon")
+    page.locator("form.card button[type=submit]").first.click()
+    page.wait_for_url("**/training/sets/**")
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = Path(scratch) / "demo-icons.zip"
+        archive.write_bytes(_demo_zip())
+        page.set_input_files("input[name=files]", str(archive))
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_load_state()
+    save(page, "training-set")
+    page.select_option("select[name=model]", label="Demo brand (offline)")
+    page.click("#run-form button[type=submit]")
+    page.wait_for_url("**/training/runs/**")
+    page.wait_for_selector("#run-body .status-complete", timeout=600_000)
+    save(page, "training-run")
+
+
+def _demo_zip() -> bytes:
+    from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for n in range(28):
+            colour, shape = list(PALETTE)[n % 4], SHAPES[(n // 4) % 6]
+            image = io.BytesIO()
+            draw_icon(colour, shape, size=256).save(image, format="PNG")
+            archive.writestr(f"icons/{n:02d}-{colour}-{shape}.png", image.getvalue())
+            archive.writestr(
+                f"icons/{n:02d}-{colour}-{shape}.txt", caption(colour, shape) + " on a light grey background"
+            )
+    return buffer.getvalue()
 
 
 def save(page: Page, name: str, *, full_page: bool = True) -> None:
