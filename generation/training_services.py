@@ -37,19 +37,19 @@ class TrainingError(ValueError):
 
 
 # Defaults per family, then per asset type; the advanced section of the form overrides any.
+# (The worker's generation.training.objectives has one objective per family listed here.)
+_COMMON = {
+    "batch_size": 1,
+    "caption_dropout": 0.05,
+    "sample_every": 250,
+    "checkpoint_every": 250,
+    "sample_steps": 20,
+    "seed": 0,
+}
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "flux": {
-        "rank": 16,
-        "learning_rate": 1e-4,
-        "steps": 1500,
-        "resolution": 1024,
-        "batch_size": 1,
-        "caption_dropout": 0.05,
-        "sample_every": 250,
-        "checkpoint_every": 250,
-        "sample_steps": 20,
-        "seed": 0,
-    },
+    "flux": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
+    "sd3": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
+    "sdxl": {**_COMMON, "rank": 32, "learning_rate": 1e-4, "steps": 2000, "resolution": 1024, "sample_steps": 25},
 }
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "icon": {"rank": 16, "steps": 1500},
@@ -62,7 +62,7 @@ NATIVE_DEFAULTS = {"batch_size": 8, "learning_rate": 1e-3, "steps": 300, "sample
 
 
 def training_defaults(training_set: TrainingSet, model: ImageModel) -> dict[str, Any]:
-    params = dict(FAMILY_DEFAULTS.get(model.family, FAMILY_DEFAULTS["flux"]))
+    params = dict(FAMILY_DEFAULTS[model.family])
     params.update(PRESET_DEFAULTS.get(training_set.preset.slug, {}))
     if native := model.options.get("native_size"):
         params.update(NATIVE_DEFAULTS, resolution=int(native))
@@ -74,6 +74,9 @@ def run_create(
 ) -> TrainingRun:
     if model.family != training_set.family:
         raise TrainingError(f"{model.name} is {model.get_family_display()}; this set is for another family.")
+    if model.family not in FAMILY_DEFAULTS:
+        trainable = ", ".join(sorted(FAMILY_DEFAULTS))
+        raise TrainingError(f"{model.get_family_display()} LoRAs cannot be trained here yet (these can: {trainable}).")
     checked = report(training_set)
     if checked.errors:
         raise TrainingError("Fix the report's errors first: " + " ".join(f.message for f in checked.errors))

@@ -228,9 +228,11 @@ class TestRuns:
             self.start(training_set, alice)
 
     def test_a_family_not_trained_yet_fails_with_a_reason(self, ready_set, alice) -> None:
-        ready_set.family = "sdxl"
+        ready_set.family = "hidream"
         ready_set.save()
-        model = ImageModel.objects.get(key="sdxl-base")
+        model = ImageModel.objects.get(key="hidream-i1-dev")
+        with pytest.raises(training_services.TrainingError, match="cannot be trained here yet"):
+            training_services.run_create(training_set=ready_set, model=model, user=alice)
         run = TrainingRun.objects.create(training_set=ready_set, model_key=model.key, params={"steps": 1})
         run_training(str(run.pk), worker="gpu@test")
         run.refresh_from_db()
@@ -336,3 +338,51 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
     job = submit(str(v2.pk))
     assert [lora["name"] for lora in job.params["loras"]] == ["Icon v2"] and job.params["prompt"].startswith("bsicon, ")
     assert submit("none").params["loras"] == []
+
+
+def test_the_web_side_and_the_worker_agree_on_which_families_train() -> None:
+    from generation.training.objectives import OBJECTIVES
+
+    assert set(training_services.FAMILY_DEFAULTS) == set(OBJECTIVES)
+
+
+@pytest.mark.parametrize("family", ["sd3", "sdxl"])
+def test_sd3_and_sdxl_loras_train_and_load(family, training_set, alice, lora_root, settings, tmp_path) -> None:
+    from generation.engine.tiny import TINY_BUILDERS
+
+    folder = TINY_BUILDERS[family](tmp_path / "models" / f"tiny-{family}")
+    settings.STUDIO_MODELS_DIR = tmp_path / "models"
+    model = ImageModel.objects.create(
+        key=f"tiny-{family}",
+        name=f"Tiny {family}",
+        family=family,
+        local_path=f"tiny-{family}",
+        license_name="demo",
+        commercial_use=True,
+    )
+    training_set.family = family
+    training_set.save()
+    add_icons(training_set, 24)
+    params = {"steps": 3, "resolution": 64, "batch_size": 2, "sample_every": 3, "checkpoint_every": 2}
+    run = training_services.run_create(
+        training_set=training_set,
+        model=model,
+        user=alice,
+        overrides=params | {"learning_rate": 5e-2, "sample_steps": 2},
+    )
+    run_training(str(run.pk), worker="gpu@test")
+    run.refresh_from_db()
+    assert run.status == JobStatus.COMPLETE, run.error
+    lora = run.lora
+    assert lora.file == f"{family}/icon-v1.safetensors" and lora.family == family
+    engine = engine_class(family)(folder, device="cpu")
+    request = GenerationRequest("bsicon, a flat blue circle icon", "", 64, 64, 2, 3.5, [7])
+    images: list = []
+    for loras in ([], [LoraSpec(lora.path, 1.0)]):
+        engine.generate(
+            GenerationRequest(**{**request.__dict__, "loras": loras}),
+            max_batch=1,
+            on_step=lambda s, t: None,
+            on_images=lambda f, i: images.extend(i),
+        )
+    assert np.abs(np.asarray(images[0], dtype=int) - np.asarray(images[1], dtype=int)).mean() > 0.1

@@ -1,9 +1,9 @@
 """A LoRA training run inside a worker: the set's images and captions, the base model's
-pipeline, peft adapters on its transformer, the studio's flow objective; progress, loss,
+pipeline, peft adapters on its transformer (or UNet), the family's objective; progress, loss,
 samples and checkpoints as it goes; a versioned LoRA file plus metadata at the end.
 
-FLUX.1 is the family trained so far (it is the studio's default family and the demo model's).
-Other families fail at once with a message saying so.
+FLUX.1, SD3.5 and SDXL train (`objectives.py` holds what differs between them); other
+families fail at once with a message saying so.
 """
 
 from __future__ import annotations
@@ -32,12 +32,10 @@ from ..engine.devices import resolve_device
 from ..engine.types import EngineError
 from ..model_files import local_weights
 from ..models import BrandLora, ImageModel, JobStatus, TrainingImage, TrainingRun
-from .flow import embed_prompts, encode_images, flow_loss
+from .objectives import OBJECTIVES, Objective
 
 log = logging.getLogger(__name__)
 
-TRAINABLE_FAMILIES = {"flux"}
-LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 SAMPLE_SEED = 1234
 
 
@@ -88,8 +86,9 @@ class Trainer:
         if model is None:
             raise EngineError(f"Model {run.model_key!r} is not configured on this studio.")
         self.model: ImageModel = model
-        if self.model.family not in TRAINABLE_FAMILIES:
-            raise EngineError(f"Training {self.model.get_family_display()} LoRAs is not supported yet (FLUX.1 is).")
+        if self.model.family not in OBJECTIVES:
+            family, trainable = self.model.get_family_display(), ", ".join(sorted(OBJECTIVES))
+            raise EngineError(f"Training {family} LoRAs is not supported yet (families that train: {trainable}).")
         self.device = resolve_device(settings.STUDIO_DEVICE)
         self.losses: list[list[float]] = list(run.losses)
         self.last_save = 0.0
@@ -97,47 +96,41 @@ class Trainer:
     # --- the run
 
     def train(self) -> None:
-        from diffusers import FluxPipeline
-
-        pipe = FluxPipeline.from_pretrained(local_weights(self.model), local_files_only=True)
+        objective_class = OBJECTIVES[self.model.family]
+        pipe = objective_class.pipeline_class.from_pretrained(local_weights(self.model), local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
+        length = int(self.model.options.get("max_sequence_length", objective_class.default_sequence_length))
+        self.objective: Objective = objective_class(pipe, max_sequence_length=length)
         buckets, captions, content = self._dataset()
         TrainingRun.objects.filter(pk=self.run.pk).update(content_hash=content, total_steps=self.p["steps"])
-        transformer = pipe.transformer
-        transformer.requires_grad_(False)
+        network = self.objective.model
+        network.requires_grad_(False)
         from peft import LoraConfig
 
-        transformer.add_adapter(
+        network.add_adapter(
             LoraConfig(
                 r=self.p["rank"],
                 lora_alpha=self.p["rank"],
                 init_lora_weights="gaussian",
-                target_modules=LORA_TARGETS,
+                target_modules=self.objective.lora_targets,
             )
         )
-        params = [p for p in transformer.parameters() if p.requires_grad]
+        params = [p for p in network.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.p["learning_rate"], weight_decay=1e-4)
         start = self._resume(optimizer)
         generator = torch.Generator().manual_seed(self.p["seed"] + start)
         chooser = random.Random(self.p["seed"] + start)
         sizes = list(buckets)
         weights = [len(buckets[s]) for s in sizes]
-        transformer.train()
+        network.train()
         for step in range(start + 1, self.p["steps"] + 1):
             size = chooser.choices(sizes, weights)[0]
             rows = [chooser.choice(buckets[size]) for _ in range(self.p["batch_size"])]
             latents = torch.stack([self.latents[i] for i in rows])
             dropped = [chooser.random() < self.p["caption_dropout"] for _ in rows]
             picks = torch.tensor([0 if drop else captions[i] for i, drop in zip(rows, dropped, strict=True)])
-            loss = flow_loss(
-                transformer,
-                latents,
-                self.embeddings.hidden[picks],
-                self.embeddings.pooled[picks],
-                self.embeddings.text_ids,
-                generator=generator,
-            )
+            loss = self.objective.loss(latents, self.embeddings, picks, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -171,17 +164,13 @@ class Trainer:
             buckets[size].append(i)
             texts.append(self._caption(row.caption))
             caption_index.append(len(texts) - 1)
-        vae = self.pipe.vae
-        self.latents = [encode_images(vae, t.unsqueeze(0))[0] for t in pixels]
-        self.embeddings = embed_prompts(self.pipe, texts, max_sequence_length=self._sequence_length())
+        self.latents = [self.objective.latents(t.unsqueeze(0))[0] for t in pixels]
+        self.embeddings = self.objective.embed(texts)
         return dict(buckets), caption_index, digest.hexdigest()
 
     def _caption(self, caption: str) -> str:
         trigger = self.training_set.trigger_word.strip()
         return f"{trigger}, {caption}" if trigger else caption
-
-    def _sequence_length(self) -> int:
-        return int(self.model.options.get("max_sequence_length", 512))
 
     # --- progress, samples, checkpoints
 
@@ -197,8 +186,8 @@ class Trainer:
 
     def _samples(self, step: int) -> None:
         """The asset type's test prompts, as the studio would send them, at fixed seeds."""
-        transformer = self.pipe.transformer
-        transformer.eval()
+        network = self.objective.model
+        network.eval()
         files = []
         for i, subject in enumerate(self.preset.test_prompts[:4] or ["a simple icon"]):
             prompt = self._caption(self.preset.expand_prompt(subject))
@@ -210,7 +199,7 @@ class Trainer:
                     height=height,
                     num_inference_steps=self.p["sample_steps"],
                     generator=torch.Generator("cpu").manual_seed(SAMPLE_SEED + i),
-                    max_sequence_length=self._sequence_length(),
+                    **self.objective.sample_kwargs(),
                 ).images[0]
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
@@ -218,7 +207,7 @@ class Trainer:
                 f"training/runs/{self.run.pk}/step{step:05d}-{i}.png", ContentFile(buffer.getvalue())
             )
             files.append({"file": name, "prompt": subject})
-        transformer.train()
+        network.train()
         run = TrainingRun.objects.get(pk=self.run.pk)
         run.samples = [*run.samples, {"step": step, "images": files}]
         run.save(update_fields=["samples"])
@@ -229,7 +218,7 @@ class Trainer:
         buffer = io.BytesIO()
         state = {
             "step": step,
-            "lora": get_peft_model_state_dict(self.pipe.transformer),
+            "lora": get_peft_model_state_dict(self.objective.model),
             "optimizer": optimizer.state_dict(),
         }
         torch.save(state, buffer)
@@ -250,7 +239,7 @@ class Trainer:
 
         with default_storage.open(self.run.checkpoint, "rb") as fh:
             state = torch.load(io.BytesIO(fh.read()), weights_only=True)
-        set_peft_model_state_dict(self.pipe.transformer, state["lora"])
+        set_peft_model_state_dict(self.objective.model, state["lora"])
         optimizer.load_state_dict(state["optimizer"])
         self.losses = [pair for pair in self.losses if pair[0] <= state["step"]]
         log.info("Training run %s resumes after step %d", self.run.pk, state["step"])
@@ -259,7 +248,6 @@ class Trainer:
     # --- the result
 
     def _finish(self) -> None:
-        from diffusers import FluxPipeline
         from peft.utils import get_peft_model_state_dict
 
         version = next_version(self.preset.pk, self.model.family)
@@ -267,9 +255,7 @@ class Trainer:
         target = Path(settings.STUDIO_LORA_ROOT) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as scratch:
-            FluxPipeline.save_lora_weights(
-                scratch, transformer_lora_layers=get_peft_model_state_dict(self.pipe.transformer)
-            )
+            self.objective.save(Path(scratch), get_peft_model_state_dict(self.objective.model))
             shutil.move(str(Path(scratch) / "pytorch_lora_weights.safetensors"), target)
         run = TrainingRun.objects.get(pk=self.run.pk)
         metadata = {
