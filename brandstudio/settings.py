@@ -67,10 +67,12 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "social_django",
+    "ninja",
     "generation",
 ]
 
 MIDDLEWARE = [
+    "generation.middleware.api_cors",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -244,6 +246,7 @@ STUDIO_MAX_ATTEMPTS = env_int("STUDIO_MAX_ATTEMPTS", 3)
 STUDIO_MAX_VARIATIONS = 8
 STUDIO_MAX_BATCH_ITEMS = env_int("STUDIO_MAX_BATCH_ITEMS", 50)  # descriptions in one batch submission
 STUDIO_MAX_COMPARE = 6  # columns in one comparison
+STUDIO_API_JOBS_PER_MINUTE = env_int("STUDIO_API_JOBS_PER_MINUTE", 30)  # per user, through the API
 
 LOGGING = {
     "version": 1,

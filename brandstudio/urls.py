@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from generation.api import api
+
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oauth/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("", include("generation.urls")),
 ]

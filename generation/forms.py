@@ -10,19 +10,50 @@ from .models import AssetPreset, ImageModel, Quality
 from .services import MAX_SEED
 
 
-class PresetChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: AssetPreset) -> str:
-        return obj.name
+def storable(value: Any) -> bool:
+    """Text the database can hold: no NUL characters, no lone UTF-16 surrogates."""
+    if not isinstance(value, str):
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
-class ModelChoiceByName(forms.ModelChoiceField):
-    def label_from_instance(self, obj: ImageModel) -> str:
-        return obj.name
+def validate_storable(value: Any) -> None:
+    if not storable(value):
+        raise forms.ValidationError("That text holds characters that cannot be stored.")
+
+
+class StorableChoiceField(forms.ModelChoiceField):
+    """A model choice whose lookup never sends the database a value it would choke on."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+    def to_python(self, value: Any) -> Any:
+        if not storable(value):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
+PresetChoiceField = ModelChoiceByName = StorableChoiceField
+
+
+def search_text(value: str) -> str:
+    """Free text for a query, without what databases refuse (NUL, lone surrogates) and no search holds."""
+    return value.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
 
 
 class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: AssetPreset | ImageModel) -> str:
         return obj.name
+
+    def clean(self, value: Any) -> Any:
+        if not all(storable(v) for v in value or []):
+            raise forms.ValidationError(self.error_messages["invalid_choice"] % {"value": "?"}, code="invalid_choice")
+        return super().clean(value)
 
 
 class GenerateForm(forms.Form):
@@ -37,6 +68,7 @@ class GenerateForm(forms.Form):
     prompt = forms.CharField(
         label="Describe what you need",
         max_length=1000,
+        validators=[validate_storable],
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
         error_messages={
             "required": "Describe what you need.",
@@ -92,6 +124,8 @@ class GenerateForm(forms.Form):
         queryset = AssetPreset.objects.filter(enabled=True)
         if isinstance(slug, AssetPreset):
             return slug
+        if not storable(slug):
+            slug = None  # the field's own validation reports it
         return (queryset.filter(slug=slug).first() if slug else None) or queryset.first()
 
     def clean(self) -> dict[str, Any]:
@@ -134,6 +168,7 @@ def _prompt_field(**kwargs: Any) -> forms.CharField:
     return forms.CharField(
         label="Describe what you need",
         max_length=1000,
+        validators=[validate_storable],
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
         error_messages={
             "required": "Describe what you need.",
@@ -232,6 +267,8 @@ class BatchForm(forms.Form):
         for number, prompt in enumerate(prompts, start=1):
             if len(prompt) > 1000:
                 raise forms.ValidationError(f"Description {number} is over 1000 characters.")
+            if not storable(prompt):
+                raise forms.ValidationError(f"Description {number} holds characters that cannot be stored.")
         data["prompts"] = prompts
         if data.get("preset"):
             data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("groups/<uuid:pk>/zip/", views.group_zip, name="group-zip"),
     path("history/", views.history, name="history"),
     path("ops/", views.ops_dashboard, name="ops"),
+    path("profile/", views.profile, name="profile"),
     path("training/", training_views.training_home, name="training"),
     path("training/sets/<int:pk>/", training_views.training_set, name="training-set"),
     path("training/images/<int:pk>/", training_views.training_image, name="training-image"),

@@ -18,7 +18,7 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import ops, services
-from .forms import BatchForm, CompareForm, GenerateForm
+from .forms import BatchForm, CompareForm, GenerateForm, search_text
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .zips import zip_stream
@@ -196,7 +196,7 @@ def favorites(request: Request) -> HttpResponse:
 @login_required
 def history(request: Request) -> HttpResponse:
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset")
-    filters = {k: request.GET.get(k, "").strip() for k in ("preset", "model", "status", "q", "starred")}
+    filters = {k: search_text(request.GET.get(k, "")).strip() for k in ("preset", "model", "status", "q", "starred")}
     if filters["preset"]:
         jobs = jobs.filter(preset__slug=filters["preset"])
     if filters["model"]:
@@ -445,3 +445,23 @@ def ops_cancel(request: Request, pk: UUID) -> HttpResponse:
     services.job_cancel(job=job)
     messages.success(request, f"Cancelled {job.owner}'s job “{job.prompt[:60]}”.")
     return redirect(request.headers.get("Referer") or "ops")
+
+
+@login_required
+def profile(request: Request) -> HttpResponse:
+    """Personal API tokens: create (the secret is shown once, here), list, revoke."""
+    from .tokens import token_create, token_revoke
+
+    secret = None
+    if request.method == "POST" and "revoke" in request.POST:
+        if token_revoke(user=request.user, token_id=int(request.POST["revoke"] or 0)):
+            messages.success(request, "Token revoked: it no longer works.")
+        return redirect("profile")
+    if request.method == "POST":
+        name = request.POST.get("name", "").strip()
+        if not name:
+            messages.error(request, "Name the token after where it is used, e.g. “Figma on my laptop”.")
+            return redirect("profile")
+        _, secret = token_create(user=request.user, name=name)
+    tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
+    return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret})

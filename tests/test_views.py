@@ -173,3 +173,12 @@ def test_image_downloads_as_a_png_attachment(alice_client, alice) -> None:
 def test_a_fresh_studio_form_starts_on_the_first_asset_type(alice_client) -> None:
     form = alice_client.get(reverse("studio")).context["form"]
     assert form.initial["preset"] == "icon" and form.initial["model"] == "tiny-flux"
+
+
+def test_text_the_database_cannot_hold_is_a_form_error_not_a_500(alice_client, preset) -> None:
+    from django.urls import reverse
+
+    for data in ({"preset": "ic\x00on"}, {"prompt": "a key\x00"}):
+        payload = {"preset": preset.slug, "prompt": "a key", "quality": "draft", "variations": "1"} | data
+        assert alice_client.post(reverse("studio"), payload).status_code == 422
+    assert alice_client.get(reverse("history"), {"q": "key\x00"}).status_code == 200

@@ -1,0 +1,34 @@
+"""CORS for the API, for the Figma plugin only.
+
+A Figma plugin's UI runs in an iframe whose origin is "null". The API answers that origin,
+without credentials: calls must carry a token, and cookies are never sent or honoured
+across origins. Other origins get no CORS headers, so browsers keep them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+API_PREFIX = "/api/v1/"
+ALLOWED_ORIGINS = {"null"}
+
+
+def api_cors(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    def middleware(request: HttpRequest) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        if not request.path.startswith(API_PREFIX) or origin not in ALLOWED_ORIGINS:
+            return get_response(request)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response = HttpResponse(status=204)  # the preflight: nothing runs
+            response["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response["Access-Control-Max-Age"] = "600"
+        else:
+            response = get_response(request)
+        response["Access-Control-Allow-Origin"] = "null"
+        response["Vary"] = "Origin"
+        return response
+
+    return middleware
