@@ -1,0 +1,325 @@
+"""`brandstudio`: Brand Studio from a terminal or a script, through the REST API (/api/v1/).
+
+Configuration comes from --server/--token, else BRANDSTUDIO_SERVER/BRANDSTUDIO_TOKEN, else the
+file `brandstudio configure` writes (~/.config/brandstudio/config.json, or $BRANDSTUDIO_CONFIG).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+EXIT_JOB_FAILED, EXIT_AUTH, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_RATE = 1, 3, 4, 5, 6, 7
+ENDED = {"complete", "failed", "cancelled"}
+
+
+class StudioError(click.ClickException):
+    """Refused input; subclasses carry the other exit codes (click exits with `exit_code`)."""
+
+    exit_code = EXIT_INPUT
+
+
+class JobFailed(StudioError):
+    exit_code = EXIT_JOB_FAILED
+
+
+class AuthError(StudioError):
+    exit_code = EXIT_AUTH
+
+
+class NotFound(StudioError):
+    exit_code = EXIT_NOT_FOUND
+
+
+class Unreachable(StudioError):
+    exit_code = EXIT_UNREACHABLE
+
+
+class RateLimited(StudioError):
+    exit_code = EXIT_RATE
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("BRANDSTUDIO_CONFIG") or Path.home() / ".config" / "brandstudio" / "config.json")
+
+
+def load_config() -> dict[str, str]:
+    try:
+        return json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class Studio:
+    """The API, with its errors turned into messages and exit codes a script can rely on."""
+
+    def __init__(self, server: str, token: str, *, timeout: float = 30) -> None:
+        self.client = httpx.Client(
+            base_url=server.rstrip("/") + "/api/v1",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "brandstudio-cli/0.1"},
+            timeout=timeout,
+        )
+
+    def call(self, method: str, path: str, *, retries: int = 3, **kwargs: Any) -> Any:
+        for _ in range(retries + 1):
+            try:
+                response = self.client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise Unreachable(f"Cannot reach the studio at {self.client.base_url}: {exc}") from None
+            if response.status_code != 429:
+                break
+            wait = int(response.headers.get("Retry-After", "5"))
+            click.echo(f"Rate limited; waiting {wait} s as the studio asks.", err=True)
+            time.sleep(wait)
+        return self._result(response)
+
+    def _result(self, response: httpx.Response) -> Any:
+        if response.status_code < 400:
+            if response.status_code == 204 or not response.content:
+                return None
+            if response.headers.get("content-type", "").startswith("application/json"):
+                return response.json()
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"message": response.text[:200]}
+        message = body.get("message") or f"HTTP {response.status_code}"
+        if body.get("field"):
+            message = f"{body['field']}: {message}"
+        errors = {401: AuthError, 403: AuthError, 404: NotFound, 429: RateLimited}
+        raise errors.get(response.status_code, StudioError)(message)
+
+    def download(self, url: str, target: Path) -> Path:
+        with self.client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._result(response)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as fh:
+                for chunk in response.iter_bytes():
+                    fh.write(chunk)
+        return target
+
+
+pass_studio = click.make_pass_decorator(Studio)
+
+
+@click.group()
+@click.option("--server", envvar="BRANDSTUDIO_SERVER", help="Studio URL, e.g. http://127.0.0.1:8000")
+@click.option("--token", envvar="BRANDSTUDIO_TOKEN", help="Personal API token (Profile › API tokens)")
+@click.pass_context
+def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
+    """Generate on-brand images with Brand Studio from the command line."""
+    if ctx.invoked_subcommand == "configure":
+        return
+    saved = load_config()
+    server, token = server or saved.get("server"), token or saved.get("token")
+    if not server or not token:
+        raise AuthError("Not configured: run `brandstudio configure --server URL --token TOKEN`.")
+    ctx.obj = Studio(server, token)
+
+
+@cli.command()
+@click.option("--server", required=True, help="Studio URL, e.g. http://127.0.0.1:8000")
+@click.option("--token", required=True, help="Personal API token (Profile › API tokens)")
+def configure(server: str, token: str) -> None:
+    """Save the server and token (checked against the studio first)."""
+    models = Studio(server, token).call("GET", "/models")
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"server": server, "token": token}))
+    path.chmod(0o600)
+    click.echo(f"Saved to {path}. The studio offers {len(models)} model(s).")
+
+
+def _job_options(function: Any) -> Any:
+    options = [
+        click.option("--asset-type", "-a", default="icon", show_default=True),
+        click.option("--model", "-m", default=None, help="Model key (default: the studio's)"),
+        click.option("--quality", "-q", type=click.Choice(["draft", "standard", "high", "ultra"]), default="standard"),
+        click.option("--size", default=None, help="WIDTHxHEIGHT (default: the asset type's)"),
+        click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True),
+        click.option(
+            "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@cli.command()
+@click.argument("description")
+@_job_options
+@click.option("--seed", type=int, default=None)
+@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@pass_studio
+def generate(studio: Studio, description: str, out: Path, no_wait: bool, **options: Any) -> None:
+    """Generate images for DESCRIPTION, follow the progress, save them into --out."""
+    job = studio.call("POST", "/jobs", json=_payload(description, options))
+    if no_wait:
+        click.echo(job["id"])
+        return
+    job = follow(studio, job)
+    saved = save_images(studio, job, out)
+    _finish(job, saved)
+
+
+def _payload(description: str, options: dict[str, Any]) -> dict[str, Any]:
+    payload = {"asset_type": options["asset_type"], "description": description, "quality": options["quality"]}
+    payload["variations"] = options["variations"]
+    for key in ("model", "size", "seed"):
+        if options.get(key) is not None:
+            payload[key] = options[key]
+    return payload
+
+
+def follow(studio: Studio, job: dict[str, Any], *, interval: float = 0.5) -> dict[str, Any]:
+    """Poll until the job ends, drawing a progress bar on stderr."""
+    label = job["description"][:40]
+    with click.progressbar(length=100, label=label, file=sys.stderr, show_eta=False) as bar:
+        shown = 0
+        while job["status"] not in ENDED:
+            time.sleep(interval)
+            job = studio.call("GET", f"/jobs/{job['id']}")
+            percent = int(job["progress"] * 100)
+            bar.update(percent - shown)
+            shown = percent
+        bar.update(100 - shown)
+    return job
+
+
+def save_images(studio: Studio, job: dict[str, Any], out: Path) -> list[Path]:
+    slug = "".join(c if c.isalnum() else "-" for c in job["description"].lower())[:40].strip("-") or "image"
+    return [
+        studio.download(image["png_url"], out / f"{job['asset_type']}-{slug}-seed{image['seed']}.png")
+        for image in job["images"]
+    ]
+
+
+def _finish(job: dict[str, Any], saved: list[Path]) -> None:
+    for path in saved:
+        click.echo(str(path))
+    if job.get("license_notice"):
+        click.echo(f"Note: {job['license_notice']}", err=True)
+    if job["status"] != "complete":
+        raise JobFailed(f"The job {job['status']}: {job.get('error') or 'no reason given'}")
+
+
+@cli.command()
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@_job_options
+@pass_studio
+def batch(studio: Studio, file: io.TextIOBase, out: Path, **options: Any) -> None:
+    """Generate for every description in FILE (one per line, or a CSV with a prompt column)."""
+    descriptions = read_descriptions(file.read())
+    if not descriptions:
+        raise StudioError("No descriptions in that file.")
+    jobs = [studio.call("POST", "/jobs", json=_payload(text, options)) for text in descriptions]
+    failed = 0
+    for job in jobs:
+        job = follow(studio, job)
+        saved = save_images(studio, job, out)
+        for path in saved:
+            click.echo(str(path))
+        failed += job["status"] != "complete"
+    if failed:
+        raise JobFailed(f"{failed} of {len(jobs)} jobs did not complete.")
+
+
+def read_descriptions(text: str) -> list[str]:
+    rows = list(csv.reader(io.StringIO(text)))
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    for name in ("prompt", "description", "subject"):
+        if name in header:
+            column = header.index(name)
+            return [row[column].strip() for row in rows[1:] if len(row) > column and row[column].strip()]
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+@cli.command()
+@click.option("--q", default=None, help="Words in the description")
+@click.option("--asset-type", default=None)
+@click.option("--status", type=click.Choice(["queued", "processing", "complete", "failed", "cancelled"]))
+@click.option("--starred", is_flag=True)
+@click.option("--page", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON")
+@pass_studio
+def history(studio: Studio, as_json: bool, **filters: Any) -> None:
+    """Your jobs, newest first."""
+    params = {k: v for k, v in filters.items() if v not in (None, False)}
+    body = studio.call("GET", "/history", params=params)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    for job in body["jobs"]:
+        click.echo(
+            f"{job['id']}  {job['status']:10} {job['asset_type']:22} {len(job['images'])} img  {job['description']}"
+        )
+    click.echo(f"page {body['page']} of {body['pages']} ({body['count']} jobs)", err=True)
+
+
+@cli.group()
+def favorites() -> None:
+    """Starred images: list, add, remove."""
+
+
+@favorites.command("list")
+@pass_studio
+def favorites_list(studio: Studio) -> None:
+    for image in studio.call("GET", "/favorites"):
+        click.echo(f"{image['id']}  seed {image['seed']}  {image['page_url']}")
+
+
+@favorites.command("add")
+@click.argument("image_id")
+@pass_studio
+def favorites_add(studio: Studio, image_id: str) -> None:
+    studio.call("POST", "/favorites", json={"image_id": image_id})
+
+
+@favorites.command("remove")
+@click.argument("image_id")
+@pass_studio
+def favorites_remove(studio: Studio, image_id: str) -> None:
+    studio.call("DELETE", f"/favorites/{image_id}")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@click.option("--zip", "as_zip", is_flag=True, help="One zip instead of separate PNGs")
+@pass_studio
+def download(studio: Studio, job_id: str, out: Path, as_zip: bool) -> None:
+    """Download a job's images (or the job as one zip)."""
+    job = studio.call("GET", f"/jobs/{job_id}")
+    if as_zip:
+        click.echo(str(studio.download(job["zip_url"], out / f"{job['asset_type']}-{job_id[:8]}.zip")))
+    else:
+        _finish(job, save_images(studio, job, out))
+
+
+@cli.command("asset-types")
+@pass_studio
+def asset_types(studio: Studio) -> None:
+    for item in studio.call("GET", "/asset-types"):
+        click.echo(f"{item['slug']:24} {item['name']:24} sizes {', '.join(item['sizes'])}")
+
+
+@cli.command()
+@pass_studio
+def models(studio: Studio) -> None:
+    for item in studio.call("GET", "/models"):
+        default = " (default)" if item["default"] else ""
+        click.echo(f"{item['key']:20} {item['name']}{default} · {item['license']}")

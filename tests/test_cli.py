@@ -1,0 +1,90 @@
+"""The `brandstudio` command against the live server (and, end to end, a real worker)."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import redis
+from brandstudio_cli.main import cli, read_descriptions
+from click.testing import CliRunner
+from django.conf import settings
+from PIL import Image
+
+from generation.models import GenerationJob
+from generation.tokens import token_create
+from tests.processes import worker, worker_env
+from tests.test_workflow import finished_job
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture
+def run(live_server, alice, tmp_path, monkeypatch):
+    """Runs the CLI configured for alice on the live server; returns click's result."""
+    monkeypatch.setenv("BRANDSTUDIO_CONFIG", str(tmp_path / "config.json"))
+    token = token_create(user=alice, name="cli")[1]
+    runner = CliRunner()
+
+    def invoke(*args: str, token: str = token, server: str = live_server.url):
+        return runner.invoke(cli, ["--server", server, "--token", token, *args], catch_exceptions=False)
+
+    invoke.token = token  # type: ignore[attr-defined]
+    return invoke
+
+
+def test_configure_checks_the_token_and_saves_it(live_server, alice, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BRANDSTUDIO_CONFIG", str(tmp_path / "config.json"))
+    token = token_create(user=alice, name="cli")[1]
+    result = CliRunner().invoke(cli, ["configure", "--server", live_server.url, "--token", token])
+    assert result.exit_code == 0 and "model(s)" in result.output
+    assert json.loads((tmp_path / "config.json").read_text()) == {"server": live_server.url, "token": token}
+    assert (tmp_path / "config.json").stat().st_mode & 0o077 == 0
+    listed = CliRunner().invoke(cli, ["models"])  # from the saved configuration
+    assert listed.exit_code == 0 and "tiny-flux" in listed.output
+
+
+def test_exit_codes_a_script_can_rely_on(run, live_server, tmp_path, monkeypatch, preset) -> None:
+    monkeypatch.delenv("BRANDSTUDIO_SERVER", raising=False)
+    unconfigured = CliRunner().invoke(cli, ["models"])
+    assert unconfigured.exit_code == 3 and "Not configured" in unconfigured.output
+    assert run("models", token="bst_wrong").exit_code == 3
+    refused = run("generate", "a key", "--asset-type", "poster")
+    assert refused.exit_code == 4 and "asset_type: Pick one of the available asset types." in refused.output
+    assert run("download", "00000000-0000-0000-0000-000000000000").exit_code == 5
+    assert run("models", server="http://127.0.0.1:9").exit_code == 6
+    assert not GenerationJob.objects.exists()
+
+
+def test_history_and_favorites(run, alice) -> None:
+    job = finished_job(alice, prompt="a lighthouse")
+    image = job.images.first()
+    result = run("history", "--q", "lighthouse")
+    assert result.exit_code == 0 and str(job.id) in result.output
+    assert run("favorites", "add", str(image.id)).exit_code == 0
+    assert str(image.id) in run("favorites", "list").output
+    assert run("favorites", "remove", str(image.id)).exit_code == 0
+    assert str(image.id) not in run("favorites", "list").output
+
+
+def test_descriptions_come_from_lines_or_a_csv_column() -> None:
+    assert read_descriptions("a key\n\n# note\na map\n") == ["a key", "a map"]
+    assert read_descriptions("id,prompt\n1,a key\n2,a map\n") == ["a key", "a map"]
+
+
+@pytest.mark.e2e
+def test_generate_follows_progress_and_saves_the_images(run, preset, tmp_path) -> None:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    out = tmp_path / "out"
+    (tmp_path / "prompts.txt").write_text("a paper plane\na key\n")
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        result = run("generate", "a flat blue circle", "-a", preset.slug, "-n", "2", "--seed", "5", "-o", str(out))
+        assert result.exit_code == 0, (result.output, w.output()[-2000:])
+        saved = [Path(line) for line in result.output.split() if line.endswith(".png")]
+        assert [p.name for p in saved] == [f"{preset.slug}-a-flat-blue-circle-seed{s}.png" for s in (5, 6)]
+        assert all(Image.open(p).size == (64, 64) for p in saved)
+        batch = run("batch", str(tmp_path / "prompts.txt"), "-a", preset.slug, "-n", "1", "-o", str(out / "batch"))
+        assert batch.exit_code == 0 and len(list((out / "batch").glob("*.png"))) == 2
+    job = GenerationJob.objects.get(prompt="a flat blue circle")
+    zipped = run("download", str(job.id), "--zip", "-o", str(out))
+    assert zipped.exit_code == 0 and len(zipfile.ZipFile(zipped.output.strip()).namelist()) == 2
