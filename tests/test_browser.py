@@ -199,3 +199,46 @@ def test_every_page_loads_without_errors_and_fits_the_width(browser, live_server
     finally:
         tab.context.close()
     assert tab.errors == []
+
+
+PLUGIN_UI = Path(__file__).resolve().parent.parent / "figma-plugin" / "dist" / "ui.html"
+
+
+@pytest.mark.skipif(not PLUGIN_UI.exists(), reason="build the plugin first: cd figma-plugin && npm ci && npm run build")
+def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, live_server, alice, preset, real_worker):
+    """The plugin's built panel, its parent (Figma's main thread) replaced by a recorder: it
+    talks to the studio from the null origin with a token, follows the job, shows thumbnails,
+    and a click sends the PNG's bytes to be placed."""
+    from generation.tokens import token_create
+
+    token = token_create(user=alice, name="figma")[1]
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.add_init_script(
+        "window.__sent = []; window.parent = {postMessage: (m) => window.__sent.push(m.pluginMessage)};"
+    )
+    page.goto(PLUGIN_UI.as_uri())
+    page.wait_for_function("window.__sent.some(m => m.type === 'load-settings')")
+    settings_message = {"type": "settings", "settings": {"server": live_server.url, "token": token}}
+    page.evaluate("m => window.postMessage({pluginMessage: m}, '*')", settings_message)
+    page.wait_for_selector("#main:not([hidden])")
+    page.select_option("#asset-type", preset.slug)
+    page.fill("#description", "a flat blue circle")
+    page.click("#generate")
+    page.wait_for_selector("#results figure img", timeout=60_000)
+    assert page.locator("#results figure").count() == 4
+    page.locator("#results figure img").first.click()
+    placed = page.evaluate(
+        "(() => { const m = window.__sent.find(m => m.type === 'place'); return m && {description: m.description,"
+        " width: m.width, size: m.bytes.length, head: Array.from(m.bytes.slice(0, 4))}; })()"
+    )
+    context.close()
+    assert placed == {
+        "description": "a flat blue circle",
+        "width": 64,
+        "size": placed["size"],
+        "head": [137, 80, 78, 71],
+    }
+    assert errors == []

@@ -1,0 +1,119 @@
+// The studio's REST API (/api/v1/) as the plugin uses it. `fetch` is passed in so the tests
+// can answer for the server.
+
+export interface AssetType {
+  slug: string;
+  name: string;
+  default_size: string;
+  sizes: string[];
+}
+
+export interface StudioImage {
+  id: string;
+  seed: number;
+  width: number;
+  height: number;
+  png_url: string;
+}
+
+export interface Job {
+  id: string;
+  status: "queued" | "processing" | "complete" | "failed" | "cancelled";
+  description: string;
+  asset_type: string;
+  progress: number;
+  images_done: number;
+  images_total: number;
+  error: string;
+  license_notice: string | null;
+  images: StudioImage[];
+}
+
+export class StudioError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly field: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
+export const ENDED = new Set(["complete", "failed", "cancelled"]);
+
+export class StudioApi {
+  constructor(
+    readonly server: string,
+    readonly token: string,
+    private readonly fetchImpl: Fetch = (input, init) => fetch(input, init),
+  ) {}
+
+  private url(path: string): string {
+    return `${this.server.replace(/\/+$/, "")}/api/v1${path}`;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(this.url(path), {
+        method,
+        headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new StudioError(`Cannot reach the studio at ${this.server}.`, 0);
+    }
+    if (!response.ok) {
+      const error = (await response.json().catch(() => ({}))) as { message?: string; field?: string };
+      const message = error.message ?? `The studio answered ${response.status}.`;
+      throw new StudioError(error.field ? `${error.field}: ${message}` : message, response.status, error.field ?? null);
+    }
+    return (response.status === 204 ? null : await response.json()) as T;
+  }
+
+  assetTypes(): Promise<AssetType[]> {
+    return this.call("GET", "/asset-types");
+  }
+
+  submit(assetType: string, description: string, variations = 4): Promise<Job> {
+    return this.call("POST", "/jobs", { asset_type: assetType, description, variations });
+  }
+
+  job(id: string): Promise<Job> {
+    return this.call("GET", `/jobs/${id}`);
+  }
+
+  regenerate(id: string): Promise<Job> {
+    return this.call("POST", `/jobs/${id}/regenerate`, {});
+  }
+
+  moreLikeThis(imageId: string, strength: "subtle" | "strong" = "subtle"): Promise<Job> {
+    return this.call("POST", `/images/${imageId}/more-like-this`, { strength });
+  }
+
+  async recent(): Promise<Job[]> {
+    const page = await this.call<{ jobs: Job[] }>("GET", "/history");
+    return page.jobs.slice(0, 10);
+  }
+
+  /** The PNG's bytes (with the token: image URLs are not public). */
+  async imageBytes(image: StudioImage): Promise<Uint8Array> {
+    const response = await this.fetchImpl(image.png_url, { headers: { Authorization: `Bearer ${this.token}` } });
+    if (!response.ok) throw new StudioError(`Could not download the image (${response.status}).`, response.status);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** Polls a job until it ends, reporting each state; resolves with the last. */
+  async follow(job: Job, onUpdate: (job: Job) => void, intervalMs = 700): Promise<Job> {
+    let current = job;
+    onUpdate(current);
+    while (!ENDED.has(current.status)) {
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      current = await this.job(current.id);
+      onUpdate(current);
+    }
+    return current;
+  }
+}
