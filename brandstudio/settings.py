@@ -73,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "generation.middleware.api_cors",
+    "generation.middleware.content_security_policy",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,6 +126,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID")
 ENTRA_ENABLED = bool(ENTRA_CLIENT_ID)
 LOCAL_LOGIN_ENABLED = env_bool("LOCAL_LOGIN", default=not ENTRA_ENABLED)
+if ENTRA_ENABLED and LOCAL_LOGIN_ENABLED and env_bool("BEHIND_TLS_PROXY") and not env_bool("LOCAL_LOGIN_BREAK_GLASS"):
+    # Passwords next to Entra in production are a back door; an emergency must say so twice.
+    raise ImproperlyConfigured(
+        "LOCAL_LOGIN is on next to Entra ID in production. Turn it off, or set LOCAL_LOGIN_BREAK_GLASS=1 "
+        "for an emergency (and turn both off afterwards)."
+    )
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] if LOCAL_LOGIN_ENABLED else []
 if ENTRA_ENABLED:
     AUTHENTICATION_BACKENDS.insert(0, "social_core.backends.azuread_tenant.AzureADV2TenantOAuth2")
@@ -149,6 +156,9 @@ if env_bool("BEHIND_TLS_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    # Set these to 0 if other subdomains of the studio's domain still serve plain HTTP.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

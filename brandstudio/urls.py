@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from generation import views
 from generation.api import api
 
 urlpatterns = [
@@ -10,5 +11,6 @@ urlpatterns = [
     path("oauth/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("health/", views.health, name="health"),
     path("", include("generation.urls")),
 ]

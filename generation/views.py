@@ -465,3 +465,36 @@ def profile(request: Request) -> HttpResponse:
         _, secret = token_create(user=request.user, name=name)
     tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
     return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret})
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """For load balancers and monitoring: 200 when the database, broker and storage answer,
+    503 (naming what failed) when not. ?workers=1 also asks the workers (takes up to 1 s)."""
+    checks = {"database": _check_database(), "broker": _check_broker(), "storage": _check_storage()}
+    body: dict[str, object] = {"status": "ok" if all(checks.values()) else "failing", **checks}
+    if request.GET.get("workers"):
+        workers = ops.workers(timeout=1.0)
+        body["workers"] = None if workers is None else [w.name for w in workers]
+    return JsonResponse(body, status=200 if all(checks.values()) else 503)
+
+
+def _check_database() -> bool:
+    try:
+        return GenerationJob.objects.exists() in (True, False)
+    except Exception:
+        return False
+
+
+def _check_broker() -> bool:
+    return all(depth is not None for depth in ops.queue_depths().values())
+
+
+def _check_storage() -> bool:
+    from django.core.files.storage import default_storage
+
+    try:
+        default_storage.exists("health-check")
+    except Exception:
+        return False
+    return True

@@ -68,12 +68,13 @@ def shoot_studio(page: Page) -> None:
     page.wait_for_selector(".job progress, .job-complete", timeout=60_000)
     if page.locator(".job progress").count():  # the demo model is often done before a poll shows progress
         save(page, "progress", full_page=False)
-    page.wait_for_function("document.querySelector('.job') && document.querySelector('.job').matches('.job-complete')")
+    # Locator waits: the studio's CSP forbids the eval that wait_for_function needs.
+    page.locator(".job.job-complete").first.wait_for(timeout=60_000)
     save(page, "studio", full_page=False)
     # More like this from the first image, then the grid with both results.
     page.locator(".job").first.locator("figure").first.get_by_role("button", name="Subtle").click()
     page.wait_for_selector("text=More like this (subtle)")
-    page.wait_for_function("!document.querySelector('.job:not(.job-complete)')", timeout=120_000)
+    page.locator(".job:not(.job-complete)").first.wait_for(state="detached", timeout=120_000)
     page.goto("/")
     page.locator(".job").nth(1).locator("button.star").first.click()
     save(page, "grid")
@@ -91,7 +92,7 @@ def shoot_compare(page: Page) -> None:
     save(page, "compare-form")
     page.click("#compare-form button[type=submit]")
     page.wait_for_url("**/groups/**")
-    page.wait_for_function("!document.querySelector('#group-body[hx-trigger]')", timeout=300_000)
+    page.locator("#group-body[hx-trigger]").wait_for(state="detached", timeout=300_000)
     save(page, "compare")
 
 
@@ -105,7 +106,7 @@ def shoot_batch(page: Page) -> None:
     page.check("input[name=quality][value=draft]")
     page.click("#batch-form button[type=submit]")
     page.wait_for_url("**/groups/**")
-    page.wait_for_function("!document.querySelector('#group-body[hx-trigger]')", timeout=300_000)
+    page.locator("#group-body[hx-trigger]").wait_for(state="detached", timeout=300_000)
     save(page, "batch")
 
 

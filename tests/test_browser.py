@@ -107,7 +107,8 @@ def test_a_designer_generates_varies_stars_filters_and_downloads(alice_tab: Page
     page.fill("textarea[name=prompt]", "a paper plane")
     page.click("#generate-submit")
     page.wait_for_selector(".job progress, .job .progress-text", timeout=30_000)
-    page.wait_for_function("document.querySelectorAll('.job-complete figure').length >= 4", timeout=60_000)
+    # Locator waits, not wait_for_function: the studio's CSP forbids the eval that needs.
+    page.locator(".job-complete figure").nth(3).wait_for(timeout=60_000)
     job = GenerationJob.objects.get(prompt="a paper plane")
     assert job.status == JobStatus.COMPLETE and job.images.count() == 4
 
@@ -115,9 +116,7 @@ def test_a_designer_generates_varies_stars_filters_and_downloads(alice_tab: Page
     page.locator(f"#job-{job.id} figure").first.get_by_role("button", name="Subtle").click()
     page.wait_for_selector("text=More like this (subtle)")
     variations = GenerationJob.objects.get(source_image__isnull=False)
-    page.wait_for_function(
-        f"document.querySelectorAll('#job-{variations.id}.job-complete figure').length === 4", timeout=60_000
-    )
+    page.locator(f"#job-{variations.id}.job-complete figure").nth(3).wait_for(timeout=60_000)
     assert variations.params["init_image"] and variations.variation["mode"] == "img2img"
 
     # Star: the button flips and the image is on the favorites page.
@@ -171,7 +170,7 @@ def test_a_comparison_across_asset_types_fills_its_columns(alice_tab: Page, real
     page.click("#compare-form button[type=submit]")
     page.wait_for_load_state()
     page.wait_for_url("**/groups/**")
-    page.wait_for_function("document.querySelectorAll('.group-item.job-complete').length === 2", timeout=60_000)
+    page.locator(".group-item.job-complete").nth(1).wait_for(timeout=60_000)
     assert page.locator(".group-item h2").all_inner_texts() in (["Flat icon", "Line icon"], ["Line icon", "Flat icon"])
     assert page.locator(".group-item figure").count() == 4
     assert alice_tab.errors == []
