@@ -256,7 +256,12 @@ STUDIO_MAX_ATTEMPTS = env_int("STUDIO_MAX_ATTEMPTS", 3)
 STUDIO_MAX_VARIATIONS = 8
 STUDIO_MAX_BATCH_ITEMS = env_int("STUDIO_MAX_BATCH_ITEMS", 50)  # descriptions in one batch submission
 STUDIO_MAX_COMPARE = 6  # columns in one comparison
-STUDIO_API_JOBS_PER_MINUTE = env_int("STUDIO_API_JOBS_PER_MINUTE", 30)  # per user, through the API
+# Fair use, per user: submissions a minute (a batch or comparison counts once), jobs waiting
+# or running, and jobs on the GPU queue at once (the rest wait in the database, in order, and
+# go to the queue as the user's earlier jobs end: users take turns on the workers).
+STUDIO_SUBMISSIONS_PER_MINUTE = env_int("STUDIO_SUBMISSIONS_PER_MINUTE", 30)
+STUDIO_MAX_JOBS_IN_FLIGHT = env_int("STUDIO_MAX_JOBS_IN_FLIGHT", 120)
+STUDIO_USER_DISPATCH = env_int("STUDIO_USER_DISPATCH", 2)
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,6 @@ Every error is JSON {"message": ..., "field": ...}; another user's ids are 404.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -18,7 +17,6 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils import timezone
 from ninja import Field, NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -97,13 +95,14 @@ def _field_error(request: HttpRequest, exc: FieldError) -> HttpResponse:
 
 
 class RateLimited(Exception):
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 
 @api.exception_handler(RateLimited)
 def _rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
-    response = _error(request, 429, f"Too many jobs; try again in {exc.retry_after} s.")
+    response = _error(request, 429, str(exc))
     response["Retry-After"] = str(exc.retry_after)
     return response
 
@@ -279,16 +278,11 @@ def _image(request: HttpRequest, image_id: UUID) -> GeneratedImage:
     )
 
 
-def _check_rate(user: Any) -> None:
-    """At most STUDIO_API_JOBS_PER_MINUTE new jobs a minute per user, counted in the database
-    (so every web process agrees without a shared cache)."""
-    limit = settings.STUDIO_API_JOBS_PER_MINUTE
-    since = timezone.now() - timedelta(seconds=60)
-    recent = GenerationJob.objects.filter(owner=user, created_at__gte=since).order_by("created_at")
-    if recent.count() >= limit:
-        oldest = recent.first()
-        wait = 60 - (timezone.now() - oldest.created_at).total_seconds() if oldest else 60
-        raise RateLimited(max(1, int(wait) + 1))
+def _check_rate(user: Any, jobs: int = 1) -> None:
+    try:
+        services.quota_check(user, jobs=jobs)
+    except services.QuotaExceeded as exc:
+        raise RateLimited(exc.retry_after, str(exc)) from None
 
 
 # --- jobs

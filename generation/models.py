@@ -337,6 +337,9 @@ class GenerationJob(models.Model):
         help_text="More like this: the image these are variations of",
     )
     group = models.ForeignKey(JobGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    # When its broker message was sent. Each user has a few jobs on the GPU queue at a time;
+    # the rest wait here, in order, so one user's batch cannot hold everyone else back.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

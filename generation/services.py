@@ -174,7 +174,7 @@ def job_create(
         images_total=variations,
         group=group,
     )
-    transaction.on_commit(lambda: job_enqueue(job.id))
+    transaction.on_commit(lambda: dispatch(owner.pk))
     return job
 
 
@@ -228,7 +228,7 @@ def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: in
         images_total=images_total,
         **link,
     )
-    transaction.on_commit(lambda: job_enqueue(new.id))
+    transaction.on_commit(lambda: dispatch(job.owner_id))
     return new
 
 
@@ -324,19 +324,54 @@ def job_enqueue(job_id: uuid.UUID) -> None:
         run_generation_job.delay(str(job_id))
     except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
         log.exception("Could not enqueue job %s", job_id)
-        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.")
+        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
 
 
-def job_fail(job_id: uuid.UUID, reason: str) -> None:
+def dispatch(user_id: int) -> int:
+    """Send the user's oldest waiting jobs to the GPU queue, up to STUDIO_USER_DISPATCH at once.
+
+    Called when a job is created and when one ends. Keeping only a few of each user's jobs on
+    the (first in, first out) broker queue makes users take turns on the workers: a batch of 40
+    waits in the database, in order, while other people's jobs go ahead of its remainder.
+    """
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
+        mine = GenerationJob.objects.filter(owner_id=user_id, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
+        free = settings.STUDIO_USER_DISPATCH - mine.filter(dispatched_at__isnull=False).count()
+        waiting = mine.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True).order_by("created_at")
+        ids = list(waiting.values_list("pk", flat=True)[: max(0, free)])
+        GenerationJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+    for job_id in ids:
+        job_enqueue(job_id)
+    return len(ids)
+
+
+def dispatch_waiting() -> int:
+    """The reaper's safety net: dispatch for every user with waiting jobs (a dispatch that was
+    lost, say to a crash between a job ending and the next being sent, is made up here)."""
+    users = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
+    return sum(dispatch(user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
+
+
+def _dispatch_after(job_id: uuid.UUID) -> None:
+    owner = GenerationJob.objects.filter(pk=job_id).values_list("owner_id", flat=True).first()
+    if owner is not None:
+        transaction.on_commit(lambda: dispatch(owner))
+
+
+def job_fail(job_id: uuid.UUID, reason: str, *, then: bool = True) -> None:
     GenerationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
         status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
+    if then:
+        _dispatch_after(job_id)
 
 
 def job_complete(job_id: uuid.UUID, *, timings: dict[str, float] | None = None) -> None:
     GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
         status=JobStatus.COMPLETE, finished_at=timezone.now(), error="", timings=timings or {}
     )
+    _dispatch_after(job_id)
 
 
 def job_cancel(*, job: GenerationJob) -> None:
@@ -344,6 +379,34 @@ def job_cancel(*, job: GenerationJob) -> None:
     GenerationJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now()
     )
+    _dispatch_after(job.pk)
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def quota_check(user: User, *, jobs: int = 1) -> None:
+    """Fair use: raise QuotaExceeded (with when to try again) past the per-user limits."""
+    in_flight = GenerationJob.objects.filter(owner=user, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).count()
+    if in_flight + jobs > settings.STUDIO_MAX_JOBS_IN_FLIGHT:
+        raise QuotaExceeded(
+            f"You have {in_flight} jobs waiting or running; the limit is {settings.STUDIO_MAX_JOBS_IN_FLIGHT}. "
+            "New ones can start as those finish.",
+            retry_after=30,
+        )
+    since = timezone.now() - timedelta(seconds=60)
+    recent = GenerationJob.objects.filter(owner=user, created_at__gte=since)
+    submissions = (
+        recent.filter(group__isnull=True).count()
+        + recent.values("group").distinct().exclude(group__isnull=True).count()
+    )
+    if submissions >= settings.STUDIO_SUBMISSIONS_PER_MINUTE:
+        oldest = recent.order_by("created_at").values_list("created_at", flat=True).first() or timezone.now()
+        wait = max(1, int(60 - (timezone.now() - oldest).total_seconds()) + 1)
+        raise QuotaExceeded(f"That is {submissions} submissions in a minute; try again in {wait} s.", retry_after=wait)
 
 
 def _is_stale(job: GenerationJob) -> bool:
@@ -367,6 +430,7 @@ def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
     if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
         job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
+        _dispatch_after(job.pk)
         return None
     now = timezone.now()
     job.status, job.worker, job.worker_pid = JobStatus.PROCESSING, worker, os.getpid()
@@ -412,6 +476,7 @@ def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
         job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
         log.warning("Job %s failed after %d attempts", job.pk, job.attempts)
+        _dispatch_after(job.pk)
         return 1
     job.status = JobStatus.QUEUED
     job.error = f"Worker {job.worker} stopped while running this job; requeued (attempt {job.attempts + 1})."

@@ -13,10 +13,10 @@ def run_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-de
 
 @shared_task
 def reap_stale_jobs() -> int:
-    from .services import jobs_reap_stale
+    from .services import dispatch_waiting, jobs_reap_stale
     from .training_services import runs_reap_stale
 
-    return jobs_reap_stale() + runs_reap_stale()
+    return jobs_reap_stale() + runs_reap_stale() + dispatch_waiting()
 
 
 @shared_task(

@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
@@ -60,10 +61,27 @@ def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
     return response
 
 
+def _over_quota(request: Request, jobs: int = 1) -> HttpResponse | None:
+    """A 429 saying why and when to try again, or None when the user may submit."""
+    try:
+        services.quota_check(request.user, jobs=jobs)
+    except services.QuotaExceeded as exc:
+        if request.htmx:
+            response = HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=429)
+        else:
+            messages.error(request, str(exc))
+            response = redirect(request.headers.get("Referer") or "studio")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    return None
+
+
 @login_required
 def studio(request: Request) -> HttpResponse:
     if request.method == "POST":
         form = GenerateForm(request.POST)
+        if form.is_valid() and (refused := _over_quota(request)):
+            return refused
         if form.is_valid():
             job = services.job_create(
                 owner=request.user,
@@ -112,7 +130,10 @@ def job(request: Request, pk: UUID) -> HttpResponse:
 @require_POST
 @login_required
 def job_retry(request: Request, pk: UUID) -> HttpResponse:
-    new = services.job_retry(job=_get_job_for_user(request, pk))
+    job = _get_job_for_user(request, pk)
+    if refused := _over_quota(request):
+        return refused
+    new = services.job_retry(job=job)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
 
@@ -276,7 +297,10 @@ def _studio_with(values: dict[str, object]) -> HttpResponse:
 @login_required
 def job_more(request: Request, pk: UUID) -> HttpResponse:
     """Same settings, new seeds; htmx puts the new panel right after the one it came from."""
-    new = services.job_more(job=_get_job_for_user(request, pk))
+    job = _get_job_for_user(request, pk)
+    if refused := _over_quota(request):
+        return refused
+    new = services.job_more(job=job)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
 
@@ -319,6 +343,8 @@ def image_vary(request: Request, pk: UUID) -> HttpResponse:
     strength = request.POST.get("strength", "")
     if strength not in services.VARIATION_STRENGTH:
         return JsonResponse({"error": "strength must be subtle or strong."}, status=400)
+    if refused := _over_quota(request):
+        return refused
     new = services.job_vary(image=image, strength=strength)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
@@ -328,6 +354,10 @@ def compare(request: Request) -> HttpResponse:
     """One description side by side across models, or across asset types."""
     if request.method == "POST":
         form = CompareForm(request.POST)
+        if form.is_valid() and (
+            refused := _over_quota(request, len(form.cleaned_data["presets"]) * len(form.cleaned_data["models"]))
+        ):
+            return refused
         if form.is_valid():
             data = form.cleaned_data
             group = services.group_compare(
@@ -357,6 +387,8 @@ def batch(request: Request) -> HttpResponse:
     """Many descriptions for one asset type in one submission."""
     if request.method == "POST":
         form = BatchForm(request.POST, request.FILES)
+        if form.is_valid() and (refused := _over_quota(request, len(form.cleaned_data["prompts"]))):
+            return refused
         if form.is_valid():
             data = form.cleaned_data
             group = services.group_batch(

@@ -118,7 +118,7 @@ class TestJobs:
         assert cancelled.json()["status"] == JobStatus.CANCELLED
 
     def test_submitting_too_fast_is_a_429_with_retry_after(self, api, preset_slug, settings) -> None:
-        settings.STUDIO_API_JOBS_PER_MINUTE = 2
+        settings.STUDIO_SUBMISSIONS_PER_MINUTE = 2
         assert submit(api).status_code == submit(api).status_code == 202
         response = submit(api)
         assert response.status_code == 429 and 1 <= int(response["Retry-After"]) <= 61
