@@ -54,7 +54,10 @@ def run_job(job_id: str, *, worker: str) -> None:
 
             def on_images(first: int, images: list[Image]) -> None:
                 with clock.measure("store"):
-                    store_images(job, already + first, images)
+                    try:
+                        store_images(job, already + first, images)
+                    except OSError as exc:  # a full disk, an unreachable blob store
+                        raise EngineError(f"The images could not be stored ({exc}); try again later.") from exc
 
             with clock.measure("run"):
                 engine.generate(

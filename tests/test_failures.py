@@ -1,0 +1,128 @@
+"""Failures on purpose: a graceful shutdown mid-job, Redis restarted with jobs queued, a storage
+that refuses writes, and users taking turns on one worker. Real processes, timings printed."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from generation import runner, services
+from generation.models import GenerationJob, JobStatus
+from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactory
+from tests.processes import free_port, wait_for, worker, worker_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(autouse=True)
+def empty_queue() -> None:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+def ended(job: GenerationJob) -> GenerationJob | None:
+    job.refresh_from_db()
+    return job if job.is_ended else None
+
+
+@pytest.fixture
+def slow_preset(db):
+    return AssetPresetFactory(slug="slow", default_width=512, default_height=512, allowed_sizes=[[512, 512]], steps=60)
+
+
+def test_sigterm_mid_job_lets_the_job_finish_before_the_worker_exits(alice, slow_preset, tmp_path: Path) -> None:
+    """What `docker stop` does: SIGTERM to the main process; Celery's warm shutdown finishes the job."""
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        job = services.job_create(owner=alice, preset=slow_preset, prompt="a slow key", variations=2)
+        wait_for(
+            lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=2).first(), timeout=60, what="steps"
+        )
+        stopped_at = time.monotonic()
+        os.kill(w.proc.pid, signal.SIGTERM)
+        w.proc.wait(timeout=120)
+        exit_after = time.monotonic() - stopped_at
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE and job.images.count() == 2 and job.attempts == 1, job.error
+    print(f"\nSIGTERM mid-job: job completed, worker exited {exit_after:.1f} s after the signal")
+
+
+def test_jobs_queued_in_redis_survive_a_redis_restart(alice, tmp_path: Path) -> None:
+    """Redis with the documented settings (append-only file, no eviction), stopped and started
+    again with jobs waiting and no worker: a worker started afterwards runs every one."""
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
+    command += ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    wait_for(lambda: _pings(client), timeout=10, what="redis")
+    preset = AssetPresetFactory(slug="quick")
+    from kombu import Connection
+
+    from generation.tasks import run_generation_job
+
+    try:
+        jobs = [
+            services.job_create(owner=UserFactory(username=f"u{n}"), preset=preset, prompt="a key") for n in range(3)
+        ]
+        with Connection(url) as connection:  # their messages, on this Redis
+            for job in jobs:
+                run_generation_job.apply_async(args=[str(job.pk)], connection=connection)
+        wait_for(lambda: client.llen("gpu") == 3, timeout=10, what="three queued messages")
+        server.kill()  # kill -9: only what the append-only file holds survives
+        server.wait()
+        restarted_at = time.monotonic()
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(client), timeout=10, what="redis again")
+        assert client.llen("gpu") == 3
+        env = worker_env(tmp_path) | {"CELERY_BROKER_URL": url}
+        with worker(env, tmp_path / "worker.log"):
+            for job in jobs:
+                job = wait_for(lambda job=job: ended(job), timeout=90, what="a job after the restart")
+                assert job.status == JobStatus.COMPLETE, job.error
+        print(f"\nredis killed with 3 jobs queued: all 3 done {time.monotonic() - restarted_at:.1f} s after restart")
+    finally:
+        server.kill()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_storage_that_refuses_writes_fails_the_job_with_a_reason_and_no_half_rows(monkeypatch) -> None:
+    from django.core.files.storage import FileSystemStorage
+
+    def refuse(self, name, content, max_length=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", refuse)
+    job = GenerationJobFactory(images_total=2)
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "No space left on device" in job.error
+    assert "could not be stored" in job.error and job.images.count() == 0
+
+
+def test_users_take_turns_on_one_worker(alice, bob, tmp_path: Path) -> None:
+    """Alice's batch of 6 is queued first; Bob's one job still finishes before most of hers."""
+    preset = AssetPresetFactory(
+        slug="turns", steps=30, default_width=256, default_height=256, allowed_sizes=[[256, 256]]
+    )
+    alices = [services.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=1) for n in range(6)]
+    bobs = services.job_create(owner=bob, preset=preset, prompt="a map", variations=1)
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        for job in [*alices, bobs]:
+            job = wait_for(lambda job=job: ended(job), timeout=120, what="every job")
+            assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-2000:])
+    order = list(GenerationJob.objects.order_by("finished_at").values_list("owner__username", flat=True))
+    assert order.index("bob") <= 2, order  # behind at most Alice's two already on the queue
+    print(f"\nfinish order with a batch of 6 ahead: {order}")
