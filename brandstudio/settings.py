@@ -218,7 +218,11 @@ else:
     # An unacked task is redelivered after the visibility timeout; keep it above the hard
     # time limit or a long job would run twice.
     # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": STUDIO_JOB_TIME_LIMIT + 600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("STUDIO_BROKER_VISIBILITY_TIMEOUT", STUDIO_JOB_TIME_LIMIT + 600)
+    }
+    if restore := env_int("STUDIO_BROKER_RESTORE_SECONDS", 0):  # how often workers sweep for expired messages
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {"unacked_restore_interval": restore, "unacked_restore_throttle": 1}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a job whose worker dies is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

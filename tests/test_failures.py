@@ -126,3 +126,26 @@ def test_users_take_turns_on_one_worker(alice, bob, tmp_path: Path) -> None:
     order = list(GenerationJob.objects.order_by("finished_at").values_list("owner__username", flat=True))
     assert order.index("bob") <= 2, order  # behind at most Alice's two already on the queue
     print(f"\nfinish order with a batch of 6 ahead: {order}")
+
+
+def test_a_job_redelivered_while_it_runs_runs_once(alice, tmp_path: Path) -> None:
+    """The broker redelivers a message whose job outlives its visibility timeout (here 3 s) to
+    another worker; the lease taken in Postgres makes that copy do nothing."""
+    preset = AssetPresetFactory(
+        slug="long", default_width=512, default_height=512, allowed_sizes=[[512, 512]], steps=200
+    )
+    short = {
+        "STUDIO_BROKER_VISIBILITY_TIMEOUT": "3",
+        "STUDIO_BROKER_RESTORE_SECONDS": "1",
+        "STUDIO_HEARTBEAT_SECONDS": "1",
+    }
+    with worker(worker_env(tmp_path, **short), tmp_path / "first.log", name="gpu@first") as first:
+        job = services.job_create(owner=alice, preset=preset, prompt="a long key", variations=2)
+        wait_for(
+            lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=1).first(), timeout=60, what="steps"
+        )
+        with worker(worker_env(tmp_path, **short), tmp_path / "second.log", name="gpu@second") as second:
+            wait_for(lambda: "is not to run here" in second.output(), timeout=60, what="the redelivered copy")
+            job = wait_for(lambda: ended(job), timeout=120, what="the job")
+    assert job.status == JobStatus.COMPLETE and job.worker == "gpu@first" and job.attempts == 1, job.error
+    assert job.images.count() == 2 and "is not to run here" not in first.output()
