@@ -70,11 +70,11 @@ def test_a_retried_attempt_resumes_after_the_images_already_stored() -> None:
 
 def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None:
     def broken(job, first, images):
-        raise OSError("disk full")
+        raise RuntimeError("PNG encoder exploded")
 
     monkeypatch.setattr(runner, "store_images", broken)
     job = run(GenerationJobFactory())
-    assert job.status == JobStatus.FAILED and "OSError: disk full" in job.error
+    assert job.status == JobStatus.FAILED and "RuntimeError: PNG encoder exploded" in job.error
     assert job.images.count() == 0
 
 
