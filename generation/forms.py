@@ -56,6 +56,20 @@ class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
         return super().clean(value)
 
 
+def _prompt_field(**kwargs: Any) -> forms.CharField:
+    return forms.CharField(
+        label="Describe what you need",
+        max_length=1000,
+        validators=[validate_storable],
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
+        error_messages={
+            "required": "Describe what you need.",
+            "max_length": "Keep the description under 1000 characters (it has %(show_value)d).",
+        },
+        **kwargs,
+    )
+
+
 class GenerateForm(forms.Form):
     preset = PresetChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
@@ -65,16 +79,7 @@ class GenerateForm(forms.Form):
         label="Asset type",
         error_messages={"invalid_choice": "Pick one of the available asset types."},
     )
-    prompt = forms.CharField(
-        label="Describe what you need",
-        max_length=1000,
-        validators=[validate_storable],
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
-        error_messages={
-            "required": "Describe what you need.",
-            "max_length": "Keep the description under 1000 characters (it has %(show_value)d).",
-        },
-    )
+    prompt = _prompt_field()
     model = ModelChoiceByName(
         queryset=ImageModel.objects.filter(enabled=True),
         to_field_name="key",
@@ -162,20 +167,6 @@ def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) ->
             f"{model.name} renders up to {model.max_side}×{model.max_side}; {preset.name} at {size} is too large."
         )
     return width, height
-
-
-def _prompt_field(**kwargs: Any) -> forms.CharField:
-    return forms.CharField(
-        label="Describe what you need",
-        max_length=1000,
-        validators=[validate_storable],
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
-        error_messages={
-            "required": "Describe what you need.",
-            "max_length": "Keep the description under 1000 characters (it has %(show_value)d).",
-        },
-        **kwargs,
-    )
 
 
 class CompareForm(forms.Form):

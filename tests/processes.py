@@ -104,3 +104,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ended(job):  # noqa: ANN001, ANN201 - a GenerationJob, refreshed, once it has ended
+    job.refresh_from_db()
+    return job if job.is_ended else None
+
+
+def flush_broker() -> None:
+    """An empty broker database, so no message of an earlier test is picked up."""
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()

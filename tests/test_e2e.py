@@ -15,8 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
@@ -24,7 +22,7 @@ from PIL import Image
 from generation.models import GenerationJob, ImageModel, JobStatus
 from generation.training.demo_kit import judge
 from tests.factories import AssetPresetFactory
-from tests.processes import ROOT, base_env, free_port, wait_for, worker, worker_env
+from tests.processes import ROOT, base_env, ended, flush_broker, free_port, wait_for, worker, worker_env
 
 # serialized_rollback: each test gets back the presets and models the migrations seeded.
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -32,13 +30,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 
 @pytest.fixture(autouse=True)
 def empty_queue() -> None:
-    """Start every test with an empty broker database, so no earlier message is picked up."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-
-
-def ended(job: GenerationJob) -> GenerationJob | None:
-    job.refresh_from_db()
-    return job if job.is_ended else None
+    flush_broker()
 
 
 def submit(client, preset_slug: str, **data) -> GenerationJob:

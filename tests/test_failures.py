@@ -9,24 +9,18 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
 
 from generation import runner, services
 from generation.models import GenerationJob, JobStatus
 from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactory
-from tests.processes import free_port, wait_for, worker, worker_env
+from tests.processes import ended, flush_broker, free_port, wait_for, worker, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture(autouse=True)
 def empty_queue() -> None:
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-
-
-def ended(job: GenerationJob) -> GenerationJob | None:
-    job.refresh_from_db()
-    return job if job.is_ended else None
+    flush_broker()
 
 
 @pytest.fixture
