@@ -191,6 +191,11 @@ if env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"):
             "overwrite_files": False,
         },
     }
+# Downloads redirect to a short-lived signed URL of the private container; images shown on
+# pages are still streamed through the studio (the page's CSP allows images from itself only).
+STUDIO_SIGNED_DOWNLOADS = env_bool(
+    "STUDIO_SIGNED_DOWNLOADS", default=bool(env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"))
+)
 
 # --- Celery. The queue is Celery's; status lives in the database, so results are ignored.
 STUDIO_JOB_TIME_LIMIT = env_int("STUDIO_JOB_TIME_LIMIT", 3600)

@@ -1,5 +1,6 @@
 import io
 from collections.abc import Callable, Iterable
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -166,6 +167,11 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
     download = request.GET.get("download") == "1"
     if request.GET.get("format") == "webp":
         return _webp(image, download=download)
+    if download and settings.STUDIO_SIGNED_DOWNLOADS:
+        # The blob store serves the bytes itself, under a URL that works for a few minutes only.
+        disposition = f'attachment; filename="{image.download_name}"'
+        storage: Any = image.file.storage  # AzureStorage.url takes the SAS parameters
+        return redirect(storage.url(image.file.name, parameters={"content_disposition": disposition}))
     response = FileResponse(
         image.file.open("rb"), content_type="image/png", as_attachment=download, filename=image.download_name
     )
