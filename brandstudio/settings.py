@@ -137,7 +137,30 @@ if ENTRA_ENABLED:
     AUTHENTICATION_BACKENDS.insert(0, "social_core.backends.azuread_tenant.AzureADV2TenantOAuth2")
     SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_KEY = ENTRA_CLIENT_ID
     SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_SECRET = env_str("ENTRA_CLIENT_SECRET")
-    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_TENANT_ID = env_str("ENTRA_TENANT_ID")
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_TENANT_ID = env_str("ENTRA_TENANT_ID")  # a GUID: only this tenant
+    # The immutable object id names the account, never preferred_username or email.
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_ID_KEY = "oid"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_names",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "generation.auth.require_entra_access",
+    "social_core.pipeline.social_auth.social_user",
+    "social_core.pipeline.user.get_username",
+    "social_core.pipeline.user.create_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "social_core.pipeline.social_auth.load_extra_data",
+    "social_core.pipeline.user.user_details",
+    "generation.auth.apply_entra_groups",
+)
+# Entra app roles / group object ids: required of everyone, making staff, allowing the models
+# whose license does not allow production use (when set, only that group sees them).
+ENTRA_REQUIRED_ROLE = env_str("ENTRA_REQUIRED_ROLE")
+ENTRA_REQUIRED_GROUP = env_str("ENTRA_REQUIRED_GROUP")
+ENTRA_STAFF_ROLE = env_str("ENTRA_STAFF_ROLE")
+ENTRA_STAFF_GROUP = env_str("ENTRA_STAFF_GROUP")
+ENTRA_REFERENCE_GROUP = env_str("ENTRA_REFERENCE_GROUP")
 SOCIAL_AUTH_URL_NAMESPACE = "social"
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
 SOCIAL_AUTH_REDIRECT_IS_HTTPS = env_bool("SECURE_COOKIES", default=not DEBUG)

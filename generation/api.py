@@ -23,6 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import HttpBearer
 
 from . import services, views
+from .auth import may_use_reference_models
 from .forms import GenerateForm, search_text
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
 from .services import MAX_SEED
@@ -301,7 +302,7 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
         "size": payload.size or "",
         "seed": "" if payload.seed is None else str(payload.seed),
     }
-    form = GenerateForm(data)
+    form = GenerateForm(data, user=_user(request))
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         names = {"preset": "asset_type", "prompt": "description", "__all__": None}
@@ -417,6 +418,7 @@ def models_list(request: HttpRequest) -> list[dict[str, Any]]:
             "default": m.key == settings.STUDIO_DEFAULT_MODEL,
         }
         for m in ImageModel.objects.filter(enabled=True)
+        if m.commercial_use or may_use_reference_models(_user(request))
     ]
 
 

@@ -109,8 +109,9 @@ class GenerateForm(forms.Form):
         help_text="Try another trained version of the asset type's LoRA, or none.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        limit_models(self, user)
         preset = self._selected_preset()
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]
@@ -169,6 +170,16 @@ def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) ->
     return width, height
 
 
+def limit_models(form: forms.Form, user: Any) -> None:
+    """Models whose license does not allow production use only for the reference group, if set."""
+    from .auth import may_use_reference_models
+
+    field = form.fields["models" if "models" in form.fields else "model"]
+    assert isinstance(field, forms.ModelChoiceField)
+    if not may_use_reference_models(user):
+        field.queryset = field.queryset.filter(commercial_use=True)  # type: ignore[union-attr]
+
+
 class CompareForm(forms.Form):
     """One description across several models, or across several asset types."""
 
@@ -191,6 +202,10 @@ class CompareForm(forms.Form):
         min_value=1, max_value=4, initial=2, widget=forms.NumberInput(attrs={"class": "narrow"})
     )
     seed = GenerateForm.base_fields["seed"]
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit_models(self, user)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

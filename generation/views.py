@@ -80,7 +80,7 @@ def _over_quota(request: Request, jobs: int = 1) -> HttpResponse | None:
 @login_required
 def studio(request: Request) -> HttpResponse:
     if request.method == "POST":
-        form = GenerateForm(request.POST)
+        form = GenerateForm(request.POST, user=request.user)
         if form.is_valid() and (refused := _over_quota(request)):
             return refused
         if form.is_valid():
@@ -103,7 +103,7 @@ def studio(request: Request) -> HttpResponse:
         status = 422
     else:
         # Tweak prompt / Reuse settings / a restored PNG arrive as query parameters.
-        form = GenerateForm(initial={k: v for k, v in request.GET.items() if k in FORM_FIELDS})
+        form = GenerateForm(initial={k: v for k, v in request.GET.items() if k in FORM_FIELDS}, user=request.user)
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
     recent = list(jobs[:RECENT_JOBS])
@@ -359,7 +359,7 @@ def image_vary(request: Request, pk: UUID) -> HttpResponse:
 def compare(request: Request) -> HttpResponse:
     """One description side by side across models, or across asset types."""
     if request.method == "POST":
-        form = CompareForm(request.POST)
+        form = CompareForm(request.POST, user=request.user)
         if form.is_valid() and (
             refused := _over_quota(request, len(form.cleaned_data["presets"]) * len(form.cleaned_data["models"]))
         ):
@@ -379,11 +379,12 @@ def compare(request: Request) -> HttpResponse:
     else:
         presets = AssetPreset.objects.filter(enabled=True)
         form = CompareForm(
+            user=request.user,
             initial={
                 "prompt": request.GET.get("prompt", ""),
                 "presets": [p.slug for p in presets[:1]],
                 "models": [settings.STUDIO_DEFAULT_MODEL],
-            }
+            },
         )
     return _group_form_page(request, form, "generation/compare.html", [GroupKind.MODELS, GroupKind.PRESETS])
 
@@ -392,7 +393,7 @@ def compare(request: Request) -> HttpResponse:
 def batch(request: Request) -> HttpResponse:
     """Many descriptions for one asset type in one submission."""
     if request.method == "POST":
-        form = BatchForm(request.POST, request.FILES)
+        form = BatchForm(request.POST, request.FILES, user=request.user)
         if form.is_valid() and (refused := _over_quota(request, len(form.cleaned_data["prompts"]))):
             return refused
         if form.is_valid():
@@ -409,7 +410,7 @@ def batch(request: Request) -> HttpResponse:
             )
             return redirect(group)
     else:
-        form = BatchForm()
+        form = BatchForm(user=request.user)
     return _group_form_page(request, form, "generation/batch.html", [GroupKind.BATCH])
 
 
