@@ -25,6 +25,7 @@ from django.utils import timezone
 from . import services
 from .engine import Engine, EngineError, engine_class
 from .engine.types import Cancelled, GenerationRequest, LoraSpec
+from .logs import current_job
 from .model_files import folder_size, local_weights
 from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
 from .png_meta import png_info
@@ -40,6 +41,14 @@ engines_lock = threading.Lock()
 
 
 def run_job(job_id: str, *, worker: str) -> None:
+    token = current_job.set(job_id)  # every log line of this job carries its id
+    try:
+        _run_job(job_id, worker=worker)
+    finally:
+        current_job.reset(token)
+
+
+def _run_job(job_id: str, *, worker: str) -> None:
     job = services.job_claim(uuid.UUID(job_id), worker=worker)
     if job is None:
         log.info("Job %s is not to run here (ended, running elsewhere, or out of attempts)", job_id)

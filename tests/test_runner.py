@@ -138,3 +138,23 @@ def test_a_missing_default_model_does_not_break_the_worker(settings, tmp_path, m
     settings.STUDIO_MODELS_DIR = tmp_path
     runner.preload_default_model()  # logs a warning; jobs will fail with the reason
     assert not runner._engines
+
+
+def test_json_logs_carry_the_job_id_of_every_line_a_job_writes(capsys) -> None:
+    import json
+    import logging
+
+    from generation.logs import JobFilter, JsonFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(JobFilter())
+    logger = logging.getLogger("generation.runner")
+    logger.addHandler(handler)
+    try:
+        job = run(GenerationJobFactory())
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert lines and all(line["job_id"] == str(job.pk) for line in lines)
+    assert any("complete" in line["message"] for line in lines)
