@@ -151,3 +151,18 @@ def test_local_passwords_cannot_be_switched_on_next_to_entra_in_production_by_ac
 def test_pages_carry_a_content_security_policy_without_inline_code(alice_client) -> None:
     policy = alice_client.get(reverse("studio"))["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+
+
+def test_htmx_posts_need_the_csrf_token_the_page_sends_in_a_header(alice) -> None:
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    job = finished_job(alice)
+    browser = Client(enforce_csrf_checks=True)
+    browser.login(username="alice", password=PASSWORD)
+    page = browser.get(reverse("job", args=[job.id])).content.decode()
+    token = page.split('"X-CSRFToken": "')[1].split('"')[0]  # hx-headers on <body>
+    url = reverse("job-more", args=[job.id])
+    assert browser.post(url, HTTP_HX_REQUEST="true").status_code == 403
+    assert browser.post(url, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token).status_code == 200
