@@ -250,8 +250,9 @@ class BatchForm(forms.Form):
         widget=forms.NumberInput(attrs={"class": "narrow"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        limit_models(self, user)
         if not self.is_bound:
             self.initial.setdefault(
                 "preset", AssetPreset.objects.filter(enabled=True).values_list("slug", flat=True).first()
