@@ -307,18 +307,7 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
         field, messages = next(iter(form.errors.items()))
         names = {"preset": "asset_type", "prompt": "description", "__all__": None}
         raise FieldError(str(messages[0]), names.get(field, field))
-    clean = form.cleaned_data
-    job = services.job_create(
-        owner=_user(request),
-        preset=clean["preset"],
-        prompt=clean["prompt"],
-        model=clean["model"],
-        quality=clean["quality"],
-        variations=clean["variations"],
-        width=clean["width"],
-        height=clean["height"],
-        seed=clean["seed"],
-    )
+    job = services.job_create(owner=_user(request), **form.job_fields())
     return 202, _job_out(request, job)
 
 
@@ -354,9 +343,7 @@ def job_cancel(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
 @api.get("/jobs/{job_id}/zip", response={200: None, **ERRORS}, tags=["downloads"], url_name="job_zip")
 def job_zip(request: HttpRequest, job_id: UUID) -> Any:
     """The job's images as one zip, streamed."""
-    job = _job(request, job_id)
-    images = job.images.select_related("job__preset").order_by("index")
-    return views._zip_response(images.iterator(), f"{job.preset.slug}-{str(job.pk)[:8]}.zip")
+    return views.job_zip_response(_job(request, job_id))
 
 
 @api.post(
@@ -406,6 +393,7 @@ def asset_types(request: HttpRequest) -> list[dict[str, Any]]:
 
 @api.get("/models", response={200: list[ModelOut], **ERRORS}, tags=["catalogue"])
 def models_list(request: HttpRequest) -> list[dict[str, Any]]:
+    reference = may_use_reference_models(_user(request))
     return [
         {
             "key": m.key,
@@ -418,7 +406,7 @@ def models_list(request: HttpRequest) -> list[dict[str, Any]]:
             "default": m.key == settings.STUDIO_DEFAULT_MODEL,
         }
         for m in ImageModel.objects.filter(enabled=True)
-        if m.commercial_use or may_use_reference_models(_user(request))
+        if m.commercial_use or reference
     ]
 
 

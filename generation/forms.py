@@ -125,6 +125,12 @@ class GenerateForm(forms.Form):
             self.initial["preset"] = self.initial.get("preset") or (preset.slug if preset else None)
             self.initial.setdefault("model", settings.STUDIO_DEFAULT_MODEL)
 
+    def job_fields(self) -> dict[str, Any]:
+        """The validated form as `services.job_create` arguments (the studio page and the API)."""
+        data = self.cleaned_data
+        fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
+        return {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
+
     def _selected_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
         queryset = AssetPreset.objects.filter(enabled=True)

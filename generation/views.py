@@ -84,18 +84,7 @@ def studio(request: Request) -> HttpResponse:
         if form.is_valid() and (refused := _over_quota(request)):
             return refused
         if form.is_valid():
-            job = services.job_create(
-                owner=request.user,
-                preset=form.cleaned_data["preset"],
-                prompt=form.cleaned_data["prompt"],
-                model=form.cleaned_data["model"],
-                quality=form.cleaned_data["quality"],
-                variations=form.cleaned_data["variations"],
-                width=form.cleaned_data["width"],
-                height=form.cleaned_data["height"],
-                seed=form.cleaned_data["seed"],
-                brand_lora=form.cleaned_data.get("brand_lora") or "",
-            )
+            job = services.job_create(owner=request.user, **form.job_fields())
             return _job_panel(request, job) if request.htmx else redirect(job)
         if request.htmx:
             response = render(request, "generation/studio.html#generate-form", {"form": form}, status=422)
@@ -131,10 +120,15 @@ def job(request: Request, pk: UUID) -> HttpResponse:
 @require_POST
 @login_required
 def job_retry(request: Request, pk: UUID) -> HttpResponse:
+    return _follow_up(request, pk, services.job_retry)
+
+
+def _follow_up(request: Request, pk: UUID, make: Callable[..., GenerationJob]) -> HttpResponse:
+    """A new job made from one of the user's jobs (retry, more), within the fair-use limits."""
     job = _get_job_for_user(request, pk)
     if refused := _over_quota(request):
         return refused
-    new = services.job_retry(job=job)
+    new = make(job=job)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
 
@@ -264,7 +258,11 @@ def _zip_response(
 @require_GET
 @login_required
 def job_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
-    job = _get_job_for_user(request, pk)
+    return job_zip_response(_get_job_for_user(request, pk))
+
+
+def job_zip_response(job: GenerationJob) -> StreamingHttpResponse:
+    """A job's images as one streamed zip (the page's download and the API's)."""
     images = job.images.select_related("job__preset").order_by("index")
     return _zip_response(images.iterator(), f"{job.preset.slug}-{str(job.pk)[:8]}.zip")
 
@@ -303,11 +301,7 @@ def _studio_with(values: dict[str, object]) -> HttpResponse:
 @login_required
 def job_more(request: Request, pk: UUID) -> HttpResponse:
     """Same settings, new seeds; htmx puts the new panel right after the one it came from."""
-    job = _get_job_for_user(request, pk)
-    if refused := _over_quota(request):
-        return refused
-    new = services.job_more(job=job)
-    return _job_panel(request, new) if request.htmx else redirect(new)
+    return _follow_up(request, pk, services.job_more)
 
 
 @require_GET

@@ -44,38 +44,55 @@ def test_sigterm_mid_job_lets_the_job_finish_before_the_worker_exits(alice, slow
     print(f"\nSIGTERM mid-job: job completed, worker exited {exit_after:.1f} s after the signal")
 
 
+class RedisServer:
+    """A Redis of the test's own, with the documented settings (append-only file written on
+    every command, no eviction), which the test can kill -9 and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir()
+        port = free_port()
+        self.command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+        self.command += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+        self.command += ["--maxmemory-policy", "noeviction"]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.client = redis.Redis.from_url(self.url)
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        wait_for(lambda: _pings(self.client), timeout=10, what="redis")
+
+    def kill(self) -> None:
+        self.process.kill()  # kill -9: only what the append-only file holds survives
+        self.process.wait()
+
+    def enqueue(self, jobs: list[GenerationJob]) -> None:
+        """The jobs' messages, on this Redis."""
+        from kombu import Connection
+
+        from generation.tasks import run_generation_job
+
+        with Connection(self.url) as connection:
+            for job in jobs:
+                run_generation_job.apply_async(args=[str(job.pk)], connection=connection)
+
+
 def test_jobs_queued_in_redis_survive_a_redis_restart(alice, tmp_path: Path) -> None:
     """Redis with the documented settings (append-only file, no eviction), stopped and started
     again with jobs waiting and no worker: a worker started afterwards runs every one."""
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
-    command += ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    wait_for(lambda: _pings(client), timeout=10, what="redis")
+    server = RedisServer(tmp_path / "redis")
     preset = AssetPresetFactory(slug="quick")
-    from kombu import Connection
-
-    from generation.tasks import run_generation_job
-
     try:
         jobs = [
             services.job_create(owner=UserFactory(username=f"u{n}"), preset=preset, prompt="a key") for n in range(3)
         ]
-        with Connection(url) as connection:  # their messages, on this Redis
-            for job in jobs:
-                run_generation_job.apply_async(args=[str(job.pk)], connection=connection)
-        wait_for(lambda: client.llen("gpu") == 3, timeout=10, what="three queued messages")
-        server.kill()  # kill -9: only what the append-only file holds survives
-        server.wait()
+        server.enqueue(jobs)
+        wait_for(lambda: server.client.llen("gpu") == 3, timeout=10, what="three queued messages")
+        server.kill()
         restarted_at = time.monotonic()
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        wait_for(lambda: _pings(client), timeout=10, what="redis again")
-        assert client.llen("gpu") == 3
-        env = worker_env(tmp_path) | {"CELERY_BROKER_URL": url}
+        server.start()
+        assert server.client.llen("gpu") == 3
+        env = worker_env(tmp_path) | {"CELERY_BROKER_URL": server.url}
         with worker(env, tmp_path / "worker.log"):
             for job in jobs:
                 job = wait_for(lambda job=job: ended(job), timeout=90, what="a job after the restart")
@@ -148,41 +165,26 @@ def test_a_job_redelivered_while_it_runs_runs_once(alice, tmp_path: Path) -> Non
 def test_a_worker_rides_out_a_redis_restart_and_takes_the_jobs_that_waited(alice, tmp_path: Path) -> None:
     """Redis killed while a worker runs the first of three jobs: the worker reconnects, the job
     it was running completes, and the two that were queued run after the restart."""
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
-    command += ["--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    wait_for(lambda: _pings(client), timeout=10, what="redis")
+    server = RedisServer(tmp_path / "redis")
     preset = AssetPresetFactory(
         slug="steady", default_width=512, default_height=512, allowed_sizes=[[512, 512]], steps=120
     )
-    from kombu import Connection
-
-    from generation.tasks import run_generation_job
-
-    env = worker_env(tmp_path) | {"CELERY_BROKER_URL": url}
+    env = worker_env(tmp_path) | {"CELERY_BROKER_URL": server.url}
     try:
         with worker(env, tmp_path / "worker.log") as w:
             jobs = [
                 services.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=2) for n in range(3)
             ]
-            with Connection(url) as connection:
-                for job in jobs:
-                    run_generation_job.apply_async(args=[str(job.pk)], connection=connection)
+            server.enqueue(jobs)
             wait_for(
                 lambda: GenerationJob.objects.filter(pk=jobs[0].pk, progress_step__gte=1).first(),
                 timeout=60,
                 what="job 1",
             )
             server.kill()
-            server.wait()
             time.sleep(1)
             restarted_at = time.monotonic()
-            server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+            server.start()
             for job in jobs:
                 job = wait_for(lambda job=job: ended(job), timeout=120, what="the jobs after the restart")
                 assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-2000:])

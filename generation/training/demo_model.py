@@ -27,7 +27,8 @@ from transformers import CLIPTextModel
 
 from ..engine.tiny import clip_config, clip_tokenizer, t5_encoder, t5_tokenizer
 from .demo_kit import demo_kit
-from .flow import embed_prompts, encode_images, flow_loss
+from .flow import encode_images
+from .objectives import FluxObjective
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ def _train_transformer(
 ) -> None:
     variants = sorted({text for options in captions for text in options})
     index = {text: i for i, text in enumerate(variants)}
-    embeddings = embed_prompts(pipe, variants, max_sequence_length=MAX_SEQUENCE_LENGTH)
+    # The same FLUX objective a LoRA run uses (its noise-level shift, 3, is this scheduler's too).
+    objective = FluxObjective(pipe, max_sequence_length=MAX_SEQUENCE_LENGTH)
+    embeddings = objective.embed(variants)
     transformer = pipe.transformer
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=1e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=plan.transformer_steps)
@@ -156,15 +159,7 @@ def _train_transformer(
     for step in range(1, plan.transformer_steps + 1):
         rows = torch.randint(len(latents), (plan.batch,), generator=generator).tolist()
         picks = torch.tensor([index[chooser.choice(captions[row])] for row in rows])
-        loss = flow_loss(
-            transformer,
-            latents[rows],
-            embeddings.hidden[picks],
-            embeddings.pooled[picks],
-            embeddings.text_ids,
-            shift=SHIFT,
-            generator=generator,
-        )
+        loss = objective.loss(latents[rows], embeddings, picks, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)

@@ -8,29 +8,11 @@ its steps where sampling does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from diffusers import FluxPipeline
-
-
-@dataclass
-class PromptEmbeddings:
-    """Text conditioning for a list of captions, computed once (the text encoders stay frozen)."""
-
-    hidden: torch.Tensor  # (n, tokens, joint_attention_dim)
-    pooled: torch.Tensor  # (n, pooled_projection_dim)
-    text_ids: torch.Tensor  # (tokens, 3)
-
-
-@torch.no_grad()
-def embed_prompts(pipe: FluxPipeline, prompts: list[str], *, max_sequence_length: int) -> PromptEmbeddings:
-    hidden, pooled, text_ids = pipe.encode_prompt(
-        prompt=prompts, prompt_2=None, device=torch.device("cpu"), max_sequence_length=max_sequence_length
-    )
-    return PromptEmbeddings(hidden, pooled, text_ids)
 
 
 @torch.no_grad()
