@@ -14,7 +14,7 @@ def run_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-de
 @shared_task
 def reap_stale_jobs() -> int:
     from .services import dispatch_waiting, jobs_reap_stale
-    from .training_services import runs_reap_stale
+    from .training.services import runs_reap_stale
 
     return jobs_reap_stale() + runs_reap_stale() + dispatch_waiting()
 
@@ -28,7 +28,7 @@ def reap_stale_jobs() -> int:
 )
 def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def]
     from .runner import engines_lock
-    from .training_services import run_fail_to_start
+    from .training.services import run_fail_to_start
 
     try:
         # The preload thread may be importing diffusers right now; its lazy imports are not thread-safe.

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import training_views, views
+from . import views
+from .training import views as training_views
 
 urlpatterns = [
     path("", views.studio, name="studio"),

@@ -9,10 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from generation import training_data, training_services
 from generation.engine import engine_class
 from generation.engine.types import GenerationRequest, LoraSpec
 from generation.models import AssetPreset, BrandLora, ImageModel, JobStatus, PresetLora, TrainingRun, TrainingSet
+from generation.training import data as training_data
+from generation.training import services as training_services
 from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
 from generation.training.lora import bucket_size, run_training
 

@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
-from .models import TrainingImage, TrainingSet
+from ..models import TrainingImage, TrainingSet
 
 FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 MAX_IMAGE_BYTES = 50 * 2**20

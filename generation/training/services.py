@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from . import services
-from .models import (
+from .. import services
+from ..models import (
     AssetPreset,
     BrandLora,
     GroupKind,
@@ -27,7 +27,7 @@ from .models import (
     TrainingRun,
     TrainingSet,
 )
-from .training_data import report
+from .data import report
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def run_create(
 
 
 def run_enqueue(run_id: uuid.UUID) -> None:
-    from .tasks import run_training_task
+    from ..tasks import run_training_task
 
     try:
         run_training_task.delay(str(run_id))

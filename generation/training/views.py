@@ -14,10 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from . import training_data, training_services
-from .models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
-from .training_services import TrainingError
-from .views import Request
+from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
+from ..views import Request
+from . import data as training_data
+from . import services as training_services
+from .services import TrainingError
 
 
 class TrainingSetForm(forms.ModelForm):

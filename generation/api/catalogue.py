@@ -1,0 +1,72 @@
+"""What a client can ask for: the asset types and the models this user may use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from ..auth import may_use_reference_models
+from ..models import AssetPreset, ImageModel
+from .common import user_of
+from .errors import ERRORS
+
+router = Router(tags=["catalogue"])
+
+
+class AssetTypeOut(Schema):
+    slug: str
+    name: str
+    description: str
+    default_size: str
+    sizes: list[str]
+    steps: int
+    guidance_scale: float
+
+
+class ModelOut(Schema):
+    key: str
+    name: str
+    family: str
+    license: str
+    commercial_use: bool
+    license_notice: str
+    max_side: int
+    default: bool
+
+
+@router.get("/asset-types", response={200: list[AssetTypeOut], **ERRORS})
+def asset_types(request: HttpRequest) -> list[dict[str, Any]]:
+    return [
+        {
+            "slug": p.slug,
+            "name": p.name,
+            "description": p.description,
+            "default_size": p.default_size,
+            "sizes": p.size_choices,
+            "steps": p.steps,
+            "guidance_scale": p.guidance_scale,
+        }
+        for p in AssetPreset.objects.filter(enabled=True)
+    ]
+
+
+@router.get("/models", response={200: list[ModelOut], **ERRORS})
+def models_list(request: HttpRequest) -> list[dict[str, Any]]:
+    reference = may_use_reference_models(user_of(request))
+    return [
+        {
+            "key": m.key,
+            "name": m.name,
+            "family": m.family,
+            "license": m.license_name,
+            "commercial_use": m.commercial_use,
+            "license_notice": m.license_notice,
+            "max_side": m.max_side,
+            "default": m.key == settings.STUDIO_DEFAULT_MODEL,
+        }
+        for m in ImageModel.objects.filter(enabled=True)
+        if m.commercial_use or reference
+    ]

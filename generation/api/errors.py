@@ -1,0 +1,76 @@
+"""Every API error is JSON {"message": ..., "field": ...}, whatever raised it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from .. import services
+
+
+class Error(Schema):
+    message: str
+    field: str | None = None
+
+
+# Every operation can answer these: unreadable body, no token, someone else's (or no such) id, bad input.
+ERRORS: dict[int, Any] = {400: Error, 401: Error, 404: Error, 422: Error}
+LIMITED: dict[int, Any] = {**ERRORS, 429: Error}
+
+
+class FieldError(Exception):
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field, self.status = field, status
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def check_rate(user: Any, jobs: int = 1) -> None:
+    try:
+        services.quota_check(user, jobs=jobs)
+    except services.QuotaExceeded as exc:
+        raise RateLimited(exc.retry_after, str(exc)) from None
+
+
+def install(api: NinjaAPI) -> None:
+    """Register the handlers that turn each kind of failure into the JSON error body."""
+
+    def error(request: HttpRequest, status: int, message: str, field: str | None = None) -> HttpResponse:
+        return api.create_response(request, {"message": message, "field": field}, status=status)
+
+    @api.exception_handler(NinjaValidationError)
+    def _validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        first = exc.errors[0] if exc.errors else {}
+        location = [str(part) for part in first.get("loc", []) if part not in ("body", "query", "path", "payload")]
+        return error(request, 422, str(first.get("msg", "Invalid input.")), ".".join(location) or None)
+
+    @api.exception_handler(AuthenticationError)
+    def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return error(request, 401, "Send a valid personal API token: Authorization: Bearer <token>.")
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return error(request, exc.status_code, str(exc))
+
+    @api.exception_handler(Http404)
+    def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return error(request, 404, "Not found (or not yours).")
+
+    @api.exception_handler(FieldError)
+    def _field_error(request: HttpRequest, exc: FieldError) -> HttpResponse:
+        return error(request, exc.status, str(exc), exc.field)
+
+    @api.exception_handler(RateLimited)
+    def _rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+        response = error(request, 429, str(exc))
+        response["Retry-After"] = str(exc.retry_after)
+        return response

@@ -1,0 +1,55 @@
+"""Images: their JSON shape and their files (PNG with settings embedded, or lossless WebP)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from django.http import FileResponse, HttpRequest
+from django.urls import reverse
+from ninja import Router, Schema
+
+from .. import views
+from ..models import GeneratedImage
+from .common import absolute, own_image
+from .errors import ERRORS
+
+router = Router(tags=["downloads"])
+
+
+class ImageOut(Schema):
+    id: UUID
+    index: int
+    seed: int
+    width: int
+    height: int
+    url: str
+    png_url: str
+    webp_url: str
+    page_url: str
+    favorite: bool
+
+
+def image_out(request: HttpRequest, image: GeneratedImage, starred: set[Any]) -> dict[str, Any]:
+    file_url = reverse("api-v1:image_file", kwargs={"image_id": image.pk})
+    return {
+        "id": image.pk,
+        "index": image.index,
+        "seed": image.seed,
+        "width": image.width,
+        "height": image.height,
+        "url": absolute(request, file_url),
+        "png_url": absolute(request, file_url + "?format=png"),
+        "webp_url": absolute(request, file_url + "?format=webp"),
+        "page_url": absolute(request, image.get_absolute_url()),
+        "favorite": image.pk in starred,
+    }
+
+
+@router.get("/images/{image_id}/file", response={200: None, **ERRORS}, url_name="image_file")
+def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "webp"] = "png") -> Any:
+    """One image as PNG (with its settings embedded) or lossless WebP."""
+    image = own_image(request, image_id)
+    if format == "webp":
+        return views._webp(image, download=True)
+    return FileResponse(image.file.open("rb"), content_type="image/png", filename=image.download_name)

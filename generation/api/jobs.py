@@ -1,0 +1,172 @@
+"""Jobs: submit, poll, regenerate, vary an image, cancel, download as a zip."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Field, Router, Schema
+
+from .. import services, views
+from ..forms import GenerateForm
+from ..models import Favorite, GenerationJob, JobStatus
+from ..services import MAX_SEED
+from .common import absolute, own_image, own_job, user_of
+from .errors import ERRORS, LIMITED, FieldError, check_rate
+from .images import ImageOut, image_out
+
+router = Router(tags=["jobs"])
+
+
+class JobIn(Schema):
+    asset_type: str = Field(min_length=1, max_length=50, examples=["icon"])
+    description: str = Field(min_length=1, max_length=1000, examples=["a clipboard with three checkmarks"])
+    model: str | None = Field(None, max_length=100, description="Model key; default: the studio's default model")
+    quality: Literal["draft", "standard", "high", "ultra"] = "standard"
+    size: str | None = Field(None, pattern=r"^[0-9]{2,4}x[0-9]{2,4}$", description="Default: the asset type's")
+    variations: int = Field(4, ge=1, le=8)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED - 8)
+
+
+class JobOut(Schema):
+    id: UUID
+    status: str
+    asset_type: str
+    description: str
+    model: str
+    quality: str
+    width: int
+    height: int
+    progress: float
+    step: int
+    steps: int
+    images_done: int
+    images_total: int
+    estimated_seconds: float | None
+    error: str
+    license_notice: str | None
+    created_at: str
+    images: list[ImageOut]
+    zip_url: str
+
+
+class MoreIn(Schema):
+    count: int | None = Field(None, ge=1, le=8, description="Default: as many as the job had")
+
+
+class VaryIn(Schema):
+    strength: Literal["subtle", "strong"] = "subtle"
+
+
+def job_out(request: HttpRequest, job: GenerationJob, starred: set[Any] | None = None) -> dict[str, Any]:
+    images = list(job.images.all())
+    if starred is None:
+        starred = set(Favorite.objects.filter(user=user_of(request), image__job=job).values_list("image_id", flat=True))
+    model = job.params.get("model") or {}
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "asset_type": job.preset.slug,
+        "description": job.prompt,
+        "model": job.model_key,
+        "quality": job.quality,
+        "width": job.params.get("width", 0),
+        "height": job.params.get("height", 0),
+        "progress": round(job.progress, 4),
+        "step": job.progress_step,
+        "steps": job.progress_steps,
+        "images_done": job.images_done,
+        "images_total": job.images_total,
+        "estimated_seconds": _estimate(job),
+        "error": job.error,
+        "license_notice": None if model.get("commercial_use", True) else model.get("license_notice") or "",
+        "created_at": job.created_at.isoformat(),
+        "images": [image_out(request, image, starred) for image in images],
+        "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),
+    }
+
+
+def _estimate(job: GenerationJob) -> float | None:
+    """Seconds left, from the last completed jobs of this model and asset type (None: no history)."""
+    if job.is_ended:
+        return 0.0
+    recent = GenerationJob.objects.filter(
+        model_key=job.model_key, preset=job.preset, status=JobStatus.COMPLETE, started_at__isnull=False
+    ).order_by("-finished_at")[:5]
+    per_image = [
+        (done.finished_at - done.started_at).total_seconds() / max(1, done.images_total)
+        for done in recent
+        if done.finished_at and done.started_at
+    ]
+    if not per_image:
+        return None
+    total = sum(per_image) / len(per_image) * job.images_total
+    return round(max(0.0, total * (1 - job.progress)), 1)
+
+
+@router.post("/jobs", response={202: JobOut, **LIMITED})
+def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any]]:
+    """Submit a job: it is queued at once; poll GET /jobs/{id} for progress and images."""
+    check_rate(user_of(request))
+    data = {
+        "preset": payload.asset_type,
+        "prompt": payload.description,
+        "model": payload.model or "",
+        "quality": payload.quality,
+        "variations": str(payload.variations),
+        "size": payload.size or "",
+        "seed": "" if payload.seed is None else str(payload.seed),
+    }
+    form = GenerateForm(data, user=user_of(request))
+    if not form.is_valid():
+        field, messages = next(iter(form.errors.items()))
+        names = {"preset": "asset_type", "prompt": "description", "__all__": None}
+        raise FieldError(str(messages[0]), names.get(field, field))
+    job = services.job_create(owner=user_of(request), **form.job_fields())
+    return 202, job_out(request, job)
+
+
+@router.get("/jobs/{job_id}", response={200: JobOut, **ERRORS})
+def job_detail(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
+    """Status, progress (step of steps, images done of total), and the images made so far."""
+    return job_out(request, own_job(request, job_id))
+
+
+@router.get("/jobs/{job_id}/images", response={200: list[ImageOut], **ERRORS})
+def job_images(request: HttpRequest, job_id: UUID) -> list[dict[str, Any]]:
+    return job_out(request, own_job(request, job_id))["images"]
+
+
+@router.post("/jobs/{job_id}/regenerate", response={202: JobOut, **LIMITED})
+def job_regenerate(request: HttpRequest, job_id: UUID, payload: MoreIn) -> tuple[int, dict[str, Any]]:
+    """Same settings, new seeds (`count` images; default: as many as the job had)."""
+    job = own_job(request, job_id)
+    if payload.count is not None and not 1 <= payload.count <= settings.STUDIO_MAX_VARIATIONS:
+        raise FieldError(f"count must be between 1 and {settings.STUDIO_MAX_VARIATIONS}.", "count")
+    check_rate(user_of(request))
+    return 202, job_out(request, services.job_more(job=job, variations=payload.count))
+
+
+@router.post("/jobs/{job_id}/cancel", response={200: JobOut, **ERRORS})
+def job_cancel(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
+    job = own_job(request, job_id)
+    services.job_cancel(job=job)
+    job.refresh_from_db()
+    return job_out(request, job)
+
+
+@router.get("/jobs/{job_id}/zip", response={200: None, **ERRORS}, tags=["downloads"], url_name="job_zip")
+def job_zip(request: HttpRequest, job_id: UUID) -> Any:
+    """The job's images as one zip, streamed."""
+    return views.job_zip_response(own_job(request, job_id))
+
+
+@router.post("/images/{image_id}/more-like-this", response={202: JobOut, **LIMITED})
+def image_vary(request: HttpRequest, image_id: UUID, payload: VaryIn) -> tuple[int, dict[str, Any]]:
+    """Variations of one image: img2img from it where the model can, nearby seeds where not."""
+    image = own_image(request, image_id)
+    check_rate(user_of(request))
+    return 202, job_out(request, services.job_vary(image=image, strength=payload.strength))
