@@ -13,7 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.db.models import Q, QuerySet
 from social_core.exceptions import AuthPolicyError
+
+from .models import ImageModel
 
 REFERENCE_GROUP = "reference-models"
 
@@ -49,6 +52,16 @@ def apply_entra_groups(user: User | None, response: dict[str, Any], *args: Any, 
             user.groups.add(reference)
         else:
             user.groups.remove(reference)
+
+
+def models_for(user: Any, queryset: QuerySet[ImageModel]) -> QuerySet[ImageModel]:
+    """The models a user is offered: test fixtures (random weights) only for staff, unless one is
+    the studio's default; models not licensed for production only for the reference group."""
+    if not getattr(user, "is_staff", False):
+        queryset = queryset.filter(Q(for_testing=False) | Q(key=settings.STUDIO_DEFAULT_MODEL))
+    if not may_use_reference_models(user):
+        queryset = queryset.filter(commercial_use=True)
+    return queryset
 
 
 def may_use_reference_models(user: Any) -> bool:

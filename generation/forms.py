@@ -177,13 +177,12 @@ def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) ->
 
 
 def limit_models(form: forms.Form, user: Any) -> None:
-    """Models whose license does not allow production use only for the reference group, if set."""
-    from .auth import may_use_reference_models
+    """Offer each user the models they may use (see `auth.models_for`)."""
+    from .auth import models_for
 
     field = form.fields["models" if "models" in form.fields else "model"]
     assert isinstance(field, forms.ModelChoiceField)
-    if not may_use_reference_models(user):
-        field.queryset = field.queryset.filter(commercial_use=True)  # type: ignore[union-attr]
+    field.queryset = models_for(user, field.queryset)  # type: ignore[arg-type]
 
 
 class CompareForm(forms.Form):

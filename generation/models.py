@@ -1,4 +1,5 @@
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ def validate_sizes(value: Any) -> None:
 def validate_template(value: str) -> None:
     if "{subject}" not in value:
         raise ValidationError("The prompt template must contain {subject}.")
+
+
+def validate_subjects(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(s, str) and 0 < len(s.strip()) <= 40 for s in value):
+        raise ValidationError('Give the subjects as a list of short names, e.g. ["circle", "star"].')
 
 
 def size_label(width: int, height: int) -> str:
@@ -136,6 +142,16 @@ class ImageModel(models.Model):
         help_text='Loading options for the family, e.g. {"memory_mode": "model_offload"} or, for HiDream, '
         '{"llama": "meta-llama/Llama-3.1-8B-Instruct"}',
     )
+    for_testing = models.BooleanField(
+        default=False, help_text="Random weights or a test fixture: only staff see it in the forms and the API"
+    )
+    subjects = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='What a small model knows how to draw, e.g. ["circle", "star"]: shown next to it in the picker; '
+        "a description naming none of them gets a note under its result. Empty: it draws anything.",
+        validators=[validate_subjects],
+    )
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
 
@@ -144,6 +160,11 @@ class ImageModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def unknown_subject(self, prompt: str) -> bool:
+        """True when this model only knows some subjects and the description names none of them."""
+        words = set(re.findall(r"[a-z]+", prompt.lower()))
+        return bool(self.subjects) and not any(set(subject.lower().split()) <= words for subject in self.subjects)
 
     def clean(self) -> None:
         if bool(self.repo_id) == bool(self.local_path):

@@ -111,17 +111,29 @@ def resolve_params(
             for pl in loras
         ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
+        "subject_note": subject_note(model, prompt),
         # Post-processing the later stages will run; stored now so the job says what was asked.
         "refine": tier.refine and preset.use_refiner,
         "upscale": tier.upscale if preset.use_upscaler else 1,
     }
 
 
+def subject_note(model: ImageModel, prompt: str) -> str:
+    """What to tell a designer whose description a small model cannot draw (it draws what it knows)."""
+    if not model.unknown_subject(prompt):
+        return ""
+    return (
+        f"{model.name} knows only a few subjects and this description names none of them, so it drew one it "
+        f"knows. Try one of: {', '.join(model.subjects)}."
+    )
+
+
 def choose_loras(preset: AssetPreset, model: ImageModel, brand_lora: str = "") -> list[PresetLora]:
     """The LoRAs a job applies: the asset type's for this model's family, with its trained
     version swapped for another one (`brand_lora` = a BrandLora id) or left out ("none")."""
     links = preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True)
-    loras = list(links)
+    # A LoRA whose file is gone is left out (staff see it flagged), so the asset type still renders.
+    loras = [pl for pl in links if pl.lora.path.is_file()]
     if not brand_lora:
         return loras
     published = [pl for pl in loras if pl.lora.preset_id == preset.pk]
@@ -131,6 +143,12 @@ def choose_loras(preset: AssetPreset, model: ImageModel, brand_lora: str = "") -
         strength = published[0].strength if published else 0.85
         loras.append(PresetLora(preset=preset, lora=chosen, strength=strength))  # not saved: this job only
     return loras
+
+
+def missing_loras() -> list[PresetLora]:
+    """LoRAs an enabled asset type names whose file is not there: jobs run without them."""
+    links = PresetLora.objects.select_related("lora", "preset").filter(preset__enabled=True, lora__enabled=True)
+    return [pl for pl in links if not pl.lora.path.is_file()]
 
 
 def with_trigger_words(prompt: str, loras: list[PresetLora]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.utils import timezone
 from .models import ApiToken
 
 PREFIX = "bst_"
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
@@ -29,7 +31,11 @@ def token_user(secret: str) -> User | None:
     token = ApiToken.objects.select_related("user").filter(key_hash=_hash(secret), revoked_at__isnull=True).first()
     if token is None or not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    # At most one write a minute per token: every API call (a plugin polls each second) would
+    # otherwise write a row, and "last used" is only read to the minute.
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
 
 

@@ -97,6 +97,8 @@ def studio(request: Request) -> HttpResponse:
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
     recent = list(jobs[:RECENT_JOBS])
     context = {"form": form, "jobs": recent, "favorite_ids": _favorite_ids(request, image__job__in=recent)}
+    if request.user.is_staff:
+        context["missing_loras"] = services.missing_loras()
     return render(request, "generation/studio.html", context, status=status)
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from ..auth import may_use_reference_models
+from ..auth import models_for
 from ..models import AssetPreset, ImageModel
 from .common import user_of
 from .errors import ERRORS
@@ -35,6 +35,7 @@ class ModelOut(Schema):
     license_notice: str
     max_side: int
     default: bool
+    subjects: list[str]
 
 
 @router.get("/asset-types", response={200: list[AssetTypeOut], **ERRORS})
@@ -55,7 +56,6 @@ def asset_types(request: HttpRequest) -> list[dict[str, Any]]:
 
 @router.get("/models", response={200: list[ModelOut], **ERRORS})
 def models_list(request: HttpRequest) -> list[dict[str, Any]]:
-    reference = may_use_reference_models(user_of(request))
     return [
         {
             "key": m.key,
@@ -66,7 +66,7 @@ def models_list(request: HttpRequest) -> list[dict[str, Any]]:
             "license_notice": m.license_notice,
             "max_side": m.max_side,
             "default": m.key == settings.STUDIO_DEFAULT_MODEL,
+            "subjects": m.subjects,
         }
-        for m in ImageModel.objects.filter(enabled=True)
-        if m.commercial_use or reference
+        for m in models_for(user_of(request), ImageModel.objects.filter(enabled=True))
     ]
