@@ -107,3 +107,15 @@ def test_a_token_records_its_last_use_at_most_once_a_minute(alice, django_assert
     ApiToken.objects.update(last_used_at=timezone.now() - timedelta(minutes=2))
     api.get("/api/v1/asset-types")
     assert ApiToken.objects.get().last_used_at > first
+
+
+@pytest.mark.parametrize("name", ["image", "image-file", "image-favorite", "image-vary", "job", "job-cancel"])
+def test_id_url_gives_what_the_url_tag_gives(name) -> None:
+    import uuid
+
+    from django.urls import reverse
+
+    from generation.templatetags.studio_urls import id_url
+
+    pk = uuid.uuid4()
+    assert id_url(name, pk) == reverse(name, args=[pk])

@@ -1,0 +1,194 @@
+"""Server time of the pages a designer keeps open, in-process (Django's test client: the whole
+middleware stack, templates and queries; no network, no browser), at both sizes:
+
+- embedded: SQLite in a file, as `./studio up` runs it;
+- team: Postgres on 127.0.0.1:5432 (a throwaway database `test_server_time`, dropped after).
+
+A designer with 20 jobs of 8 images each. Prints median and p95 of: the studio page, history,
+the live status update of a page with running jobs, and `GET /api/v1/jobs/{id}`.
+
+    .venv/bin/python scripts/server_time.py            # both sizes
+    .venv/bin/python scripts/server_time.py --size embedded
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS_MS = {"studio page": 40.0, "history": 40.0, "status update": 5.0, "API job": 5.0}
+JOBS, IMAGES, RUNNING = 20, 8, 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["embedded", "team", "both"], default="both")
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure(args.size, args.repeat)
+        return
+    sizes = ["embedded", "team"] if args.size == "both" else [args.size]
+    for size in sizes:
+        # One process per size: Django's settings (the database) are fixed once per process.
+        env = {**os.environ, **size_env(size)}
+        command = [sys.executable, __file__, "--child", "--size", size, "--repeat", str(args.repeat)]
+        subprocess.run(command, env=env, cwd=ROOT, check=True)
+
+
+def size_env(size: str) -> dict[str, str]:
+    env = {"DJANGO_SETTINGS_MODULE": "brandstudio.settings", "SECRET_KEY": "server-time-benchmark", "DEBUG": "0"}
+    env["STUDIO_VAR_DIR"] = tempfile.mkdtemp(prefix="server-time-")
+    if size == "team":
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/server_time"
+        env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/9"
+    else:
+        env.pop("DATABASE_URL", None)
+        env["CELERY_BROKER_URL"] = "filesystem://"
+    return env
+
+
+def measure(size: str, repeat: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.pop("DATABASE_URL", None) if size == "embedded" else None
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = ["testserver"]
+    if connection.vendor == "sqlite":
+        # A file, as the embedded studio runs it (an in-memory database would flatter it).
+        connection.settings_dict["TEST"]["NAME"] = str(Path(settings.VAR_DIR) / "bench.sqlite3")
+    name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        print(f"{size} ({connection.vendor}, CONN_MAX_AGE={connection.settings_dict['CONN_MAX_AGE']}):")
+        report(probes(), repeat)
+    finally:
+        connection.creation.destroy_test_db(name, verbosity=0)
+
+
+def probes() -> dict[str, Callable[[], object]]:
+    from django.test import Client
+
+    from generation.models import GenerationJob, JobStatus
+    from generation.tokens import token_create
+
+    user, jobs = seed()
+    browser = Client()
+    browser.force_login(user)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user, name='bench')[1]}")
+    running = list(GenerationJob.objects.filter(owner=user, status=JobStatus.PROCESSING))
+    return {
+        "studio page": lambda: ok(browser.get("/")),
+        "history": lambda: ok(browser.get("/history/")),
+        "status update": status_probe(browser, running),
+        "API job": lambda: ok(api.get(f"/api/v1/jobs/{jobs[-1].pk}")),
+    }
+
+
+def status_probe(browser: object, running: list) -> Callable[[], object]:
+    """The one request a page with running jobs makes each second: the live updates endpoint where
+    there is one, otherwise one running job's panel."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        url = reverse("updates")
+    except NoReverseMatch:
+        return lambda: ok(browser.get(f"/jobs/{running[0].pk}/", HTTP_HX_REQUEST="true"))  # type: ignore[attr-defined]
+    query = "&".join(f"job={job.pk}" for job in running)
+    return lambda: ok(browser.get(f"{url}?{query}", HTTP_HX_REQUEST="true"))  # type: ignore[attr-defined]
+
+
+def ok(response: object) -> object:
+    status = getattr(response, "status_code", 0)
+    if status not in (200, 204, 286):
+        raise SystemExit(f"unexpected HTTP {status}")
+    return response
+
+
+def seed() -> tuple[object, list]:
+    """A designer with JOBS jobs of IMAGES images (the last RUNNING still running), and stars."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from generation import services
+    from generation.models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
+
+    user = User.objects.create_user("bench", password="bench")
+    preset = AssetPreset.objects.get(slug="icon")
+    model = ImageModel.objects.get(key="demo-brand")
+    jobs = []
+    for n in range(JOBS):
+        job = services.job_create(
+            owner=user, preset=preset, prompt=f"a flat blue circle icon {n}", model=model, variations=IMAGES
+        )
+        done = n < JOBS - RUNNING
+        GenerationJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.COMPLETE if done else JobStatus.PROCESSING,
+            dispatched_at=timezone.now(),
+            started_at=timezone.now(),
+            finished_at=timezone.now() if done else None,
+            progress_step=28 if done else 10,
+            progress_steps=28,
+            images_done=IMAGES if done else 0,
+        )
+        if done:
+            for index, seed in enumerate(job.params["seeds"]):
+                name = f"generations/{user.pk}/{job.pk}/{index}.png"
+                image = GeneratedImage.objects.create(
+                    job=job, index=index, seed=seed, file=name, width=1024, height=1024
+                )
+                if hasattr(image, "thumbnail"):
+                    GeneratedImage.objects.filter(pk=image.pk).update(thumbnail=name.replace(".png", ".thumb.webp"))
+                if index == 0:
+                    Favorite.objects.create(user=user, image=image)
+        jobs.append(job)
+    return user, jobs
+
+
+def report(probes: dict[str, Callable[[], object]], repeat: int) -> None:
+    if os.environ.get("SERVER_TIME_PROFILE"):
+        profile(probes[os.environ["SERVER_TIME_PROFILE"]])
+        return
+    for name, probe in probes.items():
+        for _ in range(10):  # warm: templates compiled, connections open
+            probe()
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            probe()
+            times.append((time.perf_counter() - started) * 1000)
+        median, p95 = statistics.median(times), statistics.quantiles(times, n=20)[18]
+        verdict = "ok" if median < TARGETS_MS[name] else "OVER"
+        target = TARGETS_MS[name]
+        print(f"  {name:14} median {median:6.2f} ms  p95 {p95:6.2f} ms  (target median < {target:.0f} ms: {verdict})")
+
+
+def profile(probe: Callable[[], object]) -> None:
+    """SERVER_TIME_PROFILE="history": where that page's time goes."""
+    import cProfile
+    import pstats
+
+    for _ in range(10):
+        probe()
+    with cProfile.Profile() as prof:
+        for _ in range(30):
+            probe()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+
+
+if __name__ == "__main__":
+    main()
