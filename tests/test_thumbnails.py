@@ -200,3 +200,12 @@ class TestApi:
         operation = schema["paths"]["/api/v1/images/{image_id}/thumbnail"]["get"]
         assert set(operation["responses"]["200"]["content"]) == {"image/webp", "image/png"}
         assert "thumbnail_url" in schema["components"]["schemas"]["ImageOut"]["required"]
+
+
+def test_the_admin_shows_a_jobs_thumbnails_without_offering_to_replace_them(client, alice) -> None:
+    from django.contrib.auth import get_user_model
+
+    job = stored_job(alice, Image.new("RGB", (64, 64)))
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "x"))
+    html = client.get(reverse("admin:generation_generationjob_change", args=[job.pk])).content.decode()
+    assert "-thumb.webp" in html and 'name="images-0-thumbnail"' not in html
