@@ -56,7 +56,7 @@ class ImageModelAdmin(admin.ModelAdmin):
 class GeneratedImageInline(admin.TabularInline):
     model = GeneratedImage
     extra = 0
-    readonly_fields = ("index", "seed", "file", "width", "height", "created_at")
+    readonly_fields = ("index", "seed", "file", "thumbnail", "width", "height", "created_at")
     can_delete = False
 
 

@@ -423,6 +423,8 @@ class GeneratedImage(models.Model):
     index = models.PositiveSmallIntegerField()
     seed = models.BigIntegerField()
     file = models.FileField(upload_to=image_upload_to, max_length=300)
+    # A small WebP for grids (generation/thumbnails.py); empty for images stored before it existed.
+    thumbnail = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now)

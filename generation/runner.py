@@ -29,6 +29,7 @@ from .logs import current_job
 from .model_files import folder_size, local_weights
 from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
 from .png_meta import png_info
+from .thumbnails import attach_thumbnail
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -187,13 +188,16 @@ def _init_image(name: str) -> Image:
 
 
 def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
-    """Write each image through the configured storage as soon as its batch is done."""
+    """Write each image (its PNG and its grid thumbnail) through the configured storage as soon
+    as its batch is done."""
     for index, image in enumerate(images, start=first):
         seed = job.params["seeds"][index]
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", pnginfo=png_info(services.job_settings(job, seed=seed), _details(job)))
         row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
-        row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=True)
+        row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
+        attach_thumbnail(row, image)  # made here, once, so grids never resize on request
+        row.save()
     GenerationJob.objects.filter(pk=job.pk).update(images_done=first + len(images), progress_step=0)
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/<uuid:pk>/cancel/", views.job_cancel, name="job-cancel"),
     path("images/<uuid:pk>/", views.image, name="image"),
     path("images/<uuid:pk>/file/", views.image_file, name="image-file"),
+    path("images/<uuid:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
     path("images/<uuid:pk>/favorite/", views.image_favorite, name="image-favorite"),
     path("jobs/<uuid:pk>/zip/", views.job_zip, name="job-zip"),
     path("jobs/<uuid:pk>/more/", views.job_more, name="job-more"),

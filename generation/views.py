@@ -28,6 +28,7 @@ from .zips import zip_stream
 RECENT_JOBS = 10
 HISTORY_PAGE = 20
 MAX_SELECTION = 500
+THUMBNAIL_MAX_AGE = 7 * 86400
 
 
 class Request(HttpRequest):
@@ -172,6 +173,29 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
         image.file.open("rb"), content_type="image/png", as_attachment=download, filename=image.download_name
     )
     response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@require_GET
+@login_required
+def image_thumbnail(request: Request, pk: UUID) -> FileResponse:
+    return thumbnail_response(_get_image_for_user(request, pk))
+
+
+def thumbnail_response(image: GeneratedImage) -> FileResponse:
+    """The grid-sized WebP. Images stored before thumbnails existed (or whose thumbnail is gone
+    from storage) show their full PNG until `manage.py make_thumbnails` has run, cached
+    briefly so the thumbnail takes over soon after."""
+    if image.thumbnail:
+        try:
+            response = FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
+        except OSError:
+            pass
+        else:
+            response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"  # never changes once made
+            return response
+    response = FileResponse(image.file.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
     return response
 
 

@@ -206,8 +206,8 @@ PLUGIN_UI = Path(__file__).resolve().parent.parent / "figma-plugin" / "dist" / "
 @pytest.mark.skipif(not PLUGIN_UI.exists(), reason="build the plugin first: cd figma-plugin && npm ci && npm run build")
 def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, live_server, alice, preset, real_worker):
     """The plugin's built panel, its parent (Figma's main thread) replaced by a recorder: it
-    talks to the studio from the null origin with a token, follows the job, shows thumbnails,
-    and a click sends the PNG's bytes to be placed."""
+    talks to the studio from the null origin with a token, follows the job, shows the WebP
+    thumbnails, and a click fetches the full PNG and sends its bytes to be placed."""
     from generation.tokens import token_create
 
     token = token_create(user=alice, name="figma")[1]
@@ -217,6 +217,8 @@ def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, li
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.add_init_script(
         "window.__sent = []; window.parent = {postMessage: (m) => window.__sent.push(m.pluginMessage)};"
+        "window.__fetched = []; const realFetch = window.fetch;"
+        "window.fetch = (url, init) => { window.__fetched.push(String(url)); return realFetch(url, init); };"
     )
     page.goto(PLUGIN_UI.as_uri())
     page.wait_for_function("window.__sent.some(m => m.type === 'load-settings')")
@@ -228,7 +230,12 @@ def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, li
     page.click("#generate")
     page.wait_for_selector("#results figure img", timeout=60_000)
     assert page.locator("#results figure").count() == 4
+    page.wait_for_function("Array.from(document.querySelectorAll('#results img')).every(i => i.naturalWidth > 0)")
+    fetched = page.evaluate("window.__fetched")
+    assert sum(url.endswith("/thumbnail") for url in fetched) == 4 and not any("/file" in url for url in fetched)
     page.locator("#results figure img").first.click()
+    page.wait_for_function("window.__sent.some(m => m.type === 'place')")
+    assert sum("/file?format=png" in url for url in page.evaluate("window.__fetched")) == 1
     placed = page.evaluate(
         "(() => { const m = window.__sent.find(m => m.type === 'place'); return m && {description: m.description,"
         " width: m.width, size: m.bytes.length, head: Array.from(m.bytes.slice(0, 4))}; })()"

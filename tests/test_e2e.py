@@ -56,6 +56,23 @@ def test_a_job_from_the_web_view_is_rendered_by_a_real_worker(alice_client, pres
     assert response.status_code == 286 and response.content.decode().count("<figure>") == 4
 
 
+def test_a_real_worker_stores_a_webp_thumbnail_that_the_grid_loads(alice_client, tmp_path: Path) -> None:
+    wide = AssetPresetFactory(slug="wide", default_width=768, default_height=512, allowed_sizes=[[768, 512]], steps=2)
+    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+        job = submit(alice_client, wide.slug, variations="1")
+        job = wait_for(lambda: ended(job), timeout=60, what="the job")
+        assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+    image = job.images.get()
+    with default_storage.open(image.thumbnail.name) as fh:
+        thumbnail = Image.open(fh)
+        assert thumbnail.format == "WEBP" and thumbnail.size == (384, 256)
+    thumbnail_url = reverse("image-thumbnail", args=[image.pk])
+    assert f'src="{thumbnail_url}"' in alice_client.get(job.get_absolute_url()).content.decode()
+    response = alice_client.get(thumbnail_url)
+    assert response["Content-Type"] == "image/webp"
+    assert Image.open(io.BytesIO(b"".join(response.streaming_content))).size == (384, 256)
+
+
 @pytest.fixture
 def slow_preset(db):
     """About 10 s of work on 2 cores, long enough to kill a worker in the middle."""

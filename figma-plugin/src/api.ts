@@ -14,6 +14,7 @@ export interface StudioImage {
   width: number;
   height: number;
   png_url: string;
+  thumbnail_url: string;
 }
 
 export interface Job {
@@ -98,11 +99,26 @@ export class StudioApi {
     return page.jobs.slice(0, 10);
   }
 
-  /** The PNG's bytes (with the token: image URLs are not public). */
+  /** The full PNG's bytes, for the canvas. */
   async imageBytes(image: StudioImage): Promise<Uint8Array> {
-    const response = await this.fetchImpl(image.png_url, { headers: { Authorization: `Bearer ${this.token}` } });
-    if (!response.ok) throw new StudioError(`Could not download the image (${response.status}).`, response.status);
-    return new Uint8Array(await response.arrayBuffer());
+    return new Uint8Array(await (await this.download(image.png_url, "the image")).arrayBuffer());
+  }
+
+  /** The small WebP the panel shows (a few KB instead of the full PNG); typed by the studio's answer. */
+  async thumbnail(image: StudioImage): Promise<Blob> {
+    return (await this.download(image.thumbnail_url, "the thumbnail")).blob();
+  }
+
+  /** With the token: image URLs are not public. */
+  private async download(url: string, what: string): Promise<Response> {
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, { headers: { Authorization: `Bearer ${this.token}` } });
+    } catch {
+      throw new StudioError(`Cannot reach the studio at ${this.server}.`, 0);
+    }
+    if (!response.ok) throw new StudioError(`Could not download ${what} (${response.status}).`, response.status);
+    return response;
   }
 
   /** Polls a job until it ends, reporting each state; resolves with the last. */

@@ -72,15 +72,21 @@ async function showImages(job: Job): Promise<void> {
 }
 
 async function figure(job: Job, image: StudioImage): Promise<HTMLElement> {
-  const bytes = await api!.imageBytes(image);
   const node = document.createElement("figure");
   const img = Object.assign(document.createElement("img"), {
-    src: URL.createObjectURL(new Blob([new Uint8Array(bytes)], { type: "image/png" })),
+    src: URL.createObjectURL(await api!.thumbnail(image)),
     alt: `${job.description}, seed ${image.seed}`,
     title: "Click to place on the canvas",
   });
-  img.onclick = () =>
-    send({ type: "place", bytes, width: image.width, height: image.height, description: job.description, seed: image.seed });
+  // The panel shows the thumbnail; the canvas gets the full PNG, fetched only when placed.
+  img.onclick = async () => {
+    try {
+      const bytes = await api!.imageBytes(image);
+      send({ type: "place", bytes, width: image.width, height: image.height, description: job.description, seed: image.seed });
+    } catch (error) {
+      showError(error);
+    }
+  };
   const more = Object.assign(document.createElement("button"), { textContent: "More like this" });
   more.onclick = () => run(api!.moreLikeThis(image.id));
   const caption = document.createElement("figcaption");

@@ -53,3 +53,30 @@ test("an unreachable studio is a clear error", async () => {
   const api = new StudioApi("http://studio.test", "t", async () => { throw new TypeError("fetch failed"); });
   await assert.rejects(api.assetTypes(), /Cannot reach the studio at http:\/\/studio.test/);
 });
+
+test("the panel's thumbnails come from thumbnail_url and the canvas gets the full PNG, both with the token", async () => {
+  const webp = new Uint8Array([82, 73, 70, 70]);
+  const png = new Uint8Array([137, 80, 78, 71]);
+  const { calls, fetchImpl } = server({
+    "GET /api/v1/images/i1/thumbnail": () => new Response(webp, { headers: { "Content-Type": "image/webp" } }),
+    "GET /api/v1/images/i1/file": () => new Response(png, { headers: { "Content-Type": "image/png" } }),
+  });
+  const api = new StudioApi("http://studio.test", "bst_secret", fetchImpl);
+  const image = {
+    id: "i1", seed: 7, width: 1024, height: 1024,
+    png_url: "http://studio.test/api/v1/images/i1/file?format=png",
+    thumbnail_url: "http://studio.test/api/v1/images/i1/thumbnail",
+  };
+  const thumbnail = await api.thumbnail(image);
+  assert.equal(thumbnail.type, "image/webp");
+  assert.deepEqual(new Uint8Array(await thumbnail.arrayBuffer()), webp);
+  assert.deepEqual(await api.imageBytes(image), png);
+  assert.deepEqual(calls.map((c) => c.url), [image.thumbnail_url, image.png_url]);
+  for (const call of calls) assert.equal((call.init?.headers as Record<string, string>).Authorization, "Bearer bst_secret");
+});
+
+test("a thumbnail that cannot be downloaded is a clear error", async () => {
+  const { fetchImpl } = server({});
+  const image = { id: "gone", seed: 1, width: 64, height: 64, png_url: "", thumbnail_url: "http://studio.test/api/v1/images/gone/thumbnail" };
+  await assert.rejects(new StudioApi("http://studio.test", "t", fetchImpl).thumbnail(image), /Could not download the thumbnail \(404\)/);
+});

@@ -1,4 +1,5 @@
-"""Images: their JSON shape and their files (PNG with settings embedded, or lossless WebP)."""
+"""Images: their JSON shape and their files (PNG with settings embedded, lossless WebP, or a
+grid-sized WebP thumbnail)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class ImageOut(Schema):
     url: str
     png_url: str
     webp_url: str
+    thumbnail_url: str
     page_url: str
     favorite: bool
 
@@ -41,6 +43,7 @@ def image_out(request: HttpRequest, image: GeneratedImage, starred: set[Any]) ->
         "url": absolute(request, file_url),
         "png_url": absolute(request, file_url + "?format=png"),
         "webp_url": absolute(request, file_url + "?format=webp"),
+        "thumbnail_url": absolute(request, reverse("api-v1:image_thumbnail", kwargs={"image_id": image.pk})),
         "page_url": absolute(request, image.get_absolute_url()),
         "favorite": image.pk in starred,
     }
@@ -53,3 +56,22 @@ def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "web
     if format == "webp":
         return views._webp(image, download=True)
     return FileResponse(image.file.open("rb"), content_type="image/png", filename=image.download_name)
+
+
+# What the thumbnail answers, for the schema (and so for schemathesis' checks of the responses).
+THUMBNAIL_CONTENT = {
+    "image/webp": {"schema": {"type": "string", "format": "binary"}},
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+}
+
+
+@router.get(
+    "/images/{image_id}/thumbnail",
+    response={200: None, **ERRORS},
+    url_name="image_thumbnail",
+    openapi_extra={"responses": {"200": {"description": "The thumbnail", "content": THUMBNAIL_CONTENT}}},
+)
+def image_thumbnail(request: HttpRequest, image_id: UUID) -> Any:
+    """A WebP of at most 384 px on its longest side, for lists and grids (transparency kept).
+    Images stored before thumbnails existed answer their full PNG until the studio makes theirs."""
+    return views.thumbnail_response(own_image(request, image_id))
