@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generation', '0019_fair_dispatch'),
+        ('generation', '0020_main_models_for_designers'),
     ]
 
     operations = [
