@@ -12,7 +12,7 @@ from ninja import Field, Query, Router, Schema
 
 from ..forms import search_text
 from ..models import Favorite, GenerationJob
-from .common import own_image, user_of
+from .common import InputSchema, own_image, user_of
 from .errors import ERRORS
 from .images import ImageOut, image_out
 from .jobs import JobOut, job_out
@@ -27,7 +27,7 @@ class HistoryOut(Schema):
     jobs: list[JobOut]
 
 
-class HistoryFilters(Schema):
+class HistoryFilters(InputSchema):
     page: int = Field(1, ge=1, le=100_000)
     asset_type: str | None = None
     model: str | None = None
@@ -36,7 +36,7 @@ class HistoryFilters(Schema):
     starred: bool = False
 
 
-class FavoriteIn(Schema):
+class FavoriteIn(InputSchema):
     image_id: UUID
 
 

@@ -24,6 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
 from ..models import TrainingImage, TrainingSet
+from ..storable import storable
 
 FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 MAX_IMAGE_BYTES = 50 * 2**20
@@ -67,6 +68,9 @@ def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence
 def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, result: UploadResult) -> None:
     if caption == "!unsafe path":
         result.rejected.append((name, "a path that leaves the zip; skipped"))
+        return
+    if not storable([name, caption]):
+        result.rejected.append((name, "its name or caption holds characters that cannot be stored"))
         return
     try:
         image, extension = _checked_image(data)
