@@ -13,7 +13,7 @@ from ninja import Field, Query, Router, Schema
 from ..forms import search_text
 from ..models import Favorite, GenerationJob
 from .common import InputSchema, own_image, user_of
-from .errors import ERRORS
+from .errors import BODY, ERRORS
 from .images import ImageOut, image_out
 from .jobs import JobOut, job_out
 
@@ -74,7 +74,7 @@ def favorites(request: HttpRequest) -> list[dict[str, Any]]:
     return [image_out(request, star.image, starred) for star in stars]
 
 
-@router.post("/favorites", response={201: ImageOut, 200: ImageOut, **ERRORS}, tags=["favorites"])
+@router.post("/favorites", response={201: ImageOut, 200: ImageOut, **BODY}, tags=["favorites"])
 def favorite_add(request: HttpRequest, payload: FavoriteIn) -> tuple[int, dict[str, Any]]:
     image = own_image(request, payload.image_id)
     _, created = Favorite.objects.get_or_create(user=user_of(request), image=image)
