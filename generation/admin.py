@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .engine.options import describe
 from .forms import StorableModelForm
 from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
 
@@ -57,6 +58,7 @@ class ImageModelAdmin(StudioAdmin):
         ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
         ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side"]}),
+        ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
         (
             "Capabilities",
             {
