@@ -4,9 +4,14 @@ from django.urls import include, path
 
 from generation import views
 from generation.api import api
+from generation.forms import LoginForm
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=LoginForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("oauth/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),

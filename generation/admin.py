@@ -1,19 +1,38 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .engine.options import describe
+from .forms import StorableModelForm
 from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
 
 
-class PresetLoraInline(admin.TabularInline):
+class StudioAdmin(admin.ModelAdmin):
+    """Every admin page's forms take only text the database can hold (see StorableMixin),
+    the list page's inline edits included (Django builds those from a plain ModelForm)."""
+
+    form = StorableModelForm
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
+        return super().get_changelist_form(request, **{"form": self.form, **kwargs})
+
+
+class StudioInline(admin.TabularInline):
+    form = StorableModelForm
+
+
+class PresetLoraInline(StudioInline):
     model = PresetLora
     extra = 1
     autocomplete_fields = ["lora"]
 
 
 @admin.register(BrandLora)
-class BrandLoraAdmin(admin.ModelAdmin):
+class BrandLoraAdmin(StudioAdmin):
     list_display = ("name", "family", "file", "file_format", "trigger_words", "enabled")
     list_filter = ("family", "enabled")
     search_fields = ("name", "file", "trigger_words")
@@ -21,7 +40,7 @@ class BrandLoraAdmin(admin.ModelAdmin):
 
 
 @admin.register(AssetPreset)
-class AssetPresetAdmin(admin.ModelAdmin):
+class AssetPresetAdmin(StudioAdmin):
     list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "enabled", "position")
     inlines = [PresetLoraInline]
     list_editable = ("enabled", "position")
@@ -29,7 +48,7 @@ class AssetPresetAdmin(admin.ModelAdmin):
 
 
 @admin.register(ImageModel)
-class ImageModelAdmin(admin.ModelAdmin):
+class ImageModelAdmin(StudioAdmin):
     list_display = ("name", "key", "family", "source", "license_name", "commercial_use", "enabled", "position")
     list_editable = ("enabled", "position")
     list_filter = ("family", "commercial_use", "enabled")
@@ -39,21 +58,14 @@ class ImageModelAdmin(admin.ModelAdmin):
         ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
         ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side"]}),
-        (
-            "Capabilities",
-            {
-                "fields": [
-                    "supports_negative_prompt",
-                    "supports_img2img",
-                    "supports_reference_image",
-                    "supports_control_image",
-                ]
-            },
-        ),
+        ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
+        # supports_reference_image / supports_control_image are not offered: no code reads them yet.
+        ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
+        ("For designers", {"fields": ["for_testing", "subjects"]}),
     ]
 
 
-class GeneratedImageInline(admin.TabularInline):
+class GeneratedImageInline(StudioInline):
     model = GeneratedImage
     extra = 0
     readonly_fields = ("index", "seed", "file", "thumbnail", "width", "height", "created_at")
@@ -61,7 +73,7 @@ class GeneratedImageInline(admin.TabularInline):
 
 
 @admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
+class GenerationJobAdmin(StudioAdmin):
     list_display = ("created_at", "owner", "preset", "model_key", "status", "images_done", "images_total", "worker")
     list_filter = ("status", "preset", "model_key")
     search_fields = ("prompt", "owner__username")

@@ -4,63 +4,99 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.utils import ErrorDict
 
 from .models import AssetPreset, ImageModel, Quality
 from .services import MAX_SEED
+from .storable import MESSAGE as UNSTORABLE
+from .storable import search_text, storable
+
+__all__ = ["search_text"]  # the pages' and the API's query filters
 
 
-def storable(value: Any) -> bool:
-    """Text the database can hold: no NUL characters, no lone UTF-16 surrogates."""
-    if not isinstance(value, str):
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
+class StorableMixin(forms.BaseForm):
+    """Every form of the project (pages, admin) takes only text the database can hold.
+
+    The submitted values are checked before any field sees them: a field that looks a value
+    up (a model choice) would otherwise send Postgres a NUL and fail with a 500. The cleaned
+    values are checked after, for what a field builds from the text (JSON from a textarea).
+    """
+
+    def full_clean(self) -> None:
+        refused = [name for name, field in self.fields.items() if not field.disabled and not storable(self[name].data)]
+        if self.is_bound and refused:
+            self._errors, self.cleaned_data = ErrorDict(), {}
+            for name in refused:
+                self.add_error(name, _unstorable())
+            return
+        super().full_clean()
+        self._refuse_unstorable(outside_fields=True)  # what clean() added has no field to show the error on
+
+    def clean(self) -> dict[str, Any]:
+        # Before the model's own validation, which might refuse the same value for a vaguer reason.
+        self._refuse_unstorable(outside_fields=False)
+        cleaned = super().clean()
+        return self.cleaned_data if cleaned is None else cleaned
+
+    def _refuse_unstorable(self, *, outside_fields: bool) -> None:
+        for name, value in list(getattr(self, "cleaned_data", {}).items()):
+            if (name in self.fields) != outside_fields and not storable(value):
+                self.add_error(None if outside_fields else name, _unstorable())
 
 
-def validate_storable(value: Any) -> None:
-    if not storable(value):
-        raise forms.ValidationError("That text holds characters that cannot be stored.")
+def _unstorable() -> forms.ValidationError:
+    return forms.ValidationError(UNSTORABLE, code="unstorable")
 
 
-class StorableChoiceField(forms.ModelChoiceField):
-    """A model choice whose lookup never sends the database a value it would choke on."""
+class StorableForm(StorableMixin, forms.Form):
+    pass
 
+
+class StorableModelForm(StorableMixin, forms.ModelForm):
+    pass
+
+
+class LoginForm(StorableMixin, AuthenticationForm):
+    """The sign-in page's form: a username Postgres cannot hold is a form error, not a 500."""
+
+
+class TokenForm(StorableForm):
+    name = forms.CharField(
+        max_length=100,
+        error_messages={
+            "required": "Name the token after where it is used, e.g. “Figma on my laptop”.",
+            "max_length": "Keep the token's name under 100 characters.",
+        },
+    )
+
+
+NOT_YOUR_TOKEN = "That is not one of your tokens (it may be revoked already)."
+
+
+class TokenRevokeForm(StorableForm):
+    revoke = forms.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,  # the id column is a bigint: a larger number is not any token's
+        error_messages=dict.fromkeys(("required", "invalid", "min_value", "max_value"), NOT_YOUR_TOKEN),
+    )
+
+
+class NamedChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.name)
-
-    def to_python(self, value: Any) -> Any:
-        if not storable(value):
-            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
-        return super().to_python(value)
-
-
-PresetChoiceField = ModelChoiceByName = StorableChoiceField
-
-
-def search_text(value: str) -> str:
-    """Free text for a query, without what databases refuse (NUL, lone surrogates) and no search holds."""
-    return value.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
 
 
 class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
     def label_from_instance(self, obj: AssetPreset | ImageModel) -> str:
         return obj.name
 
-    def clean(self, value: Any) -> Any:
-        if not all(storable(v) for v in value or []):
-            raise forms.ValidationError(self.error_messages["invalid_choice"] % {"value": "?"}, code="invalid_choice")
-        return super().clean(value)
-
 
 def _prompt_field(**kwargs: Any) -> forms.CharField:
     return forms.CharField(
         label="Describe what you need",
         max_length=1000,
-        validators=[validate_storable],
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "a clipboard with three checkmarks"}),
         error_messages={
             "required": "Describe what you need.",
@@ -70,8 +106,8 @@ def _prompt_field(**kwargs: Any) -> forms.CharField:
     )
 
 
-class GenerateForm(forms.Form):
-    preset = PresetChoiceField(
+class GenerateForm(StorableForm):
+    preset = NamedChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
         to_field_name="slug",
         empty_label=None,
@@ -80,7 +116,7 @@ class GenerateForm(forms.Form):
         error_messages={"invalid_choice": "Pick one of the available asset types."},
     )
     prompt = _prompt_field()
-    model = ModelChoiceByName(
+    model = NamedChoiceField(
         queryset=ImageModel.objects.filter(enabled=True),
         to_field_name="key",
         empty_label=None,
@@ -185,7 +221,7 @@ def limit_models(form: forms.Form, user: Any) -> None:
     field.queryset = models_for(user, field.queryset)  # type: ignore[arg-type]
 
 
-class CompareForm(forms.Form):
+class CompareForm(StorableForm):
     """One description across several models, or across several asset types."""
 
     prompt = _prompt_field()
@@ -233,7 +269,7 @@ class CompareForm(forms.Form):
         return data
 
 
-class BatchForm(forms.Form):
+class BatchForm(StorableForm):
     """Several descriptions (one per line, or a CSV) for one asset type."""
 
     preset = GenerateForm.base_fields["preset"]
@@ -279,8 +315,6 @@ class BatchForm(forms.Form):
         for number, prompt in enumerate(prompts, start=1):
             if len(prompt) > 1000:
                 raise forms.ValidationError(f"Description {number} is over 1000 characters.")
-            if not storable(prompt):
-                raise forms.ValidationError(f"Description {number} holds characters that cannot be stored.")
         data["prompts"] = prompts
         if data.get("preset"):
             data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .engine.families import accepts_pipeline, family_choices, has_img2img
+from .engine.options import option_errors
 
 
 def validate_sizes(value: Any) -> None:
@@ -167,6 +168,9 @@ class ImageModel(models.Model):
         return bool(self.subjects) and not any(set(subject.lower().split()) <= words for subject in self.subjects)
 
     def clean(self) -> None:
+        self.options = {} if self.options is None else self.options  # the admin's emptied box
+        if errors := option_errors(self.family, self.options):
+            raise ValidationError({"options": errors})
         if bool(self.repo_id) == bool(self.local_path):
             raise ValidationError("Give either a Hugging Face repo id or a local folder, not both or neither.")
         if self.supports_img2img and not has_img2img(self.family):

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from . import services
@@ -198,7 +199,10 @@ def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
         row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
         attach_thumbnail(row, image)  # made here, once, so grids never resize on request
         row.save()
-    GenerationJob.objects.filter(pk=job.pk).update(images_done=first + len(images), progress_step=0)
+    done = first + len(images)
+    # The next batch counts its steps from 0; after the last one the job stays at its final step.
+    step = 0 if done < job.images_total else F("progress_steps")
+    GenerationJob.objects.filter(pk=job.pk).update(images_done=done, progress_step=step)
 
 
 def _details(job: GenerationJob) -> dict[str, Any]:

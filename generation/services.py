@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import (
@@ -387,7 +388,11 @@ def job_fail(job_id: uuid.UUID, reason: str, *, then: bool = True) -> None:
 
 def job_complete(job_id: uuid.UUID, *, timings: dict[str, float] | None = None) -> None:
     GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
-        status=JobStatus.COMPLETE, finished_at=timezone.now(), error="", timings=timings or {}
+        status=JobStatus.COMPLETE,
+        finished_at=timezone.now(),
+        error="",
+        timings=timings or {},
+        progress_step=F("progress_steps"),  # done means every step done, whatever was stored last
     )
     _dispatch_after(job_id)
 

@@ -20,7 +20,7 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import ops, services
-from .forms import BatchForm, CompareForm, GenerateForm, search_text
+from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .zips import zip_stream
@@ -511,19 +511,22 @@ def profile(request: Request) -> HttpResponse:
     """Personal API tokens: create (the secret is shown once, here), list, revoke."""
     from .tokens import token_create, token_revoke
 
-    secret = None
+    secret, form = None, TokenForm()
     if request.method == "POST" and "revoke" in request.POST:
-        if token_revoke(user=request.user, token_id=int(request.POST["revoke"] or 0)):
+        revoke = TokenRevokeForm(request.POST)
+        if revoke.is_valid() and token_revoke(user=request.user, token_id=revoke.cleaned_data["revoke"]):
             messages.success(request, "Token revoked: it no longer works.")
+        else:
+            messages.error(request, NOT_YOUR_TOKEN)
         return redirect("profile")
     if request.method == "POST":
-        name = request.POST.get("name", "").strip()
-        if not name:
-            messages.error(request, "Name the token after where it is used, e.g. “Figma on my laptop”.")
-            return redirect("profile")
-        _, secret = token_create(user=request.user, name=name)
+        form = TokenForm(request.POST)
+        if form.is_valid():
+            _, secret = token_create(user=request.user, name=form.cleaned_data["name"])
+            form = TokenForm()
     tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
-    return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret})
+    status = 422 if form.errors else 200
+    return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret, "form": form}, status=status)
 
 
 @require_GET

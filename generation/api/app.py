@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from . import catalogue, errors, images, jobs, library
+from .errors import JsonParser
 from .tokens import TokenAuth
 
 api = NinjaAPI(
@@ -10,6 +11,7 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api-v1",
     auth=TokenAuth(),
+    parser=JsonParser(),
     description="Generate on-brand images from scripts, the CLI and the Figma plugin. "
     "Authenticate with a personal token (Profile › API tokens) as `Authorization: Bearer <token>`.",
 )

@@ -7,8 +7,26 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from ninja import Schema
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
 
 from ..models import GeneratedImage, GenerationJob
+from ..storable import MESSAGE as UNSTORABLE
+from ..storable import storable
+
+
+class InputSchema(Schema):
+    """The base of every schema the API reads (bodies and query parameters): no field takes
+    text the database cannot hold, whatever its type says, so a new field cannot forget it."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        # Before the field's own checks: a pattern or a choice would refuse NUL with a vaguer message.
+        if not storable(value):
+            raise PydanticCustomError("unstorable", UNSTORABLE)
+        return value
 
 
 def user_of(request: HttpRequest) -> Any:

@@ -14,14 +14,14 @@ from .. import services, views
 from ..forms import GenerateForm
 from ..models import Favorite, GenerationJob, JobStatus
 from ..services import MAX_SEED
-from .common import absolute, own_image, own_job, user_of
+from .common import InputSchema, absolute, own_image, own_job, user_of
 from .errors import ERRORS, LIMITED, FieldError, check_rate
 from .images import ImageOut, image_out
 
 router = Router(tags=["jobs"])
 
 
-class JobIn(Schema):
+class JobIn(InputSchema):
     asset_type: str = Field(min_length=1, max_length=50, examples=["icon"])
     description: str = Field(min_length=1, max_length=1000, examples=["a clipboard with three checkmarks"])
     model: str | None = Field(None, max_length=100, description="Model key; default: the studio's default model")
@@ -53,11 +53,11 @@ class JobOut(Schema):
     zip_url: str
 
 
-class MoreIn(Schema):
+class MoreIn(InputSchema):
     count: int | None = Field(None, ge=1, le=8, description="Default: as many as the job had")
 
 
-class VaryIn(Schema):
+class VaryIn(InputSchema):
     strength: Literal["subtle", "strong"] = "subtle"
 
 

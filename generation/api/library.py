@@ -12,8 +12,8 @@ from ninja import Field, Query, Router, Schema
 
 from ..forms import search_text
 from ..models import Favorite, GenerationJob
-from .common import own_image, user_of
-from .errors import ERRORS
+from .common import InputSchema, own_image, user_of
+from .errors import BODY, ERRORS
 from .images import ImageOut, image_out
 from .jobs import JobOut, job_out
 
@@ -27,7 +27,7 @@ class HistoryOut(Schema):
     jobs: list[JobOut]
 
 
-class HistoryFilters(Schema):
+class HistoryFilters(InputSchema):
     page: int = Field(1, ge=1, le=100_000)
     asset_type: str | None = None
     model: str | None = None
@@ -36,7 +36,7 @@ class HistoryFilters(Schema):
     starred: bool = False
 
 
-class FavoriteIn(Schema):
+class FavoriteIn(InputSchema):
     image_id: UUID
 
 
@@ -74,7 +74,7 @@ def favorites(request: HttpRequest) -> list[dict[str, Any]]:
     return [image_out(request, star.image, starred) for star in stars]
 
 
-@router.post("/favorites", response={201: ImageOut, 200: ImageOut, **ERRORS}, tags=["favorites"])
+@router.post("/favorites", response={201: ImageOut, 200: ImageOut, **BODY}, tags=["favorites"])
 def favorite_add(request: HttpRequest, payload: FavoriteIn) -> tuple[int, dict[str, Any]]:
     image = own_image(request, payload.image_id)
     _, created = Favorite.objects.get_or_create(user=user_of(request), image=image)

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from .options import MEMORY_MODES
+
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
@@ -47,9 +49,6 @@ def pipeline_bytes(pipe: Any) -> int:
 
 def largest_component_bytes(pipe: Any) -> int:
     return max((module_bytes(c) for c in pipe.components.values() if isinstance(c, torch.nn.Module)), default=0)
-
-
-MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
 
 
 def choose_memory_mode(total: int, largest: int, card: int) -> str:

@@ -24,6 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
 from ..models import TrainingImage, TrainingSet
+from ..storable import storable
 
 FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 MAX_IMAGE_BYTES = 50 * 2**20
@@ -68,6 +69,9 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
     if caption == "!unsafe path":
         result.rejected.append((name, "a path that leaves the zip; skipped"))
         return
+    if not storable([name, caption]):
+        result.rejected.append((name, "its name or caption holds characters that cannot be stored"))
+        return
     try:
         image, extension = _checked_image(data)
     except UploadError as exc:
@@ -90,15 +94,31 @@ def _checked_image(data: bytes) -> tuple[Image.Image, str]:
         raise UploadError(f"over {MAX_IMAGE_BYTES // 2**20} MB")
     try:
         image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except Image.DecompressionBombError:
+        raise UploadError(_too_many_pixels(*_header_size(data))) from None
     except Exception:
         raise UploadError("not a PNG, JPEG or WebP image") from None
     if image.width * image.height > MAX_PIXELS:  # known from the header, before any decoding
-        raise UploadError(f"{image.width}x{image.height} is more pixels than a training image needs")
+        raise UploadError(_too_many_pixels(image.width, image.height))
     try:
         image.load()
     except Exception:
         raise UploadError("the image data is damaged") from None
     return image, FORMATS[str(image.format)]
+
+
+def _too_many_pixels(width: int, height: int) -> str:
+    return f"{width}×{height} is {width * height:,} pixels; the limit is {MAX_PIXELS:,}"
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """The size an image's header claims. Pillow's own bomb check (far above MAX_PIXELS) refuses
+    to open the image at all; its format classes read just the header, without that check."""
+    for name in FORMATS:
+        factory, accept = Image.OPEN[name]
+        if accept is None or accept(data[:16]):
+            return factory(io.BytesIO(data)).size  # type: ignore[call-arg]
+    raise UploadError("not a PNG, JPEG or WebP image")
 
 
 def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, bytes, str]]:

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from ..forms import StorableForm, StorableModelForm
 from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
 from ..views import Request
 from . import data as training_data
@@ -21,17 +22,28 @@ from . import services as training_services
 from .services import TrainingError
 
 
-class TrainingSetForm(forms.ModelForm):
+class TrainingSetForm(StorableModelForm):
     class Meta:
         model = TrainingSet
         fields = ["name", "preset", "family", "trigger_word"]
+
+
+class TrainingImageForm(StorableForm):
+    """One tile's edit: a new caption, or exclude / include (each post carries one of them)."""
+
+    caption = forms.CharField(
+        required=False, max_length=2000, error_messages={"max_length": "Keep the caption under 2000 characters."}
+    )
+    excluded = forms.TypedChoiceField(
+        choices=[("0", "Include"), ("1", "Exclude")], coerce=lambda v: v == "1", required=False
+    )
 
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
-class RunForm(forms.Form):
+class RunForm(StorableForm):
     model = forms.ModelChoiceField(queryset=ImageModel.objects.none(), empty_label=None, label="Base model")
     rank = forms.IntegerField(required=False, min_value=1, max_value=256)
     learning_rate = forms.FloatField(required=False, min_value=1e-7, max_value=1e-1)
@@ -115,14 +127,19 @@ def training_set(request: Request, pk: int) -> HttpResponse:
 def training_image(request: Request, pk: int) -> HttpResponse:
     """Edit one caption, or exclude / include the image (htmx swaps the tile back)."""
     image = get_object_or_404(TrainingImage, pk=pk)
-    if "caption" in request.POST:
-        image.caption = request.POST["caption"].strip()[:2000]
-    if "excluded" in request.POST:
-        image.excluded = request.POST["excluded"] == "1"
-    image.save(update_fields=["caption", "excluded"])
+    form = TrainingImageForm(request.POST)
+    if form.is_valid():
+        edits = {name: form.cleaned_data[name] for name in ("caption", "excluded") if name in request.POST}
+        for name, value in edits.items():
+            setattr(image, name, value)
+        image.save(update_fields=list(edits))
+    error = " ".join(str(text) for texts in form.errors.values() for text in texts)
     if not request.htmx:
+        if error:
+            messages.error(request, f"{image.original_name}: {error}")
         return redirect(image.training_set)
-    return render(request, "generation/training_set.html#image-tile", {"image": image, "flagged": set()})
+    context = {"image": image, "flagged": set(), "error": error}
+    return render(request, "generation/training_set.html#image-tile", context, status=422 if error else 200)
 
 
 @require_GET

@@ -1,0 +1,89 @@
+"""The loading options a model entry carries (`ImageModel.options`), checked without torch.
+
+The engine reads them when it loads a model (`base.py`: memory_mode, native_size; `flux.py`:
+max_sequence_length; `hidream.py`: llama). The admin checks an entry against this table on
+save, so a typo or a wrong type is refused there instead of failing on a worker later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .families import FAMILIES
+
+# Where the pipeline's weights sit (devices.place): https://huggingface.co/docs/diffusers/optimization/memory
+MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
+
+
+@dataclass(frozen=True)
+class Option:
+    meaning: str
+    kind: type = str
+    low: int = 0
+    high: int = 0
+    choices: tuple[str, ...] = ()
+    families: tuple[str, ...] = ()  # empty: every family
+
+
+OPTIONS: dict[str, Option] = {
+    "memory_mode": Option("where the weights sit on a GPU worker", choices=MEMORY_MODES),
+    "native_size": Option(
+        "the side in px a small model was trained at: it draws there, the output is scaled", int, 16, 4096
+    ),
+    "max_sequence_length": Option(
+        "prompt tokens for T5 (a model trained on short sequences must run on them)", int, 1, 512, families=("flux",)
+    ),
+    "llama": Option(
+        "HiDream's fourth text encoder: a Hugging Face repo in the cache, or a folder", families=("hidream",)
+    ),
+}
+
+
+def known_options(family: str) -> list[str]:
+    return sorted(name for name, option in OPTIONS.items() if not option.families or family in option.families)
+
+
+def describe() -> str:
+    """Every option and what it means, for the admin page."""
+    return "; ".join(f"{name}: {option.meaning}{_range(option)}{_only(option)}" for name, option in OPTIONS.items())
+
+
+def _only(option: Option) -> str:
+    labels = [str(FAMILIES.get(family, {}).get("label", family)) for family in option.families]
+    return f" ({' and '.join(labels)} only)" if labels else ""
+
+
+def option_errors(family: str, options: Any) -> list[str]:
+    """What is wrong with a model entry's options, one message each (empty: nothing)."""
+    if not isinstance(options, dict):
+        return ['Options are a JSON object, e.g. {"memory_mode": "model_offload"}, or {} for none.']
+    known = known_options(family)
+    label = FAMILIES.get(family, {}).get("label", family)
+    errors = []
+    for name, value in options.items():
+        if name not in known:
+            errors.append(f"{name!r} is not an option of {label} models; known: {', '.join(known)}.")
+        elif problem := _value_problem(OPTIONS[name], value):
+            errors.append(f"{name} {problem}.")
+    return errors
+
+
+def _value_problem(option: Option, value: Any) -> str | None:
+    if option.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be a whole number{_range(option)}, not {value!r}"
+        if not option.low <= value <= option.high:
+            return f"must be{_range(option)}, not {value}"
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a non-empty text{_range(option)}, not {value!r}"
+    if option.choices and value not in option.choices:
+        return f"must be one of {', '.join(option.choices)}, not {value!r}"
+    return None
+
+
+def _range(option: Option) -> str:
+    if option.kind is int:
+        return f" from {option.low} to {option.high}"
+    return f" ({', '.join(option.choices)})" if option.choices else ""
