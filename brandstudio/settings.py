@@ -108,13 +108,19 @@ TEMPLATES = [
     },
 ]
 
+# Connections are kept for a minute (each gunicorn thread and worker process has its own) and
+# checked before reuse, so a restarted Postgres costs one reconnect, not an error page
+# (https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections).
 DATABASES = {
-    "default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60)
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"), conn_max_age=60, conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and heartbeat thread write at once: WAL plus IMMEDIATE transactions
     # avoid "database is locked" on lock upgrades (https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes).
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # IMMEDIATE also takes the write lock at BEGIN, which makes services.within_limits atomic here.
+    # Kept connections are safe with both: a connection holds no lock between transactions.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
@@ -294,6 +300,8 @@ STUDIO_MAX_COMPARE = 6  # columns in one comparison
 STUDIO_SUBMISSIONS_PER_MINUTE = env_int("STUDIO_SUBMISSIONS_PER_MINUTE", 30)
 STUDIO_MAX_JOBS_IN_FLIGHT = env_int("STUDIO_MAX_JOBS_IN_FLIGHT", 120)
 STUDIO_USER_DISPATCH = env_int("STUDIO_USER_DISPATCH", 2)
+# gunicorn workers `./studio up` runs: one per core, each with 8 threads.
+STUDIO_WEB_WORKERS = env_int("STUDIO_WEB_WORKERS", os.cpu_count() or 1)
 
 LOGGING = {
     "version": 1,

@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 
 # model key -> loaded engine; lives as long as the worker process, so weights load once.
 _engines: OrderedDict[str, Engine] = OrderedDict()
+# One load at a time, even of different models: two loads at once could pass the memory budget
+# (which counts loaded engines only), and the libraries' lazy imports are not thread-safe. So a
+# job that arrives while the default model preloads waits for it; it says so (log, timings).
 engines_lock = threading.Lock()
+_loading: str | None = None  # the model being loaded under engines_lock, for that message
 
 
 def run_job(job_id: str, *, worker: str) -> None:
@@ -59,8 +63,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
     clock = Stopwatch()
     with Heartbeat(job.pk, worker=worker):
         try:
-            with clock.measure("load"):
-                engine = load_engine(job.model_key)
+            engine = load_engine(job.model_key, clock=clock, waiting=f"Job {job.pk}")
             already = job.images.count()  # a retried attempt resumes after the images it stored
 
             def on_images(first: int, images: list[Image]) -> None:
@@ -127,17 +130,27 @@ def preload_default_model() -> None:
         log.exception("Default model not preloaded")
 
 
-def load_engine(model_key: str) -> Engine:
+def load_engine(model_key: str, *, clock: Stopwatch | None = None, waiting: str = "A job") -> Engine:
     """The loaded engine for a model, loading it (and evicting others) if needed.
 
     Loaded engines stay in this process between jobs. When a new model would not fit the
     memory budget, the least recently used one goes first; the default model goes last.
+    `clock` gets the time spent waiting for another load ("wait") and loading ("load").
     """
-    with engines_lock:  # the preload thread and a job may ask at once
-        return _load_engine(model_key)
+    clock = clock or Stopwatch()
+    if not engines_lock.acquire(blocking=False):  # the preload thread (or a training import) has it
+        log.info("%s waits for %s to finish loading", waiting, _loading or "another model")
+        with clock.measure("wait"):
+            engines_lock.acquire()
+    try:
+        with clock.measure("load"):
+            return _load_engine(model_key)
+    finally:
+        engines_lock.release()
 
 
 def _load_engine(model_key: str) -> Engine:
+    global _loading
     if model_key in _engines:
         _engines.move_to_end(model_key)
         return _engines[model_key]
@@ -147,7 +160,11 @@ def _load_engine(model_key: str) -> Engine:
     path = local_weights(model)
     _make_room(folder_size(path))
     log.info("Loading %s (%s) from %s", model.name, model.family, path)
-    _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE, options=model.options)
+    _loading = model_key
+    try:
+        _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE, options=model.options)
+    finally:
+        _loading = None
     return _engines[model_key]
 
 

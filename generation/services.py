@@ -6,8 +6,11 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -171,6 +174,8 @@ def job_create(
     group: JobGroup | None = None,
     brand_lora: str = "",
 ) -> GenerationJob:
+    """One job, queued after commit. No per-user limits here: what designers submit goes through
+    `job_submit`, the group functions or the follow-ups, which check them under a lock."""
     model = model or ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL)
     params = resolve_params(
         preset=preset,
@@ -195,6 +200,12 @@ def job_create(
     )
     transaction.on_commit(lambda: dispatch(owner.pk))
     return job
+
+
+def job_submit(*, owner: User, **fields: Any) -> GenerationJob:
+    """A designer's submission (studio page, API): `job_create` within the per-user limits."""
+    with within_limits(owner.pk):
+        return job_create(owner=owner, **fields)
 
 
 def job_retry(*, job: GenerationJob) -> GenerationJob:
@@ -237,21 +248,21 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
 def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: int, **link: object) -> GenerationJob:
     """A job with another job's settings (in the same group, from the same image), queued after commit."""
     link = {"group_id": job.group_id, "source_image_id": job.source_image_id, **link}
-    new = GenerationJob.objects.create(
-        owner=job.owner,
-        preset=job.preset,
-        model_key=job.model_key,
-        prompt=job.prompt,
-        quality=job.quality,
-        params=params,
-        images_total=images_total,
-        **link,
-    )
+    with within_limits(job.owner_id):
+        new = GenerationJob.objects.create(
+            owner=job.owner,
+            preset=job.preset,
+            model_key=job.model_key,
+            prompt=job.prompt,
+            quality=job.quality,
+            params=params,
+            images_total=images_total,
+            **link,
+        )
     transaction.on_commit(lambda: dispatch(job.owner_id))
     return new
 
 
-@transaction.atomic
 def group_compare(
     *,
     owner: User,
@@ -267,24 +278,24 @@ def group_compare(
     Every column gets the same seeds, so the columns differ only by what is compared.
     """
     kind = GroupKind.MODELS if len(models) > 1 else GroupKind.PRESETS
-    group = JobGroup.objects.create(owner=owner, kind=kind, title=prompt.strip()[:200])
     first_seed = new_seeds(variations)[0] if seed is None else seed
-    for preset in presets:
-        for model in models:
-            job_create(
-                owner=owner,
-                preset=preset,
-                prompt=prompt,
-                model=model,
-                quality=quality,
-                variations=variations,
-                seed=first_seed,
-                group=group,
-            )
+    with within_limits(owner.pk, jobs=len(presets) * len(models)):
+        group = JobGroup.objects.create(owner=owner, kind=kind, title=prompt.strip()[:200])
+        for preset in presets:
+            for model in models:
+                job_create(
+                    owner=owner,
+                    preset=preset,
+                    prompt=prompt,
+                    model=model,
+                    quality=quality,
+                    variations=variations,
+                    seed=first_seed,
+                    group=group,
+                )
     return group
 
 
-@transaction.atomic
 def group_batch(
     *,
     owner: User,
@@ -298,19 +309,20 @@ def group_batch(
 ) -> JobGroup:
     """Many descriptions for one asset type, submitted at once: one job each, one group."""
     title = f"{len(prompts)} {preset.name} description{'s' if len(prompts) != 1 else ''}"
-    group = JobGroup.objects.create(owner=owner, kind=GroupKind.BATCH, title=title)
-    for prompt in prompts:
-        job_create(
-            owner=owner,
-            preset=preset,
-            prompt=prompt,
-            model=model,
-            quality=quality,
-            variations=variations,
-            width=width,
-            height=height,
-            group=group,
-        )
+    with within_limits(owner.pk, jobs=len(prompts)):
+        group = JobGroup.objects.create(owner=owner, kind=GroupKind.BATCH, title=title)
+        for prompt in prompts:
+            job_create(
+                owner=owner,
+                preset=preset,
+                prompt=prompt,
+                model=model,
+                quality=quality,
+                variations=variations,
+                width=width,
+                height=height,
+                group=group,
+            )
     return group
 
 
@@ -411,6 +423,22 @@ class QuotaExceeded(Exception):
         self.retry_after = retry_after
 
 
+@contextmanager
+def within_limits(user_id: int, *, jobs: int = 1) -> Iterator[None]:
+    """Check the per-user limits and create the jobs (inside the block) as one step.
+
+    Checked and created apart, simultaneous submissions all pass the check before any job
+    exists (48 at once got 35 through a limit of 30). The lock on the user's row, the one
+    `dispatch` takes too, holds the next submission back until this one's jobs are committed;
+    SQLite has no row locks, but its IMMEDIATE transactions (settings.py) take the database's
+    write lock at BEGIN, which serialises submissions the same way.
+    """
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        quota_check(user, jobs=jobs)
+        yield
+
+
 def quota_check(user: User, *, jobs: int = 1) -> None:
     """Fair use: raise QuotaExceeded (with when to try again) past the per-user limits."""
     in_flight = GenerationJob.objects.filter(owner=user, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).count()
@@ -459,10 +487,10 @@ def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
     job.status, job.worker, job.worker_pid = JobStatus.PROCESSING, worker, os.getpid()
     job.attempts += 1
     job.started_at = job.heartbeat_at = now
-    job.progress_step = 0
-    job.save(
-        update_fields=["status", "worker", "worker_pid", "attempts", "started_at", "heartbeat_at", "progress_step"]
-    )
+    # No steps until the engine reports them: the page says "Loading the model…", not the last attempt's "Step 0 of 28".
+    job.progress_step = job.progress_steps = 0
+    lease = ["status", "worker", "worker_pid", "attempts", "started_at", "heartbeat_at"]
+    job.save(update_fields=[*lease, "progress_step", "progress_steps"])
     return job
 
 

@@ -63,29 +63,26 @@ def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
     return response
 
 
-def _over_quota(request: Request, jobs: int = 1) -> HttpResponse | None:
-    """A 429 saying why and when to try again, or None when the user may submit."""
-    try:
-        services.quota_check(request.user, jobs=jobs)
-    except services.QuotaExceeded as exc:
-        if request.htmx:
-            response = HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=429)
-        else:
-            messages.error(request, str(exc))
-            response = redirect(request.headers.get("Referer") or "studio")
-        response["Retry-After"] = str(exc.retry_after)
-        return response
-    return None
+def _over_quota(request: Request, exc: services.QuotaExceeded) -> HttpResponse:
+    """A 429 saying why and when to try again (a full page goes back with the message)."""
+    if request.htmx:
+        response = HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=429)
+    else:
+        messages.error(request, str(exc))
+        response = redirect(request.headers.get("Referer") or "studio")
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @login_required
 def studio(request: Request) -> HttpResponse:
     if request.method == "POST":
         form = GenerateForm(request.POST, user=request.user)
-        if form.is_valid() and (refused := _over_quota(request)):
-            return refused
         if form.is_valid():
-            job = services.job_create(owner=request.user, **form.job_fields())
+            try:
+                job = services.job_submit(owner=request.user, **form.job_fields())
+            except services.QuotaExceeded as exc:
+                return _over_quota(request, exc)
             return _job_panel(request, job) if request.htmx else redirect(job)
         if request.htmx:
             response = render(request, "generation/studio.html#generate-form", {"form": form}, status=422)
@@ -129,9 +126,10 @@ def job_retry(request: Request, pk: UUID) -> HttpResponse:
 def _follow_up(request: Request, pk: UUID, make: Callable[..., GenerationJob]) -> HttpResponse:
     """A new job made from one of the user's jobs (retry, more), within the fair-use limits."""
     job = _get_job_for_user(request, pk)
-    if refused := _over_quota(request):
-        return refused
-    new = make(job=job)
+    try:
+        new = make(job=job)
+    except services.QuotaExceeded as exc:
+        return _over_quota(request, exc)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
 
@@ -369,9 +367,10 @@ def image_vary(request: Request, pk: UUID) -> HttpResponse:
     strength = request.POST.get("strength", "")
     if strength not in services.VARIATION_STRENGTH:
         return JsonResponse({"error": "strength must be subtle or strong."}, status=400)
-    if refused := _over_quota(request):
-        return refused
-    new = services.job_vary(image=image, strength=strength)
+    try:
+        new = services.job_vary(image=image, strength=strength)
+    except services.QuotaExceeded as exc:
+        return _over_quota(request, exc)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
 
@@ -380,21 +379,20 @@ def compare(request: Request) -> HttpResponse:
     """One description side by side across models, or across asset types."""
     if request.method == "POST":
         form = CompareForm(request.POST, user=request.user)
-        if form.is_valid() and (
-            refused := _over_quota(request, len(form.cleaned_data["presets"]) * len(form.cleaned_data["models"]))
-        ):
-            return refused
         if form.is_valid():
             data = form.cleaned_data
-            group = services.group_compare(
-                owner=request.user,
-                prompt=data["prompt"],
-                presets=data["presets"],
-                models=data["models"],
-                quality=data["quality"],
-                variations=data["variations"],
-                seed=data["seed"],
-            )
+            try:
+                group = services.group_compare(
+                    owner=request.user,
+                    prompt=data["prompt"],
+                    presets=data["presets"],
+                    models=data["models"],
+                    quality=data["quality"],
+                    variations=data["variations"],
+                    seed=data["seed"],
+                )
+            except services.QuotaExceeded as exc:
+                return _over_quota(request, exc)
             return redirect(group)
     else:
         presets = AssetPreset.objects.filter(enabled=True)
@@ -414,20 +412,21 @@ def batch(request: Request) -> HttpResponse:
     """Many descriptions for one asset type in one submission."""
     if request.method == "POST":
         form = BatchForm(request.POST, request.FILES, user=request.user)
-        if form.is_valid() and (refused := _over_quota(request, len(form.cleaned_data["prompts"]))):
-            return refused
         if form.is_valid():
             data = form.cleaned_data
-            group = services.group_batch(
-                owner=request.user,
-                preset=data["preset"],
-                model=data["model"],
-                prompts=data["prompts"],
-                quality=data["quality"],
-                variations=data["variations"],
-                width=data["width"],
-                height=data["height"],
-            )
+            try:
+                group = services.group_batch(
+                    owner=request.user,
+                    preset=data["preset"],
+                    model=data["model"],
+                    prompts=data["prompts"],
+                    quality=data["quality"],
+                    variations=data["variations"],
+                    width=data["width"],
+                    height=data["height"],
+                )
+            except services.QuotaExceeded as exc:
+                return _over_quota(request, exc)
             return redirect(group)
     else:
         form = BatchForm(user=request.user)

@@ -119,6 +119,7 @@ class TestCompare:
     def test_one_description_across_models_is_a_model_comparison(self, alice_client, alice) -> None:
         other = ImageModel.objects.get(key="tiny-flux")
         other.pk, other.key, other.name = None, "tiny-flux-b", "Tiny FLUX B"
+        other.for_testing = False  # a copy that designers are offered
         other.save()
         preset = AssetPresetFactory()
         compare(alice_client, presets=[preset.slug], models=["tiny-flux", "tiny-flux-b"])

@@ -51,19 +51,6 @@ class FieldError(Exception):
         self.field, self.status = field, status
 
 
-class RateLimited(Exception):
-    def __init__(self, retry_after: int, message: str) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def check_rate(user: Any, jobs: int = 1) -> None:
-    try:
-        services.quota_check(user, jobs=jobs)
-    except services.QuotaExceeded as exc:
-        raise RateLimited(exc.retry_after, str(exc)) from None
-
-
 def install(api: NinjaAPI) -> None:
     """Register the handlers that turn each kind of failure into the JSON error body."""
 
@@ -99,8 +86,9 @@ def install(api: NinjaAPI) -> None:
     def _field_error(request: HttpRequest, exc: FieldError) -> HttpResponse:
         return error(request, exc.status, str(exc), exc.field)
 
-    @api.exception_handler(RateLimited)
-    def _rate_limited(request: HttpRequest, exc: RateLimited) -> HttpResponse:
+    # Every submitting service checks the per-user limits itself, under a lock (services.within_limits).
+    @api.exception_handler(services.QuotaExceeded)
+    def _rate_limited(request: HttpRequest, exc: services.QuotaExceeded) -> HttpResponse:
         response = error(request, 429, str(exc))
         response["Retry-After"] = str(exc.retry_after)
         return response

@@ -15,7 +15,7 @@ from ..forms import GenerateForm
 from ..models import Favorite, GenerationJob, JobStatus
 from ..services import MAX_SEED
 from .common import InputSchema, absolute, own_image, own_job, user_of
-from .errors import ERRORS, LIMITED, FieldError, check_rate
+from .errors import ERRORS, LIMITED, FieldError
 from .images import ImageOut, image_out
 
 router = Router(tags=["jobs"])
@@ -110,7 +110,6 @@ def _estimate(job: GenerationJob) -> float | None:
 @router.post("/jobs", response={202: JobOut, **LIMITED})
 def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any]]:
     """Submit a job: it is queued at once; poll GET /jobs/{id} for progress and images."""
-    check_rate(user_of(request))
     data = {
         "preset": payload.asset_type,
         "prompt": payload.description,
@@ -125,7 +124,7 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
         field, messages = next(iter(form.errors.items()))
         names = {"preset": "asset_type", "prompt": "description", "__all__": None}
         raise FieldError(str(messages[0]), names.get(field, field))
-    job = services.job_create(owner=user_of(request), **form.job_fields())
+    job = services.job_submit(owner=user_of(request), **form.job_fields())
     return 202, job_out(request, job)
 
 
@@ -146,7 +145,6 @@ def job_regenerate(request: HttpRequest, job_id: UUID, payload: MoreIn) -> tuple
     job = own_job(request, job_id)
     if payload.count is not None and not 1 <= payload.count <= settings.STUDIO_MAX_VARIATIONS:
         raise FieldError(f"count must be between 1 and {settings.STUDIO_MAX_VARIATIONS}.", "count")
-    check_rate(user_of(request))
     return 202, job_out(request, services.job_more(job=job, variations=payload.count))
 
 
@@ -168,5 +166,4 @@ def job_zip(request: HttpRequest, job_id: UUID) -> Any:
 def image_vary(request: HttpRequest, image_id: UUID, payload: VaryIn) -> tuple[int, dict[str, Any]]:
     """Variations of one image: img2img from it where the model can, nearby seeds where not."""
     image = own_image(request, image_id)
-    check_rate(user_of(request))
     return 202, job_out(request, services.job_vary(image=image, strength=payload.strength))

@@ -1,8 +1,10 @@
-"""Start the embedded studio: web server and worker together, supervised.
+"""Start the embedded studio: web server, worker and the beat scheduler together, supervised.
 
 `./studio up` runs this after installing; it is also fine to run by hand.
 """
 
+import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -10,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -18,17 +22,62 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 RESTART_BACKOFF = 2.0
-MAX_RESTARTS_PER_MINUTE = 5
+MAX_RESTARTS_PER_MINUTE = 5  # per process
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def worker_command(*, name: str, beat: bool, schedule: str | None = None) -> list[str]:
+def worker_command(*, name: str, beat: bool = False, schedule: str | None = None) -> list[str]:
     """The worker every size runs: one job at a time per process, on the gpu, training and maintenance
-    queues (a team server can run training on a worker of its own: `-Q training`)."""
+    queues (a team server can run training on a worker of its own: `-Q training`).
+
+    `beat` embeds the scheduler, for a test's single worker only: the studio runs `beat_command`
+    as a process of its own, so a worker that dies or restarts never takes (or leaves) a scheduler.
+    """
     command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", "gpu,training,maintenance"]
     command += ["--concurrency", "1", "--pool", "prefork", "-n", name, "--loglevel", "INFO"]
     if beat:
         command += ["-B"] + (["-s", schedule] if schedule else [])
     return command
+
+
+def beat_command(var_dir: Path) -> list[str]:
+    """The one scheduler (the stale-job reaper's clock), its schedule file under var/."""
+    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "beat", "--loglevel", "INFO"]
+    return command + ["-s", str(var_dir / "celerybeat-schedule")]
+
+
+def web_command(host: str, port: int, workers: int) -> list[str]:
+    # One worker per core (STUDIO_WEB_WORKERS); threads let progress polling go on while a download streams.
+    command = [sys.executable, "-m", "gunicorn", "brandstudio.wsgi", "--bind", f"{host}:{port}"]
+    command += ["--workers", str(workers), "--threads", "8", "--graceful-timeout", "5"]
+    return command + ["--access-logfile", "-"]
+
+
+def start_child(command: list[str]) -> subprocess.Popen[bytes]:
+    """A supervised process in a process group of its own (so what it forks can be killed with it)
+    that dies with the launcher, even when the launcher is killed -9."""
+    return subprocess.Popen(command, process_group=0, preexec_fn=_die_with(os.getpid()))
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    # Looked up here, in the parent: the child, between fork and exec, should only make the call.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def preexec() -> None:
+        if prctl is not None:
+            # The kernel sends SIGKILL when the launcher dies; celery's pool processes and gunicorn's
+            # workers in turn stop when their own parent goes.
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        if os.getppid() != parent:  # the launcher died before the line above took effect
+            os._exit(1)
+
+    return preexec
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL whatever is left of a child's process group (gunicorn workers, a pool process)."""
+    with contextlib.suppress(ProcessLookupError):  # nothing left
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -42,12 +91,12 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 class Command(BaseCommand):
-    help = "Set up and run the studio (web + worker) on one machine."
+    help = "Set up and run the studio (web + worker + beat) on one machine."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-worker", action="store_true", help="Run the web server only.")
+        parser.add_argument("--no-worker", action="store_true", help="Run the web server only (no worker, no beat).")
 
     def handle(self, *args: Any, host: str, port: int, no_worker: bool, **options: Any) -> None:
         _check_port_free(host, port)
@@ -56,10 +105,10 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("build_default_model")
         self._ensure_first_user()
-        processes = {"web": self._web_command(host, port)}
+        processes = {"web": web_command(host, port, _web_workers())}
         if not no_worker:
-            # -B runs the beat scheduler (the stale-job reaper) inside this single worker.
-            processes["worker"] = worker_command(name="gpu@%h", beat=True)
+            processes["worker"] = worker_command(name="gpu@%h")
+            processes["beat"] = beat_command(settings.VAR_DIR)  # exactly one scheduler, whatever restarts
         self.stdout.write(self.style.SUCCESS(f"Brand Studio is up at http://{host}:{port}/  (Ctrl+C stops it)"))
         self._supervise(processes)
 
@@ -80,27 +129,9 @@ class Command(BaseCommand):
             )
         )
 
-    def _web_command(self, host: str, port: int) -> list[str]:
-        # Threads let progress polling go on while a download streams.
-        return [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "brandstudio.wsgi",
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "8",
-            "--access-logfile",
-            "-",
-            "--graceful-timeout",
-            "5",
-        ]
-
     def _supervise(self, commands: dict[str, list[str]]) -> None:
-        running = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        running = {name: start_child(cmd) for name, cmd in commands.items()}
+        restarts: dict[str, list[float]] = {name: [] for name in commands}
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -109,14 +140,15 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        restarts: list[float] = []
         while not stopping:
             time.sleep(0.5)
             for name, proc in running.items():
                 if proc.poll() is None or stopping:
                     continue
-                restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
-                if len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                kill_group(proc)  # the dead master's workers or pool process must not outlive it
+                now = time.monotonic()
+                restarts[name] = [t for t in restarts[name] if now - t < 60] + [now]
+                if len(restarts[name]) > MAX_RESTARTS_PER_MINUTE:
                     self.stderr.write(
                         f"{name} keeps exiting ({proc.returncode}); stopping the studio. See the log above."
                     )
@@ -125,11 +157,23 @@ class Command(BaseCommand):
                 # A crashed or killed worker comes back; its start-up takes back the job it held.
                 self.stderr.write(f"{name} exited with {proc.returncode}; restarting in {RESTART_BACKOFF:.0f} s")
                 time.sleep(RESTART_BACKOFF)
-                running[name] = subprocess.Popen(commands[name])
-        for proc in running.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in running.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                running[name] = start_child(commands[name])
+        self._stop(list(running.values()))
+
+    def _stop(self, children: list[subprocess.Popen[bytes]]) -> None:
+        # SIGTERM to each master only: a worker finishes its job (warm shutdown), gunicorn its requests.
+        for proc in children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            kill_group(proc)
+
+
+def _web_workers() -> int:
+    workers: int = settings.STUDIO_WEB_WORKERS
+    if workers < 1:
+        raise CommandError(f"STUDIO_WEB_WORKERS must be 1 or more (it is {workers}).")
+    return workers
