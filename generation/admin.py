@@ -34,11 +34,12 @@ class ImageModelAdmin(admin.ModelAdmin):
     list_editable = ("enabled", "position")
     list_filter = ("family", "commercial_use", "enabled")
     prepopulated_fields = {"key": ("name",)}
+    readonly_fields = ("size_limits",)
     fieldsets = [
         (None, {"fields": ["name", "key", "family", "enabled", "position"]}),
         ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
-        ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side"]}),
+        ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side", "size_limits"]}),
         (
             "Capabilities",
             {

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
+from .families import size_multiple
 from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback, without_paths
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ class DiffusersEngine:
 
     @property
     def size_multiple(self) -> int:
-        return 16
+        """The grid sizes must be on (16; 8 for SDXL's unpatched UNet), as the web side knows it too."""
+        return size_multiple(self.family)
 
     def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
         pipe = self.pipe if request.init_image is None else self.img2img_pipe
