@@ -53,11 +53,12 @@ class ImageModelAdmin(StudioAdmin):
     list_editable = ("enabled", "position")
     list_filter = ("family", "commercial_use", "enabled")
     prepopulated_fields = {"key": ("name",)}
+    readonly_fields = ("size_limits",)
     fieldsets = [
         (None, {"fields": ["name", "key", "family", "enabled", "position"]}),
         ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
-        ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side"]}),
+        ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side", "size_limits"]}),
         ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
         # supports_reference_image / supports_control_image are not offered: no code reads them yet.
         ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),

@@ -205,10 +205,9 @@ def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) ->
             f"{size} is not a size for {preset.name}; pick one of {', '.join(preset.size_choices)}."
         )
     width, height = (int(n) for n in size.split("x"))
-    if model and max(width, height) > model.max_side:
-        raise forms.ValidationError(
-            f"{model.name} renders up to {model.max_side}×{model.max_side}; {preset.name} at {size} is too large."
-        )
+    problem = model.renders(width, height) if model else ""
+    if problem:
+        raise forms.ValidationError(f"{problem}; {preset.name} at {size} is not a size it can draw.")
     return width, height
 
 

@@ -7,8 +7,11 @@ cache, and a missing model is an EngineError that names the command that install
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+from .engine.families import size_multiple
 from .engine.types import EngineError
 from .models import ImageModel
 
@@ -70,3 +73,53 @@ def installed_folders(family: str) -> list[tuple[str, Path]]:
         except EngineError:
             continue
     return folders
+
+
+def _config(folder: Path, component: str) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / component / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def vae_scale(folder: Path) -> int:
+    """How many pixels one latent covers, as the pipelines compute it from the VAE's config."""
+    vae = _config(folder, "vae")
+    if isinstance(vae.get("temperal_downsample"), list):  # Qwen-Image's video-style VAE
+        return int(2 ** len(vae["temperal_downsample"]))
+    if isinstance(vae.get("block_out_channels"), list):
+        return int(2 ** (len(vae["block_out_channels"]) - 1))
+    return 8
+
+
+def size_limits(folder: Path, family: str) -> dict[str, Any]:
+    """The sizes a model can draw, from its own configs (no weights, no torch), for the web
+    process to check at submission: {"multiple": 16, "max_side": 1536, "why": "..."}.
+
+    A learned position table caps the side: SD3's `pos_embed_max_size` patches (diffusers:
+    "Height cannot be greater than pos_embed_max_size"), Z-Image's `axes_lens` of rotary
+    positions. FLUX, FLUX.2, Qwen-Image and SDXL compute positions for any size; HiDream renders
+    about one megapixel whatever the size asked for.
+    """
+    denoiser = _config(folder, "transformer") or _config(folder, "unet")
+    scale = vae_scale(folder)
+    limits: dict[str, Any] = {"multiple": size_multiple(family)}
+    patch = denoiser.get("patch_size") or (denoiser.get("all_patch_size") or [1])[0]
+    table: tuple[str, int] | None = None
+    if isinstance(denoiser.get("pos_embed_max_size"), int):
+        table = ("pos_embed_max_size", denoiser["pos_embed_max_size"])
+    elif isinstance(denoiser.get("axes_lens"), list) and len(denoiser["axes_lens"]) == 3:
+        table = ("axes_lens", min(denoiser["axes_lens"][1:]))  # (caption/frame, height, width)
+    if table:
+        name, size = table
+        limits |= {"max_side": size * patch * scale, "why": f"{name} {size} × patch {patch} × VAE {scale}"}
+    return limits
+
+
+def installed_size_limits(model: ImageModel) -> dict[str, Any]:
+    """A model's limits where its weights are on this machine; {} (no limits known) where not."""
+    try:
+        return size_limits(local_weights(model), model.family)
+    except EngineError:
+        return {}

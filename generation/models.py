@@ -133,6 +133,13 @@ class ImageModel(models.Model):
     default_steps = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the asset type's steps")
     default_guidance = models.FloatField(null=True, blank=True, help_text="Empty: the asset type's guidance")
     max_side = models.PositiveIntegerField(default=2048, help_text="Largest width or height it renders")
+    size_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What its own config allows (sizes a multiple of, largest side), read when it is saved here with "
+        "its weights on this machine, or when `pull_model` downloads it; checked when a job is submitted",
+    )
     supports_negative_prompt = models.BooleanField(default=False)
     supports_img2img = models.BooleanField(default=False)
     supports_reference_image = models.BooleanField(default=False)
@@ -179,6 +186,24 @@ class ImageModel(models.Model):
             )
         if self.local_path:
             self._check_local_pipeline()
+        self._read_size_limits()
+
+    def _read_size_limits(self) -> None:
+        from .model_files import installed_size_limits
+
+        # Not installed yet (a repo not pulled): no limits known until `pull_model` or the next save.
+        self.size_limits = installed_size_limits(self)
+
+    def renders(self, width: int, height: int) -> str:
+        """Why the model cannot draw this size, for the designer; "" when it can."""
+        limits = self.size_limits or {}
+        largest = min(self.max_side, limits.get("max_side") or self.max_side)
+        if max(width, height) > largest:
+            return f"{self.name} renders up to {largest}×{largest}"
+        multiple = limits.get("multiple") or 1
+        if width % multiple or height % multiple:
+            return f"{self.name} renders sizes in multiples of {multiple}"
+        return ""
 
     def _check_local_pipeline(self) -> None:
         index = self.resolved_local_path / "model_index.json"

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from . import services
 from .engine import Engine, EngineError, engine_class
-from .engine.types import Cancelled, GenerationRequest, LoraSpec
+from .engine.types import Cancelled, GenerationRequest, LoraSpec, without_paths
 from .logs import current_job
 from .model_files import folder_size, local_weights
 from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
@@ -93,7 +93,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
             return
         except Exception as exc:
             log.exception("Job %s failed", job.pk)
-            services.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {exc}")
+            services.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {without_paths(str(exc))}")
             return
     timings = clock.summary()
     services.job_complete(job.pk, timings=timings)

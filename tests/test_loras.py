@@ -1,15 +1,26 @@
 """Brand LoRAs: checked when an admin saves them, combined per asset type, matched to the model's family."""
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from generation import lora_files, services
 from generation.models import BrandLora, ImageModel, PresetLora
-from tests.factories import AssetPresetFactory
-from tests.loras import make_lora, write_safetensors_header
+from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactory
+from tests.loras import (
+    ai_toolkit_flux,
+    kohya_flux,
+    kohya_sdxl,
+    make_lora,
+    write_lora,
+    write_raw,
+    write_safetensors_header,
+    xlabs_flux,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +190,259 @@ def test_an_asset_type_takes_only_a_lora_whose_file_is_there_and_whose_family_ha
     ImageModel.objects.filter(family="flux").delete()
     with pytest.raises(ValidationError, match="no model of that family is registered"):
         PresetLora(preset=preset, lora=good, strength=0.8).full_clean()
+
+
+# --- the whole file is checked, not only its header
+
+
+@pytest.fixture
+def admin_client(client):
+    UserFactory(username="ada", is_staff=True, is_superuser=True)
+    client.login(username="ada", password="correct horse battery staple")
+    return client
+
+
+def admin_save(admin_client, file: str, family: str = "flux") -> str:
+    """Saves a LoRA through the admin's form; its error text, or "" when it was saved."""
+    data = {"name": "Brand", "family": family, "file": file, "enabled": "on", "metadata": "{}"}
+    response = admin_client.post(reverse("admin:generation_brandlora_add"), data)
+    if response.status_code == 302:
+        return ""
+    assert response.status_code == 200
+    return " ".join(str(e) for e in response.context["adminform"].form.errors.get("file", []))
+
+
+def f32(*spans: tuple[int, int], shape=(4, 4)) -> dict:
+    return {
+        f"t{i}.lora_A.weight": {"dtype": "F32", "shape": list(shape), "data_offsets": list(s)}
+        for i, s in enumerate(spans)
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "data", "message"),
+    [
+        (
+            f32((0, 64), (64, 128)),
+            100,
+            r"is truncated: tensor t1.lora_A.weight ends at byte 128 of the data, but the file holds 100",
+        ),
+        (f32((0, 64), (32, 96)), 96, r"damaged: tensor t1.lora_A.weight overlaps tensor t0.lora_A.weight"),
+        (f32((0, 64), (64, 128)), 200, r"damaged: 72 bytes after the last tensor"),
+        (f32((0, 64), (80, 144)), 144, r"damaged: 16 stray bytes before tensor t1.lora_A.weight"),
+        (f32((0, 32)), 32, r"Tensor t0.lora_A.weight \(F32 \[4, 4\]\) needs 64 bytes, but its offsets give 32"),
+        (f32((0, 64), shape=(4, "4")), 64, r"Tensor t0.lora_A.weight has no valid shape"),
+        (
+            {"t.lora_A.weight": {"dtype": "Q4", "shape": [4], "data_offsets": [0, 2]}},
+            2,
+            "a dtype the studio does not read",
+        ),
+    ],
+)
+def test_a_damaged_file_is_refused_in_the_admin_saying_what_is_wrong(admin_client, lora_root, header, data, message):
+    write_raw(lora_root / "flux" / "damaged.safetensors", header, bytes(data))
+    assert re.search(message, admin_save(admin_client, "flux/damaged.safetensors"))
+    assert not BrandLora.objects.exists()
+
+
+def test_a_lora_cut_short_in_copying_is_refused(admin_client, flux_lora_file, lora_root) -> None:
+    path = lora_root / flux_lora_file
+    path.write_bytes(path.read_bytes()[:-100])
+    assert "is truncated" in admin_save(admin_client, flux_lora_file)
+
+
+# --- LoRAs trained elsewhere: converted to the model's layout and checked against its widths
+
+TINY_FLUX = "Tiny FLUX (random weights)"
+FLUX_FORMATS = {"kohya": kohya_flux, "ai-toolkit": ai_toolkit_flux, "xlabs": xlabs_flux}
+
+
+@pytest.mark.parametrize("fmt", sorted(FLUX_FORMATS))
+def test_a_flux_lora_trained_elsewhere_with_the_models_widths_is_accepted(admin_client, lora_root, fmt) -> None:
+    write_lora(lora_root / "flux" / "brand.safetensors", FLUX_FORMATS[fmt]())
+    assert admin_save(admin_client, "flux/brand.safetensors") == ""
+    assert BrandLora.objects.get().file_format == fmt
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (
+            kohya_flux(width=64, mlp=256),
+            "lora_unet_double_blocks_0_img_attn_qkv: expected 32 inputs "
+            "(as transformer.transformer_blocks.0.attn.to_q), found 64",
+        ),
+        # FLUX.1's own widths, which diffusers' kohya converter assumes whatever the model
+        (
+            kohya_flux(width=3072, mlp=12288, rank=1),
+            "lora_unet_double_blocks_0_img_attn_qkv: expected 32 inputs "
+            "(as transformer.transformer_blocks.0.attn.to_q), found 3072",
+        ),
+        (
+            kohya_flux(mlp=64),
+            "lora_unet_single_blocks_0_linear1: expected 224 outputs "
+            "(to_q 32 + to_k 32 + to_v 32 + proj_mlp 128), found 160",
+        ),
+        (
+            ai_toolkit_flux(width=48, mlp=192),
+            "diffusion_model.double_blocks.0.img_attn.qkv: expected 32 inputs "
+            "(as transformer.transformer_blocks.0.attn.to_q), found 48",
+        ),
+        (
+            xlabs_flux(width=64),
+            "double_blocks.0.processor.proj_lora1: expected 32 inputs "
+            "(as transformer.transformer_blocks.0.attn.to_out.0), found 64",
+        ),
+        (
+            kohya_flux() | {"lora_unet_double_blocks_0_img_attn_qkv.dora_scale": (1, 32)},
+            f"The LoRA has tensors the engine cannot place in {TINY_FLUX}: "
+            "lora_unet_double_blocks_0_img_attn_qkv.dora_scale",
+        ),
+        (
+            {"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": (2, 32)},
+            "lora_unet_double_blocks_0_img_attn_qkv has a down tensor but no up tensor",
+        ),
+        (
+            {
+                "lora_unet_double_blocks_7_img_attn_qkv.lora_down.weight": (2, 32),
+                "lora_unet_double_blocks_7_img_attn_qkv.lora_up.weight": (96, 2),
+            },
+            "lora_unet_double_blocks_7_img_attn_qkv: transformer.transformer_blocks.7.attn.to_q "
+            f"is not a linear or conv layer of {TINY_FLUX}",
+        ),
+    ],
+)
+def test_a_flux_lora_trained_elsewhere_that_does_not_fit_is_refused_naming_the_layer(
+    admin_client, lora_root, shapes, message
+):
+    write_lora(lora_root / "flux" / "other.safetensors", shapes)
+    assert f"The LoRA does not fit the installed models: {TINY_FLUX}: {message}" in admin_save(
+        admin_client, "flux/other.safetensors"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    from generation.engine.tiny import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl")
+
+
+@pytest.fixture
+def sdxl_model(tiny_sdxl_dir, lora_root) -> ImageModel:
+    (lora_root / "sdxl").mkdir()
+    return ImageModel.objects.create(
+        key="tiny-sdxl",
+        name="Tiny SDXL",
+        family="sdxl",
+        local_path=str(tiny_sdxl_dir),
+        license_name="MIT",
+        commercial_use=True,
+    )
+
+
+@pytest.mark.parametrize("sgm", [True, False], ids=["stability-names", "diffusers-names"])
+def test_a_kohya_sdxl_lora_with_the_models_widths_is_accepted(admin_client, lora_root, sdxl_model, sgm) -> None:
+    write_lora(lora_root / "sdxl" / "brand.safetensors", kohya_sdxl(sgm=sgm))
+    assert admin_save(admin_client, "sdxl/brand.safetensors", family="sdxl") == ""
+    assert BrandLora.objects.get().file_format == "kohya"
+
+
+def test_a_kohya_sdxl_lora_of_other_widths_is_refused_naming_the_layer(admin_client, lora_root, sdxl_model) -> None:
+    write_lora(lora_root / "sdxl" / "wide.safetensors", kohya_sdxl(sgm=True, width=64))
+    assert (
+        "Tiny SDXL: lora_unet_input_blocks_3_1_proj_in: expected 32 inputs "
+        "(as unet.down_blocks.1.attentions.0.proj_in), found 64"
+    ) in admin_save(admin_client, "sdxl/wide.safetensors", family="sdxl")
+
+
+def test_a_diffusers_sdxl_lora_of_another_unet_is_refused_by_shape(admin_client, lora_root, sdxl_model) -> None:
+    # Same layer names, other widths: a UNet with the tiny SDXL's blocks twice as wide.
+    write_lora(
+        lora_root / "sdxl" / "other.safetensors",
+        {
+            "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": (4, 64),
+            "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": (64, 4),
+        },
+    )
+    assert (
+        "Tiny SDXL: unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q: expected 32 inputs"
+        in admin_save(admin_client, "sdxl/other.safetensors", family="sdxl")
+    )
+
+
+def test_a_kohya_sdxl_lora_in_stability_names_loads_in_the_engine(tiny_sdxl_dir, tmp_path) -> None:
+    from generation.engine import engine_class
+    from generation.engine.types import GenerationRequest, LoraSpec
+
+    engine = engine_class("sdxl")(tiny_sdxl_dir, device="cpu")
+    path = write_lora(tmp_path / "kohya.safetensors", kohya_sdxl(sgm=True))
+
+    def render(loras) -> bytes:
+        images = []
+        request = GenerationRequest("a gear", "", 64, 64, 2, 3.5, [5], loras=loras)
+        engine.generate(request, max_batch=1, on_step=lambda s, t: None, on_images=lambda i, b: images.extend(b))
+        return images[0].tobytes()
+
+    assert render([]) != render([LoraSpec(path, 1.0)])
+
+
+# --- at job time
+
+
+@pytest.mark.parametrize("fmt", sorted(FLUX_FORMATS))
+def test_a_job_renders_with_a_flux_lora_trained_elsewhere(lora_root, preset, fmt) -> None:
+    from generation import runner
+
+    write_lora(lora_root / "flux" / f"{fmt}.safetensors", FLUX_FORMATS[fmt](), seed=3)
+    styled_lora = lora(file=f"flux/{fmt}.safetensors")
+    styled_lora.full_clean()
+    styled_lora.save()
+    plain = GenerationJobFactory(preset=preset, images_total=1)
+    PresetLora.objects.create(preset=preset, lora=styled_lora, strength=1.0)
+    styled = GenerationJobFactory(preset=preset, images_total=1)
+    for job in (plain, styled):
+        runner.run_job(str(job.pk), worker="gpu@test")
+        job.refresh_from_db()
+        assert job.status == "complete", job.error
+    assert plain.images.get().file.read() != styled.images.get().file.read()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("wider", "lora_unet_double_blocks_0_img_attn_qkv: expected 32 inputs"),
+        ("gone", "LoRA file brand.safetensors does not exist on this worker"),
+        ("diffusers-wider", "its layers do not match this model (RuntimeError: "),
+    ],
+)
+def test_a_lora_that_stopped_fitting_after_its_save_fails_the_job_readably_without_paths(
+    lora_root, preset, damage, message
+):
+    """The save check is the gate; a file swapped or deleted later still fails with a message for designers."""
+    from generation import runner
+
+    path = write_lora(lora_root / "flux" / "brand.safetensors", kohya_flux())
+    brand = lora(file="flux/brand.safetensors")
+    brand.full_clean()
+    brand.save()
+    if damage == "wider":
+        write_lora(path, kohya_flux(width=64, mlp=256))
+    elif damage == "gone":
+        pass  # deleted after the job is submitted: a job submitted without the file leaves it out
+    else:
+        write_lora(
+            path,
+            {
+                "transformer.transformer_blocks.0.attn.to_q.lora_A.weight": (2, 64),
+                "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": (64, 2),
+            },
+        )
+    PresetLora.objects.create(preset=preset, lora=brand, strength=1.0)
+    job = GenerationJobFactory(preset=preset, images_total=1)
+    if damage == "gone":
+        path.unlink()
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == "failed" and message in job.error
+    assert "brand.safetensors" in job.error and str(lora_root) not in job.error and "/" not in job.error

@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 import torch
 from PIL import Image
 
+from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
-from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback
+from .families import size_multiple
+from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback, without_paths
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,8 @@ class DiffusersEngine:
 
     @property
     def size_multiple(self) -> int:
-        return 16
+        """The grid sizes must be on (16; 8 for SDXL's unpatched UNet), as the web side knows it too."""
+        return size_multiple(self.family)
 
     def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
         pipe = self.pipe if request.init_image is None else self.img2img_pipe
@@ -177,16 +180,41 @@ class DiffusersEngine:
             return
         names = [self._load_lora(lora.path) for lora in loras]
         self.pipe.enable_lora()
-        self.pipe.set_adapters(names, adapter_weights=[lora.strength for lora in loras])
+        try:
+            self.pipe.set_adapters(names, adapter_weights=[lora.strength for lora in loras])
+        except Exception as exc:
+            raise EngineError(f"The LoRAs could not be combined: {lora_failure(exc)}") from exc
 
     def _load_lora(self, path: Path) -> str:
         if path not in self._adapters:
             if not path.is_file():
-                raise EngineError(f"LoRA file {path} does not exist.")
+                raise EngineError(f"LoRA file {path.name} does not exist on this worker.")
             name = "lora_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
             try:
-                self.pipe.load_lora_weights(str(path), adapter_name=name)
+                self.pipe.load_lora_weights(self.lora_weights(path), adapter_name=name)
             except Exception as exc:
-                raise EngineError(f"Could not load LoRA {path.name}: {exc.__class__.__name__}: {exc}") from exc
+                self._forget_adapter(name)
+                raise EngineError(f"Could not load LoRA {path.name}: {lora_failure(exc)}") from exc
             self._adapters[path] = name
         return self._adapters[path]
+
+    def lora_weights(self, path: Path) -> str | dict[str, Any]:
+        """What `load_lora_weights` gets: the file, which diffusers converts itself, by default."""
+        return str(path)
+
+    def _forget_adapter(self, name: str) -> None:
+        """A load that failed half-way may leave the adapter's empty layers behind: drop them."""
+        try:
+            self.pipe.delete_adapters(name)
+        except Exception:
+            log.debug("No adapter %s to delete after a failed load", name)
+
+
+def lora_failure(exc: Exception) -> str:
+    """What went wrong loading a LoRA, for the designer: never a server path, never empty."""
+    if isinstance(exc, LoraError):
+        return str(exc)
+    # The first lines say what did not fit ("size mismatch for ...: copying a param with shape ...").
+    detail = " ".join(line.strip() for line in without_paths(str(exc)).splitlines()[:2] if line.strip())
+    reason = f"{exc.__class__.__name__}: {detail[:400]}" if detail else exc.__class__.__name__
+    return f"its layers do not match this model ({reason})."

@@ -1,6 +1,7 @@
 """What the web side may know about model families without importing torch.
 
 `img2img` says whether the adapter has an img2img twin ("More like this" from an image).
+`size_multiple` is the grid sides must be on (16 unless said: SDXL's UNet does not patch its latents).
 `pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
 family's adapter loads, so an admin's new model entry is checked before any worker sees it.
 """
@@ -8,7 +9,7 @@ family's adapter loads, so an admin's new model entry is checked before any work
 FAMILIES: dict[str, dict[str, object]] = {
     "flux": {"label": "FLUX.1", "img2img": True, "pipelines": ["FluxPipeline"]},
     "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
-    "sdxl": {"label": "SDXL", "img2img": True, "pipelines": ["StableDiffusionXLPipeline"]},
+    "sdxl": {"label": "SDXL", "img2img": True, "pipelines": ["StableDiffusionXLPipeline"], "size_multiple": 8},
     "hidream": {"label": "HiDream-I1", "img2img": False, "pipelines": ["HiDreamImagePipeline"]},
     "flux2": {"label": "FLUX.2 [klein]", "img2img": False, "pipelines": ["Flux2KleinPipeline"]},
     "zimage": {"label": "Z-Image", "img2img": True, "pipelines": ["ZImagePipeline"]},
@@ -27,3 +28,8 @@ def has_img2img(family: str) -> bool:
 def accepts_pipeline(family: str, class_name: str) -> bool:
     pipelines = FAMILIES.get(family, {}).get("pipelines", [])
     return isinstance(pipelines, list) and class_name in pipelines
+
+
+def size_multiple(family: str) -> int:
+    value = FAMILIES.get(family, {}).get("size_multiple", 16)
+    return value if isinstance(value, int) else 16

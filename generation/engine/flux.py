@@ -1,10 +1,13 @@
 """FLUX.1 (dev, schnell, and the tiny offline model) through diffusers.FluxPipeline."""
 
+from pathlib import Path
 from typing import Any
 
 from diffusers import FluxImg2ImgPipeline, FluxPipeline
 
+from ..lora_files import detect, read_header
 from .base import DiffusersEngine
+from .loras import converted_state_dict
 from .types import GenerationRequest
 
 
@@ -20,3 +23,11 @@ class FluxEngine(DiffusersEngine):
         if "max_sequence_length" in self.options:  # a model trained on short T5 sequences must run on them
             kwargs["max_sequence_length"] = self.options["max_sequence_length"]
         return kwargs
+
+    def lora_weights(self, path: Path) -> str | dict[str, Any]:
+        # BFL-named files go through the studio's converter, which splits fused layers by this
+        # model's widths (diffusers' assumes FLUX.1's); the rest diffusers converts on load.
+        _, fmt = detect(list(read_header(path)))
+        if fmt in ("kohya", "ai-toolkit"):
+            return converted_state_dict(path, fmt, self.pipe)
+        return str(path)

@@ -13,9 +13,5 @@ class SDXLEngine(DiffusersEngine):
     pipeline_class = StableDiffusionXLPipeline
     img2img_class = StableDiffusionXLImg2ImgPipeline
 
-    @property
-    def size_multiple(self) -> int:
-        return 8  # the UNet works on 8x-downsampled latents with no patching
-
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         return {"guidance_scale": request.guidance_scale, "negative_prompt": request.negative_prompt or None}

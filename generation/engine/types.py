@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+
+
+# An absolute path of two or more parts (not "3/4"): what a library's error message may name.
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[/\\](?:[^\s/\\'\"]+[/\\])+([^\s/\\'\",;:)]*)")
+
+
+def without_paths(text: str) -> str:
+    """A message for designers: server paths cut down to the file's name."""
+    return _PATH.sub(lambda m: m.group(1) or "…", text)
 
 
 class EngineError(Exception):

@@ -1,0 +1,329 @@
+"""Where each layer of a LoRA file lands in a model, and whether its widths fit there.
+
+A LoRA trained outside diffusers names the original checkpoint's modules (kohya and
+ai-toolkit: BFL's `double_blocks.0.img_attn.qkv`; XLabs: attention processors; kohya SDXL:
+Stability's `input_blocks.4.1`), and some of its layers cover several diffusers modules at
+once (one fused qkv projection -> to_q, to_k, to_v). `plan` maps every layer of a file to the
+modules of one model and `check_fits` compares the widths, all from safetensors headers and
+config files, so the web process can refuse a LoRA that would fail in every job.
+
+The split widths come from the model itself (its modules' shapes), never from FLUX.1's sizes:
+the engine converts kohya and ai-toolkit FLUX files with the same plan
+(`generation/engine/loras.py`), because diffusers' own converter assumes 3072-wide layers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .lora_files import Header, LoraError, tensor_shapes
+
+COMPONENTS = ("transformer", "unet", "text_encoder", "text_encoder_2")
+
+# FLUX's original (BFL) module names, with "_" for ".", -> diffusers' FluxTransformer2DModel.
+# Mirrors diffusers.loaders.lora_conversion_utils._convert_kohya_flux_lora_to_diffusers.
+FLUX_DOUBLE = {
+    "img_attn_proj": ("attn.to_out.0",),
+    "img_attn_qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "img_mlp_0": ("ff.net.0.proj",),
+    "img_mlp_2": ("ff.net.2",),
+    "img_mod_lin": ("norm1.linear",),
+    "txt_attn_proj": ("attn.to_add_out",),
+    "txt_attn_qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "txt_mlp_0": ("ff_context.net.0.proj",),
+    "txt_mlp_2": ("ff_context.net.2",),
+    "txt_mod_lin": ("norm1_context.linear",),
+}
+FLUX_SINGLE = {
+    "linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"),
+    "linear2": ("proj_out",),
+    "modulation_lin": ("norm.linear",),
+}
+FLUX_GLOBAL = {
+    "img_in": "x_embedder",
+    "txt_in": "context_embedder",
+    "time_in_in_layer": "time_text_embed.timestep_embedder.linear_1",
+    "time_in_out_layer": "time_text_embed.timestep_embedder.linear_2",
+    "vector_in_in_layer": "time_text_embed.text_embedder.linear_1",
+    "vector_in_out_layer": "time_text_embed.text_embedder.linear_2",
+    "guidance_in_in_layer": "time_text_embed.guidance_embedder.linear_1",
+    "guidance_in_out_layer": "time_text_embed.guidance_embedder.linear_2",
+    "final_layer_linear": "proj_out",
+    "final_layer_adaLN_modulation_1": "norm_out.linear",
+}
+XLABS = {
+    "double": {
+        "qkv_lora1": ("attn.to_q", "attn.to_k", "attn.to_v"),
+        "qkv_lora2": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+        "proj_lora1": ("attn.to_out.0",),
+        "proj_lora2": ("attn.to_add_out",),
+    },
+    "single": {"qkv_lora": ("attn.to_q", "attn.to_k", "attn.to_v"), "proj_lora": ("proj_out",)},
+}
+# kohya's text encoder prefixes (SDXL has two CLIPs; FLUX's kohya files only train the first).
+KOHYA_TEXT = {"lora_te_": "text_encoder", "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One LoRA layer of the file: its down (A) and up (B) tensors and the modules it adapts.
+
+    With several targets, `up`'s rows are split between them in order, by each module's width."""
+
+    name: str
+    down: str
+    up: str
+    alpha: str | None
+    targets: tuple[str, ...]
+    # BFL's final adaLN modulation stores (shift, scale); diffusers' norm_out stores (scale, shift).
+    swap_halves: bool = False
+
+
+@dataclass
+class ModelLayout:
+    """The weight shapes of a model's components, by parameter name, and its denoiser's config."""
+
+    name: str
+    denoiser: str
+    shapes: dict[str, dict[str, list[int]]]
+    config: dict[str, object] = field(default_factory=dict)
+
+    def weight(self, module: str) -> list[int] | None:
+        component, _, name = module.partition(".")
+        shapes = self.shapes.get(component, {})
+        # transformers may save a CLIP text model without its `text_model.` prefix.
+        for candidate in (name, name.removeprefix("text_model.")):
+            if f"{candidate}.weight" in shapes:
+                return shapes[f"{candidate}.weight"]
+        return None
+
+    def modules_by_flat_name(self, component: str) -> dict[str, str]:
+        """kohya writes module names with "_" for "."; this maps them back (CLIPs as loaded: `text_model.`...)."""
+        found = {}
+        for key in self.shapes.get(component, {}):
+            if key.endswith(".weight"):
+                name = key.removesuffix(".weight")
+                if component.startswith("text_encoder") and name.startswith("encoder.layers."):
+                    name = "text_model." + name
+                found[name.replace(".", "_")] = name
+        return found
+
+
+def model_layout(folder: Path, name: str = "the model") -> ModelLayout:
+    shapes: dict[str, dict[str, list[int]]] = {}
+    for component in COMPONENTS:
+        for file in sorted((folder / component).glob("*.safetensors")):
+            shapes.setdefault(component, {}).update(tensor_shapes(file))
+    denoiser = "unet" if (folder / "unet").is_dir() else "transformer"
+    try:
+        config = json.loads((folder / denoiser / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    return ModelLayout(name=name, denoiser=denoiser, shapes=shapes, config=config)
+
+
+def plan(keys: list[str], fmt: str, model: ModelLayout) -> list[Layer]:
+    """Every LoRA layer of a file in `model`'s layout; a tensor that lands nowhere is an error."""
+    layers = _PLANNERS.get(fmt, _plan_diffusers)(keys, model)
+    if not layers:
+        raise LoraError("The file has no LoRA layer pairs (down/up or lora_A/lora_B).")
+    if fmt != "diffusers":  # diffusers-format extras (DoRA magnitudes...) go to peft as they are
+        used = {key for layer in layers for key in (layer.down, layer.up, layer.alpha) if key}
+        stray = sorted(set(keys) - used)
+        if stray:
+            raise LoraError(f"The LoRA has tensors the engine cannot place in {model.name}: {_few(stray)}.")
+    return layers
+
+
+def check_fits(header: Header, fmt: str, model: ModelLayout) -> list[Layer]:
+    """Raise LoraError naming the first layer whose widths do not fit `model`."""
+    layers = plan(list(header), fmt, model)
+    for layer in layers:
+        down, up = _shape(header, layer.down), _shape(header, layer.up)
+        if len(down) < 2 or len(up) < 2 or down[0] != up[1]:
+            raise LoraError(f"{layer.name}: its down and up tensors do not pair ({down} and {up}).")
+        bases = [model.weight(t) for t in layer.targets]
+        for target, base in zip(layer.targets, bases, strict=True):
+            if base is None or len(base) < 2:
+                raise LoraError(f"{layer.name}: {target} is not a linear or conv layer of {model.name}.")
+            if down[1] != base[1]:
+                raise LoraError(f"{layer.name}: expected {base[1]} inputs (as {target}), found {down[1]}.")
+        rows = [base[0] for base in bases if base]
+        if sum(rows) != up[0]:
+            parts = " + ".join(f"{t.rsplit('.', 1)[-1]} {n}" for t, n in zip(layer.targets, rows, strict=True))
+            detail = f" ({parts})" if len(rows) > 1 else f" (as {layer.targets[0]})"
+            raise LoraError(f"{layer.name}: expected {sum(rows)} outputs{detail}, found {up[0]}.")
+    return layers
+
+
+def _shape(header: Header, key: str) -> list[int]:
+    return list(header[key]["shape"])  # type: ignore[call-overload]
+
+
+def _few(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+# --- one planner per format
+
+
+def _plan_diffusers(keys: list[str], model: ModelLayout) -> list[Layer]:
+    """diffusers / peft keys: `<component>.<module>.lora_A.weight` (or lora.down / lora_down)."""
+    layers, present = [], set(keys)
+    for key in keys:
+        match = re.match(r"(.+?)\.lora(?:_A|\.down|_down)(\.default)?\.weight$", key)
+        if not match:
+            continue
+        base, suffix = match.group(1), match.group(2) or ""
+        ups = [f"{base}.{u}{suffix}.weight" for u in ("lora_B", "lora.up", "lora_up")]
+        up = next((k for k in ups if k in present), None)
+        if up is None:
+            raise LoraError(f"{base} has a down (lora_A) tensor but no up (lora_B) tensor.")
+        alpha = f"{base}.alpha" if f"{base}.alpha" in present else None
+        layers.append(Layer(base, key, up, alpha, (_qualified(base, model),)))
+    return layers
+
+
+def _qualified(base: str, model: ModelLayout) -> str:
+    for component in COMPONENTS:
+        if base.startswith(component + "."):
+            return base
+    for prefix in ("base_model.model.", "diffusion_model."):  # peft's own, and original checkpoints'
+        base = base.removeprefix(prefix)
+    return f"{model.denoiser}.{base}"
+
+
+def _pairs(keys: list[str], down: str, up: str) -> list[tuple[str, str, str, str | None]]:
+    """(base name, down key, up key, alpha key) of every `<base><down>` key."""
+    found, present = [], set(keys)
+    for key in keys:
+        if key.endswith(down):
+            base = key[: -len(down)]
+            if base + up not in present:
+                raise LoraError(f"{base} has a down tensor but no up tensor.")
+            found.append((base, key, base + up, base + ".alpha" if base + ".alpha" in present else None))
+    return found
+
+
+def _flux_bfl_targets(flat: str) -> tuple[tuple[str, ...], bool] | None:
+    """diffusers modules for a BFL FLUX module name written with "_" (kohya's spelling)."""
+    match = re.match(r"(double|single)_blocks_(\d+)_(.+)$", flat)
+    if match:
+        kind, index, rest = match.groups()
+        table = FLUX_DOUBLE if kind == "double" else FLUX_SINGLE
+        block = "transformer_blocks" if kind == "double" else "single_transformer_blocks"
+        if rest in table:
+            return tuple(f"transformer.{block}.{index}.{m}" for m in table[rest]), False
+        return None
+    if flat in FLUX_GLOBAL:
+        return (f"transformer.{FLUX_GLOBAL[flat]}",), flat == "final_layer_adaLN_modulation_1"
+    return None
+
+
+def _plan_flux_kohya(keys: list[str], model: ModelLayout) -> list[Layer]:
+    layers = []
+    for base, down, up, alpha in _pairs(keys, ".lora_down.weight", ".lora_up.weight"):
+        text = next((p for p in KOHYA_TEXT if base.startswith(p)), None)
+        if text:
+            targets: tuple[str, ...] | None = _kohya_text_target(base, text, model)
+            swap = False
+        else:
+            found = _flux_bfl_targets(base.removeprefix("lora_unet_"))
+            targets, swap = found if found else (None, False)
+        if not targets:
+            raise LoraError(f"{base} names no layer of {model.name}.")
+        layers.append(Layer(base, down, up, alpha, targets, swap))
+    return layers
+
+
+def _plan_flux_ai_toolkit(keys: list[str], model: ModelLayout) -> list[Layer]:
+    """BFL module names with dots and peft's lora_A / lora_B."""
+    layers = []
+    for base, down, up, alpha in _pairs(keys, ".lora_A.weight", ".lora_B.weight"):
+        found = _flux_bfl_targets(base.removeprefix("diffusion_model.").replace(".", "_"))
+        if not found:
+            raise LoraError(f"{base} names no layer of {model.name}.")
+        layers.append(Layer(base, down, up, alpha, found[0], found[1]))
+    return layers
+
+
+def _plan_flux_xlabs(keys: list[str], model: ModelLayout) -> list[Layer]:
+    layers = []
+    for base, down, up, alpha in _pairs(keys, ".down.weight", ".up.weight"):
+        match = re.match(r"(?:diffusion_model\.)?(double|single)_blocks\.(\d+)\.processor\.(\w+)$", base)
+        modules = XLABS[match.group(1)].get(match.group(3)) if match else None
+        if not match or not modules:
+            raise LoraError(f"{base} names no layer of {model.name}.")
+        block = "transformer_blocks" if match.group(1) == "double" else "single_transformer_blocks"
+        layers.append(Layer(base, down, up, alpha, tuple(f"transformer.{block}.{match.group(2)}.{m}" for m in modules)))
+    return layers
+
+
+def _kohya_text_target(base: str, prefix: str, model: ModelLayout) -> tuple[str, ...] | None:
+    component = KOHYA_TEXT[prefix]
+    module = model.modules_by_flat_name(component).get(base.removeprefix(prefix))
+    return (f"{component}.{module}",) if module else None
+
+
+def _plan_sdxl_kohya(keys: list[str], model: ModelLayout) -> list[Layer]:
+    unet = model.modules_by_flat_name("unet")
+    per_block = int(model.config.get("layers_per_block", 2))  # type: ignore[call-overload]
+    layers = []
+    for base, down, up, alpha in _pairs(keys, ".lora_down.weight", ".lora_up.weight"):
+        text = next((p for p in KOHYA_TEXT if base.startswith(p)), None)
+        if text:
+            targets = _kohya_text_target(base, text, model)
+        else:
+            module = unet.get(_sgm_to_diffusers(base.removeprefix("lora_unet_"), per_block))
+            targets = (f"unet.{module}",) if module else None
+        if not targets:
+            raise LoraError(f"{base} names no layer of {model.name}.")
+        layers.append(Layer(base, down, up, alpha, targets))
+    return layers
+
+
+# Stability's (sgm) UNet names -> diffusers', as diffusers' _maybe_map_sgm_blocks_to_diffusers
+# and _convert_unet_lora_key do; names already in diffusers' spelling pass through.
+SGM_RESNET = [("in_layers_2", "conv1"), ("out_layers_3", "conv2"), ("emb_layers_1", "time_emb_proj")]
+SGM_RESNET += [("skip_connection", "conv_shortcut")]
+SGM_TOP = {
+    "input_blocks_0_0": "conv_in",
+    "out_2": "conv_out",
+    "time_embed_0": "time_embedding_linear_1",
+    "time_embed_2": "time_embedding_linear_2",
+    "label_emb_0_0": "add_embedding_linear_1",
+    "label_emb_0_2": "add_embedding_linear_2",
+}
+
+
+def _sgm_to_diffusers(flat: str, per_block: int) -> str:
+    if flat in SGM_TOP:
+        return SGM_TOP[flat]
+    match = re.match(r"(input_blocks|middle_block|output_blocks)_(\d+)_(\d+)_(.+)$", flat)
+    if not match:
+        return flat
+    kind, outer, inner, rest = match.group(1), int(match.group(2)), int(match.group(3)), match.group(4)
+    for old, new in SGM_RESNET:
+        rest = re.sub(rf"^{old}$", new, rest)
+    if kind == "middle_block":
+        part = {0: "resnets_0", 1: "attentions_0", 2: "resnets_1"}.get(outer, "?")
+        return f"mid_block_{part}_{rest}"
+    if kind == "input_blocks":
+        block, layer = divmod(outer - 1, per_block + 1)
+        if rest == "op":
+            return f"down_blocks_{block}_downsamplers_0_conv"
+        return f"down_blocks_{block}_{['resnets', 'attentions'][min(inner, 1)]}_{layer}_{rest}"
+    block, layer = divmod(outer, per_block + 1)
+    if inner == 2 or (inner == 1 and rest == "conv"):  # a block without attention has its upsampler second
+        return f"up_blocks_{block}_upsamplers_0_{rest}"
+    return f"up_blocks_{block}_{['resnets', 'attentions'][inner]}_{layer}_{rest}"
+
+
+_PLANNERS = {
+    "kohya": lambda keys, model: (_plan_sdxl_kohya if model.denoiser == "unet" else _plan_flux_kohya)(keys, model),
+    "ai-toolkit": _plan_flux_ai_toolkit,
+    "xlabs": _plan_flux_xlabs,
+}
