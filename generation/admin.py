@@ -36,7 +36,7 @@ class BrandLoraAdmin(StudioAdmin):
     list_display = ("name", "family", "file", "file_format", "trigger_words", "enabled")
     list_filter = ("family", "enabled")
     search_fields = ("name", "file", "trigger_words")
-    readonly_fields = ("file_format",)
+    readonly_fields = ("file_format", "fits", "fit_notes")
 
 
 @admin.register(AssetPreset)

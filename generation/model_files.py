@@ -64,12 +64,12 @@ def pull(model: ImageModel, *, token: str | None = None) -> Path:
     return Path(snapshot_download(model.repo_id, revision=model.revision or None, token=token))
 
 
-def installed_folders(family: str) -> list[tuple[str, Path]]:
-    """(name, folder) of the models of a family whose weights are on this machine."""
+def installed_folders(family: str) -> list[tuple[str, str, Path]]:
+    """(key, name, folder) of the models of a family whose weights are on this machine."""
     folders = []
     for model in ImageModel.objects.filter(family=family):
         try:
-            folders.append((model.name, local_weights(model)))
+            folders.append((model.key, model.name, local_weights(model)))
         except EngineError:
             continue
     return folders

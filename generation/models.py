@@ -235,6 +235,9 @@ class BrandLora(models.Model):
     file = models.CharField(max_length=300, unique=True, help_text="Under loras/, e.g. flux/icons-v1.safetensors")
     trigger_words = models.CharField(max_length=200, blank=True, help_text="Put in front of every prompt")
     file_format = models.CharField(max_length=30, blank=True, editable=False)
+    # Checked at save against each installed model of the family: the keys it fits, and why not the rest.
+    fits = models.JSONField(default=list, blank=True, editable=False)
+    fit_notes = models.JSONField(default=list, blank=True, editable=False)
     description = models.CharField(max_length=300, blank=True)
     enabled = models.BooleanField(default=True)
     # Set for versions the studio trained: which asset type, which version, how (metadata file).
@@ -266,11 +269,15 @@ class BrandLora(models.Model):
         if path.suffix != ".safetensors" or not path.is_file():
             raise ValidationError({"file": f"No .safetensors file at loras/{self.file}."})
         try:
-            self.file_format = validate(
+            self.file_format, self.fits, self.fit_notes = validate(
                 path, family=self.family, labels=dict(family_choices()), models=installed_folders(self.family)
             )
         except LoraError as exc:
             raise ValidationError({"file": str(exc)}) from None
+
+    def fits_model(self, key: str) -> bool:
+        """Whether a job on that model may apply it: it fitted when saved (no record: not checked)."""
+        return not self.fits or key in self.fits
 
 
 class PresetLora(models.Model):

@@ -137,7 +137,7 @@ def choose_loras(preset: AssetPreset, model: ImageModel, brand_lora: str = "") -
     version swapped for another one (`brand_lora` = a BrandLora id) or left out ("none")."""
     links = preset.preset_loras.select_related("lora").filter(lora__family=model.family, lora__enabled=True)
     # A LoRA whose file is gone is left out (staff see it flagged), so the asset type still renders.
-    loras = [pl for pl in links if pl.lora.path.is_file()]
+    loras = [pl for pl in links if pl.lora.path.is_file() and pl.lora.fits_model(model.key)]
     if not brand_lora:
         return loras
     published = [pl for pl in loras if pl.lora.preset_id == preset.pk]

@@ -446,3 +446,25 @@ def test_a_lora_that_stopped_fitting_after_its_save_fails_the_job_readably_witho
     job.refresh_from_db()
     assert job.status == "failed" and message in job.error
     assert "brand.safetensors" in job.error and str(lora_root) not in job.error and "/" not in job.error
+
+
+def test_a_lora_that_fits_one_of_its_familys_models_is_kept_for_that_one_only(
+    flux_lora_file, settings, tmp_path, tiny_flux_dir, preset
+) -> None:
+    """Checked against each installed model: jobs on a model it does not fit leave it out."""
+    from generation import services
+
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    (models_dir / "tiny-flux").symlink_to(tiny_flux_dir)
+    (models_dir / "demo-brand").symlink_to(Path(__file__).resolve().parent.parent / "demo" / "brand-model")
+    settings.STUDIO_MODELS_DIR = models_dir
+    entry = lora(file=flux_lora_file)
+    entry.full_clean()
+    entry.save()
+    assert entry.fits == ["tiny-flux"]
+    assert entry.fit_notes and entry.fit_notes[0].startswith("Demo brand")
+    PresetLora.objects.create(preset=preset, lora=entry, strength=0.8)
+    tiny, demo = ImageModel.objects.get(key="tiny-flux"), ImageModel.objects.get(key="demo-brand")
+    assert [pl.lora for pl in services.choose_loras(preset, tiny)] == [entry]
+    assert services.choose_loras(preset, demo) == []
