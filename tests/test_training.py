@@ -317,6 +317,9 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
     from generation.models import GenerationJob
 
     preset = training_set.preset
+    for name in ("icon-v1", "icon-v2"):  # jobs leave out a LoRA whose file is missing
+        (lora_root / "flux").mkdir(parents=True, exist_ok=True)
+        (lora_root / "flux" / f"{name}.safetensors").write_bytes(b"")
     v1 = BrandLora.objects.create(
         name="Icon v1", family="flux", file="flux/icon-v1.safetensors", preset=preset, version=1
     )
