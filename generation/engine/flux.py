@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch
 from diffusers import FluxImg2ImgPipeline, FluxPipeline
 
 from .base import DiffusersEngine
@@ -20,3 +21,8 @@ class FluxEngine(DiffusersEngine):
         if "max_sequence_length" in self.options:  # a model trained on short T5 sequences must run on them
             kwargs["max_sequence_length"] = self.options["max_sequence_length"]
         return kwargs
+
+    def preview_latents(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        # FLUX packs 2x2 latent patches into tokens: (batch, h/2 * w/2, channels * 4).
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+        return super().preview_latents(pipe, latents, width, height)
