@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
-from .previews import Encoder, LatentPreviewer, fit_or_none, vae_encoder
+from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, PreviewCallback, StepCallback
 
 log = logging.getLogger(__name__)
@@ -161,23 +161,48 @@ class DiffusersEngine:
         vae = getattr(self.pipe, "vae", None)
         if vae is None:
             return None
-        weights = next(vae.parameters())  # where the VAE is placed (the GPU, or the CPU when offloaded)
-        encoder = self.preview_encoder(vae)
-        return fit_or_none(encoder, device=weights.device, dtype=weights.dtype, family=self.family)
+        return fit_or_none(lambda: self._fit(vae), family=self.family)
 
-    def preview_encoder(self, vae: Any) -> Encoder:
-        """Images -> the VAE's latents, (batch, channels, h, w), for fitting the previewer."""
-        return vae_encoder(vae)
+    def _fit(self, vae: Any) -> LatentPreviewer:
+        weights = next(vae.parameters())  # where the VAE is placed (the GPU, or the CPU when offloaded)
+        generator = torch.Generator("cpu").manual_seed(0)
+        noise = torch.randn(FIT_LATENTS, *self.preview_noise_shape(vae, FIT_LATENT_SIDE), generator=generator)
+        latents = self.preview_denormalize(self.pipe, noise.to(weights.device, weights.dtype))
+        # Half-precision VAEs that the pipeline upcasts to decode (SDXL's) are upcast for the fit too.
+        upcast = bool(getattr(vae.config, "force_upcast", False)) and weights.dtype == torch.float16
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            return LatentPreviewer.fit(latents.to(next(vae.parameters()).dtype), self.preview_decoder(vae))
+        finally:
+            if upcast:
+                vae.to(weights.dtype)
+
+    def preview_noise_shape(self, vae: Any, side: int) -> tuple[int, int, int]:
+        """(channels, h, w) of the pipeline's latents, unpacked, for an image `side` latent pixels wide."""
+        return int(vae.config.latent_channels), side, side
+
+    def preview_decoder(self, vae: Any) -> Decoder:
+        """Latents in the VAE's space -> images in [-1, 1], (batch, 3, H, W), for fitting the previewer."""
+        return vae_decoder(vae)
 
     def preview_latents(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
         """A step's latents as the VAE reads them, (batch, channels, h, w): what the pipeline does to
-        its latents just before `vae.decode`. Families that pack or normalise otherwise override it."""
+        its latents just before `vae.decode`."""
+        return self.preview_denormalize(pipe, self.preview_unpack(pipe, latents, width, height))
+
+    def preview_unpack(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """Packed latents (tokens) back to (batch, channels, h, w); families that pack override it."""
+        return latents
+
+    def preview_denormalize(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        """The pipeline's latent scaling undone, as before its `vae.decode`."""
         config = pipe.vae.config
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
         if mean is not None and std is not None:  # SDXL-style per-channel statistics
             shape = (1, -1, 1, 1)
-            mean_t = torch.tensor(mean, device=latents.device).view(shape)
-            std_t = torch.tensor(std, device=latents.device).view(shape)
+            mean_t = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
+            std_t = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
             return latents * std_t / config.scaling_factor + mean_t
         return latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
 

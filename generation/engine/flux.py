@@ -22,7 +22,6 @@ class FluxEngine(DiffusersEngine):
             kwargs["max_sequence_length"] = self.options["max_sequence_length"]
         return kwargs
 
-    def preview_latents(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    def preview_unpack(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
         # FLUX packs 2x2 latent patches into tokens: (batch, h/2 * w/2, channels * 4).
-        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
-        return super().preview_latents(pipe, latents, width, height)
+        return pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
