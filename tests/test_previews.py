@@ -16,7 +16,7 @@ from generation.engine.base import DiffusersEngine
 from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import GenerationRequest
 from generation.models import GenerationJob, ImagePreview, JobStatus
-from tests.factories import GenerationJobFactory
+from tests.factories import AssetPresetFactory, GenerationJobFactory
 
 DEMO = Path(settings.STUDIO_DEMO_MODEL_DIR)
 
@@ -150,3 +150,81 @@ def test_previews_are_off_with_a_zero_interval(settings, monkeypatch) -> None:
     monkeypatch.setattr(runner.previews, "save", lambda *args: calls.append(args))
     runner.run_job(str(job.pk), worker="test@host")
     assert calls == [] and GenerationJob.objects.get(pk=job.pk).status == JobStatus.COMPLETE
+
+
+@pytest.mark.django_db
+class TestTheApi:
+    @pytest.fixture
+    def api(self, alice):
+        from django.test import Client
+
+        from generation.tokens import token_create
+
+        return Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='tests')[1]}")
+
+    def running_job_with_previews(self, owner) -> GenerationJob:
+        from generation import previews
+
+        job = GenerationJobFactory(owner=owner, status=JobStatus.PROCESSING, images_total=2, progress_steps=8)
+        previews.save(job.pk, 0, 4, [Image.new("RGB", (64, 64), "orange"), Image.new("RGB", (64, 64), "navy")])
+        return job
+
+    def test_a_job_offers_its_previews_only_when_asked(self, api, alice) -> None:
+        job = self.running_job_with_previews(alice)
+        assert api.get(f"/api/v1/jobs/{job.pk}").json()["previews"] is None
+        listed = api.get(f"/api/v1/jobs/{job.pk}?previews=true").json()["previews"]
+        assert [(p["index"], p["step"]) for p in listed] == [(0, 4), (1, 4)]
+        response = api.get(listed[1]["url"])
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+        assert Image.open(io.BytesIO(response.content)).convert("RGB").getpixel((32, 32))[2] > 100  # navy
+
+    def test_an_ended_job_has_no_previews(self, api, alice) -> None:
+        job = self.running_job_with_previews(alice)
+        GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETE, images_done=2)
+        assert api.get(f"/api/v1/jobs/{job.pk}?previews=true").json()["previews"] == []
+        response = api.get(f"/api/v1/jobs/{job.pk}/previews/0")
+        assert response.status_code == 404 and "no preview now" in response.json()["message"]
+
+    def test_another_users_previews_are_a_404(self, api, bob) -> None:
+        theirs = self.running_job_with_previews(bob)
+        assert api.get(f"/api/v1/jobs/{theirs.pk}?previews=true").status_code == 404
+        assert api.get(f"/api/v1/jobs/{theirs.pk}/previews/0").status_code == 404
+
+    def test_an_index_out_of_range_is_a_422(self, api, alice) -> None:
+        job = self.running_job_with_previews(alice)
+        response = api.get(f"/api/v1/jobs/{job.pk}/previews/100000")
+        assert response.status_code == 422 and response.json()["field"] == "index"
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_page_sees_a_preview_of_a_job_a_real_worker_is_running(alice_client, tmp_path) -> None:
+    """The worker writes previews mid-job; the page's live channel brings them; they go at the end."""
+    import re
+
+    from django.urls import reverse
+
+    from tests.processes import ended, flush_broker, wait_for, worker, worker_env
+
+    flush_broker()
+    long = AssetPresetFactory(slug="long", default_width=256, default_height=256, allowed_sizes=[[256, 256]])
+    long.steps = 100  # several seconds on the tiny model: time for a few previews
+    long.save()
+    with worker(worker_env(tmp_path, STUDIO_PREVIEW_SECONDS="0.2"), tmp_path / "worker.log") as w:
+        data = {"preset": "long", "prompt": "a flat blue circle", "quality": "standard", "variations": "1"}
+        panel = alice_client.post(reverse("studio"), data, HTTP_HX_REQUEST="true").content.decode()
+        job = GenerationJob.objects.get()
+        stamp = re.search(r'data-live-job="([^"]+)"', panel)[1]
+
+        def a_preview() -> str | None:
+            response = alice_client.post(reverse("live"), {"job": [stamp]}, HTTP_HX_REQUEST="true")
+            body = response.content.decode()
+            return body if response.status_code == 200 and "data:image/webp;base64," in body else None
+
+        body = wait_for(a_preview, timeout=90, what="a preview on the page", interval=0.5)
+        assert "as it takes shape" in body and 'id="job-' in body and "Processing" in body
+        job = wait_for(lambda: ended(job), timeout=120, what="the job")
+        assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+    final = alice_client.post(reverse("live"), {"job": [stamp]}, HTTP_HX_REQUEST="true")
+    assert final.status_code == 286 and "data:image/webp" not in final.content.decode()
+    assert not ImagePreview.objects.exists()
