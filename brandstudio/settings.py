@@ -289,6 +289,8 @@ STUDIO_MEMORY_BUDGET_GB = float(env_str("STUDIO_MEMORY_BUDGET_GB", "20"))
 STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...
 STUDIO_MAX_BATCH = env_int("STUDIO_MAX_BATCH", 8)  # images per pipeline call; halves itself on OOM
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)
+# Live previews of a running job's images, at most this often (pages look once a second); 0: none.
+STUDIO_PREVIEW_SECONDS = float(env_str("STUDIO_PREVIEW_SECONDS", "1"))
 STUDIO_STALE_AFTER_SECONDS = env_int("STUDIO_STALE_AFTER_SECONDS", 30)
 STUDIO_MAX_ATTEMPTS = env_int("STUDIO_MAX_ATTEMPTS", 3)
 STUDIO_MAX_VARIATIONS = 8

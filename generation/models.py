@@ -1,3 +1,4 @@
+import base64
 import json
 import re
 import uuid
@@ -448,6 +449,13 @@ class GenerationJob(models.Model):
     def progress_percent(self) -> int:
         return round(self.progress * 100)
 
+    @property
+    def live_stamp(self) -> str:
+        """Changes whenever its panel would: the live channel sends a panel only when this moved.
+        Previews are written together with the progress step, so a new preview moves it too."""
+        fields = (self.status, self.attempts, self.images_done, self.progress_step, self.progress_steps)
+        return ".".join(str(f) for f in fields) + (".w" if self.waiting_long else "")
+
 
 def image_upload_to(image: "GeneratedImage", filename: str) -> str:
     return f"generations/{image.job.owner_id}/{image.job_id}/{filename}"
@@ -488,6 +496,27 @@ class GeneratedImage(models.Model):
         """Says what it is: asset type, the description's first words, seed."""
         subject = slugify(self.job.prompt)[:40].strip("-") or "image"
         return f"{self.job.preset.slug}-{subject}-seed{self.seed}.png"
+
+
+class ImagePreview(models.Model):
+    """What an image of a running job looks like so far: a small WebP that the worker overwrites
+    every second or so. In the database, so every web process reads the same one, and it goes
+    when its job goes; the runner deletes a job's previews when it stops running it."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="previews")
+    index = models.PositiveSmallIntegerField()
+    step = models.PositiveIntegerField()
+    webp = models.BinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_preview_per_image")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.index} at step {self.step}"
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/webp;base64," + base64.b64encode(bytes(self.webp)).decode("ascii")
 
 
 class Favorite(models.Model):

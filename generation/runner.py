@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from . import services
+from . import previews, services
 from .engine import Engine, EngineError, engine_class
 from .engine.types import Cancelled, GenerationRequest, LoraSpec, without_paths
 from .logs import current_job
@@ -73,12 +73,14 @@ def _run_job(job_id: str, *, worker: str) -> None:
                     except OSError as exc:  # a full disk, an unreachable blob store
                         raise EngineError(f"The images could not be stored ({exc}); try again later.") from exc
 
+            progress = Progress(job, already=already)
             with clock.measure("run"):
                 engine.generate(
                     build_request(job, skip=already),
                     max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
-                    on_step=Progress(job).on_step,
+                    on_step=progress.on_step,
                     on_images=on_images,
+                    on_preview=progress.on_preview,
                 )
         except Cancelled:
             log.info("Job %s cancelled", job.pk)
@@ -95,6 +97,8 @@ def _run_job(job_id: str, *, worker: str) -> None:
             log.exception("Job %s failed", job.pk)
             services.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {without_paths(str(exc))}")
             return
+        finally:
+            previews.clear(job.pk)  # the stored images (or the job's end) replace them
     timings = clock.summary()
     services.job_complete(job.pk, timings=timings)
     log.info("Job %s complete: %s", job.pk, ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))
@@ -229,21 +233,38 @@ def _details(job: GenerationJob) -> dict[str, Any]:
 
 
 class Progress:
-    """Writes step progress to the job row, at most a few times a second."""
+    """Writes step progress to the job row, at most a few times a second, and live previews of
+    the running batch, at most every STUDIO_PREVIEW_SECONDS."""
 
     min_interval = 0.5
 
-    def __init__(self, job: GenerationJob) -> None:
+    def __init__(self, job: GenerationJob, *, already: int = 0) -> None:
         self.job_id = job.pk
+        self.already = already  # images a previous attempt stored: the engine counts from 0 again
         self.last = 0.0
+        self.step = self.total = 0
+        self.last_preview = time.monotonic()  # the first preview comes one interval into the job
 
     def on_step(self, step: int, total: int) -> None:
+        self.step, self.total = step, total
         now = time.monotonic()
         if now - self.last < self.min_interval and step < total:
             return
+        self._write(now)
+
+    def on_preview(self, first: int, draw: Callable[[], list[Image]]) -> None:
+        every, now = settings.STUDIO_PREVIEW_SECONDS, time.monotonic()
+        if not every or now - self.last_preview < every or self.step >= self.total:
+            return  # off, too soon, or the last step: the image itself comes next
+        previews.save(self.job_id, self.already + first, self.step, draw())
+        self.last_preview = now
+        # The step goes with the preview, so the page's live channel sees that its panel changed.
+        self._write(now)
+
+    def _write(self, now: float) -> None:
         self.last = now
         updated = GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.PROCESSING).update(
-            progress_step=step, progress_steps=total, heartbeat_at=timezone.now()
+            progress_step=self.step, progress_steps=self.total, heartbeat_at=timezone.now()
         )
         if not updated:  # cancelled, or reaped and handed to another worker
             raise Cancelled("The job is no longer running here.")

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.studio, name="studio"),
     path("studio/sizes/", views.size_options, name="size-options"),
     path("jobs/<uuid:pk>/", views.job, name="job"),
+    path("live/", views.live, name="live"),
     path("jobs/<uuid:pk>/retry/", views.job_retry, name="job-retry"),
     path("jobs/<uuid:pk>/cancel/", views.job_cancel, name="job-cancel"),
     path("images/<uuid:pk>/", views.image, name="image"),

@@ -9,9 +9,10 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, prefetch_related_objects
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.http import urlencode
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from . import ops, services
+from . import ops, previews, services
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
 from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
@@ -29,6 +30,9 @@ RECENT_JOBS = 10
 HISTORY_PAGE = 20
 MAX_SELECTION = 500
 THUMBNAIL_MAX_AGE = 7 * 86400
+# The live channel's panels: the name a page sends their stamps under -> the partial drawn for them.
+LIVE_PANELS = {"job": "generation/job.html#job-panel", "item": "generation/group.html#group-item"}
+LIVE_MAX_PANELS = 200  # a batch has at most 50 items; a studio page shows 10 jobs and the ones added to it
 
 
 class Request(HttpRequest):
@@ -54,9 +58,13 @@ def _favorite_ids(request: Request, **shown: object) -> set[object]:
 
 
 def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
-    response = render(
-        request, "generation/job.html#job-panel", {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)}
-    )
+    previews.attach([job])
+    context = {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)}
+    response = render(request, "generation/job.html#job-panel", context)
+    if request.htmx and not job.is_ended:
+        # A panel that runs joins the page's live channel, which starts again if it had stopped.
+        channel = render_to_string("generation/job.html#live-channel", {"live": True, "oob": True}, request)
+        response.content += channel.encode()
     if request.htmx and job.is_ended:
         # 286 tells htmx to stop polling; the final panel is still swapped in.
         response.status_code = HttpResponseStopPolling.status_code
@@ -94,7 +102,13 @@ def studio(request: Request) -> HttpResponse:
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
     recent = list(jobs[:RECENT_JOBS])
-    context = {"form": form, "jobs": recent, "favorite_ids": _favorite_ids(request, image__job__in=recent)}
+    previews.attach(recent)
+    context = {
+        "form": form,
+        "jobs": recent,
+        "favorite_ids": _favorite_ids(request, image__job__in=recent),
+        "live": any(not job.is_ended for job in recent),
+    }
     if request.user.is_staff:
         context["missing_loras"] = services.missing_loras()
     return render(request, "generation/studio.html", context, status=status)
@@ -114,7 +128,70 @@ def job(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if request.htmx:
         return _job_panel(request, job)
-    return render(request, "generation/job.html", {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)})
+    previews.attach([job])
+    context = {"job": job, "favorite_ids": _favorite_ids(request, image__job=job), "live": not job.is_ended}
+    return render(request, "generation/job.html", context)
+
+
+@require_POST
+@login_required
+def live(request: Request) -> HttpResponse:
+    """The page's live channel: the stamps of its running panels in, the panels that changed out
+    (swapped out of band), in a few queries whatever their number. 204: nothing changed; 286:
+    nothing runs any more, so the page stops asking. Anyone else's ids are ignored."""
+    try:
+        asked = _live_asked(request)
+    except ValueError as exc:
+        return JsonResponse({"message": str(exc), "field": "job"}, status=400)
+    jobs = list(GenerationJob.objects.filter(owner=request.user, pk__in=asked).select_related("preset", "group"))
+    running = any(not job.is_ended for job in jobs)
+    changed = [job for job in jobs if job.live_stamp != asked[job.pk][1]]
+    status = 200 if running else HttpResponseStopPolling.status_code
+    if not changed:
+        return HttpResponse(status=204 if running else status)
+    return HttpResponse(_live_panels(request, changed, {pk: kind for pk, (kind, _) in asked.items()}), status=status)
+
+
+def _live_asked(request: Request) -> dict[UUID, tuple[str, str]]:
+    """{job id: (panel kind, stamp the page has)} from `job=<id>:<stamp>` and `item=<id>:<stamp>`."""
+    asked: dict[UUID, tuple[str, str]] = {}
+    for kind in LIVE_PANELS:
+        for value in request.POST.getlist(kind):
+            pk, _, stamp = value.partition(":")
+            try:
+                asked[UUID(pk)] = (kind, stamp)
+            except ValueError:
+                raise ValueError("A panel id the page sent is not a job id; reload the page.") from None
+    if len(asked) > LIVE_MAX_PANELS:
+        raise ValueError(f"At most {LIVE_MAX_PANELS} running panels per page; reload the page.")
+    return asked
+
+
+def _live_panels(request: Request, jobs: list[GenerationJob], kinds: dict[UUID, str]) -> str:
+    prefetch_related_objects(jobs, "images")
+    previews.attach(jobs)
+    shared = {"oob": True, "favorite_ids": _favorite_ids(request, image__job__in=jobs)}
+    parts, groups = [], _live_groups([job for job in jobs if kinds[job.pk] == "item"])
+    for group, siblings in groups:
+        done = sum(job.status == JobStatus.COMPLETE for job in siblings)
+        context = {**shared, "group": group, "jobs": siblings, "done": done}
+        parts.append(render_to_string("generation/group.html#group-head", context, request))
+    positions = {job.pk: n for _, siblings in groups for n, job in enumerate(siblings, start=1)}
+    for job in jobs:
+        context = {**shared, "job": job, "group": job.group, "position": positions.get(job.pk)}
+        parts.append(render_to_string(LIVE_PANELS[kinds[job.pk]], context, request))
+    return "".join(parts)
+
+
+def _live_groups(items: list[GenerationJob]) -> list[tuple[JobGroup, list[GenerationJob]]]:
+    """Each group a changed item belongs to, with all its jobs (its header counts them; a batch
+    numbers its items), one query per group: a page shows one."""
+    groups = {job.group_id: job.group for job in items if job.group is not None}
+    return [
+        (group, list(group.jobs.select_related("preset").order_by("created_at")))
+        for group in groups.values()
+        if group is not None
+    ]
 
 
 @require_POST
@@ -444,10 +521,12 @@ def _group_form_page(request: Request, form: CompareForm | BatchForm, template: 
 def group(request: Request, pk: UUID) -> HttpResponse:
     group = get_object_or_404(JobGroup, pk=pk, owner=request.user)
     jobs = list(group.jobs.select_related("preset").prefetch_related("images").order_by("created_at"))
+    previews.attach(jobs)
     context = {
         "group": group,
         "jobs": jobs,
         "ended": all(job.is_ended for job in jobs),
+        "live": not all(job.is_ended for job in jobs),
         "done": sum(job.status == JobStatus.COMPLETE for job in jobs),
         "favorite_ids": _favorite_ids(request, image__job__group=group),
     }

@@ -248,3 +248,31 @@ def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, li
         "head": [137, 80, 78, 71],
     }
     assert errors == []
+
+
+def test_two_running_jobs_cost_one_live_request_a_second_which_stops_when_they_end(alice_tab: Page, alice) -> None:
+    from tests.factories import GenerationJobFactory
+
+    page = alice_tab.page
+    jobs = [
+        GenerationJobFactory(owner=alice, prompt=f"running {n}", status=JobStatus.PROCESSING, progress_steps=10)
+        for n in range(2)
+    ]
+    requests: list[tuple[str, str]] = []
+    page.on("request", lambda r: requests.append((r.url, r.post_data or "")))
+    page.goto("/")
+    page.wait_for_timeout(4_200)  # Playwright delivers its events while it waits, not in time.sleep
+    live = [body for url, body in requests if url.endswith("/live/")]
+    assert 3 <= len(live) <= 5, live  # one a second for the page, not one per job
+    assert all(str(jobs[0].pk) in body and str(jobs[1].pk) in body for body in live)
+    assert not [url for url, _ in requests if "/jobs/" in url]
+
+    # A change reaches its panel through the channel; when both have ended, the channel stops.
+    GenerationJob.objects.filter(pk=jobs[1].pk).update(progress_step=5)
+    page.locator(f"#job-{jobs[1].pk}").get_by_text("Step 5 of 10").wait_for(timeout=5_000)
+    GenerationJob.objects.filter(pk__in=[job.pk for job in jobs]).update(status=JobStatus.CANCELLED)
+    page.locator(".job-cancelled").nth(1).wait_for(timeout=5_000)
+    stopped = len([url for url, _ in requests if url.endswith("/live/")])
+    page.wait_for_timeout(2_500)
+    assert len([url for url, _ in requests if url.endswith("/live/")]) == stopped
+    assert alice_tab.errors == []

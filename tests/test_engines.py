@@ -167,7 +167,7 @@ def test_out_of_memory_halves_the_batch_then_gives_a_readable_error(tiny_flux_di
     engine = engine_class("flux")(tiny_flux_dir, device="cpu")
     batches: list[int] = []
 
-    def run(req, seeds, on_step):
+    def run(req, seeds, on_step, **kwargs):
         batches.append(len(seeds))
         raise torch.OutOfMemoryError("CUDA out of memory")
 

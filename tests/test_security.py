@@ -45,7 +45,7 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         "training": things["set"].pk,
     }
     if pattern.startswith("api/v1/"):
-        path = "/" + pattern.replace("<job_id>", ids["job"]).replace("<image_id>", ids["image"])
+        path = "/" + pattern.replace("<job_id>", ids["job"]).replace("<image_id>", ids["image"]).replace("<index>", "0")
         return None if "<" in path else path
     if name.startswith("job"):
         return reverse(name, args=[ids["job"]])

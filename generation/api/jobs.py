@@ -6,13 +6,15 @@ from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from ninja import Field, Router, Schema
+from ninja import Field, Path, Router, Schema
+from ninja.errors import HttpError
 
+from .. import previews as live_previews
 from .. import services, views
 from ..forms import GenerateForm
-from ..models import Favorite, GenerationJob, JobStatus
+from ..models import Favorite, GenerationJob, ImagePreview, JobStatus
 from ..services import MAX_SEED
 from .common import InputSchema, absolute, own_image, own_job, user_of
 from .errors import ERRORS, LIMITED, FieldError
@@ -29,6 +31,12 @@ class JobIn(InputSchema):
     size: str | None = Field(None, pattern=r"^[0-9]{2,4}x[0-9]{2,4}$", description="Default: the asset type's")
     variations: int = Field(4, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=MAX_SEED - 8)
+
+
+class PreviewOut(Schema):
+    index: int
+    step: int
+    url: str
 
 
 class JobOut(Schema):
@@ -51,6 +59,11 @@ class JobOut(Schema):
     created_at: str
     images: list[ImageOut]
     zip_url: str
+    previews: list[PreviewOut] | None = Field(
+        None,
+        description="Only with ?previews=true: small WebPs of the images still being drawn, "
+        "as they stand (a new one about every second while the job runs; none once it ends)",
+    )
 
 
 class MoreIn(InputSchema):
@@ -61,7 +74,9 @@ class VaryIn(InputSchema):
     strength: Literal["subtle", "strong"] = "subtle"
 
 
-def job_out(request: HttpRequest, job: GenerationJob, starred: set[Any] | None = None) -> dict[str, Any]:
+def job_out(
+    request: HttpRequest, job: GenerationJob, starred: set[Any] | None = None, *, with_previews: bool = False
+) -> dict[str, Any]:
     images = list(job.images.all())
     if starred is None:
         starred = set(Favorite.objects.filter(user=user_of(request), image__job=job).values_list("image_id", flat=True))
@@ -86,7 +101,22 @@ def job_out(request: HttpRequest, job: GenerationJob, starred: set[Any] | None =
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],
         "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),
+        "previews": _previews_out(request, job) if with_previews else None,
     }
+
+
+def _previews_out(request: HttpRequest, job: GenerationJob) -> list[dict[str, Any]]:
+    live_previews.attach([job])
+    return [
+        {
+            "index": preview.index,
+            "step": preview.step,
+            # the step in the URL: a client's cache never hands back an older preview
+            "url": absolute(request, reverse("api-v1:job_preview", kwargs={"job_id": job.pk, "index": preview.index}))
+            + f"?step={preview.step}",
+        }
+        for preview in getattr(job, "live_previews", [])
+    ]
 
 
 def _estimate(job: GenerationJob) -> float | None:
@@ -129,9 +159,22 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
 
 
 @router.get("/jobs/{job_id}", response={200: JobOut, **ERRORS})
-def job_detail(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
-    """Status, progress (step of steps, images done of total), and the images made so far."""
-    return job_out(request, own_job(request, job_id))
+def job_detail(request: HttpRequest, job_id: UUID, previews: bool = False) -> dict[str, Any]:
+    """Status, progress (step of steps, images done of total), and the images made so far;
+    with ?previews=true also a preview of each image still being drawn."""
+    return job_out(request, own_job(request, job_id), with_previews=previews)
+
+
+@router.get("/jobs/{job_id}/previews/{index}", response={200: None, **ERRORS}, url_name="job_preview")
+def job_preview(request: HttpRequest, job_id: UUID, index: int = Path(..., ge=0, le=999)) -> HttpResponse:
+    """The current preview of one image of a running job (WebP, at most 128 px)."""
+    job = own_job(request, job_id)
+    preview = ImagePreview.objects.filter(job=job, index=index, index__gte=job.images_done).first()
+    if preview is None or job.status != JobStatus.PROCESSING:
+        raise HttpError(404, f"Image {index} of this job has no preview now: it is stored, not started, or ended.")
+    response = HttpResponse(bytes(preview.webp), content_type="image/webp")
+    response["Cache-Control"] = "private, max-age=60"  # its URL names the step
+    return response
 
 
 @router.get("/jobs/{job_id}/images", response={200: list[ImageOut], **ERRORS})

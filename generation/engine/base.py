@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,9 +20,22 @@ from PIL import Image
 from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
 from .families import size_multiple
-from .types import EngineError, GenerationRequest, ImagesCallback, LoraSpec, OutOfMemory, StepCallback, without_paths
+from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
+from .types import (
+    EngineError,
+    GenerationRequest,
+    ImagesCallback,
+    LoraSpec,
+    OutOfMemory,
+    PreviewCallback,
+    StepCallback,
+    without_paths,
+)
 
 log = logging.getLogger(__name__)
+
+# Called by the step callback with the pipeline and the step's latents.
+PreviewHook = Callable[[Any, torch.Tensor], None]
 
 
 class DiffusersEngine:
@@ -43,6 +57,8 @@ class DiffusersEngine:
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
+        self._previewer: LatentPreviewer | None = None
+        self._previewer_fitted = False
         log.info("Loaded %s from %s on %s (%s, %s)", self.family, path, self.device, self.dtype, self.memory_mode)
 
     def load(self, path: Path) -> Any:
@@ -66,7 +82,13 @@ class DiffusersEngine:
         free_memory(self.device)
 
     def generate(
-        self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback
+        self,
+        request: GenerationRequest,
+        *,
+        max_batch: int,
+        on_step: StepCallback,
+        on_images: ImagesCallback,
+        on_preview: PreviewCallback | None = None,
     ) -> None:
         # 1. validate
         self.validate(request)
@@ -78,7 +100,8 @@ class DiffusersEngine:
             while done < len(request.seeds):
                 seeds = request.seeds[done : done + batch]
                 try:
-                    images = self._run(request, seeds, on_step)
+                    preview = self._preview_hook(on_preview, done, request)
+                    images = self._run(request, seeds, on_step, preview=preview)
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -111,7 +134,9 @@ class DiffusersEngine:
         """The grid sizes must be on (16; 8 for SDXL's unpatched UNet), as the web side knows it too."""
         return size_multiple(self.family)
 
-    def _run(self, request: GenerationRequest, seeds: list[int], on_step: StepCallback) -> list[Any]:
+    def _run(
+        self, request: GenerationRequest, seeds: list[int], on_step: StepCallback, *, preview: PreviewHook | None = None
+    ) -> list[Any]:
         pipe = self.pipe if request.init_image is None else self.img2img_pipe
         # Each job gets its own scheduler: schedulers keep per-run state.
         pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
@@ -120,6 +145,8 @@ class DiffusersEngine:
 
         def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             on_step(step + 1, pipe.num_timesteps)
+            if preview is not None:
+                preview(pipe, kwargs["latents"])
             return kwargs
 
         # Large outputs decode tile by tile so the VAE does not need the whole image in memory.
@@ -131,6 +158,85 @@ class DiffusersEngine:
         finally:
             if tiled:
                 pipe.vae.disable_tiling()
+
+    # --- live previews
+
+    @property
+    def previewer(self) -> LatentPreviewer | None:
+        """Fitted on the first job that asks for previews, then kept with the engine (None: this
+        model gives none). Not at load: engines loaded for other work never pay for it."""
+        if not self._previewer_fitted:
+            self._previewer, self._previewer_fitted = self._fit_previewer(), True
+        return self._previewer
+
+    def _fit_previewer(self) -> LatentPreviewer | None:
+        vae = getattr(self.pipe, "vae", None)
+        if vae is None:
+            return None
+        return fit_or_none(lambda: self._fit(vae), family=self.family)
+
+    def _fit(self, vae: Any) -> LatentPreviewer:
+        weights = next(vae.parameters())  # where the VAE is placed (the GPU, or the CPU when offloaded)
+        generator = torch.Generator("cpu").manual_seed(0)
+        noise = torch.randn(FIT_LATENTS, *self.preview_noise_shape(vae, FIT_LATENT_SIDE), generator=generator)
+        latents = self.preview_denormalize(self.pipe, noise.to(weights.device, weights.dtype))
+        # Half-precision VAEs that the pipeline upcasts to decode (SDXL's) are upcast for the fit too.
+        upcast = bool(getattr(vae.config, "force_upcast", False)) and weights.dtype == torch.float16
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            return LatentPreviewer.fit(latents.to(next(vae.parameters()).dtype), self.preview_decoder(vae))
+        finally:
+            if upcast:
+                vae.to(weights.dtype)
+
+    def preview_noise_shape(self, vae: Any, side: int) -> tuple[int, int, int]:
+        """(channels, h, w) of the pipeline's latents, unpacked, for an image `side` latent pixels wide."""
+        return int(vae.config.latent_channels), side, side
+
+    def preview_decoder(self, vae: Any) -> Decoder:
+        """Latents in the VAE's space -> images in [-1, 1], (batch, 3, H, W), for fitting the previewer."""
+        return vae_decoder(vae)
+
+    def preview_latents(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """A step's latents as the VAE reads them, (batch, channels, h, w): what the pipeline does to
+        its latents just before `vae.decode`."""
+        return self.preview_denormalize(pipe, self.preview_unpack(pipe, latents, width, height))
+
+    def preview_unpack(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """Packed latents (tokens) back to (batch, channels, h, w); families that pack override it."""
+        return latents
+
+    def preview_denormalize(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        """The pipeline's latent scaling undone, as before its `vae.decode`."""
+        config = pipe.vae.config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:  # SDXL-style per-channel statistics
+            shape = (1, -1, 1, 1)
+            mean_t = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
+            std_t = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
+            return latents * std_t / config.scaling_factor + mean_t
+        return latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+
+    def draw_previews(self, pipe: Any, latents: torch.Tensor, request: GenerationRequest) -> list[Image.Image]:
+        """The batch's images as they stand at this step, small (see previews.PREVIEW_SIDE)."""
+        if self.previewer is None:
+            return []
+        width, height = self.render_size(request.width, request.height)
+        return self.previewer.draw(self.preview_latents(pipe, latents, width, height), (request.width, request.height))
+
+    def _preview_hook(
+        self, on_preview: PreviewCallback | None, first: int, request: GenerationRequest
+    ) -> PreviewHook | None:
+        """What the step callback calls with the latents: it hands the caller a drawing function,
+        so the latents are turned into images only when the caller wants a preview."""
+        if on_preview is None or self.previewer is None:
+            return None
+
+        def hook(pipe: Any, latents: torch.Tensor) -> None:
+            on_preview(first, lambda: self.draw_previews(pipe, latents, request))
+
+        return hook
 
     @property
     def img2img_pipe(self) -> Any:

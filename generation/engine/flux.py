@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+import torch
 from diffusers import FluxImg2ImgPipeline, FluxPipeline
 
 from ..lora_files import detect, read_header
@@ -31,3 +32,7 @@ class FluxEngine(DiffusersEngine):
         if fmt in ("kohya", "ai-toolkit"):
             return converted_state_dict(path, fmt, self.pipe)
         return str(path)
+
+    def preview_unpack(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        # FLUX packs 2x2 latent patches into tokens: (batch, h/2 * w/2, channels * 4).
+        return pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch
 from diffusers import Flux2KleinPipeline
 
 from .base import DiffusersEngine
@@ -15,3 +16,19 @@ class Flux2KleinEngine(DiffusersEngine):
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # The pipeline has no negative prompt; the distilled klein models run at guidance 1.
         return {"guidance_scale": request.guidance_scale}
+
+    def preview_unpack(self, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        # Tokens placed by position ids, as the pipeline's decode does: (batch, channels * 4, h/2, w/2).
+        rows, cols = height // (pipe.vae_scale_factor * 2), width // (pipe.vae_scale_factor * 2)
+        ids = pipe._prepare_latent_ids(torch.empty(latents.shape[0], 1, rows, cols)).to(latents.device)
+        return pipe._unpack_latents_with_ids(latents, ids, rows, cols)
+
+    def preview_denormalize(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        # Batch-normalised 2x2 patches: the VAE's running statistics undone, then the patches unfolded.
+        bn = pipe.vae.bn
+        mean = bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps).to(latents.device)
+        return pipe._unpatchify_latents(latents * std.to(latents.dtype) + mean)
+
+    def preview_noise_shape(self, vae: Any, side: int) -> tuple[int, int, int]:
+        return 4 * int(vae.config.latent_channels), side // 2, side // 2

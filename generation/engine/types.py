@@ -59,6 +59,10 @@ class GenerationRequest:
 StepCallback = Callable[[int, int], None]
 # on_images(first_index, images) is called as each batch finishes, so images are stored early.
 ImagesCallback = Callable[[int, "list[Image]"], None]
+# on_preview(first_index, draw) is called after every step (after on_step) while a batch runs;
+# draw() returns the batch's images as they stand, small. The caller calls it only when it wants
+# previews, so steps without one cost nothing. Raise Cancelled to stop, as in on_step.
+PreviewCallback = Callable[[int, Callable[[], "list[Image]"]], None]
 
 
 class Engine(Protocol):
@@ -75,5 +79,11 @@ class Engine(Protocol):
     def unload(self) -> None: ...
 
     def generate(
-        self, request: GenerationRequest, *, max_batch: int, on_step: StepCallback, on_images: ImagesCallback
+        self,
+        request: GenerationRequest,
+        *,
+        max_batch: int,
+        on_step: StepCallback,
+        on_images: ImagesCallback,
+        on_preview: PreviewCallback | None = None,
     ) -> None: ...

@@ -18,3 +18,17 @@ document.addEventListener("htmx:afterRequest", (event) => {
   }
   document.getElementById("no-jobs")?.remove();
 });
+// The page's one live channel (#live, polled by htmx) asks about every panel still running:
+// each carries its job id and the stamp of what it shows (data-live-job on studio and job pages,
+// data-live-item on group pages); the answer swaps in only the panels that changed.
+document.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.elt.id !== "live") {
+    return;
+  }
+  for (const kind of ["job", "item"]) {
+    const attribute = `data-live-${kind}`;
+    event.detail.parameters[kind] = [...document.querySelectorAll(`[${attribute}]`)].map(
+      (panel) => panel.getAttribute(attribute),
+    );
+  }
+});
