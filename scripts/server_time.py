@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS_MS = {"studio page": 40.0, "history": 40.0, "status update": 5.0, "API job": 5.0}
+TARGETS_MS = {"studio page": 40.0, "history": 40.0, "status, no change": 5.0, "status update": 5.0, "API job": 5.0}
 JOBS, IMAGES, RUNNING = 20, 8, 4
 
 
@@ -94,22 +94,19 @@ def probes() -> dict[str, Callable[[], object]]:
     return {
         "studio page": lambda: ok(browser.get("/")),
         "history": lambda: ok(browser.get("/history/")),
-        "status update": status_probe(browser, running),
+        "status, no change": status_probe(browser, running, changed=False),
+        "status update": status_probe(browser, running, changed=True),
         "API job": lambda: ok(api.get(f"/api/v1/jobs/{jobs[-1].pk}")),
     }
 
 
-def status_probe(browser: object, running: list) -> Callable[[], object]:
-    """The one request a page with running jobs makes each second: the live updates endpoint where
-    there is one, otherwise one running job's panel."""
-    from django.urls import NoReverseMatch, reverse
-
-    try:
-        url = reverse("updates")
-    except NoReverseMatch:
-        return lambda: ok(browser.get(f"/jobs/{running[0].pk}/", HTTP_HX_REQUEST="true"))  # type: ignore[attr-defined]
-    query = "&".join(f"job={job.pk}" for job in running)
-    return lambda: ok(browser.get(f"{url}?{query}", HTTP_HX_REQUEST="true"))  # type: ignore[attr-defined]
+def status_probe(browser: object, running: list, *, changed: bool) -> Callable[[], object]:
+    """The one request a page with RUNNING jobs makes each second (its live channel): nothing
+    moved (204), or one of them moved on since the last (that panel comes back)."""
+    stamps = [f"{job.pk}:{job.live_stamp}" for job in running]
+    if changed:
+        stamps[0] = f"{running[0].pk}:stale"
+    return lambda: ok(browser.post("/live/", {"job": stamps}, HTTP_HX_REQUEST="true"))  # type: ignore[attr-defined]
 
 
 def ok(response: object) -> object:
@@ -163,8 +160,18 @@ def report(probes: dict[str, Callable[[], object]], repeat: int) -> None:
     if os.environ.get("SERVER_TIME_PROFILE"):
         profile(probes[os.environ["SERVER_TIME_PROFILE"]])
         return
+    from django.db import connection
+
     for name, probe in probes.items():
         for _ in range(10):  # warm: templates compiled, connections open
+            probe()
+        queries: list[str] = []
+
+        def record(execute, sql, params, many, context, queries=queries):  # type: ignore[no-untyped-def]
+            queries.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
             probe()
         times = []
         for _ in range(repeat):
@@ -174,7 +181,12 @@ def report(probes: dict[str, Callable[[], object]], repeat: int) -> None:
         median, p95 = statistics.median(times), statistics.quantiles(times, n=20)[18]
         verdict = "ok" if median < TARGETS_MS[name] else "OVER"
         target = TARGETS_MS[name]
-        print(f"  {name:14} median {median:6.2f} ms  p95 {p95:6.2f} ms  (target median < {target:.0f} ms: {verdict})")
+        print(
+            f"  {name:17} median {median:6.2f} ms  p95 {p95:6.2f} ms  {len(queries):2} queries"
+            f"  (target median < {target:.0f} ms: {verdict})"
+        )
+        if os.environ.get("SERVER_TIME_QUERIES"):
+            print("\n".join("      " + sql[:150] for sql in queries))
 
 
 def profile(probe: Callable[[], object]) -> None:
@@ -187,7 +199,7 @@ def profile(probe: Callable[[], object]) -> None:
     with cProfile.Profile() as prof:
         for _ in range(30):
             probe()
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+    pstats.Stats(prof).sort_stats(os.environ.get("SERVER_TIME_SORT", "cumulative")).print_stats(45)
 
 
 if __name__ == "__main__":

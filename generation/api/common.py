@@ -34,7 +34,11 @@ def user_of(request: HttpRequest) -> Any:
 
 
 def absolute(request: HttpRequest, path: str) -> str:
-    return request.build_absolute_uri(path)
+    # The scheme and host once per request: a job lists each of its images' URLs.
+    base = getattr(request, "_studio_base", None)
+    if base is None:
+        base = request._studio_base = request.build_absolute_uri("/").rstrip("/")  # type: ignore[attr-defined]
+    return base + path
 
 
 def own_job(request: HttpRequest, job_id: UUID) -> GenerationJob:

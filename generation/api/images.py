@@ -7,11 +7,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 from django.http import FileResponse, HttpRequest
-from django.urls import reverse
 from ninja import Router, Schema
 
 from .. import views
 from ..models import GeneratedImage
+from ..templatetags.studio_urls import id_url
 from .common import absolute, own_image
 from .errors import ERRORS
 
@@ -33,7 +33,8 @@ class ImageOut(Schema):
 
 
 def image_out(request: HttpRequest, image: GeneratedImage, starred: set[Any]) -> dict[str, Any]:
-    file_url = reverse("api-v1:image_file", kwargs={"image_id": image.pk})
+    # id_url: a job's images repeat these URLs; reversing each of them costs more than the rest.
+    file_url = id_url("api-v1:image_file", image.pk)
     return {
         "id": image.pk,
         "index": image.index,
@@ -43,8 +44,8 @@ def image_out(request: HttpRequest, image: GeneratedImage, starred: set[Any]) ->
         "url": absolute(request, file_url),
         "png_url": absolute(request, file_url + "?format=png"),
         "webp_url": absolute(request, file_url + "?format=webp"),
-        "thumbnail_url": absolute(request, reverse("api-v1:image_thumbnail", kwargs={"image_id": image.pk})),
-        "page_url": absolute(request, image.get_absolute_url()),
+        "thumbnail_url": absolute(request, id_url("api-v1:image_thumbnail", image.pk)),
+        "page_url": absolute(request, id_url("image", image.pk)),
         "favorite": image.pk in starred,
     }
 

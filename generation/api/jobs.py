@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 from uuid import UUID
 
@@ -119,22 +120,38 @@ def _previews_out(request: HttpRequest, job: GenerationJob) -> list[dict[str, An
     ]
 
 
+# (model key, asset type id) -> (when computed, seconds per image or None). A client polls each
+# second; the last jobs' average moves far slower than that.
+_per_image: dict[tuple[str, int], tuple[float, float | None]] = {}
+ESTIMATE_TTL = 30.0
+
+
 def _estimate(job: GenerationJob) -> float | None:
     """Seconds left, from the last completed jobs of this model and asset type (None: no history)."""
     if job.is_ended:
         return 0.0
+    per_image = _seconds_per_image(job.model_key, job.preset_id)
+    if per_image is None:
+        return None
+    total = per_image * job.images_total
+    return round(max(0.0, total * (1 - job.progress)), 1)
+
+
+def _seconds_per_image(model_key: str, preset_id: int) -> float | None:
+    cached = _per_image.get((model_key, preset_id))
+    if cached and time.monotonic() - cached[0] < ESTIMATE_TTL:
+        return cached[1]
     recent = GenerationJob.objects.filter(
-        model_key=job.model_key, preset=job.preset, status=JobStatus.COMPLETE, started_at__isnull=False
+        model_key=model_key, preset_id=preset_id, status=JobStatus.COMPLETE, started_at__isnull=False
     ).order_by("-finished_at")[:5]
-    per_image = [
+    times = [
         (done.finished_at - done.started_at).total_seconds() / max(1, done.images_total)
         for done in recent
         if done.finished_at and done.started_at
     ]
-    if not per_image:
-        return None
-    total = sum(per_image) / len(per_image) * job.images_total
-    return round(max(0.0, total * (1 - job.progress)), 1)
+    value = sum(times) / len(times) if times else None
+    _per_image[(model_key, preset_id)] = (time.monotonic(), value)
+    return value
 
 
 @router.post("/jobs", response={202: JobOut, **LIMITED})

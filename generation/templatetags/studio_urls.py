@@ -12,6 +12,8 @@ from typing import Any
 
 from django import template
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 register = template.Library()
 
@@ -29,3 +31,66 @@ def _pattern(name: str) -> str:
 @register.simple_tag
 def id_url(name: str, pk: Any) -> str:
     return _pattern(name).replace(PLACEHOLDER, str(pk))
+
+
+# --- the image tile, drawn in Python
+#
+# Grids are the studio's hot path: a history page draws 160 tiles, and the template engine
+# spent about half a millisecond on each (variable lookups, includes, localised numbers). The
+# same markup from one format string costs a tenth of that; `job.html#image-tile` calls this.
+
+TILE = """<figure>
+  <a href="{page}" title="Open full size"><img src="{thumb}" alt="Variation {number}, seed {seed}" \
+width="{width}" height="{height}" loading="lazy"></a>
+  <figcaption>
+    <label class="pick" title="Select for a zip"><input type="checkbox" name="id" value="{id}" form="selection">\
+<span class="visually-hidden">Select</span></label>
+    seed {seed} · <a href="{file}?download=1" download>PNG</a> · \
+<a href="{file}?download=1&amp;format=webp" download>WebP</a> {star}
+  </figcaption>{vary}
+</figure>"""
+
+VARY = """
+  <div class="vary">More like this:
+    <form method="post" action="{url}" hx-post="{url}" hx-target="closest .job" hx-swap="afterend" class="inline">\
+{csrf}<button class="link" name="strength" value="subtle">Subtle</button></form> ·
+    <form method="post" action="{url}" hx-post="{url}" hx-target="closest .job" hx-swap="afterend" class="inline">\
+{csrf}<button class="link" name="strength" value="strong">Strong</button></form>
+  </div>"""
+
+STAR_ON = """<button class="star on" title="Remove from favorites" aria-pressed="true"
+  hx-delete="{url}" hx-swap="outerHTML">★</button>"""
+STAR_OFF = """<button class="star" title="Add to favorites" aria-pressed="false"
+  hx-post="{url}" hx-swap="outerHTML">☆</button>"""
+
+
+def _star(image: Any, favorite_ids: Any) -> str:
+    template = STAR_ON if image.id in favorite_ids else STAR_OFF
+    return template.format(url=id_url("image-favorite", image.id))
+
+
+@register.simple_tag(takes_context=True)
+def favorite_button(context: template.Context, image: Any) -> str:
+    return mark_safe(_star(image, context.get("favorite_ids") or ()))  # noqa: S308 (ids and our URLs only)
+
+
+@register.simple_tag(takes_context=True)
+def image_tile(context: template.Context, image: Any, vary: bool = False) -> str:
+    # Every value here is an id, a number or a URL the studio made: nothing a user typed.
+    vary_html = ""
+    if vary:
+        csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(context.get("csrf_token", ""))}">'
+        vary_html = VARY.format(url=id_url("image-vary", image.id), csrf=csrf)
+    html = TILE.format(
+        page=id_url("image", image.id),
+        thumb=id_url("image-thumbnail", image.id),  # the view falls back to the PNG for old images
+        file=id_url("image-file", image.id),
+        number=int(image.index) + 1,
+        seed=int(image.seed),
+        width=int(image.width),
+        height=int(image.height),
+        id=image.id,
+        star=_star(image, context.get("favorite_ids") or ()),
+        vary=vary_html,
+    )
+    return mark_safe(html)  # noqa: S308
