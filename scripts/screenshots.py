@@ -32,23 +32,33 @@ def main() -> None:
     parser.add_argument("--username", default="designer")
     parser.add_argument("--password", required=True)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--only", help="comma-separated: studio,live,compare,batch,history,ops,training,tablet")
     args = parser.parse_args()
+    wanted = set(args.only.split(",")) if args.only else None
+
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
+
     DOCS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(base_url=args.url, viewport=LAPTOP)
         sign_in(page, args.username, args.password)
-        shoot_studio(page)
-        shoot_compare(page)
-        shoot_batch(page)
-        page.goto("/history/")
-        save(page, "history")
-        page.goto("/ops/")
-        save(page, "ops")
-        shoot_training(page)
-        page.set_viewport_size(TABLET)
-        page.goto("/")
-        save(page, "studio-tablet", full_page=False)
+        for name, shoot in [
+            ("studio", shoot_studio),
+            ("live", shoot_live),
+            ("compare", shoot_compare),
+            ("batch", shoot_batch),
+            ("history", lambda page: (page.goto("/history/"), save(page, "history"))),
+            ("ops", lambda page: (page.goto("/ops/"), save(page, "ops"))),
+            ("training", shoot_training),
+        ]:
+            if want(name):
+                shoot(page)
+        if want("tablet"):
+            page.set_viewport_size(TABLET)
+            page.goto("/")
+            save(page, "studio-tablet", full_page=False)
         browser.close()
 
 
@@ -81,6 +91,20 @@ def shoot_studio(page: Page) -> None:
     page.locator(".job").nth(1).locator("figure a").first.click()
     page.wait_for_url("**/images/**")
     save(page, "image")
+
+
+def shoot_live(page: Page) -> None:
+    """A job caught mid-way, its tiles showing live previews (run the studio with
+    STUDIO_PREVIEW_SECONDS=0.1 so the fast demo model leaves some to see)."""
+    page.goto("/")
+    page.check("input[name=preset][value=icon]")
+    page.fill("textarea[name=prompt]", "a flat green heart icon")
+    page.check("input[name=quality][value=ultra]")
+    page.fill("input[name=variations]", "8")
+    page.click("#generate-submit")
+    page.locator(".job figure.preview").first.wait_for(timeout=120_000)
+    save(page, "live-preview", full_page=False)
+    page.locator(".job:not(.job-complete)").first.wait_for(state="detached", timeout=120_000)
 
 
 def shoot_compare(page: Page) -> None:
