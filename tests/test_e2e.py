@@ -173,7 +173,9 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
         assert "Complete" in final.text, (final.text[-2000:], log.read_text()[-3000:])
         seeds = re.findall(r"seed (\d+) ·", final.text)
         assert len(set(seeds)) == 4
-        image_urls = re.findall(r'<img src="(/images/[0-9a-f-]+/file/)"', final.text)
+        # The grid shows thumbnails; the PNG links give the full images judged here.
+        assert len(re.findall(r'<img src="/images/[0-9a-f-]+/thumbnail/"', final.text)) == 4
+        image_urls = re.findall(r'href="(/images/[0-9a-f-]+/file/)\?download=1" download>PNG', final.text)
         assert len(image_urls) == 4
         verdicts = []
         for url in image_urls:
