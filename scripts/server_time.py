@@ -59,7 +59,6 @@ def size_env(size: str) -> dict[str, str]:
 
 def measure(size: str, repeat: int) -> None:
     sys.path.insert(0, str(ROOT))
-    os.environ.pop("DATABASE_URL", None) if size == "embedded" else None
     import django
 
     django.setup()
@@ -148,8 +147,7 @@ def seed() -> tuple[object, list]:
                 image = GeneratedImage.objects.create(
                     job=job, index=index, seed=seed, file=name, width=1024, height=1024
                 )
-                if hasattr(image, "thumbnail"):
-                    GeneratedImage.objects.filter(pk=image.pk).update(thumbnail=name.replace(".png", ".thumb.webp"))
+                GeneratedImage.objects.filter(pk=image.pk).update(thumbnail=name.replace(".png", ".thumb.webp"))
                 if index == 0:
                     Favorite.objects.create(user=user, image=image)
         jobs.append(job)
