@@ -7,7 +7,7 @@ WORKDIR /app
 RUN useradd --create-home --uid 1000 studio
 COPY requirements.txt .
 ARG TORCH_INDEX=""
-RUN if [ -n "$TORCH_INDEX" ]; then pip install --index-url "$TORCH_INDEX" torch==2.13.0; fi \
+RUN if [ -n "$TORCH_INDEX" ]; then pip install --index-url "$TORCH_INDEX" torch==2.14.1 torchvision==0.29.1; fi \
     && pip install -r requirements.txt
 COPY . .
 RUN SECRET_KEY=build python manage.py collectstatic --noinput \
