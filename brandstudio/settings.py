@@ -279,6 +279,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # --- Studio.
 STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
 STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
+# Upscaler files (generation.Upscaler rows name them relative to this folder).
+STUDIO_UPSCALERS_DIR = Path(env_str("STUDIO_UPSCALERS_DIR", str(BASE_DIR / "upscalers")))
+# The largest side a finished image may have (after upscaling): submissions past it are refused.
+STUDIO_MAX_OUTPUT_SIDE = env_int("STUDIO_MAX_OUTPUT_SIDE", 4096)
 # Models are registry rows (generation.ImageModel, edited in the admin); relative local
 # folders are under STUDIO_MODELS_DIR, where `build_default_model` writes the offline demo.
 STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "demo-brand")

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django.utils.text import slugify
 
 from .engine.families import accepts_pipeline, family_choices, has_img2img
 from .engine.options import option_errors
+from .finishing.validators import validate_hex, validate_palette
 
 
 def validate_sizes(value: Any) -> None:
@@ -54,8 +56,51 @@ class AssetPreset(models.Model):
     allowed_sizes = models.JSONField(default=list, validators=[validate_sizes])
     steps = models.PositiveIntegerField(default=28)
     guidance_scale = models.FloatField(default=3.5)
-    use_refiner = models.BooleanField(default=False)
-    use_upscaler = models.BooleanField(default=False)
+    use_refiner = models.BooleanField(default=False, help_text="High and Ultra refine the render (img2img)")
+    refine_strength = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.2), MaxValueValidator(0.4)],
+        help_text="How much the refiner may change the render: 0.2 (detail only) to 0.4",
+    )
+    use_upscaler = models.BooleanField(default=False, help_text="High upscales 2x, Ultra 4x")
+    upscaler = models.ForeignKey(
+        "Upscaler",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="presets",
+        help_text="Empty: the enabled upscaler of the tier's scale (Lanczos, named as such, when none is installed)",
+    )
+    # Brand palette: correction, the compliance score, transparency and SVG colours come from it.
+    palette = models.JSONField(
+        default=list, blank=True, validators=[validate_palette], help_text='Brand colours, e.g. ["#0f6cbd", "#107c10"]'
+    )
+    background_colour = models.CharField(
+        max_length=7, blank=True, validators=[validate_hex], help_text="The flat background the model draws on"
+    )
+    palette_tolerance = models.FloatField(
+        "tolerance (ΔE2000)",
+        default=10.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(50.0)],
+        help_text="A pixel this close to a palette colour or the background counts as on-brand",
+    )
+    correct_palette = models.BooleanField(default=False, help_text="Move flat areas to the nearest palette colour")
+    compliance_floor = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Flag images whose compliance is below this share (0–1) in the grid; empty: no flag",
+    )
+    sharpen_radius = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(10.0)], help_text="Unsharp mask radius, px"
+    )
+    sharpen_amount = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(500)], help_text="Unsharp mask strength in percent; 0: no sharpening"
+    )
+    transparent_background = models.BooleanField(
+        default=False, help_text="Key out the background colour: PNG and WebP with an alpha channel"
+    )
+    trace_svg = models.BooleanField(default=False, help_text="Trace an SVG in the palette's colours")
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
     version = models.PositiveIntegerField(default=1, editable=False, help_text="Goes up when what it renders changes")
@@ -73,7 +118,18 @@ class AssetPreset(models.Model):
         "steps",
         "guidance_scale",
         "use_refiner",
+        "refine_strength",
         "use_upscaler",
+        "upscaler_id",
+        "palette",
+        "background_colour",
+        "palette_tolerance",
+        "correct_palette",
+        "compliance_floor",
+        "sharpen_radius",
+        "sharpen_amount",
+        "transparent_background",
+        "trace_svg",
     )
 
     class Meta:
@@ -90,6 +146,7 @@ class AssetPreset(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
+        self._check_palette()
         sizes = [list(s) for s in self.allowed_sizes or []]
         if sizes and [self.default_width, self.default_height] not in sizes:
             raise ValidationError("The default size must be one of the allowed sizes.")
@@ -100,6 +157,13 @@ class AssetPreset(models.Model):
             raise ValidationError(
                 {"allowed_sizes": f"No enabled model renders {', '.join(too_big)}; the largest side is {largest}."}
             )
+
+    def _check_palette(self) -> None:
+        needs = [label for on, label in [(self.correct_palette, "correction"), (self.trace_svg, "SVG tracing")] if on]
+        if needs and not self.palette:
+            raise ValidationError({"palette": f"{' and '.join(needs).capitalize()} need at least one palette colour."})
+        if self.transparent_background and not self.background_colour:
+            raise ValidationError({"background_colour": "A transparent background needs the background colour."})
 
     @property
     def default_size(self) -> str:
@@ -226,6 +290,33 @@ class ImageModel(models.Model):
     @property
     def source(self) -> str:
         return self.repo_id + (f"@{self.revision}" if self.revision else "") if self.repo_id else self.local_path
+
+
+class Upscaler(models.Model):
+    """A super-resolution model file (Real-ESRGAN, 4x-UltraSharp, SwinIR, HAT, DAT...) that the
+    workers load with spandrel; relative paths are under STUDIO_UPSCALERS_DIR. Its scale and
+    architecture are read from the file when it is saved here."""
+
+    key = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    file = models.CharField(max_length=500, help_text="A .pth or .safetensors file on the workers")
+    scale = models.PositiveSmallIntegerField(editable=False, default=0, help_text="Read from the file")
+    architecture = models.CharField(max_length=50, editable=False, blank=True, help_text="Read from the file")
+    supports_half = models.BooleanField(editable=False, default=False, help_text="Read from the file")
+    license_name = models.CharField(max_length=100)
+    commercial_use = models.BooleanField(help_text="Outputs may be used in products")
+    license_notice = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["scale", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scale}x)" if self.scale else self.name
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.STUDIO_UPSCALERS_DIR) / self.file
 
 
 class BrandLora(models.Model):
@@ -469,8 +560,20 @@ class GeneratedImage(models.Model):
     file = models.FileField(upload_to=image_upload_to, max_length=300)
     # A small WebP for grids (generation/thumbnails.py); empty for images stored before it existed.
     thumbnail = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
+    # The render as the model drew it, kept when finishing changes it, so finishing can run again
+    # (after a failed stage) without rendering again. Empty when nothing was finished.
+    rendered = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
+    svg = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
+    webp = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)  # full size, alpha kept
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    has_alpha = models.BooleanField(default=False)
+    # Share of pixels within the palette tolerance of a brand colour or the background (0–1),
+    # of the render and of the finished image; null where the asset type has no palette.
+    compliance_before = models.FloatField(null=True, blank=True)
+    compliance_after = models.FloatField(null=True, blank=True)
+    # What finishing did, in order: [{"stage": "upscale", "seconds": 0.12, "settings": {...}}, ...]
+    finishing = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
