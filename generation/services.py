@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from .models import (
@@ -198,7 +198,7 @@ def job_create(
         images_total=variations,
         group=group,
     )
-    transaction.on_commit(lambda: dispatch(owner.pk))
+    dispatch(owner.pk)  # in the submission's transaction: the jobs it sends go to the broker after commit
     return job
 
 
@@ -259,7 +259,7 @@ def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: in
             images_total=images_total,
             **link,
         )
-    transaction.on_commit(lambda: dispatch(job.owner_id))
+        dispatch(job.owner_id)
     return new
 
 
@@ -364,17 +364,25 @@ def dispatch(user_id: int) -> int:
     Called when a job is created and when one ends. Keeping only a few of each user's jobs on
     the (first in, first out) broker queue makes users take turns on the workers: a batch of 40
     waits in the database, in order, while other people's jobs go ahead of its remainder.
+
+    Inside a submission's transaction (which holds the same lock) it joins it: one commit for the
+    job and its dispatch, not two; the broker gets the jobs after that commit either way.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
         mine = GenerationJob.objects.filter(owner_id=user_id, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
         free = settings.STUDIO_USER_DISPATCH - mine.filter(dispatched_at__isnull=False).count()
         waiting = mine.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True).order_by("created_at")
         ids = list(waiting.values_list("pk", flat=True)[: max(0, free)])
-        GenerationJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+        if ids:
+            GenerationJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+            transaction.on_commit(lambda: _enqueue_all(ids))
+    return len(ids)
+
+
+def _enqueue_all(ids: list[uuid.UUID]) -> None:
     for job_id in ids:
         job_enqueue(job_id)
-    return len(ids)
 
 
 def dispatch_waiting() -> int:
@@ -441,20 +449,23 @@ def within_limits(user_id: int, *, jobs: int = 1) -> Iterator[None]:
 
 def quota_check(user: User, *, jobs: int = 1) -> None:
     """Fair use: raise QuotaExceeded (with when to try again) past the per-user limits."""
-    in_flight = GenerationJob.objects.filter(owner=user, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).count()
+    since = timezone.now() - timedelta(seconds=60)
+    # One query for both limits: a submission runs this under the user's lock, so it should be quick.
+    counts = GenerationJob.objects.filter(owner=user).aggregate(
+        in_flight=Count("pk", filter=Q(status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])),
+        single=Count("pk", filter=Q(created_at__gte=since, group__isnull=True)),
+        groups=Count("group", filter=Q(created_at__gte=since), distinct=True),
+    )
+    in_flight = counts["in_flight"]
     if in_flight + jobs > settings.STUDIO_MAX_JOBS_IN_FLIGHT:
         raise QuotaExceeded(
             f"You have {in_flight} jobs waiting or running; the limit is {settings.STUDIO_MAX_JOBS_IN_FLIGHT}. "
             "New ones can start as those finish.",
             retry_after=30,
         )
-    since = timezone.now() - timedelta(seconds=60)
-    recent = GenerationJob.objects.filter(owner=user, created_at__gte=since)
-    submissions = (
-        recent.filter(group__isnull=True).count()
-        + recent.values("group").distinct().exclude(group__isnull=True).count()
-    )
+    submissions = counts["single"] + counts["groups"]
     if submissions >= settings.STUDIO_SUBMISSIONS_PER_MINUTE:
+        recent = GenerationJob.objects.filter(owner=user, created_at__gte=since)
         oldest = recent.order_by("created_at").values_list("created_at", flat=True).first() or timezone.now()
         wait = max(1, int(60 - (timezone.now() - oldest).total_seconds()) + 1)
         raise QuotaExceeded(f"That is {submissions} submissions in a minute; try again in {wait} s.", retry_after=wait)

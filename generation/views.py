@@ -168,9 +168,10 @@ def _live_asked(request: Request) -> dict[UUID, tuple[str, str]]:
 
 
 def _live_panels(request: Request, jobs: list[GenerationJob], kinds: dict[UUID, str]) -> str:
-    prefetch_related_objects(jobs, "images")
+    with_images = _prefetch_stored_images(jobs)
     previews.attach(jobs)
-    shared = {"oob": True, "favorite_ids": _favorite_ids(request, image__job__in=jobs)}
+    starred = _favorite_ids(request, image__job__in=with_images) if with_images else set()
+    shared = {"oob": True, "favorite_ids": starred}
     parts, groups = [], _live_groups([job for job in jobs if kinds[job.pk] == "item"])
     for group, siblings in groups:
         done = sum(job.status == JobStatus.COMPLETE for job in siblings)
@@ -181,6 +182,17 @@ def _live_panels(request: Request, jobs: list[GenerationJob], kinds: dict[UUID, 
         context = {**shared, "job": job, "group": job.group, "position": positions.get(job.pk)}
         parts.append(render_to_string(LIVE_PANELS[kinds[job.pk]], context, request))
     return "".join(parts)
+
+
+def _prefetch_stored_images(jobs: list[GenerationJob]) -> list[GenerationJob]:
+    """Prefetch the images of the jobs that have stored some, and return those jobs. A running
+    panel that has stored none yet (the usual case on each live tick) costs no query for them."""
+    with_images = [job for job in jobs if job.images_done or job.is_ended]
+    prefetch_related_objects(with_images, "images")
+    for job in jobs:
+        if job not in with_images:
+            job._prefetched_objects_cache = {"images": job.images.none()}  # type: ignore[attr-defined]
+    return with_images
 
 
 def _live_groups(items: list[GenerationJob]) -> list[tuple[JobGroup, list[GenerationJob]]]:

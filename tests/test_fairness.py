@@ -48,10 +48,15 @@ def test_cancelling_or_failing_frees_the_slot_for_the_next_job(alice, sent, djan
 
 
 def test_the_reaper_dispatches_what_was_missed(alice, sent, django_capture_on_commit_callbacks) -> None:
-    with django_capture_on_commit_callbacks(execute=False):  # the dispatch after commit is lost
-        submit(alice, 3)
-    assert sent == []
-    assert services.dispatch_waiting() == 2 and len(sent) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = submit(alice, 4)
+    GenerationJob.objects.filter(pk__in=[jobs[0].pk, jobs[1].pk]).update(status=JobStatus.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=False):  # the dispatch after the job ends is lost
+        services.job_complete(jobs[0].pk)
+    assert sent == [jobs[0].pk, jobs[1].pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.dispatch_waiting() == 1
+    assert sent[-1] == jobs[2].pk
 
 
 def test_jobs_in_flight_past_the_limit_are_a_429(alice_client, alice, preset, settings) -> None:

@@ -10,7 +10,13 @@ import pytest
 import yaml
 from django.core.management import CommandError
 
-from generation.management.commands.studio import _check_port_free, beat_command, web_command, worker_command
+from generation.management.commands.studio import (
+    _check_port_free,
+    beat_command,
+    web_command,
+    worker_command,
+    worker_env,
+)
 from tests.processes import ROOT, base_env, free_port, wait_for
 
 
@@ -37,6 +43,27 @@ def test_the_web_server_runs_a_worker_per_core_unless_told(settings) -> None:
     command = web_command("127.0.0.1", 8000, settings.STUDIO_WEB_WORKERS)
     assert command[command.index("--workers") + 1] == str(os.cpu_count())
     assert command[command.index("--threads") + 1] == "8"
+
+
+def test_the_workers_torch_leaves_a_core_to_the_web_server_unless_told(monkeypatch) -> None:
+    monkeypatch.delenv("STUDIO_WORKER_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert worker_env()["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) - 1))
+    monkeypatch.setenv("STUDIO_WORKER_THREADS", "3")
+    assert worker_env()["OMP_NUM_THREADS"] == worker_env()["MKL_NUM_THREADS"] == "3"
+
+
+def test_a_worker_started_with_omp_num_threads_renders_with_that_many_torch_threads() -> None:
+    env = {**worker_env(), "STUDIO_WORKER_THREADS": "1"}
+    env = {**env, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1"
 
 
 def test_the_scheduler_is_a_process_of_its_own_with_its_files_under_var(tmp_path) -> None:

@@ -53,10 +53,19 @@ def web_command(host: str, port: int, workers: int) -> list[str]:
     return command + ["--access-logfile", "-"]
 
 
-def start_child(command: list[str]) -> subprocess.Popen[bytes]:
+def worker_env() -> dict[str, str]:
+    """The worker's environment: its torch uses every core but one on the CPU, so the web server
+    on the same machine keeps a core while a job renders (with all of them taken, every page and
+    status poll waited behind the render). STUDIO_WORKER_THREADS, or OMP_NUM_THREADS, to choose."""
+    threads = os.environ.get("STUDIO_WORKER_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    threads = threads or str(max(1, (os.cpu_count() or 1) - 1))
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def start_child(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A supervised process in a process group of its own (so what it forks can be killed with it)
     that dies with the launcher, even when the launcher is killed -9."""
-    return subprocess.Popen(command, process_group=0, preexec_fn=_die_with(os.getpid()))
+    return subprocess.Popen(command, process_group=0, preexec_fn=_die_with(os.getpid()), env=env)
 
 
 def _die_with(parent: int) -> Callable[[], None]:
@@ -130,7 +139,8 @@ class Command(BaseCommand):
         )
 
     def _supervise(self, commands: dict[str, list[str]]) -> None:
-        running = {name: start_child(cmd) for name, cmd in commands.items()}
+        envs = {"worker": worker_env()}
+        running = {name: start_child(cmd, envs.get(name)) for name, cmd in commands.items()}
         restarts: dict[str, list[float]] = {name: [] for name in commands}
         stopping = False
 
@@ -157,7 +167,7 @@ class Command(BaseCommand):
                 # A crashed or killed worker comes back; its start-up takes back the job it held.
                 self.stderr.write(f"{name} exited with {proc.returncode}; restarting in {RESTART_BACKOFF:.0f} s")
                 time.sleep(RESTART_BACKOFF)
-                running[name] = start_child(commands[name])
+                running[name] = start_child(commands[name], envs.get(name))
         self._stop(list(running.values()))
 
     def _stop(self, children: list[subprocess.Popen[bytes]]) -> None:
