@@ -25,6 +25,7 @@ from .models import (
     GenerationJob,
     GroupKind,
     ImageModel,
+    ImagePreview,
     JobGroup,
     JobStatus,
     PresetLora,
@@ -538,6 +539,7 @@ def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
         job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
         log.warning("Job %s failed after %d attempts", job.pk, job.attempts)
+        ImagePreview.objects.filter(job=job).delete()  # its worker died before it could clear them
         _dispatch_after(job.pk)
         return 1
     job.status = JobStatus.QUEUED

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from generation import services
-from generation.models import AssetPreset, GenerationJob, ImageModel, JobStatus
+from generation.models import AssetPreset, GenerationJob, ImageModel, ImagePreview, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,6 +129,12 @@ class TestReaper:
         services.jobs_reap_stale()
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and job.finished_at
+
+    def test_a_job_failed_by_the_reaper_leaves_no_live_previews_behind(self, settings) -> None:
+        job = processing(GenerationJobFactory(), age=999, attempts=settings.STUDIO_MAX_ATTEMPTS)
+        ImagePreview.objects.create(job=job, index=0, step=3, webp=b"RIFF")
+        services.jobs_reap_stale()
+        assert not ImagePreview.objects.filter(job=job).exists()
 
     def test_a_restarted_worker_takes_back_its_own_jobs_at_once(self) -> None:
         mine = processing(GenerationJobFactory(), worker="gpu@a", age=1)

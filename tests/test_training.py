@@ -390,3 +390,16 @@ def test_sd3_and_sdxl_loras_train_and_load(family, training_set, alice, lora_roo
             on_images=lambda f, i: images.extend(i),
         )
     assert np.abs(np.asarray(images[0], dtype=int) - np.asarray(images[1], dtype=int)).mean() > 0.1
+
+
+def test_comparing_lora_versions_counts_against_the_per_user_limits(staff_client, training_set, settings) -> None:
+    from django.urls import reverse
+
+    from generation.models import GenerationJob, JobGroup
+
+    preset = training_set.preset
+    lora = BrandLora.objects.create(name="Icon v1", family="flux", file="flux/icon-v1.safetensors", preset=preset)
+    settings.STUDIO_MAX_JOBS_IN_FLIGHT = 2 * len(preset.test_prompts) - 1
+    response = staff_client.post(reverse("lora-action", args=[lora.pk, "compare"]), follow=True)
+    assert "the limit is" in response.content.decode()
+    assert not JobGroup.objects.exists() and not GenerationJob.objects.exists()  # nothing half-made

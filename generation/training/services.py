@@ -164,14 +164,18 @@ def lora_compare(lora: BrandLora, *, owner: User, model: ImageModel) -> JobGroup
     preset = lora.preset
     current = published_lora(preset, lora.family)
     title = f"{preset.name}: {current.name if current else 'no LoRA'} vs {lora.name}"
-    group = JobGroup.objects.create(owner=owner, kind=GroupKind.LORAS, title=title[:200])
-    seed = services.new_seeds(1)[0]
-    for prompt in preset.test_prompts or ["a simple icon"]:
-        for label, version in (("current", current), ("candidate", lora)):
-            job = services.job_create(
-                owner=owner, preset=preset, prompt=prompt, model=model, variations=2, seed=seed, group=group
-            )
-            _use_version(job, version, label)
+    prompts = preset.test_prompts or ["a simple icon"]
+    # Within the owner's limits like any submission, and in one transaction: each job reaches the
+    # broker only after its LoRA was swapped in, never before.
+    with services.within_limits(owner.pk, jobs=2 * len(prompts)):
+        group = JobGroup.objects.create(owner=owner, kind=GroupKind.LORAS, title=title[:200])
+        seed = services.new_seeds(1)[0]
+        for prompt in prompts:
+            for label, version in (("current", current), ("candidate", lora)):
+                job = services.job_create(
+                    owner=owner, preset=preset, prompt=prompt, model=model, variations=2, seed=seed, group=group
+                )
+                _use_version(job, version, label)
     return group
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from .. import services
 from ..forms import StorableForm, StorableModelForm
 from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
 from ..views import Request
@@ -194,7 +195,7 @@ def lora_action(request: Request, pk: int, action: str) -> HttpResponse:
             return redirect(group)
         else:
             raise Http404("Unknown action.")
-    except TrainingError as exc:
+    except (TrainingError, services.QuotaExceeded) as exc:
         messages.error(request, str(exc))
     return redirect("training")
 
