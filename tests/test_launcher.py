@@ -70,6 +70,7 @@ def test_the_scheduler_is_a_process_of_its_own_with_its_files_under_var(tmp_path
     command = beat_command(tmp_path)
     assert command[command.index("-A") + 2] == "beat"
     assert command[command.index("-s") + 1] == str(tmp_path / "celerybeat-schedule")
+    assert command[command.index("--pidfile") + 1] == str(tmp_path / "celerybeat.pid")
 
 
 def test_the_team_server_runs_exactly_one_scheduler_as_its_own_service() -> None:

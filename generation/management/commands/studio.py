@@ -41,9 +41,11 @@ def worker_command(*, name: str, beat: bool = False, schedule: str | None = None
 
 
 def beat_command(var_dir: Path) -> list[str]:
-    """The one scheduler (the stale-job reaper's clock), its schedule file under var/."""
+    """The one scheduler (the stale-job reaper's clock), its schedule file under var/. Its pidfile
+    makes a second scheduler on the same var/ (a second `./studio up` on another port) refuse to
+    start while this one lives; celery ignores a pidfile whose process is gone."""
     command = [sys.executable, "-m", "celery", "-A", "brandstudio", "beat", "--loglevel", "INFO"]
-    return command + ["-s", str(var_dir / "celerybeat-schedule")]
+    return command + ["-s", str(var_dir / "celerybeat-schedule"), "--pidfile", str(var_dir / "celerybeat.pid")]
 
 
 def web_command(host: str, port: int, workers: int) -> list[str]:
