@@ -1,4 +1,5 @@
 import io
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
@@ -9,7 +10,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import Count, prefetch_related_objects
+from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet, Subquery, prefetch_related_objects
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -330,7 +331,8 @@ def favorites(request: Request) -> HttpResponse:
 @login_required
 def history(request: Request) -> HttpResponse:
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset")
-    filters = {k: search_text(request.GET.get(k, "")).strip() for k in ("preset", "model", "status", "q", "starred")}
+    keys = ("preset", "model", "status", "q", "starred", "compliance", "sort")
+    filters = {k: search_text(request.GET.get(k, "")).strip() for k in keys}
     if filters["preset"]:
         jobs = jobs.filter(preset__slug=filters["preset"])
     if filters["model"]:
@@ -341,6 +343,10 @@ def history(request: Request) -> HttpResponse:
         jobs = jobs.filter(prompt__icontains=filters["q"][:200])
     if filters["starred"]:
         jobs = jobs.filter(images__favorites__user=request.user).distinct()
+    floor = _percent(filters["compliance"])
+    if floor is not None:
+        jobs = jobs_with_compliance(jobs, minimum=floor / 100)
+    jobs = jobs_sorted(jobs, filters["sort"])
     page = Paginator(jobs.prefetch_related("images"), HISTORY_PAGE).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -348,10 +354,57 @@ def history(request: Request) -> HttpResponse:
         "presets": AssetPreset.objects.all(),
         "models": ImageModel.objects.all(),
         "statuses": JobStatus.choices,
+        "compliance_floors": COMPLIANCE_FLOORS,
+        "sorts": HISTORY_SORTS,
         "favorite_ids": _favorite_ids(request, image__job__in=page.object_list),
         "query": _without_page(request),
     }
     return render(request, "generation/history.html", context)
+
+
+# History's compliance filter (percent: "on-brand ≥ 90 %") and orders. Compliance is a column of
+# each image, so both stay inside the page's one query for jobs: no query per job.
+COMPLIANCE_FLOORS = [50, 75, 90, 95, 98]
+HISTORY_SORTS = {
+    "-created": "Newest first",
+    "created": "Oldest first",
+    "-compliance": "Most on-brand first",
+    "compliance": "Least on-brand first",
+}
+
+
+def _percent(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return min(100.0, max(0.0, number)) if math.isfinite(number) else None
+
+
+def jobs_with_compliance(
+    jobs: QuerySet[GenerationJob], *, minimum: float | None = None, maximum: float | None = None
+) -> QuerySet[GenerationJob]:
+    """The jobs with at least one image whose finished score is within [minimum, maximum] (0–1)."""
+    images = GeneratedImage.objects.filter(job=OuterRef("pk"), compliance_after__isnull=False)
+    if minimum is not None:
+        images = images.filter(compliance_after__gte=minimum)
+    if maximum is not None:
+        images = images.filter(compliance_after__lte=maximum)
+    return jobs.filter(Exists(images))
+
+
+def jobs_sorted(jobs: QuerySet[GenerationJob], sort: str) -> QuerySet[GenerationJob]:
+    """Jobs in one of HISTORY_SORTS' orders (anything else: newest first). A job's compliance is
+    its best image's; jobs without a score come last either way."""
+    if sort == "created":
+        return jobs.order_by("created_at")
+    if sort not in ("compliance", "-compliance"):
+        return jobs.order_by("-created_at")
+    best = GeneratedImage.objects.filter(job=OuterRef("pk")).order_by().values("job")
+    jobs = jobs.annotate(best_compliance=Subquery(best.annotate(best=Max("compliance_after")).values("best")))
+    score = F("best_compliance")
+    order = score.desc(nulls_last=True) if sort == "-compliance" else score.asc(nulls_last=True)
+    return jobs.order_by(order, "-created_at")
 
 
 def _without_page(request: Request) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 
+from django.db.models.fields.files import FieldFile
+
 from .models import GeneratedImage
 
 CHUNK = 256 * 1024
@@ -41,7 +43,9 @@ def zip_stream(
 ) -> Iterator[bytes]:
     """Yield a zip of the images, each read from storage in chunks (`folder` sorts them into folders).
 
-    PNGs are compressed already, so members are stored, not deflated.
+    Beside each PNG go its traced SVG and its full-size WebP when the worker stored them, under
+    the PNG's name with their own suffix. PNGs and WebPs are compressed already, so they are
+    stored; SVGs are text, and deflate to a fraction.
     """
     pipe = _Pipe()
     names: set[str] = set()
@@ -51,13 +55,25 @@ def zip_stream(
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
             if notice := image.license_restriction:
                 notices.setdefault(notice, []).append(name)
-            with image.file.open("rb") as source, archive.open(name, mode="w", force_zip64=True) as member:
-                while chunk := source.read(CHUNK):
-                    member.write(chunk)
-                    yield pipe.take()
-            yield pipe.take()
+            yield from _member(archive, pipe, image.file, name)
+            for extra, suffix in ((image.svg, ".svg"), (image.webp, ".webp")):
+                if extra:
+                    extra_name = _unique(name.removesuffix(".png") + suffix, names)
+                    yield from _member(archive, pipe, extra, extra_name, deflate=suffix == ".svg")
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
+    yield pipe.take()
+
+
+def _member(
+    archive: zipfile.ZipFile, pipe: _Pipe, file: FieldFile, name: str, *, deflate: bool = False
+) -> Iterator[bytes]:
+    info = zipfile.ZipInfo(name)  # as archive.open(name) makes it, but deflated when asked
+    info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with file.open("rb") as source, archive.open(info, mode="w", force_zip64=True) as member:
+        while chunk := source.read(CHUNK):
+            member.write(chunk)
+            yield pipe.take()
     yield pipe.take()
 
 

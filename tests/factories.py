@@ -55,3 +55,100 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
             seed=1000,
         )
     )
+
+
+# --- finished images (finishing's fields filled as the worker would, without running it)
+
+
+def png_bytes(colour: str = "blue", size: tuple[int, int] = (64, 64), mode: str = "RGB") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def webp_bytes(colour: tuple[int, int, int, int] = (15, 108, 189, 128), size: tuple[int, int] = (64, 64)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", size, colour).save(buffer, format="WEBP", lossless=True)
+    return buffer.getvalue()
+
+
+SVG_TEXT = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><path d="M0 0h64v64H0z" fill="#0f6cbd"/></svg>'
+)
+FINISHING_RECORDS = [
+    {"stage": "size", "seconds": 0.01, "settings": {"upscaler": "Lanczos", "size": [64, 64]}},
+    {"stage": "palette", "seconds": 0.02, "settings": {"tolerance": 10.0}},
+    {"stage": "svg", "seconds": 0.05, "settings": {"colours": 2}},
+]
+
+
+class GeneratedImageFactory(factory.django.DjangoModelFactory):
+    """A stored image of a finished job; traits fill what finishing writes."""
+
+    class Meta:
+        model = "generation.GeneratedImage"
+
+    class Params:
+        # An Icon-like image: palette-scored, keyed out, traced to SVG, WebP stored.
+        traced = factory.Trait(
+            svg=factory.django.FileField(filename="traced.svg", data=SVG_TEXT.encode()),
+            webp=factory.django.FileField(filename="full.webp", data=webp_bytes()),
+            has_alpha=True,
+            compliance_before=0.81,
+            compliance_after=0.99,
+            finishing=FINISHING_RECORDS,
+        )
+
+    job = factory.SubFactory("tests.factories.GenerationJobFactory", status="complete")
+    index = 0  # give each further image of a job its own
+    seed = factory.LazyAttribute(lambda o: 1000 + o.index)
+    file = factory.django.FileField(filename="image.png", data=png_bytes())
+    width = 64
+    height = 64
+
+
+def icon_plan(**fields: object) -> dict:
+    """An Icon-like finishing plan as a job's params carry it: palette, floor 0.9, keyed out, traced."""
+    from generation.finishing.plan import Palette, Plan
+
+    values: dict = {
+        "output_size": (64, 64),
+        "palette": Palette(("#0f6cbd", "#107c10"), "#ffffff", 10.0),
+        "correct": True,
+        "transparent": True,
+        "svg": True,
+        "floor": 0.9,
+    }
+    return Plan(**(values | fields)).to_params()  # type: ignore[arg-type]
+
+
+class FinishedJobFactory(GenerationJobFactory):
+    """A complete job whose params carry a finishing plan (`plan`: icon_plan() unless given)."""
+
+    class Params:
+        plan = factory.LazyFunction(icon_plan)
+
+    status = "complete"
+    params = factory.LazyAttribute(
+        lambda o: (
+            services.resolve_params(
+                preset=o.preset,
+                model=ImageModel.objects.get(key="tiny-flux"),
+                prompt=o.prompt,
+                quality="standard",
+                variations=o.images_total,
+                width=o.preset.default_width,
+                height=o.preset.default_height,
+                seed=1000,
+            )
+            | {"finishing": o.plan}
+        )
+    )

@@ -88,3 +88,49 @@ def test_generate_follows_progress_and_saves_the_images(run, preset, tmp_path) -
     job = GenerationJob.objects.get(prompt="a flat blue circle")
     zipped = run("download", str(job.id), "--zip", "-o", str(out))
     assert zipped.exit_code == 0 and len(zipfile.ZipFile(zipped.output.strip()).namelist()) == 2
+
+
+# --- finishing: SVG and WebP downloads, compliance in the listings
+
+
+def icon_job(owner, *, traced: list[bool]):
+    from tests.factories import FinishedJobFactory, GeneratedImageFactory
+
+    job = FinishedJobFactory(owner=owner, prompt="a key", images_total=len(traced))
+    for index, svg in enumerate(traced):
+        GeneratedImageFactory(job=job, index=index, seed=7 + index, traced=svg)
+    return job
+
+
+def test_download_as_svg_saves_the_traced_images_and_skips_the_others_saying_so(run, alice, tmp_path) -> None:
+    job = icon_job(alice, traced=[True, False])
+    result = run("download", str(job.id), "--format", "svg", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    [saved] = [Path(line) for line in result.stdout.split() if line.endswith(".svg")]
+    assert saved.name == f"{job.preset.slug}-a-key-seed7.svg" and saved.read_text().startswith("<svg")
+    assert "Skipped seed 8:" in result.stderr and "not traced to SVG" in result.stderr
+
+
+def test_download_as_svg_fails_when_no_image_has_one(run, alice, tmp_path) -> None:
+    job = icon_job(alice, traced=[False, False])
+    result = run("download", str(job.id), "--format", "svg", "-o", str(tmp_path))
+    assert result.exit_code == 5 and "None of the 2 image(s) could be downloaded as SVG." in result.output
+    assert not list(tmp_path.glob("*.svg"))
+
+
+def test_download_as_webp_keeps_the_alpha(run, alice, tmp_path) -> None:
+    job = icon_job(alice, traced=[True])
+    result = run("download", str(job.id), "--format", "webp", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    [saved] = tmp_path.glob("*.webp")
+    assert Image.open(saved).mode == "RGBA"
+
+
+def test_history_and_favorites_show_how_on_brand_the_images_are(run, alice) -> None:
+    job = icon_job(alice, traced=[True, False])
+    job.images.filter(index=1).update(compliance_after=0.62)
+    assert "on-brand 62-99%" in run("history").stdout
+    assert "on-brand 62-99%" not in run("history", "--min-compliance", "0.995").stdout
+    assert run("history", "--min-compliance", "2").exit_code == 2  # click refuses it before the studio does
+    run("favorites", "add", str(job.images.get(index=1).id))
+    assert "on-brand 62% (below 90%)" in run("favorites", "list").stdout

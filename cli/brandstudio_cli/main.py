@@ -20,6 +20,7 @@ import httpx
 
 EXIT_JOB_FAILED, EXIT_AUTH, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_UNREACHABLE, EXIT_RATE = 1, 3, 4, 5, 6, 7
 ENDED = {"complete", "failed", "cancelled"}
+FORMATS = ("png", "webp", "svg")
 
 
 class StudioError(click.ClickException):
@@ -142,6 +143,16 @@ def configure(server: str, token: str) -> None:
     click.echo(f"Saved to {path}. The studio offers {len(models)} model(s).")
 
 
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="png",
+    show_default=True,
+    help="svg: the traced SVG of asset types that have one (others are skipped)",
+)
+
+
 def _job_options(function: Any) -> Any:
     options = [
         click.option("--asset-type", "-a", default="icon", show_default=True),
@@ -152,6 +163,7 @@ def _job_options(function: Any) -> Any:
         click.option(
             "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
         ),
+        _format_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -164,15 +176,14 @@ def _job_options(function: Any) -> Any:
 @click.option("--seed", type=int, default=None)
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
 @pass_studio
-def generate(studio: Studio, description: str, out: Path, no_wait: bool, **options: Any) -> None:
+def generate(studio: Studio, description: str, out: Path, fmt: str, no_wait: bool, **options: Any) -> None:
     """Generate images for DESCRIPTION, follow the progress, save them into --out."""
     job = studio.call("POST", "/jobs", json=_payload(description, options))
     if no_wait:
         click.echo(job["id"])
         return
     job = follow(studio, job)
-    saved = save_images(studio, job, out)
-    _finish(job, saved)
+    _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
 
 
 def _payload(description: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -199,12 +210,29 @@ def follow(studio: Studio, job: dict[str, Any], *, interval: float = 0.5) -> dic
     return job
 
 
-def save_images(studio: Studio, job: dict[str, Any], out: Path) -> list[Path]:
+def save_images(studio: Studio, job: dict[str, Any], out: Path, fmt: str = "png") -> list[Path]:
+    """Download the job's images in `fmt`; with svg, images that have none are skipped, saying so."""
     slug = "".join(c if c.isalnum() else "-" for c in job["description"].lower())[:40].strip("-") or "image"
-    return [
-        studio.download(image["png_url"], out / f"{job['asset_type']}-{slug}-seed{image['seed']}.png")
-        for image in job["images"]
-    ]
+    saved = []
+    for image in job["images"]:
+        target = out / f"{job['asset_type']}-{slug}-seed{image['seed']}.{fmt}"
+        if fmt != "svg":
+            saved.append(studio.download(image[f"{fmt}_url"], target))
+        elif not image.get("svg_url"):
+            click.echo(f"Skipped seed {image['seed']}: {job['asset_type']} is not traced to SVG.", err=True)
+        else:
+            try:
+                saved.append(studio.download(image["svg_url"], target))
+            except NotFound as exc:  # traced, but this image's SVG is gone or never finished
+                click.echo(f"Skipped seed {image['seed']}: {exc.message}", err=True)
+    return saved
+
+
+def _saved_some(images: list[Any], saved: list[Path], fmt: str) -> list[Path]:
+    """Skipping some images is fine; a download that saved none of them is a failure."""
+    if images and not saved:
+        raise NotFound(f"None of the {len(images)} image(s) could be downloaded as {fmt.upper()}.")
+    return saved
 
 
 def _finish(job: dict[str, Any], saved: list[Path]) -> None:
@@ -220,19 +248,21 @@ def _finish(job: dict[str, Any], saved: list[Path]) -> None:
 @click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @_job_options
 @pass_studio
-def batch(studio: Studio, file: io.TextIOBase, out: Path, **options: Any) -> None:
+def batch(studio: Studio, file: io.TextIOBase, out: Path, fmt: str, **options: Any) -> None:
     """Generate for every description in FILE (one per line, or a CSV with a prompt column)."""
     descriptions = read_descriptions(file.read())
     if not descriptions:
         raise StudioError("No descriptions in that file.")
     jobs = [studio.call("POST", "/jobs", json=_payload(text, options)) for text in descriptions]
-    failed = 0
+    failed, images, saved = 0, [], []
     for job in jobs:
         job = follow(studio, job)
-        saved = save_images(studio, job, out)
-        for path in saved:
+        images += job["images"]
+        for path in save_images(studio, job, out, fmt):
+            saved.append(path)
             click.echo(str(path))
         failed += job["status"] != "complete"
+    _saved_some(images, saved, fmt)
     if failed:
         raise JobFailed(f"{failed} of {len(jobs)} jobs did not complete.")
 
@@ -253,21 +283,52 @@ def read_descriptions(text: str) -> list[str]:
 @click.option("--asset-type", default=None)
 @click.option("--status", type=click.Choice(["queued", "processing", "complete", "failed", "cancelled"]))
 @click.option("--starred", is_flag=True)
+@click.option(
+    "--min-compliance", type=click.FloatRange(0, 1), default=None, help="Only jobs with an image this on-brand (0-1)"
+)
+@click.option("--max-compliance", type=click.FloatRange(0, 1), default=None)
+@click.option("--sort", type=click.Choice(["-created", "created", "-compliance", "compliance"]), default=None)
 @click.option("--page", type=int, default=1)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON")
 @pass_studio
 def history(studio: Studio, as_json: bool, **filters: Any) -> None:
-    """Your jobs, newest first."""
+    """Your jobs, newest first (or as --sort says), with how on-brand their images are."""
     params = {k: v for k, v in filters.items() if v not in (None, False)}
     body = studio.call("GET", "/history", params=params)
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return
     for job in body["jobs"]:
+        images = job["images"]
         click.echo(
-            f"{job['id']}  {job['status']:10} {job['asset_type']:22} {len(job['images'])} img  {job['description']}"
+            f"{job['id']}  {job['status']:10} {job['asset_type']:22} {len(images)} img  "
+            f"{compliance_range(images):16} {job['description']}"
         )
     click.echo(f"page {body['page']} of {body['pages']} ({body['count']} jobs)", err=True)
+
+
+def _score(image: dict[str, Any]) -> float | None:
+    compliance = image.get("compliance") or {}
+    return compliance.get("after") if compliance.get("after") is not None else compliance.get("before")
+
+
+def compliance_label(image: dict[str, Any]) -> str:
+    """The image's score as "on-brand 97%" or "on-brand 62% (below 90%)"; "" without one."""
+    score = _score(image)
+    if score is None:
+        return ""
+    compliance = image["compliance"]
+    below = f" (below {compliance['floor']:.0%})" if compliance.get("flagged") and compliance.get("floor") else ""
+    return f"on-brand {score:.0%}{below}"
+
+
+def compliance_range(images: list[dict[str, Any]]) -> str:
+    """A job's images' scores as "on-brand 62-98%" (one: "on-brand 97%"), "-" without any."""
+    scores = sorted(score for image in images if (score := _score(image)) is not None)
+    if not scores:
+        return "-"
+    low, high = round(scores[0] * 100), round(scores[-1] * 100)
+    return f"on-brand {low}%" if low == high else f"on-brand {low}-{high}%"
 
 
 @cli.group()
@@ -279,7 +340,8 @@ def favorites() -> None:
 @pass_studio
 def favorites_list(studio: Studio) -> None:
     for image in studio.call("GET", "/favorites"):
-        click.echo(f"{image['id']}  seed {image['seed']}  {image['page_url']}")
+        score = compliance_label(image) or "-"
+        click.echo(f"{image['id']}  seed {image['seed']:<10} {score:26} {image['page_url']}")
 
 
 @favorites.command("add")
@@ -299,15 +361,16 @@ def favorites_remove(studio: Studio, image_id: str) -> None:
 @cli.command()
 @click.argument("job_id")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
-@click.option("--zip", "as_zip", is_flag=True, help="One zip instead of separate PNGs")
+@click.option("--zip", "as_zip", is_flag=True, help="One zip (PNGs, with SVGs and WebPs where stored)")
+@_format_option
 @pass_studio
-def download(studio: Studio, job_id: str, out: Path, as_zip: bool) -> None:
+def download(studio: Studio, job_id: str, out: Path, as_zip: bool, fmt: str) -> None:
     """Download a job's images (or the job as one zip)."""
     job = studio.call("GET", f"/jobs/{job_id}")
     if as_zip:
         click.echo(str(studio.download(job["zip_url"], out / f"{job['asset_type']}-{job_id[:8]}.zip")))
     else:
-        _finish(job, save_images(studio, job, out))
+        _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
 
 
 @cli.command("asset-types")

@@ -8,6 +8,13 @@ export interface AssetType {
   sizes: string[];
 }
 
+export interface Compliance {
+  before: number | null;
+  after: number | null;
+  floor: number | null;
+  flagged: boolean;
+}
+
 export interface StudioImage {
   id: string;
   seed: number;
@@ -15,6 +22,21 @@ export interface StudioImage {
   height: number;
   png_url: string;
   thumbnail_url: string;
+  /** Set for asset types traced to SVG (Icons, Logo Illustrations); null otherwise. */
+  svg_url?: string | null;
+  has_alpha?: boolean;
+  compliance?: Compliance;
+}
+
+/** "on-brand 97%" (and the floor it falls below), or "" for an image without a score. */
+export function complianceLabel(image: StudioImage): string {
+  const score = image.compliance?.after ?? image.compliance?.before;
+  if (score === null || score === undefined) return "";
+  const label = `on-brand ${Math.round(score * 100)}%`;
+  const floor = image.compliance?.floor;
+  return image.compliance?.flagged && floor !== null && floor !== undefined
+    ? `${label}, below ${Math.round(floor * 100)}%`
+    : label;
 }
 
 export interface Job {
@@ -102,6 +124,12 @@ export class StudioApi {
   /** The full PNG's bytes, for the canvas. */
   async imageBytes(image: StudioImage): Promise<Uint8Array> {
     return new Uint8Array(await (await this.download(image.png_url, "the image")).arrayBuffer());
+  }
+
+  /** The traced SVG's markup, for an editable vector on the canvas (only where `svg_url` is set). */
+  async svgText(image: StudioImage): Promise<string> {
+    if (!image.svg_url) throw new StudioError("This asset type is not traced to SVG.", 404);
+    return (await this.download(image.svg_url, "the SVG")).text();
   }
 
   /** The small WebP the panel shows (a few KB instead of the full PNG); typed by the studio's answer. */

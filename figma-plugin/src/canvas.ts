@@ -24,12 +24,29 @@ export function placeImage(figmaApi: PluginAPI, request: PlaceRequest): Rectangl
   rect.name = request.name;
   rect.resize(size.width, size.height);
   rect.fills = [{ type: "IMAGE", imageHash: image.hash, scaleMode: "FILL" }];
+  return putInView(figmaApi, rect);
+}
+
+export interface PlaceVectorRequest {
+  svg: string;
+  name: string;
+}
+
+/** The traced SVG as editable vector layers (a frame of paths), placed like an image.
+ *  Throws what `createNodeFromSvg` throws on markup Figma cannot read: the caller falls back to the image. */
+export function placeVector(figmaApi: PluginAPI, request: PlaceVectorRequest): FrameNode {
+  const frame = figmaApi.createNodeFromSvg(request.svg);
+  frame.name = request.name;
+  return putInView(figmaApi, frame);
+}
+
+function putInView<T extends SceneNode>(figmaApi: PluginAPI, node: T): T {
   const centre = figmaApi.viewport.center;
-  rect.x = Math.round(centre.x - size.width / 2);
-  rect.y = Math.round(centre.y - size.height / 2);
-  figmaApi.currentPage.appendChild(rect);
-  figmaApi.currentPage.selection = [rect];
-  return rect;
+  node.x = Math.round(centre.x - node.width / 2);
+  node.y = Math.round(centre.y - node.height / 2);
+  figmaApi.currentPage.appendChild(node);
+  figmaApi.currentPage.selection = [node];
+  return node;
 }
 
 export function layerName(description: string, seed: number): string {

@@ -1,20 +1,40 @@
 // What the UI (an iframe that talks to the studio) and the main thread (which owns the canvas
 // and the plugin's storage) say to each other.
-import { layerName, placeImage } from "./canvas";
+import { layerName, placeImage, placeVector } from "./canvas";
 
 export interface Settings {
   server: string;
   token: string;
+  /** Insert icons as vectors: traced images go on the canvas as editable paths (absent: on). */
+  vectors?: boolean;
+}
+
+/** What to place: the traced SVG (editable vectors), the PNG's bytes (an image fill), or both. */
+export interface PlaceMessage {
+  type: "place";
+  imageId: string;
+  svg?: string;
+  bytes?: Uint8Array;
+  width: number;
+  height: number;
+  description: string;
+  seed: number;
 }
 
 export type UiMessage =
   | { type: "load-settings" }
   | { type: "save-settings"; settings: Settings }
-  | { type: "place"; bytes: Uint8Array; width: number; height: number; description: string; seed: number }
+  | PlaceMessage
   | { type: "notify"; text: string; error?: boolean }
   | { type: "close" };
 
-export type MainMessage = { type: "settings"; settings: Settings | null } | { type: "placed"; name: string };
+export type MainMessage =
+  | { type: "settings"; settings: Settings | null }
+  | { type: "placed"; name: string; vector: boolean }
+  // Figma could not read the SVG and no PNG came with it: the UI sends the PNG instead.
+  | { type: "vector-refused"; imageId: string };
+
+export const vectorsOn = (settings: Settings | null): boolean => settings?.vectors !== false;
 
 const SETTINGS_KEY = "brand-studio-settings";
 
@@ -26,12 +46,8 @@ export async function handleMessage(figmaApi: PluginAPI, message: UiMessage): Pr
     case "save-settings":
       await figmaApi.clientStorage.setAsync(SETTINGS_KEY, message.settings);
       return { type: "settings", settings: message.settings };
-    case "place": {
-      const name = layerName(message.description, message.seed);
-      placeImage(figmaApi, { bytes: message.bytes, width: message.width, height: message.height, name });
-      figmaApi.notify(`Placed “${name}”`);
-      return { type: "placed", name };
-    }
+    case "place":
+      return place(figmaApi, message);
     case "notify":
       figmaApi.notify(message.text, { error: message.error ?? false });
       return null;
@@ -39,4 +55,21 @@ export async function handleMessage(figmaApi: PluginAPI, message: UiMessage): Pr
       figmaApi.closePlugin();
       return null;
   }
+}
+
+function place(figmaApi: PluginAPI, message: PlaceMessage): MainMessage {
+  const name = layerName(message.description, message.seed);
+  if (message.svg !== undefined) {
+    try {
+      placeVector(figmaApi, { svg: message.svg, name });
+      figmaApi.notify(`Placed “${name}” as vectors`);
+      return { type: "placed", name, vector: true };
+    } catch {
+      if (!message.bytes) return { type: "vector-refused", imageId: message.imageId };
+    }
+  }
+  if (!message.bytes) throw new Error("There was nothing to place.");
+  placeImage(figmaApi, { bytes: message.bytes, width: message.width, height: message.height, name });
+  figmaApi.notify(`Placed “${name}”`);
+  return { type: "placed", name, vector: false };
 }

@@ -1,11 +1,15 @@
 // The plugin's panel: talks to the studio (with the user's token) and asks the main thread
 // to store settings and to place images on the canvas.
-import { type Job, StudioApi, type StudioImage } from "./api";
-import type { MainMessage, Settings, UiMessage } from "./messages";
+import { complianceLabel, type Job, StudioApi, type StudioImage } from "./api";
+import { type MainMessage, type Settings, type UiMessage, vectorsOn } from "./messages";
+import { placeMessage } from "./place";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 let api: StudioApi | null = null;
+let current: Settings | null = null; // as stored by the main thread
 let lastJob: Job | null = null;
+// The images in the grid by id: Figma may refuse an SVG, and the PNG is then placed instead.
+const shown = new Map<string, { job: Job; image: StudioImage }>();
 
 function send(message: UiMessage, transfer: Transferable[] = []): void {
   parent.postMessage({ pluginMessage: message }, "*", transfer);
@@ -17,11 +21,22 @@ function showError(error: unknown): void {
 
 window.onmessage = async (event: MessageEvent) => {
   const message = event.data?.pluginMessage as MainMessage | undefined;
-  if (message?.type === "settings") await connect(message.settings);
+  if (message?.type === "settings") await settingsChanged(message.settings);
+  if (message?.type === "vector-refused") await placeBitmap(message.imageId);
 };
+
+async function settingsChanged(next: Settings | null): Promise<void> {
+  const sameStudio = api && next && api.server === next.server && api.token === next.token;
+  current = next;
+  $<HTMLInputElement>("vectors").checked = vectorsOn(next);
+  // Only the vectors toggle changed: keep the panel as it is.
+  if (!sameStudio) await connect(next);
+}
 
 async function connect(settings: Settings | null): Promise<void> {
   $("error").textContent = "";
+  $<HTMLInputElement>("server").value = settings?.server ?? "";
+  $<HTMLInputElement>("token").value = settings?.token ?? "";
   if (!settings?.server || !settings.token) {
     $("setup").hidden = false;
     $("main").hidden = true;
@@ -67,6 +82,7 @@ async function run(start: Promise<Job>): Promise<void> {
 }
 
 async function showImages(job: Job): Promise<void> {
+  for (const image of job.images) shown.set(image.id, { job, image });
   const figures = await Promise.all(job.images.map((image) => figure(job, image)));
   $("results").replaceChildren(...figures);
 }
@@ -78,21 +94,35 @@ async function figure(job: Job, image: StudioImage): Promise<HTMLElement> {
     alt: `${job.description}, seed ${image.seed}`,
     title: "Click to place on the canvas",
   });
-  // The panel shows the thumbnail; the canvas gets the full PNG, fetched only when placed.
+  // The panel shows the thumbnail; the canvas gets the SVG or the full PNG, fetched only when placed.
   img.onclick = async () => {
     try {
-      const bytes = await api!.imageBytes(image);
-      send({ type: "place", bytes, width: image.width, height: image.height, description: job.description, seed: image.seed });
+      send(await placeMessage(api!, job, image, vectorsOn(current)));
     } catch (error) {
       showError(error);
     }
   };
+  if (image.has_alpha) node.classList.add("checker");
   const more = Object.assign(document.createElement("button"), { textContent: "More like this" });
   more.onclick = () => run(api!.moreLikeThis(image.id));
   const caption = document.createElement("figcaption");
-  caption.append(`seed ${image.seed}`, more);
+  const score = Object.assign(document.createElement("span"), { textContent: complianceLabel(image) });
+  score.className = image.compliance?.flagged ? "compliance flagged" : "compliance";
+  const text = document.createElement("span");
+  text.append(`seed ${image.seed}`, ...(score.textContent ? [document.createElement("br"), score] : []));
+  caption.append(text, more);
   node.append(img, caption);
   return node;
+}
+
+async function placeBitmap(imageId: string): Promise<void> {
+  const item = shown.get(imageId);
+  if (!item) return;
+  try {
+    send(await placeMessage(api!, item.job, item.image, false));
+  } catch (error) {
+    showError(error);
+  }
 }
 
 async function showRecent(): Promise<void> {
@@ -113,8 +143,14 @@ async function showRecent(): Promise<void> {
 $("save").onclick = () =>
   send({
     type: "save-settings",
-    settings: { server: $<HTMLInputElement>("server").value.trim(), token: $<HTMLInputElement>("token").value.trim() },
+    settings: {
+      server: $<HTMLInputElement>("server").value.trim(),
+      token: $<HTMLInputElement>("token").value.trim(),
+      vectors: $<HTMLInputElement>("vectors").checked,
+    },
   });
+$<HTMLInputElement>("vectors").onchange = () =>
+  current && send({ type: "save-settings", settings: { ...current, vectors: $<HTMLInputElement>("vectors").checked } });
 $("settings").onclick = () => {
   $("setup").hidden = false;
   $("main").hidden = true;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { type Job, StudioApi, StudioError } from "../src/api";
+import { complianceLabel, type Job, StudioApi, StudioError } from "../src/api";
 
 function server(routes: Record<string, (init?: RequestInit) => Response>) {
   const calls: { url: string; init?: RequestInit }[] = [];
@@ -79,4 +79,13 @@ test("a thumbnail that cannot be downloaded is a clear error", async () => {
   const { fetchImpl } = server({});
   const image = { id: "gone", seed: 1, width: 64, height: 64, png_url: "", thumbnail_url: "http://studio.test/api/v1/images/gone/thumbnail" };
   await assert.rejects(new StudioApi("http://studio.test", "t", fetchImpl).thumbnail(image), /Could not download the thumbnail \(404\)/);
+});
+
+test("the grid's compliance label gives the finished score and the floor it falls below", () => {
+  const image = { id: "i1", seed: 1, width: 64, height: 64, png_url: "", thumbnail_url: "" };
+  const compliance = (after: number | null, flagged = false) => ({ before: 0.8, after, floor: 0.9, flagged });
+  assert.equal(complianceLabel({ ...image, compliance: compliance(0.974) }), "on-brand 97%");
+  assert.equal(complianceLabel({ ...image, compliance: compliance(0.62, true) }), "on-brand 62%, below 90%");
+  assert.equal(complianceLabel({ ...image, compliance: { before: null, after: null, floor: null, flagged: false } }), "");
+  assert.equal(complianceLabel(image), "");
 });

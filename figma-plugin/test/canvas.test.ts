@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { fitWithin, layerName, placeImage } from "../src/canvas";
+import { fitWithin, layerName, placeImage, placeVector } from "../src/canvas";
 import { asPluginApi, fakeFigma } from "./fake-figma";
 
 test("an image is placed as a filled rectangle centred in the viewport and selected", () => {
@@ -27,4 +27,21 @@ test("images larger than Figma's 4096 px limit are scaled to fit, keeping the as
 test("layers are named after the description and the seed", () => {
   assert.equal(layerName("a flat blue circle icon", 42), "a flat blue circle icon · seed 42");
   assert.ok(layerName("x".repeat(100), 1).length < 75);
+});
+
+test("a traced icon is placed as editable vectors, named, centred in the viewport and selected", () => {
+  const figma = fakeFigma({ x: 500, y: 300 });
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="256" height="128"><path d="M0 0h8v8H0z"/></svg>';
+  const frame = placeVector(asPluginApi(figma), { svg, name: "a key · seed 7" });
+  assert.equal(frame.name, "a key · seed 7");
+  assert.deepEqual([frame.width, frame.height, frame.x, frame.y], [256, 128, 372, 236]);
+  assert.deepEqual(figma.svgs, [svg]);
+  assert.deepEqual(figma.currentPage.selection, [frame]);
+  assert.equal(figma.images.length, 0);
+});
+
+test("an SVG Figma cannot read throws, and nothing is placed", () => {
+  const figma = fakeFigma();
+  assert.throws(() => placeVector(asPluginApi(figma), { svg: "<nonsense>", name: "x" }));
+  assert.equal(figma.currentPage.children.length, 0);
 });

@@ -1,4 +1,4 @@
-// Just enough of the `figma` global for the plugin's logic: nodes, images, viewport, storage.
+// Just enough of the `figma` global for the plugin's logic: nodes, images, SVG import, viewport, storage.
 
 export interface FakeRect {
   name: string;
@@ -10,11 +10,24 @@ export interface FakeRect {
   resize(width: number, height: number): void;
 }
 
+export interface FakeFrame {
+  type: "FRAME";
+  name: string;
+  width: number;
+  height: number;
+  x: number;
+  y: number;
+  svg: string;
+}
+
+type FakeNode = FakeRect | FakeFrame;
+
 export function fakeFigma(centre = { x: 500, y: 300 }) {
   const storage = new Map<string, unknown>();
-  const page = { children: [] as FakeRect[], selection: [] as FakeRect[], appendChild: (n: FakeRect) => page.children.push(n) };
+  const page = { children: [] as FakeNode[], selection: [] as FakeNode[], appendChild: (n: FakeNode) => page.children.push(n) };
   const api = {
     images: [] as Uint8Array[],
+    svgs: [] as string[],
     notices: [] as string[],
     closed: false,
     currentPage: page,
@@ -28,6 +41,13 @@ export function fakeFigma(centre = { x: 500, y: 300 }) {
         name: "Rectangle", width: 100, height: 100, x: 0, y: 0, fills: [],
         resize(width: number, height: number) { this.width = width; this.height = height; },
       };
+    },
+    /** Like Figma's SVG import: a frame of the SVG's size; markup it cannot read throws. */
+    createNodeFromSvg(svg: string): FakeFrame {
+      const size = /<svg[^>]*\swidth="(\d+)"[^>]*\sheight="(\d+)"/.exec(svg);
+      if (!size) throw new Error("Failed to import the SVG");
+      api.svgs.push(svg);
+      return { type: "FRAME", name: "Frame", width: Number(size[1]), height: Number(size[2]), x: 0, y: 0, svg };
     },
     notify(text: string) { api.notices.push(text); },
     closePlugin() { api.closed = true; },

@@ -15,6 +15,7 @@ from ninja.errors import HttpError
 
 from .. import previews as live_previews
 from .. import services, views
+from ..finishing.plan import Plan
 from ..forms import GenerateForm
 from ..models import Favorite, GeneratedImage, GenerationJob, ImagePreview, JobStatus
 from ..services import MAX_SEED
@@ -41,6 +42,14 @@ class PreviewOut(Schema):
     url: str
 
 
+class FinishingOut(Schema):
+    output_size: str = Field(description="The finished images' size, WIDTHxHEIGHT", examples=["2048x2048"])
+    upscale: int = Field(description="The tier's factor on top of the size asked (High 2, Ultra 4)")
+    upscaler: str = Field(description='The upscaler that sizes the images, or "Lanczos" when none is installed')
+    stages: list[str] = Field(description="The stages planned, in the order they run", examples=[["size", "svg"]])
+    notes: list[str] = Field(description="What the designer should know, e.g. a skipped refiner pass")
+
+
 class JobOut(Schema):
     id: UUID
     status: str
@@ -61,6 +70,9 @@ class JobOut(Schema):
     created_at: str
     images: list[ImageOut]
     zip_url: str
+    finishing: FinishingOut | None = Field(
+        None, description="What finishing will do to each image; null for jobs from before finishing existed"
+    )
     previews: list[PreviewOut] | None = Field(
         None,
         description="Only with ?previews=true: small WebPs of the images still being drawn, "
@@ -103,6 +115,7 @@ def job_out(
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],
         "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),
+        "finishing": finishing_out(job.params.get("finishing")),
         "previews": _previews_out(request, job) if with_previews else None,
     }
 
@@ -117,6 +130,39 @@ def _images_starred(request: HttpRequest, job: GenerationJob, starred: set[Any] 
         stars = Favorite.objects.filter(user=user_of(request), image=OuterRef("pk"))
         images = images.annotate(starred=Exists(stars))
     return list(images)
+
+
+def finishing_out(params: Any) -> dict[str, Any] | None:
+    """The plan frozen into the job at submission, summed up (None: no plan, or one this
+    release cannot read)."""
+    if not isinstance(params, dict):
+        return None
+    try:
+        plan = Plan.from_params(params)
+    except (TypeError, KeyError, ValueError):
+        return None
+    width, height = plan.output_size
+    return {
+        "output_size": f"{width}x{height}",
+        "upscale": plan.upscale,
+        "upscaler": plan.upscaler.name if plan.upscaler else "Lanczos",
+        "stages": planned_stages(plan),
+        "notes": list(plan.notes),
+    }
+
+
+def planned_stages(plan: Plan) -> list[str]:
+    """The worker's stage order, keeping the stages this plan runs."""
+    stages = [
+        ("refine", plan.refine_strength is not None),
+        ("upscale" if plan.upscale > 1 else "size", True),
+        ("compliance", plan.palette is not None),
+        ("palette", plan.correct and plan.palette is not None),
+        ("sharpen", plan.sharpen),
+        ("transparent", plan.transparent),
+        ("svg", plan.svg),
+    ]
+    return [name for name, runs in stages if runs]
 
 
 def _previews_out(request: HttpRequest, job: GenerationJob) -> list[dict[str, Any]]:

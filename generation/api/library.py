@@ -12,8 +12,9 @@ from ninja import Field, Query, Router, Schema
 
 from ..forms import search_text
 from ..models import Favorite, GenerationJob
+from ..views import jobs_sorted, jobs_with_compliance
 from .common import InputSchema, own_image, user_of
-from .errors import BODY, ERRORS
+from .errors import BODY, ERRORS, FieldError
 from .images import ImageOut, image_out
 from .jobs import JobOut, job_out
 
@@ -34,6 +35,13 @@ class HistoryFilters(InputSchema):
     status: Literal["queued", "processing", "complete", "failed", "cancelled"] | None = None
     q: str | None = None
     starred: bool = False
+    min_compliance: float | None = Field(
+        None, ge=0, le=1, description="Only jobs with an image at least this on-brand (0–1, its finished score)"
+    )
+    max_compliance: float | None = Field(None, ge=0, le=1, description="Only jobs with an image at most this on-brand")
+    sort: Literal["created", "-created", "compliance", "-compliance"] = Field(
+        "-created", description="A job's compliance is its best image's; jobs without a score come last"
+    )
 
 
 class FavoriteIn(InputSchema):
@@ -42,7 +50,7 @@ class FavoriteIn(InputSchema):
 
 @router.get("/history", response={200: HistoryOut, **ERRORS}, tags=["history"])
 def history(request: HttpRequest, filters: Query[HistoryFilters]) -> dict[str, Any]:
-    """The user's jobs, newest first, 20 a page."""
+    """The user's jobs, newest first (or as `sort` says), 20 a page."""
     user = user_of(request)
     jobs = GenerationJob.objects.filter(owner=user).select_related("preset").prefetch_related("images")
     if filters.asset_type:
@@ -55,6 +63,12 @@ def history(request: HttpRequest, filters: Query[HistoryFilters]) -> dict[str, A
         jobs = jobs.filter(prompt__icontains=search_text(filters.q)[:200])
     if filters.starred:
         jobs = jobs.filter(Q(images__favorites__user=user)).distinct()
+    low, high = filters.min_compliance, filters.max_compliance
+    if low is not None and high is not None and low > high:
+        raise FieldError(f"min_compliance ({low}) is above max_compliance ({high}).", "min_compliance")
+    if low is not None or high is not None:
+        jobs = jobs_with_compliance(jobs, minimum=low, maximum=high)
+    jobs = jobs_sorted(jobs, filters.sort)
     page = Paginator(jobs, 20).get_page(max(1, filters.page))
     starred = set(
         Favorite.objects.filter(user=user, image__job__in=page.object_list).values_list("image_id", flat=True)
