@@ -53,6 +53,16 @@ def edge_mask(alpha_or_mask: np.ndarray) -> np.ndarray:
     return (alpha_or_mask > 0) & (alpha_or_mask < 255)
 
 
+def test_pixels_survive_the_packed_round_trip_the_stages_use():
+    rgba = Image.fromarray(np.random.default_rng(2).integers(0, 256, (7, 5, 4), dtype=np.uint8), "RGBA")
+    codes, alpha = palette.image_words(rgba)
+    assert np.array_equal(np.asarray(palette.words_image(codes, alpha, rgba.size)), np.asarray(rgba))
+    rgb = rgba.convert("RGB")
+    codes, alpha = palette.image_words(rgb)
+    assert alpha is None and np.array_equal(np.asarray(palette.words_image(codes, None, rgb.size)), np.asarray(rgb))
+    assert np.array_equal(palette.unpack(codes).reshape(7, 5, 3), np.asarray(rgb))
+
+
 # --- compliance
 
 
@@ -202,6 +212,11 @@ def test_cut_out_keeps_an_existing_alpha_channel():
     icon.putalpha(128)
     alpha = np.asarray(transparency.cut_out(icon, "#f6f7f9", 10.0))[..., 3]
     assert alpha.max() == 128 and alpha[0, 0] == 0
+
+
+def test_cut_out_refuses_a_missing_background_colour_with_a_reason():
+    with pytest.raises(ValueError, match="needs the background colour"):
+        transparency.cut_out(Image.new("RGB", (4, 4)), "", 10.0)
 
 
 # --- SVG trace

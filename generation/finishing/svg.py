@@ -164,25 +164,25 @@ def trace(image: Image.Image, palette: Palette) -> str:
     import vtracer
     from PIL import Image as PILImage
 
-    from generation.finishing.palette import delta_e, hex_lab, split_alpha, to_lab, unique_colours
+    from generation.finishing.palette import delta_e, hex_lab, image_words, pack, to_lab, unique_colours
 
     width, height = image.size
-    rgb, alpha = split_alpha(image)
     names = [name.lower() for name in palette.colours]
-    snapped = np.zeros((height, width, 4), dtype=np.uint8)
-    if names and rgb.size:
+    codes, alpha = image_words(image)
+    words = np.zeros(codes.size, dtype="<u4")  # 0: a transparent pixel, left out of the SVG
+    if names and codes.size:
         refs = [*names, *([palette.background.lower()] if palette.background else [])]
-        colours, inverse = unique_colours(rgb)
+        colours, inverse = unique_colours(codes)
         nearest = delta_e(to_lab(colours)[:, None, :], hex_lab(refs)[None, :, :]).argmin(axis=1)
-        ref_rgba = np.array([[*_hex_rgb(name), 255] for name in refs] + [[0, 0, 0, 0]], dtype=np.uint8)
-        nearest[nearest >= len(names)] = len(refs)  # the background: transparent
-        pixel = nearest[inverse]
+        opaque = pack(np.array([_hex_rgb(name) for name in names], dtype=np.uint8)) | np.uint32(0xFF000000)
+        lut = np.zeros(len(refs), dtype="<u4")  # the background (the last, when named) stays transparent
+        lut[: len(names)] = opaque
+        words = lut[nearest][inverse]
         if alpha is not None:
-            pixel[alpha.ravel() < 128] = len(refs)
-        snapped = ref_rgba[pixel].reshape(height, width, 4)
+            words[alpha < 128] = 0
 
     png = io.BytesIO()
-    PILImage.fromarray(snapped, "RGBA").save(png, "PNG", compress_level=1)
+    PILImage.frombytes("RGBA", image.size, words.tobytes(), "raw", "RGBA").save(png, "PNG", compress_level=1)
     traced = vtracer.convert_raw_image_to_svg(png.getvalue(), img_format="png", **TRACE_SETTINGS)
     traced = _palette_fills(traced, names)
     # vtracer writes width and height but no viewBox, which the SVG needs to scale when shown smaller.

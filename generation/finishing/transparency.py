@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from generation.finishing.palette import delta_e, split_alpha, to_lab, unique_colours
-from generation.finishing.validators import hex_to_rgb
+from generation.finishing.palette import delta_e, image_words, pack, to_lab, unique_colours, words_image
+from generation.finishing.validators import HEX, hex_to_rgb
 
 # A colour whose pixels cover this share of the image, and which is clearly not background, is a solid
 # foreground colour: edge pixels are read as mixes of it with the background.
@@ -33,9 +33,11 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
     Then observed = α·fg + (1−α)·bg is solved for fg on partly transparent pixels.
     An alpha channel the image already has is kept (multiplied in).
     """
-    rgb, alpha_in = split_alpha(image)
+    if not HEX.match(background):
+        raise ValueError(f"A transparent background needs the background colour (like #f6f7f9), not {background!r}.")
+    codes, alpha_in = image_words(image)
     bg = np.array(hex_to_rgb(background), dtype=np.float64)
-    colours, inverse = unique_colours(rgb)
+    colours, inverse = unique_colours(codes)
     counts = np.bincount(inverse, minlength=len(colours))
     distance = delta_e(to_lab(colours), to_lab(bg.astype(np.uint8)))
 
@@ -47,12 +49,11 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
         alpha = np.where(matched, coverage, alpha)
     alpha[distance < tolerance / 2] = 0.0
 
-    fg = _unpremultiply(colours.astype(np.float64), bg, alpha)
-    out_rgb = fg[inverse].reshape(rgb.shape)
-    out_alpha = np.rint(alpha * 255).astype(np.uint8)[inverse].reshape(rgb.shape[:2])
+    fg = pack(_unpremultiply(colours.astype(np.float64), bg, alpha))
+    out_alpha = np.rint(alpha * 255).astype(np.uint8)[inverse]
     if alpha_in is not None:
         out_alpha = (out_alpha.astype(np.uint16) * alpha_in // 255).astype(np.uint8)
-    return Image.fromarray(np.dstack([out_rgb, out_alpha]), "RGBA")
+    return words_image(fg[inverse], out_alpha, image.size)
 
 
 def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
