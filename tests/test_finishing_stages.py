@@ -252,6 +252,13 @@ def test_trace_keeps_a_hole_in_the_shape_open():
     assert path and path.group(1).count("M") == 2  # the outline and the hole
 
 
+def test_trace_of_a_large_image_keeps_its_size_and_scales_the_traced_paths(monkeypatch):
+    monkeypatch.setattr(svg, "TRACE_MAX_SIDE", 128)
+    text = svg.trace(draw_icon("blue", "square", size=256), BRAND)
+    assert 'width="256"' in text and 'height="256"' in text and 'viewBox="0 0 256 256"' in text
+    assert '<g transform="scale(2 2)">' in text and set(re.findall(r'fill="([^"]+)"', text)) == {"#0f6cbd"}
+
+
 # --- sanitising
 
 

@@ -90,7 +90,7 @@ def image_words(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 def words_image(codes: np.ndarray, alpha: np.ndarray | None, size: tuple[int, int]) -> Image.Image:
     """The image back from packed RGB and an optional alpha: RGBA with alpha, RGB without."""
     if alpha is None:
-        return Image.frombytes("RGB", size, codes.astype("<u4").tobytes(), "raw", "RGBX")
+        return Image.frombytes("RGB", size, codes.astype("<u4", copy=False).tobytes(), "raw", "RGBX")
     words = codes.astype("<u4") | (alpha.astype("<u4") << 24)
     return Image.frombytes("RGBA", size, words.tobytes(), "raw", "RGBA")
 
@@ -113,13 +113,12 @@ def distinct(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(present).astype(np.uint32)
 
 
-def unique_colours(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct colours ((U, 3) uint8) and, per pixel, the index of its colour: np.unique(codes,
-    return_inverse=True), by lookup table."""
-    values = distinct(codes)
-    table = np.zeros(1 << 24, dtype=np.int32)
-    table[values] = np.arange(values.size, dtype=np.int32)
-    return unpack(values), table[codes]
+def lookup(codes: np.ndarray, values: np.ndarray, per_value: np.ndarray) -> np.ndarray:
+    """Per pixel, the entry of `per_value` for its colour (`values` being the distinct colours), through a
+    2**24 table: one gather instead of an index array plus another gather."""
+    table = np.zeros((1 << 24, *per_value.shape[1:]), dtype=per_value.dtype)
+    table[values] = per_value
+    return table[codes]
 
 
 # --- compliance
@@ -164,9 +163,9 @@ def correct(image: Image.Image, palette: Palette) -> Image.Image:
     codes, alpha = image_words(image)
     if not names or codes.size == 0:
         return words_image(codes, alpha, image.size)
-    colours, inverse = unique_colours(codes)
-    corrected = from_lab(_correct_lab(to_lab(colours), hex_lab(names), palette.tolerance))
-    return words_image(pack(corrected)[inverse], alpha, image.size)
+    values = distinct(codes)
+    corrected = from_lab(_correct_lab(to_lab(unpack(values)), hex_lab(names), palette.tolerance))
+    return words_image(lookup(codes, values, pack(corrected)), alpha, image.size)
 
 
 def _correct_lab(lab: np.ndarray, refs: np.ndarray, tolerance: float) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from generation.finishing.palette import delta_e, image_words, pack, to_lab, unique_colours, words_image
+from generation.finishing.palette import delta_e, distinct, image_words, lookup, pack, to_lab, unpack, words_image
 from generation.finishing.validators import HEX, hex_to_rgb
 
 # A colour whose pixels cover this share of the image, and which is clearly not background, is a solid
@@ -37,12 +37,14 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
         raise ValueError(f"A transparent background needs the background colour (like #f6f7f9), not {background!r}.")
     codes, alpha_in = image_words(image)
     bg = np.array(hex_to_rgb(background), dtype=np.float64)
-    colours, inverse = unique_colours(codes)
-    counts = np.bincount(inverse, minlength=len(colours))
+    values = distinct(codes)
+    colours = unpack(values)
+    index = lookup(codes, values, np.arange(len(values), dtype=np.int32))
+    counts = np.bincount(index, minlength=len(values))
     distance = delta_e(to_lab(colours), to_lab(bg.astype(np.uint8)))
 
     alpha = _ramp(distance, tolerance / 2, 2 * tolerance)
-    solid = (distance > 2 * tolerance) & (counts >= SOLID_SHARE * inverse.size)
+    solid = (distance > 2 * tolerance) & (counts >= SOLID_SHARE * codes.size)
     solids = colours[solid][np.argsort(-counts[solid])][:MAX_SOLIDS].astype(np.float64)
     if len(solids):
         coverage, matched = _coverage(colours.astype(np.float64), bg, solids)
@@ -50,10 +52,12 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
     alpha[distance < tolerance / 2] = 0.0
 
     fg = pack(_unpremultiply(colours.astype(np.float64), bg, alpha))
-    out_alpha = np.rint(alpha * 255).astype(np.uint8)[inverse]
-    if alpha_in is not None:
-        out_alpha = (out_alpha.astype(np.uint16) * alpha_in // 255).astype(np.uint8)
-    return words_image(fg[inverse], out_alpha, image.size)
+    alpha_8 = np.rint(alpha * 255).astype(np.uint32)
+    if alpha_in is None:  # one gather for colour and alpha together
+        words = (fg | (alpha_8 << 24))[index]
+        return Image.frombytes("RGBA", image.size, words.astype("<u4", copy=False).tobytes(), "raw", "RGBA")
+    out_alpha = (alpha_8[index] * alpha_in // 255).astype(np.uint8)
+    return words_image(fg[index], out_alpha, image.size)
 
 
 def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:
