@@ -310,6 +310,16 @@ def test_sanitise_accepts_an_svg_with_an_xml_declaration():
     assert svg.is_valid('<?xml version="1.0" encoding="UTF-8"?><svg xmlns="http://www.w3.org/2000/svg"/>')
 
 
+def test_importing_the_palette_stage_leaves_no_mock_modules_behind_for_diffusers_to_trip_on():
+    code = (
+        "import importlib.util, sys; from generation.finishing import palette; "
+        "print([n for n in ('scipy', 'matplotlib', 'cycler') if n in sys.modules]); "
+        "print(importlib.util.find_spec('matplotlib'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "None"]
+
+
 def test_the_svg_module_imports_without_numpy_or_vtracer_for_the_web_process():
     code = (
         "import sys; from generation.finishing import svg; svg.sanitise('<svg/>'); "

@@ -18,6 +18,8 @@ from PIL import Image
 from generation.finishing.plan import Palette
 from generation.finishing.validators import hex_to_rgb
 
+COLOUR_STAND_INS = {"scipy", "matplotlib", "cycler", "mpl_toolkits"}  # what colour-science mocks when missing
+
 
 def _import_colour() -> ModuleType:
     """colour-science, without the stand-ins it leaves behind.
@@ -31,7 +33,7 @@ def _import_colour() -> ModuleType:
         warnings.simplefilter("ignore")
         import colour
     for name, module in list(sys.modules.items()):
-        if isinstance(module, mock.NonCallableMock):
+        if name.split(".")[0] in COLOUR_STAND_INS and isinstance(module, mock.NonCallableMock):
             del sys.modules[name]
     return colour
 
