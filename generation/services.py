@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .finishing.plans import plan_for
 from .models import (
     AssetPreset,
     BrandLora,
@@ -42,14 +43,15 @@ class QualityPreset:
 
     steps: float  # factor on the asset type's (or model's) steps: 15 / 28 / 40 / 50 at 28
     max_side: int | None  # drafts render small and fast
-    upscale: int  # hook for the upscaler stage (a later release); 1 = none
-    refine: bool  # hook for the refiner stage, where the asset type asks for it
+    upscale: int  # factor on the size asked, where the asset type upscales; 1 = none
+    refine: bool  # an img2img refiner pass, where the asset type asks for it
 
 
+# The brief: High = 2x, Ultra = 4x + refiner, so only Ultra refines.
 QUALITY = {
     Quality.DRAFT: QualityPreset(steps=15 / 28, max_side=512, upscale=1, refine=False),
     Quality.STANDARD: QualityPreset(steps=1.0, max_side=None, upscale=1, refine=False),
-    Quality.HIGH: QualityPreset(steps=40 / 28, max_side=None, upscale=2, refine=True),
+    Quality.HIGH: QualityPreset(steps=40 / 28, max_side=None, upscale=2, refine=False),
     Quality.ULTRA: QualityPreset(steps=50 / 28, max_side=None, upscale=4, refine=True),
 }
 
@@ -84,6 +86,7 @@ def resolve_params(
     width, height = fit_size(width, height, tier.max_side)
     loras = choose_loras(preset, model, brand_lora)
     steps = model.default_steps or preset.steps
+    plan = plan_for(preset, model, quality, width, height)  # ValidationError past STUDIO_MAX_OUTPUT_SIDE
     guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
         "model_key": model.key,
@@ -116,9 +119,8 @@ def resolve_params(
         ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
         "subject_note": subject_note(model, prompt),
-        # Post-processing the later stages will run; stored now so the job says what was asked.
-        "refine": tier.refine and preset.use_refiner,
-        "upscale": tier.upscale if preset.use_upscaler else 1,
+        # What finishing will do, frozen: the worker, the image page and retries read this record.
+        "finishing": plan.to_params(),
     }
 
 
