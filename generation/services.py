@@ -350,6 +350,35 @@ def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, ob
     return values
 
 
+class CannotRefinish(Exception):
+    pass
+
+
+def job_refinish(job: GenerationJob) -> GenerationJob:
+    """Run finishing again on a failed job's stored renders ("Retry finishing"): no new render,
+    the same frozen plan (the refiner included, which loads the model), then the job completes."""
+    with transaction.atomic():
+        locked = GenerationJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != JobStatus.FAILED or not locked.images.exists():
+            raise CannotRefinish("Only a failed job with stored images can retry its finishing.")
+        locked.status, locked.error, locked.finished_at = JobStatus.QUEUED, "", None
+        locked.attempts, locked.timings = 0, {}  # a new try, asked for by the designer
+        locked.dispatched_at = timezone.now()  # on the queue now: `dispatch` must not send it again
+        locked.save(update_fields=["status", "error", "finished_at", "attempts", "timings", "dispatched_at"])
+        transaction.on_commit(lambda: _enqueue_finishing(locked.pk))
+    return locked
+
+
+def _enqueue_finishing(job_id: uuid.UUID) -> None:
+    from .tasks import finish_generation_job
+
+    try:
+        finish_generation_job.delay(str(job_id))
+    except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
+        log.exception("Could not enqueue finishing of job %s", job_id)
+        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
+
+
 def job_enqueue(job_id: uuid.UUID) -> None:
     from .tasks import run_generation_job
 

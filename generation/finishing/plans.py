@@ -59,7 +59,7 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
         correct=preset.correct_palette and palette is not None,
         sharpen_radius=preset.sharpen_radius,
         sharpen_amount=preset.sharpen_amount,
-        transparent=preset.transparent_background and bool(preset.background_colour),
+        transparent=preset.transparent_background and palette is not None and bool(palette.background),
         svg=preset.trace_svg and palette is not None,
         floor=preset.compliance_floor,
         notes=tuple(notes),
