@@ -545,7 +545,8 @@ class GenerationJob(models.Model):
         """Changes whenever its panel would: the live channel sends a panel only when this moved.
         Previews are written together with the progress step, so a new preview moves it too."""
         fields = (self.status, self.attempts, self.images_done, self.progress_step, self.progress_steps)
-        return ".".join(str(f) for f in fields) + (".w" if self.waiting_long else "")
+        finishing = (self.timings or {}).get("finishing", "")  # "Finishing 2 of 4": the runner's marker
+        return ".".join(str(f) for f in (*fields, finishing)) + (".w" if self.waiting_long else "")
 
 
 def image_upload_to(image: "GeneratedImage", filename: str) -> str:
