@@ -129,7 +129,11 @@ def studio(request: Request) -> HttpResponse:
 def size_options(request: Request) -> HttpResponse:
     """The size <select> for the asset type just picked (htmx swaps it in)."""
     form = GenerateForm(initial={"preset": request.GET.get("preset")})
-    return render(request, "generation/studio.html#size-field", {"form": form})
+    response = render(request, "generation/studio.html#size-field", {"form": form})
+    # What the tiers do depends on the asset type too: its note comes along, out of band.
+    notes = render_to_string("generation/studio.html#tier-notes", {"form": form, "oob": True}, request)
+    response.content += notes.encode()
+    return response
 
 
 @require_GET
