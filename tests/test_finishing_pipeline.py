@@ -43,7 +43,9 @@ def icon() -> AssetPreset:
     return preset
 
 
-def submit(preset: AssetPreset, model: ImageModel, quality: str = "standard", variations: int = 2, **size) -> GenerationJob:
+def submit(
+    preset: AssetPreset, model: ImageModel, quality: str = "standard", variations: int = 2, **size: int
+) -> GenerationJob:
     return services.job_create(
         owner=UserFactory(), preset=preset, model=model, prompt="a flat blue circle icon", quality=quality,
         variations=variations, seed=11, **size,
@@ -159,8 +161,9 @@ def test_only_ultra_refines_and_only_where_the_family_has_img2img(demo) -> None:
 def test_the_upscaler_is_the_asset_types_when_enabled_else_the_largest_enabled_else_lanczos(demo, icon) -> None:
     plan = plans.plan_for(icon, demo, "high", 64, 64)
     assert plan.upscaler is None and plans.NO_UPSCALER in plan.notes and plan.upscale == 2
-    small = Upscaler.objects.create(key="x2", name="Two", file="two.pth", scale=2, license_name="MIT", commercial_use=True)
-    Upscaler.objects.create(key="x4", name="Demo icons 4x", file="d.pth", scale=4, license_name="MIT", commercial_use=True)
+    licence = {"license_name": "MIT", "commercial_use": True}
+    small = Upscaler.objects.create(key="x2", name="Two", file="two.pth", scale=2, **licence)
+    Upscaler.objects.create(key="x4", name="Demo icons 4x", file="d.pth", scale=4, **licence)
     assert plans.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x4"
     icon.upscaler = small
     icon.save()
