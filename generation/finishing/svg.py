@@ -1,0 +1,209 @@
+"""SVG: trace a flat image into paths in the palette's colours, and sanitise SVG text.
+
+`sanitise` / `is_valid` are used by the web process too, so this module imports only the standard library
+(and defusedxml when installed) at the top; `trace` imports numpy, vtracer and the palette helpers itself.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+from generation.finishing.plan import Palette
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+try:
+    from defusedxml import ElementTree as SafeET  # refuses DTDs, entities and external references
+except ImportError:  # pragma: no cover - the pinned environment has it; the DOCTYPE check below still holds
+    SafeET = None
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+MAX_CHARS = 10_000_000
+MAX_DEPTH = 64
+
+# vtracer settings for flat icons: exact colours (they are already snapped), stacked shapes (no gaps between
+# neighbouring colours), splines for smooth outlines, speckles under 4 px dropped, 2 decimals per coordinate.
+TRACE_SETTINGS = {
+    "colormode": "color",
+    "hierarchical": "stacked",
+    "mode": "spline",
+    "filter_speckle": 4,
+    "color_precision": 8,
+    "layer_difference": 8,
+    "corner_threshold": 60,
+    "length_threshold": 4.0,
+    "max_iterations": 10,
+    "splice_threshold": 45,
+    "path_precision": 2,
+}
+
+ELEMENTS = {
+    "svg", "g", "path", "rect", "circle", "ellipse", "line", "polyline", "polygon",
+    "title", "desc", "defs", "linearGradient", "radialGradient", "stop",
+}  # fmt: skip
+ATTRIBUTES = {
+    "id", "class", "version", "width", "height", "viewBox", "preserveAspectRatio", "transform",
+    "d", "x", "y", "x1", "y1", "x2", "y2", "cx", "cy", "r", "rx", "ry", "fx", "fy", "fr", "points",
+    "fill", "fill-opacity", "fill-rule", "clip-rule", "opacity", "color", "visibility", "style",
+    "stroke", "stroke-width", "stroke-opacity", "stroke-linecap", "stroke-linejoin", "stroke-miterlimit",
+    "stroke-dasharray", "stroke-dashoffset", "vector-effect", "shape-rendering",
+    "offset", "stop-color", "stop-opacity", "gradientUnits", "gradientTransform", "spreadMethod", "href",
+}  # fmt: skip
+TEXT_ELEMENTS = {"title", "desc"}
+LOCAL_REF = re.compile(r"^#[A-Za-z_][\w.:-]*$")
+URL = re.compile(r"url\(\s*([^)]*?)\s*\)", re.IGNORECASE)
+LOCAL_URL = re.compile(r"""^(['"]?)#[A-Za-z_][\w.:-]*\1$""")
+FORBIDDEN_IN_VALUES = ("javascript:", "vbscript:", "data:", "expression(", "@import", "\\", "<")
+
+
+# --- sanitising (web-safe)
+
+
+def sanitise(text: str) -> str:
+    """The SVG rebuilt from an allow-list of elements and attributes: no scripts, event handlers, external
+    references or embedded documents survive. Raises ValueError saying why on anything that is not a
+    well-formed SVG, or that declares a DTD or entities."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("Not an SVG: the text is empty.")
+    if len(text) > MAX_CHARS:
+        raise ValueError(f"Not accepted: the SVG is over {MAX_CHARS:,} characters.")
+    if re.search(r"<!\s*(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise ValueError("Not accepted: an SVG may not declare a DTD or entities (<!DOCTYPE>, <!ENTITY>).")
+    root = _parse(text)
+    if _local(root.tag) != "svg" or _namespace(root.tag) not in {"", SVG_NS}:
+        raise ValueError(f"Not an SVG: the root element is <{_local(root.tag)}>.")
+    clean = _rebuild(root, 0)
+    assert clean is not None  # the root is an svg element, which the allow-list keeps
+    clean.set("xmlns", SVG_NS)
+    return ET.tostring(clean, encoding="unicode")
+
+
+def is_valid(text: str) -> bool:
+    try:
+        sanitise(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse(text: str) -> ET.Element:
+    try:
+        if SafeET is not None:
+            return SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        return ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ValueError(f"Not well-formed XML: {exc}.") from exc
+    except ValueError:
+        raise
+    except Exception as exc:  # defusedxml's DTDForbidden / EntitiesForbidden / ExternalReferenceForbidden
+        raise ValueError(f"Not accepted: {exc}.") from exc
+
+
+def _rebuild(element: ET.Element, depth: int) -> ET.Element | None:
+    name = _local(element.tag) if isinstance(element.tag, str) else ""
+    if name not in ELEMENTS or _namespace(element.tag) not in {"", SVG_NS}:
+        return None  # script, foreignObject, image, use, style, other namespaces: dropped with their content
+    if depth > MAX_DEPTH:
+        raise ValueError(f"Not accepted: elements nested more than {MAX_DEPTH} deep.")
+    clean = ET.Element(name)
+    for key, value in element.attrib.items():
+        attribute = _attribute_name(key)
+        if attribute and _safe_value(attribute, value):
+            clean.set(attribute, value)
+    if name in TEXT_ELEMENTS and element.text:
+        clean.text = element.text
+    for child in element:
+        rebuilt = _rebuild(child, depth + 1)
+        if rebuilt is not None:
+            clean.append(rebuilt)
+    return clean
+
+
+def _attribute_name(key: str) -> str | None:
+    """The attribute's plain name if it is allowed; xlink:href is kept as SVG 2's href."""
+    namespace, name = _namespace(key), _local(key)
+    if namespace == XLINK_NS and name == "href":
+        return "href"
+    if namespace or name not in ATTRIBUTES:
+        return None  # on* handlers are never in the allow-list
+    return name
+
+
+def _safe_value(attribute: str, value: str) -> bool:
+    if attribute == "href":
+        return bool(LOCAL_REF.match(value.strip()))
+    lowered = value.lower()
+    if any(bad in lowered for bad in FORBIDDEN_IN_VALUES):
+        return False
+    return all(LOCAL_URL.match(target) for target in URL.findall(value))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _namespace(tag: str) -> str:
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+# --- tracing (worker-only)
+
+
+def trace(image: Image.Image, palette: Palette) -> str:
+    """A sanitised SVG of the image in the palette's colours, on a transparent background.
+
+    Colours are first snapped to the nearest palette colour (the background included); background and
+    transparent pixels are left out. After tracing, every fill is rewritten to the exact palette hex.
+    """
+    import numpy as np
+    import vtracer
+    from PIL import Image as PILImage
+
+    from generation.finishing.palette import delta_e, hex_lab, split_alpha, to_lab, unique_colours
+
+    width, height = image.size
+    rgb, alpha = split_alpha(image)
+    names = [name.lower() for name in palette.colours]
+    snapped = np.zeros((height, width, 4), dtype=np.uint8)
+    if names and rgb.size:
+        refs = [*names, *([palette.background.lower()] if palette.background else [])]
+        colours, inverse = unique_colours(rgb)
+        nearest = delta_e(to_lab(colours)[:, None, :], hex_lab(refs)[None, :, :]).argmin(axis=1)
+        ref_rgba = np.array([[*_hex_rgb(name), 255] for name in refs] + [[0, 0, 0, 0]], dtype=np.uint8)
+        nearest[nearest >= len(names)] = len(refs)  # the background: transparent
+        pixel = nearest[inverse]
+        if alpha is not None:
+            pixel[alpha.ravel() < 128] = len(refs)
+        snapped = ref_rgba[pixel].reshape(height, width, 4)
+
+    png = io.BytesIO()
+    PILImage.fromarray(snapped, "RGBA").save(png, "PNG", compress_level=1)
+    traced = vtracer.convert_raw_image_to_svg(png.getvalue(), img_format="png", **TRACE_SETTINGS)
+    traced = _palette_fills(traced, names)
+    # vtracer writes width and height but no viewBox, which the SVG needs to scale when shown smaller.
+    traced = re.sub(r"<svg\b", f'<svg viewBox="0 0 {width} {height}"', traced, count=1)
+    return sanitise(traced)
+
+
+def _palette_fills(text: str, names: list[str]) -> str:
+    """Every fill rewritten to the nearest palette colour's exact hex (vtracer writes "#0F6CBD" and may
+    average a cluster's colour)."""
+    if not names:
+        return text
+    palette_rgb = [_hex_rgb(name) for name in names]
+
+    def nearest(match: re.Match[str]) -> str:
+        rgb = _hex_rgb(match.group(1))
+        best = min(range(len(names)), key=lambda i: sum((a - b) ** 2 for a, b in zip(rgb, palette_rgb[i], strict=True)))
+        return f'fill="{names[best]}"'
+
+    return re.sub(r'fill="(#[0-9a-fA-F]{6})"', nearest, text)
+
+
+def _hex_rgb(value: str) -> tuple[int, int, int]:
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
