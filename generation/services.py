@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -119,8 +120,9 @@ def resolve_params(
         ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
         "subject_note": subject_note(model, prompt),
-        # What finishing will do, frozen: the worker, the image page and retries read this record.
-        "finishing": plan.to_params(),
+        # What finishing will do, frozen: the worker, the image page and retries read this record
+        # (as JSON gives it back, lists for tuples, so a job's params compare equal once saved).
+        "finishing": json.loads(json.dumps(plan.to_params())),
     }
 
 
