@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from ..engine.types import without_paths
 from .plan import Plan
 
@@ -49,8 +51,8 @@ def stage(name: str, records: list[dict[str, Any]], settings: dict[str, Any]) ->
     start = time.perf_counter()
     try:
         yield record
-    except FinishingError:
-        raise
+    except (FinishingError, SoftTimeLimitExceeded):
+        raise  # a time limit is the job's, not the stage's: the runner says so
     except Exception as exc:
         reason = without_paths(str(exc)) or exc.__class__.__name__
         raise FinishingError(name, reason) from exc
@@ -135,6 +137,8 @@ def _timed_into(record: dict[str, Any], work: Callable[[], None]) -> None:
     start = time.perf_counter()
     try:
         work()
+    except SoftTimeLimitExceeded:
+        raise
     except Exception as exc:
         raise FinishingError(record["stage"], without_paths(str(exc)) or exc.__class__.__name__) from exc
     record["seconds"] = round(record["seconds"] + time.perf_counter() - start, 4)
