@@ -287,7 +287,9 @@ class CompareForm(StorableForm):
             raise forms.ValidationError(f"Compare at most {settings.STUDIO_MAX_COMPARE} side by side.")
         for preset in presets:
             for model in models:
-                size_for(preset, model, None)
+                width, height = size_for(preset, model, None)
+                if data.get("quality"):
+                    check_output(preset, data["quality"], width, height)
         data["presets"], data["models"] = presets, models
         return data
 
@@ -341,6 +343,8 @@ class BatchForm(StorableForm):
         data["prompts"] = prompts
         if data.get("preset"):
             data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)
+            if data.get("quality"):
+                check_output(data["preset"], data["quality"], data["width"], data["height"])
         return data
 
 

@@ -202,3 +202,17 @@ def test_saving_an_asset_type_with_the_refiner_warns_of_families_without_img2img
     preset = AssetPreset.objects.get(slug="product-illustration")  # use_refiner on
     AssetPresetAdmin(AssetPreset, admin.site).save_model(request, preset, None, True)
     assert [str(m) for m in get_messages(request)] == ["Refiner: FLUX.2, HiDream have no img2img; their jobs skip it."]
+
+
+def test_batches_and_comparisons_refuse_a_finished_size_past_the_limit_too(settings, alice, icon) -> None:
+    from generation.forms import BatchForm, CompareForm
+
+    settings.STUDIO_MAX_OUTPUT_SIDE = 100
+    batch = BatchForm({"preset": "icon", "descriptions": "a star", "quality": "high", "variations": "1"}, user=alice)
+    assert not batch.is_valid() and "the largest finished side is 100" in str(batch.errors)
+    compare = CompareForm(
+        {"prompt": "a star", "presets": ["icon", "logo-illustration"], "models": ["demo-brand"], "quality": "high",
+         "variations": "1"},
+        user=alice,
+    )  # fmt: skip
+    assert not compare.is_valid() and "the largest finished side is 100" in str(compare.errors)
