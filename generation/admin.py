@@ -10,7 +10,7 @@ from . import services
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
-from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
+from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora, Upscaler
 
 
 class StudioAdmin(admin.ModelAdmin):
@@ -98,6 +98,28 @@ class ImageModelAdmin(StudioAdmin):
         # supports_reference_image / supports_control_image are not offered: no code reads them yet.
         ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
+    ]
+
+
+@admin.register(Upscaler)
+class UpscalerAdmin(StudioAdmin):
+    list_display = ("name", "key", "scale", "architecture", "license_name", "commercial_use", "enabled")
+    list_editable = ("enabled",)
+    list_filter = ("scale", "architecture", "commercial_use", "enabled")
+    search_fields = ("name", "key", "file")
+    prepopulated_fields = {"key": ("name",)}
+    readonly_fields = ("scale", "architecture", "supports_half")
+    fieldsets = [
+        (None, {"fields": ["name", "key", "enabled"]}),
+        (
+            "File",
+            {
+                "fields": ["file", "scale", "architecture", "supports_half"],
+                "description": "A .pth or .safetensors file inside the upscalers folder (STUDIO_UPSCALERS_DIR) "
+                "on the workers, e.g. 4x-UltraSharp.safetensors; scale and architecture are read from it on save.",
+            },
+        ),
+        ("License", {"fields": ["license_name", "commercial_use", "license_notice"]}),
     ]
 
 

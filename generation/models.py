@@ -318,6 +318,26 @@ class Upscaler(models.Model):
     def path(self) -> Path:
         return Path(settings.STUDIO_UPSCALERS_DIR) / self.file
 
+    def clean(self) -> None:
+        """The file is inside the upscalers folder and spandrel loads it as a super-resolution
+        model; its scale, architecture and half-precision support are read from it. The file is
+        read in a child process (inspect_in_subprocess): the web process never imports torch."""
+        from .finishing.inspect import EXTENSIONS, inspect_in_subprocess
+
+        root = Path(settings.STUDIO_UPSCALERS_DIR).resolve()
+        if Path(self.file).is_absolute():
+            raise ValidationError({"file": "Give the file's path inside the upscalers folder, not an absolute path."})
+        path = (root / self.file).resolve()
+        if not path.is_relative_to(root):
+            raise ValidationError({"file": "The upscaler must be a file inside the upscalers folder."})
+        if path.suffix.lower() not in EXTENSIONS or not path.is_file():
+            raise ValidationError({"file": f"No .pth or .safetensors file at {self.file} in the upscalers folder."})
+        try:
+            info = inspect_in_subprocess(path)
+        except ValueError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        self.scale, self.architecture, self.supports_half = info["scale"], info["architecture"], info["half"]
+
 
 class BrandLora(models.Model):
     """A brand LoRA file under loras/<family>/, checked when an admin saves it."""
