@@ -258,6 +258,8 @@ def image(request: Request, pk: UUID) -> HttpResponse:
         "plan": plan,
         "finishing": finishing_rows(image),
         "upscaler": Upscaler.objects.filter(key=upscaler).first() if upscaler else None,
+        # Named where the tier asks for it or where its passes ran (a small native size, any tier).
+        "show_upscaler": plan.get("upscale", 1) > 1 or any(r.get("stage") == "upscale" for r in image.finishing or []),
         "favorite_ids": _favorite_ids(request, image=image),
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
     }

@@ -45,8 +45,8 @@ def test_a_real_worker_finishes_high_and_ultra_icons_on_the_demo_model(
             assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
 
     for job, side, stages in [
-        (high, 128, ["size", "palette", "transparent", "svg"]),
-        (ultra, 256, ["refine", "size", "palette", "transparent", "svg"]),
+        (high, 128, ["upscale", "palette", "transparent", "svg"]),
+        (ultra, 256, ["refine", "upscale", "palette", "transparent", "svg"]),
     ]:
         assert {*stages, "render", "load"} <= set(job.timings), job.timings
         for row in job.images.all():
@@ -65,5 +65,7 @@ def test_a_real_worker_finishes_high_and_ultra_icons_on_the_demo_model(
             assert row.compliance_after >= 0.96  # edges stay soft: see test_finishing_pipeline
             assert [r["stage"] for r in row.finishing] == stages
             assert all(set(r) == {"stage", "seconds", "settings"} for r in row.finishing)
+            upscaled = next(r for r in row.finishing if r["stage"] == "upscale")["settings"]
+            assert upscaled["passes"] >= 1 and "Demo icons 4x" in upscaled["method"]
     page = alice_client.get(reverse("image", args=[ultra.images.first().pk])).content.decode()
     assert "<td>refine</td>" in page and "format=svg" in page

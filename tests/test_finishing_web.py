@@ -80,6 +80,7 @@ def test_the_api_answers_422_for_the_same_submission(settings, alice, icon) -> N
 
 
 def test_the_studio_form_says_what_each_tier_does_for_the_asset_type(alice_client, icon) -> None:
+    Upscaler.objects.all().delete()  # the seeded demo upscaler
     page = alice_client.get(reverse("studio")).content.decode()
     assert "<strong>High:</strong> 40 steps, 2× upscale with Lanczos (no upscaler installed)" in page
     Upscaler.objects.create(
@@ -126,6 +127,7 @@ def test_the_image_page_shows_what_finishing_did_and_the_cut_out_on_a_checkerboa
     assert "81% → 97% of pixels within ΔE2000 10.0" in page
     assert "<td>upscale</td>" in page and "<td>transparent</td>" in page and "upscaler Lanczos" in page
     assert "format=svg" in page and "Download PNG" in page and "format=webp" in page
+    assert "Upscaler: Demo icons 4x (offline) (4x, RealESRGAN Compact) · license Brand Studio" in page
 
 
 def test_grid_tiles_show_the_on_brand_score_and_flag_it_below_the_floor(alice, alice_client, icon) -> None:
@@ -177,6 +179,7 @@ def test_a_running_panel_says_which_image_is_being_finished(alice, alice_client,
 
 
 def test_reusing_a_high_job_plans_the_same_stages(alice_client, icon) -> None:
+    Upscaler.objects.all().delete()  # the seeded demo upscaler: this test names its own
     Upscaler.objects.create(
         key="x4", name="Demo icons 4x", file="d.pth", scale=4, license_name="x", commercial_use=True
     )

@@ -64,11 +64,15 @@ def refine_batch(
     engine: Engine, images: list[Image], request: GenerationRequest, strength: float
 ) -> tuple[list[Image], dict[str, Any]]:
     """The refiner pass over one batch (one img2img call at render size): the images and its record."""
+    from ..engine.types import EngineError
     from . import refine
 
     records: list[dict[str, Any]] = []
     with stage("refine", records, {"strength": strength}) as record:
-        refined, info = refine.refine(engine, images, request, strength)
+        try:
+            refined, info = refine.refine(engine, images, request, strength)
+        except EngineError as exc:  # the engine cannot refine after all: the images go on as rendered
+            refined, info = images, {"skipped": without_paths(str(exc))}
         record["settings"].update(info or {})
     # The batch's time, shared out: each image's record says what its refining cost.
     record = {**records[0], "seconds": round(records[0]["seconds"] / max(1, len(images)), 4)}
@@ -95,10 +99,11 @@ def finish(
         [image], record = refine_batch(engine, [image], single, plan.refine_strength)
         records.append(record)
 
-    name = "upscale" if plan.upscaler else "size"
-    with stage(name, records, _size_settings(plan)) as record:
+    with stage("upscale" if plan.upscaler else "size", records, _size_settings(plan)) as record:
         image, info = upscale.to_size(image, plan.output_size, plan.upscaler, device=device)
         record["settings"].update(info or {})
+        # Named for what ran: "upscale" when the model made passes, "size" for Lanczos alone.
+        record["stage"] = "upscale" if (info or {}).get("passes") else "size"
 
     result = Finished(image=image, records=records)
     brand = plan.palette

@@ -42,11 +42,11 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
             refine_strength = preset.refine_strength
         else:
             notes.append(no_img2img_note(model))
-    upscaler = None
-    if upscale > 1:
-        upscaler = upscaler_for(preset)
-        if upscaler is None:
-            notes.append(NO_UPSCALER)
+    # Every tier may need it: a model with a small native size (the demo's 64 px) renders below
+    # the size asked, and the size stage runs the upscaler only while the image is smaller.
+    upscaler = upscaler_for(preset) if preset.use_upscaler else None
+    if upscale > 1 and upscaler is None:
+        notes.append(NO_UPSCALER)
     palette = None
     if preset.palette:
         palette = Palette(tuple(preset.palette), preset.background_colour, preset.palette_tolerance)
