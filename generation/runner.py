@@ -67,7 +67,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
         return
     log.info("Job %s started on %s (attempt %d)", job.pk, worker, job.attempts)
     clock = Stopwatch()
-    finisher = Finisher(job, clock)
+    finisher = Finisher(job)
     with Heartbeat(job.pk, worker=worker):
         try:
             already = job.images.count()  # a retried attempt resumes after the images it stored
@@ -76,9 +76,11 @@ def _run_job(job_id: str, *, worker: str) -> None:
             if already < job.images_total or (pending and finisher.plan.refine_strength):
                 engine = load_engine(job.model_key, clock=clock, waiting=f"Job {job.pk}")
             finisher.engine = engine
-            if pending:
+            batch = max(1, job.params.get("batch_size") or settings.STUDIO_MAX_BATCH)
+            for start in range(0, len(pending), batch):  # the refiner's batches, as when rendered
+                rows = pending[start : start + batch]
                 with clock.measure("finishing_before"):
-                    finisher.rows(pending, [open_rendered(row) for row in pending])
+                    finisher.rows(rows, [open_rendered(row) for row in rows])
 
             def on_images(first: int, images: list[Image]) -> None:
                 with clock.measure("store"):
@@ -276,8 +278,8 @@ class Finisher:
     """Finishes a job's stored renders, batch by batch, and writes each finished image in one
     save once all its stages have succeeded (a failure leaves the row as rendered)."""
 
-    def __init__(self, job: GenerationJob, clock: Stopwatch) -> None:
-        self.job, self.clock = job, clock
+    def __init__(self, job: GenerationJob) -> None:
+        self.job = job
         self.plan = finishing_plan(job)
         self.engine: Engine | None = None
         self.records: list[list[dict[str, Any]]] = []

@@ -195,3 +195,21 @@ def test_the_pipeline_runs_the_stages_in_order_and_names_the_one_that_failed(mon
     with pytest.raises(FinishingError) as failure:
         pipeline.finish(image, plan, device="cpu")
     assert failure.value.stage == "sharpen" and str(failure.value).startswith("Finishing failed at the sharpen stage")
+
+
+def test_retry_finishing_runs_the_planned_refiner_again_on_the_kept_renders(demo, icon, monkeypatch) -> None:
+    from generation.finishing import svg
+
+    icon.use_refiner = True
+    icon.save()
+    real = svg.trace
+    monkeypatch.setattr(svg, "trace", lambda *a: 1 / 0)
+    job = run(submit(icon, demo, quality="ultra", variations=1))
+    assert job.status == JobStatus.FAILED and "at the svg stage" in job.error
+    monkeypatch.setattr(svg, "trace", real)
+    services.job_refinish(job)
+    job = run(job)
+    assert job.status == JobStatus.COMPLETE, job.error
+    row = job.images.get()
+    assert [r["stage"] for r in row.finishing][:2] == ["refine", "upscale"] and row.width == 256
+    assert "refine" in job.timings and "render" not in job.timings  # finished again, not drawn again
