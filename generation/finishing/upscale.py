@@ -62,7 +62,8 @@ def to_size(
 
 
 def _lanczos(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image if image.size == tuple(size) else image.resize(tuple(size), Image.Resampling.LANCZOS)
+    width, height = size  # a list from JSON params is fine too
+    return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.LANCZOS)
 
 
 def upscaler_path(upscaler: UpscalerRef) -> Path:
