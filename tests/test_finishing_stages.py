@@ -53,6 +53,16 @@ def edge_mask(alpha_or_mask: np.ndarray) -> np.ndarray:
     return (alpha_or_mask > 0) & (alpha_or_mask < 255)
 
 
+def test_pixels_survive_the_packed_round_trip_the_stages_use():
+    rgba = Image.fromarray(np.random.default_rng(2).integers(0, 256, (7, 5, 4), dtype=np.uint8), "RGBA")
+    codes, alpha = palette.image_words(rgba)
+    assert np.array_equal(np.asarray(palette.words_image(codes, alpha, rgba.size)), np.asarray(rgba))
+    rgb = rgba.convert("RGB")
+    codes, alpha = palette.image_words(rgb)
+    assert alpha is None and np.array_equal(np.asarray(palette.words_image(codes, None, rgb.size)), np.asarray(rgb))
+    assert np.array_equal(palette.unpack(codes).reshape(7, 5, 3), np.asarray(rgb))
+
+
 # --- compliance
 
 
@@ -204,6 +214,11 @@ def test_cut_out_keeps_an_existing_alpha_channel():
     assert alpha.max() == 128 and alpha[0, 0] == 0
 
 
+def test_cut_out_refuses_a_missing_background_colour_with_a_reason():
+    with pytest.raises(ValueError, match="needs the background colour"):
+        transparency.cut_out(Image.new("RGB", (4, 4)), "", 10.0)
+
+
 # --- SVG trace
 
 
@@ -235,6 +250,13 @@ def test_trace_keeps_a_hole_in_the_shape_open():
     text = svg.trace(donut, BRAND)
     path = re.search(r' d="([^"]+)"', text)
     assert path and path.group(1).count("M") == 2  # the outline and the hole
+
+
+def test_trace_of_a_large_image_keeps_its_size_and_scales_the_traced_paths(monkeypatch):
+    monkeypatch.setattr(svg, "TRACE_MAX_SIDE", 128)
+    text = svg.trace(draw_icon("blue", "square", size=256), BRAND)
+    assert 'width="256"' in text and 'height="256"' in text and 'viewBox="0 0 256 256"' in text
+    assert '<g transform="scale(2 2)">' in text and set(re.findall(r'fill="([^"]+)"', text)) == {"#0f6cbd"}
 
 
 # --- sanitising
@@ -286,6 +308,16 @@ def test_sanitise_refuses_entities_and_anything_that_is_not_a_well_formed_svg(te
 
 def test_sanitise_accepts_an_svg_with_an_xml_declaration():
     assert svg.is_valid('<?xml version="1.0" encoding="UTF-8"?><svg xmlns="http://www.w3.org/2000/svg"/>')
+
+
+def test_importing_the_palette_stage_leaves_no_mock_modules_behind_for_diffusers_to_trip_on():
+    code = (
+        "import importlib.util, sys; from generation.finishing import palette; "
+        "print([n for n in ('scipy', 'matplotlib', 'cycler') if n in sys.modules]); "
+        "print(importlib.util.find_spec('matplotlib'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]", "None"]
 
 
 def test_the_svg_module_imports_without_numpy_or_vtracer_for_the_web_process():

@@ -195,6 +195,27 @@ def test_loaded_models_are_kept_two_at_a_time(upscalers_dir) -> None:
     assert upscale.load(upscalers_dir / "tiny-4x.safetensors", cpu) is not first  # dropped, loaded again
 
 
+def test_out_of_memory_retries_the_pass_with_smaller_tiles(upscalers_dir, monkeypatch) -> None:
+    real, tiles = upscale.run_tiled, []
+
+    def short_of_memory(descriptor, image, *, tile, **kwargs):
+        tiles.append(tile)
+        if tile > 64:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(descriptor, image, tile=tile, **kwargs)
+
+    monkeypatch.setattr(upscale, "run_tiled", short_of_memory)
+    image, record = upscale.to_size(icon(), (256, 256), ref(), device="cpu")
+    assert image.size == (256, 256) and tiles == [256, 128, 64] and record["tile"] == 64
+
+
+def test_a_file_damaged_after_it_was_registered_fails_with_a_readable_error(tmp_path, settings) -> None:
+    settings.STUDIO_UPSCALERS_DIR = tmp_path
+    build_truncated(tmp_path / "broken.safetensors")
+    with pytest.raises(ValueError, match=r"^broken.safetensors is not an upscaler spandrel can load: SafetensorError"):
+        upscale.to_size(icon(), (256, 256), ref("broken.safetensors"), device="cpu")
+
+
 def test_a_plan_naming_a_file_outside_the_folder_is_refused(upscalers_dir) -> None:
     with pytest.raises(ValueError, match="not in this worker's upscalers folder"):
         upscale.to_size(icon(), (256, 256), ref("../../etc/passwd"), device="cpu")

@@ -80,5 +80,7 @@ def build_malicious_pth(path: Path, marker: Path) -> Path:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model.0.weight": torch.zeros(1), "payload": _RunsCode(marker)}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    torch.save(
+        {"model.0.weight": torch.zeros(1), "payload": _RunsCode(marker)}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL
+    )
     return path

@@ -11,8 +11,8 @@ import hashlib
 import inspect
 import logging
 import math
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -272,8 +272,10 @@ class DiffusersEngine:
         kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}
         with torch.inference_mode():
             result = pipe(**kwargs)
-        # At the render size: finishing's size stage brings images to the output size (with an upscaler).
-        return list(result.images)
+        # At the render size, not the size asked: finishing's size stage brings them there (with an
+        # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
+        size = (width, height)
+        return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
 
     def refine(self, images: list[Image.Image], request: GenerationRequest, *, strength: float) -> list[Image.Image]:
         """The refiner pass: img2img at `strength` over finished renders, at the render size, with

@@ -35,7 +35,7 @@ def read_upscaler(path: Path) -> dict[str, Any]:
     try:
         descriptor = _load(path)
     except Exception as exc:
-        raise ValueError(f"{name} is not an upscaler spandrel can load: {_reason(exc)}") from None
+        raise ValueError(f"{name} is not an upscaler spandrel can load: {read_failure(exc)}") from None
     from spandrel import ImageModelDescriptor
 
     architecture = descriptor.architecture.name
@@ -62,7 +62,7 @@ def _load(path: Path) -> Any:
     return spandrel.ModelLoader().load_from_file(path)
 
 
-def _reason(exc: Exception) -> str:
+def read_failure(exc: Exception) -> str:
     """The library's message, cut to its first line, without server paths."""
     from generation.engine.types import without_paths
 

@@ -18,6 +18,8 @@ from PIL import Image
 from generation.finishing.plan import Palette
 from generation.finishing.validators import hex_to_rgb
 
+COLOUR_STAND_INS = {"scipy", "matplotlib", "cycler", "mpl_toolkits"}  # what colour-science mocks when missing
+
 
 def _import_colour() -> ModuleType:
     """colour-science, without the stand-ins it leaves behind.
@@ -31,7 +33,7 @@ def _import_colour() -> ModuleType:
         warnings.simplefilter("ignore")
         import colour
     for name, module in list(sys.modules.items()):
-        if isinstance(module, mock.NonCallableMock):
+        if name.split(".")[0] in COLOUR_STAND_INS and isinstance(module, mock.NonCallableMock):
             del sys.modules[name]
     return colour
 
@@ -71,31 +73,54 @@ def hex_lab(names: list[str]) -> np.ndarray:
     return to_lab(np.array([hex_to_rgb(name) for name in names], dtype=np.uint8).reshape(-1, 3))
 
 
-def unique_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct colours of an (H, W, 3) uint8 array and, per pixel, the index of its colour.
+# Pixels travel as one little-endian uint32 each, R | G << 8 | B << 16 (| A << 24): the bytes of Pillow's
+# RGBX / RGBA, so reading and writing an image is one copy, and a colour is one integer to look up.
 
-    Same result as np.unique(packed, return_inverse=True) on RGB packed into uint32, but through a
-    2**24 lookup table: sorting 16 M pixels of a 4096 px image takes seconds, the table a tenth of one.
-    """
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-    packed = packed.ravel()
+
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or "transparency" in image.info
+
+
+def image_words(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each pixel's colour as a packed RGB uint32 (flat), and its alpha when the image has transparency."""
+    if has_alpha(image):
+        words = np.frombuffer(image.convert("RGBA").tobytes(), dtype="<u4")
+        return words & 0xFFFFFF, (words >> 24).astype(np.uint8)
+    return np.frombuffer(image.convert("RGBX").tobytes(), dtype="<u4") & 0xFFFFFF, None
+
+
+def words_image(codes: np.ndarray, alpha: np.ndarray | None, size: tuple[int, int]) -> Image.Image:
+    """The image back from packed RGB and an optional alpha: RGBA with alpha, RGB without."""
+    if alpha is None:
+        return Image.frombytes("RGB", size, codes.astype("<u4", copy=False).tobytes(), "raw", "RGBX")
+    words = codes.astype("<u4") | (alpha.astype("<u4") << 24)
+    return Image.frombytes("RGBA", size, words.tobytes(), "raw", "RGBA")
+
+
+def pack(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 colours as packed uint32s."""
+    rgb = rgb.astype(np.uint32)
+    return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)
+
+
+def unpack(codes: np.ndarray) -> np.ndarray:
+    return np.stack([codes & 255, (codes >> 8) & 255, (codes >> 16) & 255], axis=-1).astype(np.uint8)
+
+
+def distinct(codes: np.ndarray) -> np.ndarray:
+    """The distinct packed colours, sorted: np.unique's answer through a 2**24 presence table, because
+    sorting the 16 M pixels of a 4096 px image takes seconds and the table a tenth of one."""
     present = np.zeros(1 << 24, dtype=bool)
-    present[packed] = True
-    values = np.flatnonzero(present).astype(np.uint32)
-    table = np.zeros(1 << 24, dtype=np.int32)
-    table[values] = np.arange(values.size, dtype=np.int32)
-    colours = np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], axis=1).astype(np.uint8)
-    return colours, table[packed]
+    present[codes] = True
+    return np.flatnonzero(present).astype(np.uint32)
 
 
-def split_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """RGB pixels and, for images with transparency, the alpha channel."""
-    if image.mode == "RGB":
-        return np.asarray(image), None
-    if image.mode != "RGBA" and "transparency" not in image.info and image.mode not in {"LA", "PA"}:
-        return np.asarray(image.convert("RGB")), None
-    rgba = np.asarray(image.convert("RGBA"))
-    return rgba[..., :3], rgba[..., 3]
+def lookup(codes: np.ndarray, values: np.ndarray, per_value: np.ndarray) -> np.ndarray:
+    """Per pixel, the entry of `per_value` for its colour (`values` being the distinct colours), through a
+    2**24 table: one gather instead of an index array plus another gather."""
+    table = np.zeros((1 << 24, *per_value.shape[1:]), dtype=per_value.dtype)
+    table[values] = per_value
+    return table[codes]
 
 
 # --- compliance
@@ -106,20 +131,19 @@ def compliance(image: Image.Image, palette: Palette) -> float:
 
     Fully transparent pixels count as background; partly transparent ones are judged on their colour.
     """
-    rgb, alpha = split_alpha(image)
-    if rgb.size == 0:
+    codes, alpha = image_words(image)
+    if codes.size == 0:
         return 1.0
-    colours, inverse = unique_colours(rgb)
+    values = distinct(codes)
     names = references(palette)
+    on_brand = np.zeros(1 << 24, dtype=bool)  # per packed colour: one lookup per pixel, no index array
     if names:
-        distances = delta_e(to_lab(colours)[:, None, :], hex_lab(names)[None, :, :])
-        on_brand = distances.min(axis=1) <= palette.tolerance
-    else:
-        on_brand = np.zeros(len(colours), dtype=bool)
-    pixels = on_brand[inverse]
+        distances = delta_e(to_lab(unpack(values))[:, None, :], hex_lab(names)[None, :, :])
+        on_brand[values] = distances.min(axis=1) <= palette.tolerance
+    pixels = on_brand[codes]
     if alpha is not None:
         pixels |= alpha.ravel() == 0
-    return float(pixels.mean())
+    return np.count_nonzero(pixels) / pixels.size
 
 
 # --- correction
@@ -137,16 +161,13 @@ def correct(image: Image.Image, palette: Palette) -> Image.Image:
       at twice the tolerance, so off-palette detail is kept (mostly) as it was.
     The first two are fixed points, so correcting twice gives the same image (within sRGB rounding).
     """
-    rgb, alpha = split_alpha(image)
     names = references(palette)
-    if not names or rgb.size == 0:
-        return image.copy()
-    colours, inverse = unique_colours(rgb)
-    corrected = from_lab(_correct_lab(to_lab(colours), hex_lab(names), palette.tolerance))
-    out = corrected[inverse].reshape(rgb.shape)
-    if alpha is not None:
-        return Image.fromarray(np.dstack([out, alpha]), "RGBA")
-    return Image.fromarray(out, "RGB")
+    codes, alpha = image_words(image)
+    if not names or codes.size == 0:
+        return words_image(codes, alpha, image.size)
+    values = distinct(codes)
+    corrected = from_lab(_correct_lab(to_lab(unpack(values)), hex_lab(names), palette.tolerance))
+    return words_image(lookup(codes, values, pack(corrected)), alpha, image.size)
 
 
 def _correct_lab(lab: np.ndarray, refs: np.ndarray, tolerance: float) -> np.ndarray:

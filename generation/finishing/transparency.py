@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from generation.finishing.palette import delta_e, split_alpha, to_lab, unique_colours
-from generation.finishing.validators import hex_to_rgb
+from generation.finishing.palette import delta_e, distinct, image_words, lookup, pack, to_lab, unpack, words_image
+from generation.finishing.validators import HEX, hex_to_rgb
 
 # A colour whose pixels cover this share of the image, and which is clearly not background, is a solid
 # foreground colour: edge pixels are read as mixes of it with the background.
@@ -33,26 +33,31 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
     Then observed = α·fg + (1−α)·bg is solved for fg on partly transparent pixels.
     An alpha channel the image already has is kept (multiplied in).
     """
-    rgb, alpha_in = split_alpha(image)
+    if not HEX.match(background):
+        raise ValueError(f"A transparent background needs the background colour (like #f6f7f9), not {background!r}.")
+    codes, alpha_in = image_words(image)
     bg = np.array(hex_to_rgb(background), dtype=np.float64)
-    colours, inverse = unique_colours(rgb)
-    counts = np.bincount(inverse, minlength=len(colours))
+    values = distinct(codes)
+    colours = unpack(values)
+    index = lookup(codes, values, np.arange(len(values), dtype=np.int32))
+    counts = np.bincount(index, minlength=len(values))
     distance = delta_e(to_lab(colours), to_lab(bg.astype(np.uint8)))
 
     alpha = _ramp(distance, tolerance / 2, 2 * tolerance)
-    solid = (distance > 2 * tolerance) & (counts >= SOLID_SHARE * inverse.size)
+    solid = (distance > 2 * tolerance) & (counts >= SOLID_SHARE * codes.size)
     solids = colours[solid][np.argsort(-counts[solid])][:MAX_SOLIDS].astype(np.float64)
     if len(solids):
         coverage, matched = _coverage(colours.astype(np.float64), bg, solids)
         alpha = np.where(matched, coverage, alpha)
     alpha[distance < tolerance / 2] = 0.0
 
-    fg = _unpremultiply(colours.astype(np.float64), bg, alpha)
-    out_rgb = fg[inverse].reshape(rgb.shape)
-    out_alpha = np.rint(alpha * 255).astype(np.uint8)[inverse].reshape(rgb.shape[:2])
-    if alpha_in is not None:
-        out_alpha = (out_alpha.astype(np.uint16) * alpha_in // 255).astype(np.uint8)
-    return Image.fromarray(np.dstack([out_rgb, out_alpha]), "RGBA")
+    fg = pack(_unpremultiply(colours.astype(np.float64), bg, alpha))
+    alpha_8 = np.rint(alpha * 255).astype(np.uint32)
+    if alpha_in is None:  # one gather for colour and alpha together
+        words = (fg | (alpha_8 << 24))[index]
+        return Image.frombytes("RGBA", image.size, words.astype("<u4", copy=False).tobytes(), "raw", "RGBA")
+    out_alpha = (alpha_8[index] * alpha_in // 255).astype(np.uint8)
+    return words_image(fg[index], out_alpha, image.size)
 
 
 def _ramp(x: np.ndarray, low: float, high: float) -> np.ndarray:

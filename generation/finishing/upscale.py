@@ -19,6 +19,7 @@ from PIL import Image
 from .plan import UpscalerRef
 
 TILE = {"cuda": 512, "cpu": 256}  # px of input per tile
+MIN_TILE = 64  # the smallest tile an out-of-memory retry goes down to
 OVERLAP = 32  # px of context read on each side of a tile, then cut off
 CACHE_SIZE = 2  # descriptors kept loaded per worker process
 
@@ -48,7 +49,15 @@ def to_size(
     before = _peak_start(where)
     passes = 0
     while image.width < size[0] or image.height < size[1]:
-        image = run_tiled(descriptor, image, tile=tile)
+        try:
+            image = run_tiled(descriptor, image, tile=tile)
+        except torch.OutOfMemoryError:
+            # Another job shares the card: smaller tiles need less of it (the result is the same).
+            if tile == 0 or tile // 2 < MIN_TILE:
+                raise
+            torch.cuda.empty_cache()
+            tile //= 2
+            continue
         passes += 1
     record = {
         "method": f"{upscaler.architecture or descriptor.architecture.name} {descriptor.scale}x ({upscaler.name})",
@@ -62,7 +71,8 @@ def to_size(
 
 
 def _lanczos(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    return image if image.size == tuple(size) else image.resize(tuple(size), Image.Resampling.LANCZOS)
+    width, height = size  # a list from JSON params is fine too
+    return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.LANCZOS)
 
 
 def upscaler_path(upscaler: UpscalerRef) -> Path:
@@ -86,7 +96,12 @@ def load(path: Path, device: Any) -> Any:
             return _cache[key]
     import spandrel
 
-    descriptor = spandrel.ModelLoader().load_from_file(path)
+    from .inspect import read_failure
+
+    try:
+        descriptor = spandrel.ModelLoader().load_from_file(path)
+    except Exception as exc:  # the file changed since the admin checked it
+        raise ValueError(f"{path.name} is not an upscaler spandrel can load: {read_failure(exc)}") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale < 2:
         raise ValueError(f"{path.name} is not a super-resolution model.")
     descriptor.to(device).eval()
