@@ -1,3 +1,4 @@
+import re
 from typing import Any
 
 from django import forms
@@ -6,9 +7,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
+from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
-from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora
+from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora, Upscaler
 
 
 class StudioAdmin(admin.ModelAdmin):
@@ -45,6 +47,39 @@ class AssetPresetAdmin(StudioAdmin):
     inlines = [PresetLoraInline]
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "enabled", "position"]}),
+        ("Prompt", {"fields": ["prompt_template", "negative_prompt", "steps", "guidance_scale", "test_prompts"]}),
+        ("Sizes", {"fields": ["default_width", "default_height", "allowed_sizes"]}),
+        (
+            "Refiner & upscaler",
+            {
+                "fields": ["use_refiner", "refine_strength", "use_upscaler", "upscaler"],
+                "description": "Standard renders the size asked; High upscales 2x; Ultra upscales 4x and refines.",
+            },
+        ),
+        (
+            "Brand palette",
+            {"fields": ["palette", "background_colour", "palette_tolerance", "correct_palette", "compliance_floor"]},
+        ),
+        (
+            "Post-processing",
+            {"fields": ["sharpen_radius", "sharpen_amount", "transparent_background", "trace_svg"]},
+        ),
+    ]
+
+    def save_model(self, request: HttpRequest, obj: AssetPreset, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.use_refiner and (names := families_without_img2img()):
+            messages.warning(request, f"Refiner: {', '.join(names)} have no img2img; their jobs skip it.")
+
+
+def families_without_img2img() -> list[str]:
+    """The labels of enabled models' families that cannot refine (no img2img pipeline)."""
+    families = ImageModel.objects.filter(enabled=True).values_list("family", flat=True).distinct()
+    # Short names ("FLUX.2 [klein]" -> "FLUX.2", "HiDream-I1" -> "HiDream"): the family, not a release.
+    skip = [str(FAMILIES[f]["label"]) for f in families if f in FAMILIES and not has_img2img(f)]
+    return sorted({re.split(r" \[|-", label)[0] for label in skip})
 
 
 @admin.register(ImageModel)
@@ -63,6 +98,28 @@ class ImageModelAdmin(StudioAdmin):
         # supports_reference_image / supports_control_image are not offered: no code reads them yet.
         ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
+    ]
+
+
+@admin.register(Upscaler)
+class UpscalerAdmin(StudioAdmin):
+    list_display = ("name", "key", "scale", "architecture", "license_name", "commercial_use", "enabled")
+    list_editable = ("enabled",)
+    list_filter = ("scale", "architecture", "commercial_use", "enabled")
+    search_fields = ("name", "key", "file")
+    prepopulated_fields = {"key": ("name",)}
+    readonly_fields = ("scale", "architecture", "supports_half")
+    fieldsets = [
+        (None, {"fields": ["name", "key", "enabled"]}),
+        (
+            "File",
+            {
+                "fields": ["file", "scale", "architecture", "supports_half"],
+                "description": "A .pth or .safetensors file inside the upscalers folder (STUDIO_UPSCALERS_DIR) "
+                "on the workers, e.g. 4x-UltraSharp.safetensors; scale and architecture are read from it on save.",
+            },
+        ),
+        ("License", {"fields": ["license_name", "commercial_use", "license_notice"]}),
     ]
 
 

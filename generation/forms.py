@@ -8,6 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
 from django.forms.utils import ErrorDict
 
+from .finishing.plans import check_output_side, tier_notes
 from .models import AssetPreset, ImageModel, Quality
 from .services import MAX_SEED
 from .storable import MESSAGE as UNSTORABLE
@@ -167,6 +168,17 @@ class GenerateForm(StorableForm):
         fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
         return {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
 
+    def tier_notes(self) -> list[tuple[str, str]]:
+        """What each quality tier does for the chosen asset type, shown next to the tiers."""
+        preset = self._selected_preset()
+        if preset is None:
+            return []
+        key = (self.data.get("model") if self.is_bound else self.initial.get("model")) or settings.STUDIO_DEFAULT_MODEL
+        model = key if isinstance(key, ImageModel) else None
+        if model is None and storable(key):
+            model = ImageModel.objects.filter(key=key, enabled=True).first()
+        return tier_notes(preset, model)
+
     def _selected_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
         queryset = AssetPreset.objects.filter(enabled=True)
@@ -187,6 +199,8 @@ class GenerateForm(StorableForm):
             return data
         try:
             data["width"], data["height"] = size_for(preset, data.get("model"), data.get("size"))
+            if data.get("quality"):
+                check_output(preset, data["quality"], data["width"], data["height"])
         except forms.ValidationError as exc:
             self.add_error("size", exc)
         model, choice = data.get("model"), data.get("brand_lora") or ""
@@ -195,6 +209,16 @@ class GenerateForm(StorableForm):
         if not preset.trained_loras.filter(pk=choice, family=model.family, enabled=True).exists():
             self.add_error("brand_lora", f"That LoRA version is not for {preset.name} on {model.name}.")
         return data
+
+
+def check_output(preset: AssetPreset, quality: str, width: int, height: int) -> None:
+    """The finished size (the size asked × the tier's upscale) within STUDIO_MAX_OUTPUT_SIDE:
+    the same check `services.resolve_params` makes, here so the form (and so the API) says so."""
+    from .services import QUALITY
+
+    tier = QUALITY[Quality(quality)]
+    factor = tier.upscale if preset.use_upscaler else 1
+    check_output_side(quality, (width, height), (width * factor, height * factor))
 
 
 def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) -> tuple[int, int]:
@@ -263,7 +287,9 @@ class CompareForm(StorableForm):
             raise forms.ValidationError(f"Compare at most {settings.STUDIO_MAX_COMPARE} side by side.")
         for preset in presets:
             for model in models:
-                size_for(preset, model, None)
+                width, height = size_for(preset, model, None)
+                if data.get("quality"):
+                    check_output(preset, data["quality"], width, height)
         data["presets"], data["models"] = presets, models
         return data
 
@@ -317,6 +343,8 @@ class BatchForm(StorableForm):
         data["prompts"] = prompts
         if data.get("preset"):
             data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)
+            if data.get("quality"):
+                check_output(data["preset"], data["quality"], data["width"], data["height"])
         return data
 
 

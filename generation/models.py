@@ -318,6 +318,26 @@ class Upscaler(models.Model):
     def path(self) -> Path:
         return Path(settings.STUDIO_UPSCALERS_DIR) / self.file
 
+    def clean(self) -> None:
+        """The file is inside the upscalers folder and spandrel loads it as a super-resolution
+        model; its scale, architecture and half-precision support are read from it. The file is
+        read in a child process (inspect_in_subprocess): the web process never imports torch."""
+        from .finishing.inspect import EXTENSIONS, inspect_in_subprocess
+
+        root = Path(settings.STUDIO_UPSCALERS_DIR).resolve()
+        if Path(self.file).is_absolute():
+            raise ValidationError({"file": "Give the file's path inside the upscalers folder, not an absolute path."})
+        path = (root / self.file).resolve()
+        if not path.is_relative_to(root):
+            raise ValidationError({"file": "The upscaler must be a file inside the upscalers folder."})
+        if path.suffix.lower() not in EXTENSIONS or not path.is_file():
+            raise ValidationError({"file": f"No .pth or .safetensors file at {self.file} in the upscalers folder."})
+        try:
+            info = inspect_in_subprocess(path)
+        except ValueError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        self.scale, self.architecture, self.supports_half = info["scale"], info["architecture"], info["half"]
+
 
 class BrandLora(models.Model):
     """A brand LoRA file under loras/<family>/, checked when an admin saves it."""
@@ -545,7 +565,8 @@ class GenerationJob(models.Model):
         """Changes whenever its panel would: the live channel sends a panel only when this moved.
         Previews are written together with the progress step, so a new preview moves it too."""
         fields = (self.status, self.attempts, self.images_done, self.progress_step, self.progress_steps)
-        return ".".join(str(f) for f in fields) + (".w" if self.waiting_long else "")
+        finishing = (self.timings or {}).get("finishing", "")  # "Finishing 2 of 4": the runner's marker
+        return ".".join(str(f) for f in (*fields, finishing)) + (".w" if self.waiting_long else "")
 
 
 def image_upload_to(image: "GeneratedImage", filename: str) -> str:

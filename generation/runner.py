@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -26,6 +27,8 @@ from django.utils import timezone
 from . import previews, services
 from .engine import Engine, EngineError, engine_class
 from .engine.types import Cancelled, GenerationRequest, LoraSpec, without_paths
+from .finishing.pipeline import Finished, FinishingError, finish, refine_batch, totals
+from .finishing.plan import Plan
 from .logs import current_job
 from .model_files import folder_size, local_weights
 from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
@@ -47,6 +50,9 @@ _loading: str | None = None  # the model being loaded under engines_lock, for th
 
 
 def run_job(job_id: str, *, worker: str) -> None:
+    """Render what the job has not rendered yet and finish every image not finished yet: a
+    retried attempt resumes, and "Retry finishing" (services.job_refinish) runs this with
+    every image rendered, so it only finishes."""
     token = current_job.set(job_id)  # every log line of this job carries its id
     try:
         _run_job(job_id, worker=worker)
@@ -61,27 +67,45 @@ def _run_job(job_id: str, *, worker: str) -> None:
         return
     log.info("Job %s started on %s (attempt %d)", job.pk, worker, job.attempts)
     clock = Stopwatch()
+    finisher = Finisher(job)
     with Heartbeat(job.pk, worker=worker):
         try:
-            engine = load_engine(job.model_key, clock=clock, waiting=f"Job {job.pk}")
             already = job.images.count()  # a retried attempt resumes after the images it stored
+            pending = list(job.images.filter(finishing=[]).order_by("index"))  # rendered, not finished
+            engine = None
+            if already < job.images_total or (pending and finisher.plan.refine_strength):
+                engine = load_engine(job.model_key, clock=clock, waiting=f"Job {job.pk}")
+            finisher.engine = engine
+            batch = max(1, job.params.get("batch_size") or settings.STUDIO_MAX_BATCH)
+            for start in range(0, len(pending), batch):  # the refiner's batches, as when rendered
+                rows = pending[start : start + batch]
+                with clock.measure("finishing_before"):
+                    finisher.rows(rows, [open_rendered(row) for row in rows])
 
             def on_images(first: int, images: list[Image]) -> None:
                 with clock.measure("store"):
                     try:
-                        store_images(job, already + first, images)
+                        rows = store_images(job, already + first, images)
                     except OSError as exc:  # a full disk, an unreachable blob store
                         raise EngineError(f"The images could not be stored ({exc}); try again later.") from exc
+                with clock.measure("finishing"):
+                    finisher.rows(rows, images)
 
-            progress = Progress(job, already=already)
-            with clock.measure("run"):
-                engine.generate(
-                    build_request(job, skip=already),
-                    max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
-                    on_step=progress.on_step,
-                    on_images=on_images,
-                    on_preview=progress.on_preview,
-                )
+            if engine is not None and already < job.images_total:
+                progress = Progress(job, already=already)
+                with clock.measure("run"):
+                    engine.generate(
+                        build_request(job, skip=already),
+                        max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
+                        on_step=progress.on_step,
+                        on_images=on_images,
+                        on_preview=progress.on_preview,
+                    )
+        except FinishingError as exc:
+            # The renders are stored: "Retry finishing" picks up from them.
+            log.warning("Job %s: %s", job.pk, exc)
+            services.job_fail(job.pk, str(exc))
+            return
         except Cancelled:
             log.info("Job %s cancelled", job.pk)
             return
@@ -99,7 +123,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
             return
         finally:
             previews.clear(job.pk)  # the stored images (or the job's end) replace them
-    timings = clock.summary()
+    timings = clock.summary(finisher.stage_totals())
     services.job_complete(job.pk, timings=timings)
     log.info("Job %s complete: %s", job.pk, ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))
 
@@ -118,10 +142,21 @@ class Stopwatch:
         finally:
             self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
 
-    def summary(self) -> dict[str, float]:
-        # Storing happens inside the run (after each batch): report rendering without it.
+    def summary(self, stages: dict[str, float] | None = None) -> dict[str, float]:
+        """Load, render and store, plus one key per finishing stage (summed over the images).
+
+        Storing and finishing happen inside the run (after each batch): rendering is reported
+        without them, and finishing's own writes count as storing."""
+        stages = stages or {}
         totals = dict(self.totals)
-        totals["render"] = totals.pop("run", 0.0) - totals.get("store", 0.0)
+        finishing = totals.pop("finishing", 0.0)
+        before = totals.pop("finishing_before", 0.0)  # images a previous attempt rendered
+        if "run" in totals:
+            totals["render"] = totals.pop("run") - totals.get("store", 0.0) - finishing
+        writes = finishing + before - sum(stages.values())
+        if finishing or before:
+            totals["store"] = totals.get("store", 0.0) + max(0.0, writes)
+        totals.update(stages)
         return {k: round(v, 4) for k, v in totals.items()}
 
 
@@ -209,21 +244,114 @@ def _init_image(name: str) -> Image:
     return image
 
 
-def store_images(job: GenerationJob, first: int, images: list[Image]) -> None:
-    """Write each image (its PNG and its grid thumbnail) through the configured storage as soon
-    as its batch is done."""
+def store_images(job: GenerationJob, first: int, images: list[Image]) -> list[GeneratedImage]:
+    """Write each render (its PNG and its grid thumbnail) through the configured storage as soon
+    as its batch is done; `rendered` keeps it when finishing replaces `file`."""
+    rows = []
     for index, image in enumerate(images, start=first):
         seed = job.params["seeds"][index]
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", pnginfo=png_info(services.job_settings(job, seed=seed), _details(job)))
         row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
         row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
+        row.rendered.name = row.file.name
         attach_thumbnail(row, image)  # made here, once, so grids never resize on request
         row.save()
+        rows.append(row)
     done = first + len(images)
     # The next batch counts its steps from 0; after the last one the job stays at its final step.
     step = 0 if done < job.images_total else F("progress_steps")
     GenerationJob.objects.filter(pk=job.pk).update(images_done=done, progress_step=step)
+    return rows
+
+
+def finishing_plan(job: GenerationJob) -> Plan:
+    """The plan frozen at submission; a job from before finishing existed gets one that only
+    makes sure of its size (Lanczos), so it runs as it always did."""
+    frozen = job.params.get("finishing")
+    if frozen:
+        return Plan.from_params(frozen)
+    return Plan(output_size=(int(job.params["width"]), int(job.params["height"])))
+
+
+class Finisher:
+    """Finishes a job's stored renders, batch by batch, and writes each finished image in one
+    save once all its stages have succeeded (a failure leaves the row as rendered)."""
+
+    def __init__(self, job: GenerationJob) -> None:
+        self.job = job
+        self.plan = finishing_plan(job)
+        self.engine: Engine | None = None
+        self.records: list[list[dict[str, Any]]] = []
+
+    def rows(self, rows: list[GeneratedImage], images: list[Image]) -> None:
+        refined: list[dict[str, Any] | None] = [None] * len(images)
+        if self.plan.refine_strength and self.engine is not None:
+            request = replace(build_request(self.job), seeds=[row.seed for row in rows], init_image=None)
+            self._mark(rows[0].index)
+            images, record = refine_batch(self.engine, images, request, self.plan.refine_strength)
+            refined = [record] * len(images)
+        for row, image, done in zip(rows, images, refined, strict=True):
+            self._mark(row.index)
+            before = [done] if done else None
+            result = finish(image, self.plan, index=row.index, device=settings.STUDIO_DEVICE, done=before)
+            try:
+                write_finished(self.job, row, result, lossless=self.plan.correct)
+            except OSError as exc:
+                raise EngineError(f"The finished images could not be stored ({exc}); try again later.") from exc
+            self.records.append(result.records)
+
+    def _mark(self, index: int) -> None:
+        """ "Finishing 2 of 4" on the job panel; `timings` is replaced when the job completes."""
+        updated = GenerationJob.objects.filter(pk=self.job.pk, status=JobStatus.PROCESSING).update(
+            timings={"finishing": index + 1}, heartbeat_at=timezone.now()
+        )
+        if not updated:  # cancelled, or reaped and handed to another worker
+            raise Cancelled("The job is no longer running here.")
+
+    def stage_totals(self) -> dict[str, float]:
+        return totals(self.records)
+
+
+def open_rendered(row: GeneratedImage) -> Image:
+    """The render as the model drew it (`file` for rows stored before `rendered` existed)."""
+    from PIL import Image as PILImage
+
+    field = row.rendered if row.rendered else row.file
+    with field.open("rb") as fh:
+        image = PILImage.open(fh, formats=["PNG"])
+        image.load()
+    return image
+
+
+def write_finished(job: GenerationJob, row: GeneratedImage, result: Finished, *, lossless: bool) -> None:
+    """The finished PNG (with the job's settings), its WebP, SVG and thumbnail, then the row in one save."""
+    from .finishing import svg
+
+    image = result.image
+    stem = f"{row.index + 1:02d}-{row.seed}-finished"
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(services.job_settings(job, seed=row.seed), _details(job)))
+    webp = io.BytesIO()
+    # Flat, palette-corrected art stays exact losslessly (and small); illustrations go lossy.
+    image.save(webp, format="WEBP", **({"lossless": True} if lossless else {"quality": 90}), method=4)
+    svg_text = svg.sanitise(result.svg) if result.svg else None  # what is stored is what is served
+    if not row.rendered:  # stored before `rendered` existed: its PNG is the render
+        row.rendered.name = row.file.name
+    old = [str(f.name) for f in (row.file, row.webp, row.svg, row.thumbnail) if f and f.name != row.rendered.name]
+    row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
+    row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
+    if svg_text is not None:
+        row.svg.save(f"{stem}.svg", ContentFile(svg_text.encode()), save=False)
+    attach_thumbnail(row, image)
+    row.width, row.height = image.size
+    row.has_alpha = image.mode == "RGBA"
+    row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
+    row.finishing = result.records
+    row.save()
+    for name in old:  # the render's thumbnail, or an earlier finishing's files
+        if name not in {row.file.name, row.webp.name, row.svg.name, row.thumbnail.name}:
+            row.file.storage.delete(name)
 
 
 def _details(job: GenerationJob) -> dict[str, Any]:

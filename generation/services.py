@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -18,6 +19,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from .finishing.plans import plan_for
 from .models import (
     AssetPreset,
     BrandLora,
@@ -43,14 +45,15 @@ class QualityPreset:
 
     steps: float  # factor on the asset type's (or model's) steps: 15 / 28 / 40 / 50 at 28
     max_side: int | None  # drafts render small and fast
-    upscale: int  # hook for the upscaler stage (a later release); 1 = none
-    refine: bool  # hook for the refiner stage, where the asset type asks for it
+    upscale: int  # factor on the size asked, where the asset type upscales; 1 = none
+    refine: bool  # an img2img refiner pass, where the asset type asks for it
 
 
+# The brief: High = 2x, Ultra = 4x + refiner, so only Ultra refines.
 QUALITY = {
     Quality.DRAFT: QualityPreset(steps=15 / 28, max_side=512, upscale=1, refine=False),
     Quality.STANDARD: QualityPreset(steps=1.0, max_side=None, upscale=1, refine=False),
-    Quality.HIGH: QualityPreset(steps=40 / 28, max_side=None, upscale=2, refine=True),
+    Quality.HIGH: QualityPreset(steps=40 / 28, max_side=None, upscale=2, refine=False),
     Quality.ULTRA: QualityPreset(steps=50 / 28, max_side=None, upscale=4, refine=True),
 }
 
@@ -85,6 +88,7 @@ def resolve_params(
     width, height = fit_size(width, height, tier.max_side)
     loras = choose_loras(preset, model, brand_lora)
     steps = model.default_steps or preset.steps
+    plan = plan_for(preset, model, quality, width, height)  # ValidationError past STUDIO_MAX_OUTPUT_SIDE
     guidance = preset.guidance_scale if model.default_guidance is None else model.default_guidance
     return {
         "model_key": model.key,
@@ -117,9 +121,9 @@ def resolve_params(
         ],
         "batch_size": min(variations, settings.STUDIO_MAX_BATCH),
         "subject_note": subject_note(model, prompt),
-        # Post-processing the later stages will run; stored now so the job says what was asked.
-        "refine": tier.refine and preset.use_refiner,
-        "upscale": tier.upscale if preset.use_upscaler else 1,
+        # What finishing will do, frozen: the worker, the image page and retries read this record
+        # (as JSON gives it back, lists for tuples, so a job's params compare equal once saved).
+        "finishing": json.loads(json.dumps(plan.to_params())),
     }
 
 
@@ -347,6 +351,35 @@ def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, ob
     if seed is not None:
         values["seed"] = seed
     return values
+
+
+class CannotRefinish(Exception):
+    pass
+
+
+def job_refinish(job: GenerationJob) -> GenerationJob:
+    """Run finishing again on a failed job's stored renders ("Retry finishing"): no new render,
+    the same frozen plan (the refiner included, which loads the model), then the job completes."""
+    with transaction.atomic():
+        locked = GenerationJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != JobStatus.FAILED or not locked.images.exists():
+            raise CannotRefinish("Only a failed job with stored images can retry its finishing.")
+        locked.status, locked.error, locked.finished_at = JobStatus.QUEUED, "", None
+        locked.attempts, locked.timings = 0, {}  # a new try, asked for by the designer
+        locked.dispatched_at = timezone.now()  # on the queue now: `dispatch` must not send it again
+        locked.save(update_fields=["status", "error", "finished_at", "attempts", "timings", "dispatched_at"])
+        transaction.on_commit(lambda: _enqueue_finishing(locked.pk))
+    return locked
+
+
+def _enqueue_finishing(job_id: uuid.UUID) -> None:
+    from .tasks import finish_generation_job
+
+    try:
+        finish_generation_job.delay(str(job_id))
+    except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
+        log.exception("Could not enqueue finishing of job %s", job_id)
+        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
 
 
 def job_enqueue(job_id: uuid.UUID) -> None:

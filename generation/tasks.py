@@ -11,6 +11,14 @@ def run_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-de
     run_job(job_id, worker=self.request.hostname or "unknown")
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
+def finish_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    """ "Retry finishing": the job's renders are stored, so run_job only finishes them."""
+    from .runner import run_job
+
+    run_job(job_id, worker=self.request.hostname or "unknown")
+
+
 @shared_task
 def reap_stale_jobs() -> int:
     from .services import dispatch_waiting, jobs_reap_stale

@@ -10,6 +10,7 @@ urlpatterns = [
     path("live/", views.live, name="live"),
     path("jobs/<uuid:pk>/retry/", views.job_retry, name="job-retry"),
     path("jobs/<uuid:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("jobs/<uuid:pk>/refinish/", views.job_refinish, name="job-refinish"),
     path("images/<uuid:pk>/", views.image, name="image"),
     path("images/<uuid:pk>/file/", views.image_file, name="image-file"),
     path("images/<uuid:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),

@@ -23,7 +23,17 @@ from django_htmx.middleware import HtmxDetails
 
 from . import ops, previews, services
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
-from .models import AssetPreset, Favorite, GeneratedImage, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
+from .models import (
+    AssetPreset,
+    Favorite,
+    GeneratedImage,
+    GenerationJob,
+    GroupKind,
+    ImageModel,
+    JobGroup,
+    JobStatus,
+    Upscaler,
+)
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .zips import zip_stream
 
@@ -120,7 +130,11 @@ def studio(request: Request) -> HttpResponse:
 def size_options(request: Request) -> HttpResponse:
     """The size <select> for the asset type just picked (htmx swaps it in)."""
     form = GenerateForm(initial={"preset": request.GET.get("preset")})
-    return render(request, "generation/studio.html#size-field", {"form": form})
+    response = render(request, "generation/studio.html#size-field", {"form": form})
+    # What the tiers do depends on the asset type too: its note comes along, out of band.
+    notes = render_to_string("generation/studio.html#tier-notes", {"form": form, "oob": True}, request)
+    response.content += notes.encode()
+    return response
 
 
 @require_GET
@@ -225,6 +239,20 @@ def _follow_up(request: Request, pk: UUID, make: Callable[..., GenerationJob]) -
 
 @require_POST
 @login_required
+def job_refinish(request: Request, pk: UUID) -> HttpResponse:
+    """ "Retry finishing" on a job whose finishing failed: its renders are finished again."""
+    job = _get_job_for_user(request, pk)
+    try:
+        job = services.job_refinish(job)
+    except services.CannotRefinish as exc:
+        if request.htmx:
+            return HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=409)
+        messages.error(request, str(exc))
+    return _job_panel(request, job) if request.htmx else redirect(job)
+
+
+@require_POST
+@login_required
 def job_cancel(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     services.job_cancel(job=job)
@@ -236,8 +264,15 @@ def job_cancel(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def image(request: Request, pk: UUID) -> HttpResponse:
     image = _get_image_for_user(request, pk)
+    plan = image.job.params.get("finishing") or {}
+    upscaler = (plan.get("upscaler") or {}).get("key")
     context = {
         "image": image,
+        "plan": plan,
+        "finishing": finishing_rows(image),
+        "upscaler": Upscaler.objects.filter(key=upscaler).first() if upscaler else None,
+        # Named where the tier asks for it or where its passes ran (a small native size, any tier).
+        "show_upscaler": plan.get("upscale", 1) > 1 or any(r.get("stage") == "upscale" for r in image.finishing or []),
         "favorite_ids": _favorite_ids(request, image=image),
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
     }
@@ -252,6 +287,8 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
     download = request.GET.get("download") == "1"
     if request.GET.get("format") == "webp":
         return _webp(image, download=download)
+    if request.GET.get("format") == "svg":
+        return _svg(request, image, download=download)
     if download and settings.STUDIO_SIGNED_DOWNLOADS:
         # The blob store serves the bytes itself, under a URL that works for a few minutes only.
         disposition = f'attachment; filename="{image.download_name}"'
@@ -287,15 +324,58 @@ def thumbnail_response(image: GeneratedImage) -> FileResponse:
     return response
 
 
-def _webp(image: GeneratedImage, *, download: bool) -> HttpResponse:
-    """One image re-encoded as WebP (lossless keeps flat brand colours exact)."""
+def finishing_rows(image: GeneratedImage) -> list[dict[str, Any]]:
+    """The image's finishing record for its page: each stage, its settings as text, its seconds."""
+    rows = []
+    for record in image.finishing or []:
+        settings_ = record.get("settings") or {}
+        shown = ", ".join(f"{k} {_setting(v)}" for k, v in settings_.items() if v not in (None, "", []))
+        rows.append({"stage": record.get("stage", ""), "settings": shown, "seconds": record.get("seconds", 0)})
+    return rows
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return "×".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else " ".join(map(str, value))
+    return str(value)
+
+
+# An SVG is a document that can carry script: served so that a browser never runs any, even
+# opened on its own (sanitised when stored, and this policy besides).
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def _svg(request: Request, image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
+    if not image.svg:
+        return render(request, "generation/no_svg.html", {"image": image}, status=404)
+    response = FileResponse(
+        image.svg.open("rb"),
+        content_type="image/svg+xml",
+        as_attachment=download,
+        filename=image.download_name.removesuffix(".png") + ".svg",
+    )
+    response["Content-Security-Policy"] = SVG_POLICY
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+def _webp(image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
+    """The finished WebP the worker stored (alpha kept); images from before finishing get one
+    re-encoded from the PNG (lossless keeps flat brand colours exact)."""
     from PIL import Image
 
+    name = image.download_name.removesuffix(".png") + ".webp"
+    if image.webp:
+        stored = FileResponse(image.webp.open("rb"), content_type="image/webp", as_attachment=download, filename=name)
+        stored["Cache-Control"] = "private, max-age=86400"
+        return stored
     buffer = io.BytesIO()
     with image.file.open("rb") as source:
         Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
     response = HttpResponse(buffer.getvalue(), content_type="image/webp")
-    name = image.download_name.removesuffix(".png") + ".webp"
     response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
     return response
 

@@ -48,7 +48,7 @@ def test_drafts_render_at_most_512_pixels_a_side(size, max_side, expected) -> No
     assert services.fit_size(*size, max_side) == expected
 
 
-def test_high_and_ultra_record_the_upscale_and_refiner_hooks() -> None:
+def test_high_and_ultra_freeze_their_upscale_and_refiner_into_the_finishing_plan() -> None:
     product = AssetPreset.objects.get(slug="product-illustration")  # refiner and upscaler on
 
     def params(quality):
@@ -56,9 +56,13 @@ def test_high_and_ultra_record_the_upscale_and_refiner_hooks() -> None:
             preset=product, model=tiny(), prompt="x", quality=quality, variations=1, width=1024, height=1024, seed=1
         )
 
-    assert (params("draft")["width"], params("draft")["upscale"], params("draft")["refine"]) == (512, 1, False)
-    assert (params("high")["upscale"], params("high")["refine"]) == (2, True)
-    assert (params("ultra")["upscale"], params("ultra")["steps"]) == (4, 62)
+    def plan(quality):
+        return params(quality)["finishing"]
+
+    assert (params("draft")["width"], plan("draft")["upscale"], plan("draft")["refine_strength"]) == (512, 1, None)
+    assert (plan("high")["upscale"], plan("high")["refine_strength"]) == (2, None)  # only Ultra refines
+    assert (plan("ultra")["upscale"], params("ultra")["steps"]) == (4, 62)
+    assert tuple(plan("ultra")["output_size"]) == (4096, 4096)
 
 
 def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +59,7 @@ class DiffusersEngine:
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
+        self._refiner: Any = None  # SDXL's refiner checkpoint, loaded by the first refiner pass
         self._previewer: LatentPreviewer | None = None
         self._previewer_fitted = False
         log.info("Loaded %s from %s on %s (%s, %s)", self.family, path, self.device, self.dtype, self.memory_mode)
@@ -78,7 +81,7 @@ class DiffusersEngine:
 
     def unload(self) -> None:
         del self.pipe
-        self._img2img = None
+        self._img2img = self._refiner = None
         free_memory(self.device)
 
     def generate(
@@ -269,12 +272,64 @@ class DiffusersEngine:
         kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}
         with torch.inference_mode():
             result = pipe(**kwargs)
-        size = (request.width, request.height)
+        # At the render size, not the size asked: finishing's size stage brings them there (with an
+        # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
+        size = (width, height)
         return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
 
+    def refine(self, images: list[Image.Image], request: GenerationRequest, *, strength: float) -> list[Image.Image]:
+        """The refiner pass: img2img at `strength` over finished renders, at the render size, with
+        the request's prompt, guidance and LoRAs and one generator per image from its seed. SDXL
+        uses its refiner checkpoint where the entry's options name one; families without img2img
+        raise EngineError (the pipeline skips the stage and says so)."""
+        if not self.supports_img2img:
+            raise EngineError(f"{self.family} has no img2img pipeline; the refiner is skipped.")
+        if not 0 < strength <= 1:
+            raise EngineError(f"The refiner's strength is between 0 and 1 (exclusive of 0), not {strength}.")
+        if len(images) > len(request.seeds):
+            raise EngineError(f"The refiner got {len(images)} images but {len(request.seeds)} seeds.")
+        self.validate(request)
+        pipe = self.refiner_pipe
+        # LoRAs are for the base weights; a separate refiner checkpoint runs without them.
+        own_weights = pipe is not self._refiner
+        if own_weights:
+            self._use_loras(request.loras)
+        refined: list[Image.Image] = []
+        try:
+            for image, seed in zip(images, request.seeds, strict=False):
+                pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
+                # img2img runs steps x strength of the steps; at least one, or there is no pass at all.
+                steps = max(request.steps, math.ceil(1 / strength))
+                start = replace(request, init_image=image.convert("RGB"), strength=strength, steps=steps)
+                generators = [torch.Generator("cpu").manual_seed(seed)]
+                refined.extend(self._call(pipe, start, generators, lambda pipe, step, t, kwargs: kwargs))
+        finally:
+            if own_weights and self._adapters:
+                self.pipe.disable_lora()
+        return refined
+
+    @property
+    def refiner_pipe(self) -> Any:
+        """What the refiner pass runs: the img2img twin on the same weights, or the refiner
+        checkpoint the entry's options name (SDXL's `refiner`: a local folder of the family's
+        img2img pipeline), loaded on first use and placed like the base."""
+        folder = self.options.get("refiner")
+        if not folder:
+            return self.img2img_pipe
+        if self._refiner is None:
+            path = Path(folder)
+            if not (path / "model_index.json").is_file():
+                raise EngineError(f"No refiner pipeline at {path.name} (model_index.json is missing).")
+            refiner = self.img2img_class.from_pretrained(path, dtype=self.dtype, local_files_only=True)
+            place(refiner, self.device, self.options.get("memory_mode", "auto"))
+            refiner.set_progress_bar_config(disable=True)
+            self._refiner = refiner
+        return self._refiner
+
     def render_size(self, width: int, height: int) -> tuple[int, int]:
-        """The size the pipeline draws at: as asked, or within the model's `native_size` (a small
-        model trained at one resolution draws there, and its output is scaled to the size asked for)."""
+        """The size the pipeline draws at, and the size of the images it returns: as asked, or
+        within the model's `native_size` (a small model trained at one resolution draws there;
+        finishing's size stage brings the images to the size asked for)."""
         native = self.options.get("native_size")
         if not native or max(width, height) <= native:
             return width, height

@@ -1,8 +1,9 @@
 """The loading options a model entry carries (`ImageModel.options`), checked without torch.
 
-The engine reads them when it loads a model (`base.py`: memory_mode, native_size; `flux.py`:
-max_sequence_length; `hidream.py`: llama). The admin checks an entry against this table on
-save, so a typo or a wrong type is refused there instead of failing on a worker later.
+The engine reads them when it loads a model (`base.py`: memory_mode, native_size, and refiner for
+the refiner pass; `flux.py`: max_sequence_length; `hidream.py`: llama). The admin checks an entry
+against this table on save, so a typo or a wrong type is refused there instead of failing on a
+worker later.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ OPTIONS: dict[str, Option] = {
     ),
     "max_sequence_length": Option(
         "prompt tokens for T5 (a model trained on short sequences must run on them)", int, 1, 512, families=("flux",)
+    ),
+    "refiner": Option(
+        "a local folder of SDXL's refiner (StableDiffusionXLImg2ImgPipeline) for the refiner pass", families=("sdxl",)
     ),
     "llama": Option(
         "HiDream's fourth text encoder: a Hugging Face repo in the cache, or a folder", families=("hidream",)

@@ -39,14 +39,14 @@ def id_url(name: str, pk: Any) -> str:
 # spent about half a millisecond on each (variable lookups, includes, localised numbers). The
 # same markup from one format string costs a tenth of that; `job.html#image-tile` calls this.
 
-TILE = """<figure>
+TILE = """<figure{figure_class}>
   <a href="{page}" title="Open full size"><img src="{thumb}" alt="Variation {number}, seed {seed}" \
-width="{width}" height="{height}" loading="lazy"></a>
-  <figcaption>
+width="{width}" height="{height}" loading="lazy"{img_class}></a>
+  <figcaption>{compliance}
     <label class="pick" title="Select for a zip"><input type="checkbox" name="id" value="{id}" form="selection">\
 <span class="visually-hidden">Select</span></label>
     seed {seed} · <a href="{file}?download=1" download>PNG</a> · \
-<a href="{file}?download=1&amp;format=webp" download>WebP</a> {star}
+<a href="{file}?download=1&amp;format=webp" download>WebP</a>{svg} {star}
   </figcaption>{vary}
 </figure>"""
 
@@ -74,6 +74,22 @@ def favorite_button(context: template.Context, image: Any) -> str:
     return mark_safe(_star(image, context.get("favorite_ids") or ()))  # noqa: S308 (ids and our URLs only)
 
 
+SVG_LINK = ' · <a href="{file}?download=1&amp;format=svg" download>SVG</a>'
+COMPLIANCE = '\n    <span class="compliance{flag}">{text}</span>'
+
+
+def _compliance(image: Any) -> tuple[str, bool]:
+    """ "on-brand 97%" under the tile, flagged below the asset type's floor (frozen in the job's plan)."""
+    score = image.compliance_after
+    if score is None:
+        return "", False
+    raw = ((image.job.params or {}).get("finishing") or {}).get("floor")
+    floor = None if raw is None else float(raw)
+    low = floor is not None and score < floor
+    text = f"on-brand {score * 100:.0f}%" + (f" · below {floor * 100:.0f}%" if floor is not None and low else "")
+    return COMPLIANCE.format(flag=" flag" if low else "", text=text), low
+
+
 @register.simple_tag(takes_context=True)
 def image_tile(context: template.Context, image: Any, vary: bool = False) -> str:
     # Every value here is an id, a number or a URL the studio made: nothing a user typed.
@@ -81,10 +97,12 @@ def image_tile(context: template.Context, image: Any, vary: bool = False) -> str
     if vary:
         csrf = f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(context.get("csrf_token", ""))}">'
         vary_html = VARY.format(url=id_url("image-vary", image.id), csrf=csrf)
+    compliance, low = _compliance(image)
+    file_url = id_url("image-file", image.id)
     html = TILE.format(
         page=id_url("image", image.id),
         thumb=id_url("image-thumbnail", image.id),  # the view falls back to the PNG for old images
-        file=id_url("image-file", image.id),
+        file=file_url,
         number=int(image.index) + 1,
         seed=int(image.seed),
         width=int(image.width),
@@ -92,5 +110,9 @@ def image_tile(context: template.Context, image: Any, vary: bool = False) -> str
         id=image.id,
         star=_star(image, context.get("favorite_ids") or ()),
         vary=vary_html,
+        figure_class=' class="off-brand"' if low else "",
+        img_class=' class="checker"' if getattr(image, "has_alpha", False) else "",
+        compliance=compliance,
+        svg=SVG_LINK.format(file=file_url) if getattr(image, "svg", None) else "",
     )
     return mark_safe(html)  # noqa: S308
