@@ -4,8 +4,10 @@
 
 The demo model draws at 64 px and Icons are asked at 1024, so the studio needs a 4x model that
 runs offline. This one learns, on CPU in a few minutes, to turn the kit's icons shrunk to 64 px
-(bicubic) back into the 256 px drawings (L1 loss on random crops, flips and turns; the kit's own
-jitter of size and position). It ends by scoring held-out icons against Lanczos, which it must beat.
+(bicubic) back into the 256 px drawings (the kit's own jitter of size and position): the last layer
+by least squares over pass-through layers, then all of them by Adam on an L1 loss (random crops,
+flips and turns), keeping the state that scores best on validation icons. It ends by scoring
+held-out icons against Lanczos, which it must beat to be saved. Deterministic: the same file each run.
 
 The weights are the team's own (trained here on procedural icons): commercial use allowed.
 """
