@@ -43,9 +43,9 @@ def zip_stream(
 ) -> Iterator[bytes]:
     """Yield a zip of the images, each read from storage in chunks (`folder` sorts them into folders).
 
-    Beside each PNG go its traced SVG and its full-size WebP when the worker stored them, under
-    the PNG's name with their own suffix. PNGs and WebPs are compressed already, so they are
-    stored; SVGs are text, and deflate to a fraction.
+    Beside each PNG goes its traced SVG when the worker made one, under the PNG's name. PNGs are
+    compressed already, so they are stored; SVGs are text, and deflate to a fraction. (The WebP
+    stays a download of its own: the same pixels again would double every zip.)
     """
     pipe = _Pipe()
     names: set[str] = set()
@@ -56,10 +56,9 @@ def zip_stream(
             if notice := image.license_restriction:
                 notices.setdefault(notice, []).append(name)
             yield from _member(archive, pipe, image.file, name)
-            for extra, suffix in ((image.svg, ".svg"), (image.webp, ".webp")):
-                if extra:
-                    extra_name = _unique(name.removesuffix(".png") + suffix, names)
-                    yield from _member(archive, pipe, extra, extra_name, deflate=suffix == ".svg")
+            if image.svg:
+                svg_name = _unique(name.removesuffix(".png") + ".svg", names)
+                yield from _member(archive, pipe, image.svg, svg_name, deflate=True)
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
     yield pipe.take()

@@ -5,7 +5,6 @@ import zipfile
 
 import pytest
 from django.urls import reverse
-from PIL import Image
 
 from generation.models import Favorite
 from tests.factories import SVG_TEXT, FinishedJobFactory, GeneratedImageFactory, icon_plan
@@ -114,17 +113,16 @@ class TestZips:
         assert archive.testzip() is None
         return archive
 
-    def test_each_traced_images_svg_and_webp_go_beside_its_png(self, alice_client, alice) -> None:
+    def test_each_traced_images_svg_goes_beside_its_png(self, alice_client, alice) -> None:
         job = FinishedJobFactory(owner=alice, prompt="a key", images_total=2)
         GeneratedImageFactory(job=job, index=0, seed=7, traced=True)
         GeneratedImageFactory(job=job, index=1, seed=8)
         archive = self.archive(alice_client.get(reverse("job-zip", args=[job.id])))
         stem = f"{job.preset.slug}-a-key-seed"
-        assert archive.namelist() == [f"{stem}7.png", f"{stem}7.svg", f"{stem}7.webp", f"{stem}8.png"]
+        assert archive.namelist() == [f"{stem}7.png", f"{stem}7.svg", f"{stem}8.png"]
         assert archive.read(f"{stem}7.svg").decode() == SVG_TEXT
         assert archive.getinfo(f"{stem}7.svg").compress_type == zipfile.ZIP_DEFLATED  # text; the rest is stored
-        assert archive.getinfo(f"{stem}7.webp").compress_type == zipfile.ZIP_STORED
-        assert Image.open(io.BytesIO(archive.read(f"{stem}7.webp"))).mode == "RGBA"
+        assert archive.getinfo(f"{stem}7.png").compress_type == zipfile.ZIP_STORED
 
     def test_colliding_names_keep_each_svg_with_its_own_png(self, alice_client, alice, preset) -> None:
         for _ in range(2):  # same asset type, prompt and seed: the second image's files get "-2"
@@ -132,11 +130,7 @@ class TestZips:
             image = GeneratedImageFactory(job=job, seed=7, traced=True)
             Favorite.objects.create(user=alice, image=image)
         names = self.archive(alice_client.get(reverse("favorites-zip"))).namelist()
-        assert [name.rpartition("seed")[2] for name in names] == ["7.png", "7.svg", "7.webp"] + [
-            "7-2.png",
-            "7-2.svg",
-            "7-2.webp",
-        ]
+        assert [name.rpartition("seed")[2] for name in names] == ["7.png", "7.svg", "7-2.png", "7-2.svg"]
 
     def test_a_comparison_zip_keeps_svgs_in_their_model_folder(self, alice_client, alice) -> None:
         from generation.models import GroupKind, JobGroup
@@ -145,5 +139,5 @@ class TestZips:
         job = FinishedJobFactory(owner=alice, prompt="a key", group=group, plan=icon_plan())
         GeneratedImageFactory(job=job, seed=7, traced=True)
         names = self.archive(alice_client.get(reverse("group-zip", args=[group.id]))).namelist()
-        assert [name.split("/")[0] for name in names] == ["tiny-flux"] * 3
-        assert [name.rpartition(".")[2] for name in names] == ["png", "svg", "webp"]
+        assert [name.split("/")[0] for name in names] == ["tiny-flux"] * 2
+        assert [name.rpartition(".")[2] for name in names] == ["png", "svg"]
