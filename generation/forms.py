@@ -180,6 +180,12 @@ class GenerateForm(StorableForm):
         return tier_notes(preset, model)
 
     def _selected_preset(self) -> AssetPreset | None:
+        # Asked for by the size choices, the LoRA versions and the tier notes: looked up once.
+        if not hasattr(self, "_preset"):
+            self._preset = self._find_preset()
+        return self._preset
+
+    def _find_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
         queryset = AssetPreset.objects.filter(enabled=True)
         if isinstance(slug, AssetPreset):

@@ -404,10 +404,13 @@ def dispatch(user_id: int) -> int:
     """
     with transaction.atomic(savepoint=False):
         User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
+        # One read of the user's unfinished jobs (at most STUDIO_MAX_JOBS_IN_FLIGHT rows): how
+        # many are on the queue already, and which wait, oldest first.
         mine = GenerationJob.objects.filter(owner_id=user_id, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
-        free = settings.STUDIO_USER_DISPATCH - mine.filter(dispatched_at__isnull=False).count()
-        waiting = mine.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True).order_by("created_at")
-        ids = list(waiting.values_list("pk", flat=True)[: max(0, free)])
+        rows = list(mine.order_by("created_at").values_list("pk", "status", "dispatched_at"))
+        free = settings.STUDIO_USER_DISPATCH - sum(sent is not None for _, _, sent in rows)
+        waiting = [pk for pk, status, sent in rows if status == JobStatus.QUEUED and sent is None]
+        ids = waiting[: max(0, free)]
         if ids:
             GenerationJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
             transaction.on_commit(lambda: _enqueue_all(ids))
