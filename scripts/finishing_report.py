@@ -14,6 +14,7 @@ parsed and, where Playwright's Chromium is installed, rendered by Chromium (`svg
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -62,8 +63,9 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
-    call_command("build_default_model", verbosity=0)
+    quiet = io.StringIO()  # the JSON must be all that --json prints
+    call_command("migrate", verbosity=0, stdout=quiet)
+    call_command("build_default_model", verbosity=0, stdout=quiet)
     rows = run([t.strip() for t in args.tiers.split(",") if t.strip()], args.seeds)
     summary = summarise(rows)
     if args.json:
@@ -133,9 +135,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     svgs = [row for row in rows if row["svg"]]
     rendered = render_in_chromium([row["svg"] for row in svgs if row["svg_parses"]])
     stage_seconds: dict[str, list[float]] = defaultdict(list)
+    by_tier: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         for stage, seconds in row["stages"].items():
             stage_seconds[stage].append(seconds)
+            by_tier[row["tier"]][stage].append(seconds)
     before = [row["compliance_before"] for row in rows if row["compliance_before"] is not None]
     after = [row["compliance_after"] for row in rows if row["compliance_after"] is not None]
     sizes: dict[str, list[str]] = defaultdict(list)
@@ -144,7 +148,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if label not in sizes[row["tier"]]:
             sizes[row["tier"]].append(label)
     job_seconds = [row["job_seconds"] for row in rows]
-    finishing = [sum(row["stages"].values()) for row in rows]
     return {
         "images": len(rows),
         "compliance_before_mean": round(statistics.mean(before), 4) if before else None,
@@ -158,10 +161,21 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "transparent": sum(row["transparent"] for row in rows),
         "sizes": dict(sizes),
         "stage_seconds": {stage: round(statistics.mean(v), 4) for stage, v in stage_seconds.items()},
+        "stage_seconds_by_tier": {
+            tier: {stage: round(statistics.mean(v), 4) for stage, v in stages.items()}
+            for tier, stages in by_tier.items()
+        },
+        "finishing_share_by_tier": {tier: _share([row for row in rows if row["tier"] == tier]) for tier in by_tier},
         "job_seconds_per_image": round(statistics.mean(job_seconds), 3) if job_seconds else None,
-        "finishing_share": round(sum(finishing) / sum(job_seconds), 3) if sum(job_seconds) else None,
+        "finishing_share": _share(rows),
         "rephrased_compliance_after_mean": _mean(row["compliance_after"] for row in rows if not row["trained"]),
     }
+
+
+def _share(rows: list[dict[str, Any]]) -> float | None:
+    """Finishing's share of the jobs' time (render, finishing, storing)."""
+    job = sum(row["job_seconds"] for row in rows)
+    return round(sum(sum(row["stages"].values()) for row in rows) / job, 3) if job else None
 
 
 def _mean(values: Any) -> float | None:

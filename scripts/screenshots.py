@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,9 @@ def main() -> None:
     parser.add_argument("--username", default="designer")
     parser.add_argument("--password", required=True)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
-    parser.add_argument("--only", help="comma-separated: studio,live,compare,batch,history,ops,training,tablet")
+    parser.add_argument(
+        "--only", help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,tablet"
+    )
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
 
@@ -47,6 +50,7 @@ def main() -> None:
         for name, shoot in [
             ("studio", shoot_studio),
             ("live", shoot_live),
+            ("finishing", shoot_finishing),
             ("compare", shoot_compare),
             ("batch", shoot_batch),
             ("history", lambda page: (page.goto("/history/"), save(page, "history"))),
@@ -105,6 +109,32 @@ def shoot_live(page: Page) -> None:
     page.locator(".job figure.preview").first.wait_for(timeout=120_000)
     save(page, "live-preview", full_page=False)
     page.locator(".job:not(.job-complete)").first.wait_for(state="detached", timeout=120_000)
+
+
+def shoot_finishing(page: Page) -> None:
+    """A finished Icon grid with its compliance scores, one icon on the checkerboard (its alpha),
+    and its traced SVG as Chromium draws it beside its PNG."""
+    page.goto("/")
+    page.check("input[name=preset][value=icon]")
+    page.fill("textarea[name=prompt]", "a flat blue heart icon")
+    page.fill("input[name=variations]", "4")
+    page.click("#generate-submit")
+    page.locator(".job.job-complete").first.wait_for(timeout=120_000)
+    page.locator(".job .compliance").first.wait_for()
+    save(page, "finishing-grid", full_page=False)
+    page.locator(".job").first.locator("figure a").first.click()
+    page.wait_for_url("**/images/**")
+    save(page, "transparent-icon", full_page=False)
+    base = page.url.rstrip("/") + "/file/"
+    shots = []
+    for fmt in ("png", "svg"):
+        page.goto(f"{base}?format={fmt}")
+        shots.append(Image.open(io.BytesIO(page.screenshot(full_page=False))))
+    side = Image.new("RGB", (sum(shot.width for shot in shots), max(shot.height for shot in shots)), "white")
+    side.paste(shots[0], (0, 0))
+    side.paste(shots[1], (shots[0].width, 0))
+    side.save(DOCS / "svg-beside-png.png")
+    print("wrote docs/svg-beside-png.png (left: the PNG, right: its SVG, each opened in Chromium)")
 
 
 def shoot_compare(page: Page) -> None:

@@ -3,7 +3,7 @@
 A FLUX.1-architecture pipeline, small enough for a laptop: a 3-block VAE (64 px images to
 16x16x4 latents), a 2+4-block FLUX transformer (about 2.4 M parameters) and frozen, randomly
 initialised tiny CLIP and T5 encoders (random but fixed embeddings still tell captions apart).
-It draws at 64 px; the engine scales its output to the size asked for (`native_size`).
+It draws at 64 px (`native_size`); the finishing size stage brings its renders to the size asked.
 
 Stage 1 fits the VAE (reconstruction), stage 2 fits the transformer with the studio's flow
 objective on latents of the kit, captioned plainly and through each asset type's template.
