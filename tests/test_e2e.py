@@ -174,7 +174,7 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
         seeds = re.findall(r"seed (\d+) ·", final.text)
         assert len(set(seeds)) == 4
         # The grid shows thumbnails; the PNG links give the full images judged here.
-        assert len(re.findall(r'<img src="/images/[0-9a-f-]+/thumbnail/"', final.text)) == 4
+        assert len(re.findall(r'<img src="/images/[0-9a-f-]+/thumbnail/\?v=[0-9a-f]{8}"', final.text)) == 4
         image_urls = re.findall(r'href="(/images/[0-9a-f-]+/file/)\?download=1" download>PNG', final.text)
         assert len(image_urls) == 4
         verdicts = []

@@ -42,7 +42,8 @@ def body(response) -> bytes:
 
 
 def img_sources(html: str) -> list[str]:
-    return re.findall(r'<img[^>]* src="([^"]+)"', html)
+    """The images a page loads, without query strings (a thumbnail's URL carries its version)."""
+    return [src.split("?")[0] for src in re.findall(r'<img[^>]* src="([^"]+)"', html)]
 
 
 class TestStoring:
@@ -97,6 +98,15 @@ class TestServing:
 
 class TestPages:
     """Every list of images loads thumbnails; only the image page shows the full PNG."""
+
+    def test_a_grid_asks_for_a_new_thumbnail_once_finishing_replaced_the_renders(self, alice_client, alice) -> None:
+        job = finished_job(alice, images=1)
+        image = job.images.get()
+        GeneratedImage.objects.filter(pk=image.pk).update(thumbnail="generations/render-thumb.webp")
+        before = re.findall(r'src="([^"]*thumbnail[^"]*)"', alice_client.get(reverse("job", args=[job.pk])).text)
+        GeneratedImage.objects.filter(pk=image.pk).update(thumbnail="generations/finished-thumb.webp")
+        after = re.findall(r'src="([^"]*thumbnail[^"]*)"', alice_client.get(reverse("job", args=[job.pk])).text)
+        assert before and after and before != after  # browsers cache a thumbnail URL for a week
 
     def assert_thumbnails_only(self, html: str, images) -> None:
         sources = img_sources(html)

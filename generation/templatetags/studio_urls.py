@@ -7,6 +7,7 @@ pattern is reversed once, with a placeholder id, and filled in by string replace
 
 from __future__ import annotations
 
+import zlib
 from functools import lru_cache
 from typing import Any
 
@@ -90,6 +91,11 @@ def _compliance(image: Any) -> tuple[str, bool]:
     return COMPLIANCE.format(flag=" flag" if low else "", text=text), low
 
 
+def _version(image: Any) -> str:
+    name = str(getattr(image, "thumbnail", "") or "")
+    return f"?v={zlib.crc32(name.encode()):08x}" if name else ""
+
+
 @register.simple_tag(takes_context=True)
 def image_tile(context: template.Context, image: Any, vary: bool = False) -> str:
     # Every value here is an id, a number or a URL the studio made: nothing a user typed.
@@ -101,7 +107,9 @@ def image_tile(context: template.Context, image: Any, vary: bool = False) -> str
     file_url = id_url("image-file", image.id)
     html = TILE.format(
         page=id_url("image", image.id),
-        thumb=id_url("image-thumbnail", image.id),  # the view falls back to the PNG for old images
+        # The view falls back to the PNG for old images. The thumbnail's stored name in the URL: the
+        # finished image replaces the render's under the same id, and browsers cache thumbnails for days.
+        thumb=id_url("image-thumbnail", image.id) + _version(image),
         file=file_url,
         number=int(image.index) + 1,
         seed=int(image.seed),
