@@ -375,20 +375,22 @@ def job_refinish(job: GenerationJob) -> GenerationJob:
 def _enqueue_finishing(job_id: uuid.UUID) -> None:
     from .tasks import finish_generation_job
 
-    try:
-        finish_generation_job.delay(str(job_id))
-    except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
-        log.exception("Could not enqueue finishing of job %s", job_id)
-        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
+    _send(finish_generation_job, job_id, "finishing of job")
 
 
 def job_enqueue(job_id: uuid.UUID) -> None:
     from .tasks import run_generation_job
 
+    _send(run_generation_job, job_id, "job")
+
+
+def _send(task: Any, job_id: uuid.UUID, what: str) -> None:
+    """Put a job's task on the broker; when the broker is down, say so on the job rather than
+    leave it queued forever."""
     try:
-        run_generation_job.delay(str(job_id))
-    except Exception as exc:  # broker down: say so on the job rather than leave it queued forever
-        log.exception("Could not enqueue job %s", job_id)
+        task.delay(str(job_id))
+    except Exception as exc:
+        log.exception("Could not enqueue %s %s", what, job_id)
         job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
 
 
