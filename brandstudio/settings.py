@@ -281,6 +281,10 @@ STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
 STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
 # Upscaler files (generation.Upscaler rows name them relative to this folder).
 STUDIO_UPSCALERS_DIR = Path(env_str("STUDIO_UPSCALERS_DIR", str(BASE_DIR / "upscalers")))
+# Palette lookup tables (64 MB each, one per palette, built by the worker): see generation/finishing/table.py.
+# Empty: none (each worker judges colours as it meets them, the same answers, more slowly).
+_palette_tables = env_str("STUDIO_PALETTE_TABLES_DIR", str(VAR_DIR / "palette-tables"))
+STUDIO_PALETTE_TABLES_DIR = Path(_palette_tables) if _palette_tables else None
 # The largest side a finished image may have (after upscaling): submissions past it are refused.
 STUDIO_MAX_OUTPUT_SIDE = env_int("STUDIO_MAX_OUTPUT_SIDE", 4096)
 # Models are registry rows (generation.ImageModel, edited in the admin); relative local

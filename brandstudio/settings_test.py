@@ -8,6 +8,9 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Most tests run the 1 MB random-weight FLUX (fast); the demo brand model has its own tests.
 os.environ.setdefault("STUDIO_DEFAULT_MODEL", "tiny-flux")
+# No palette lookup tables (a minute of CPU each, built in the background): tests that want one build
+# a small one (tests/test_palette_table.py).
+os.environ.setdefault("STUDIO_PALETTE_TABLES_DIR", "")
 
 from .settings import *  # noqa: E402,F403
 

@@ -31,7 +31,7 @@ from .finishing.pipeline import Finished, FinishingError, finish, refine_batch, 
 from .finishing.plan import Plan
 from .logs import current_job
 from .model_files import folder_size, local_weights
-from .models import GeneratedImage, GenerationJob, ImageModel, JobStatus
+from .models import AssetPreset, GeneratedImage, GenerationJob, ImageModel, JobStatus
 from .png_meta import png_info
 from .thumbnails import attach_thumbnail
 
@@ -167,6 +167,17 @@ def preload_default_model() -> None:
         log.warning("Default model not preloaded: %s", exc)
     except Exception:
         log.exception("Default model not preloaded")
+
+
+def prepare_palette_tables() -> None:
+    """Start building the lookup tables of the asset types' palettes this worker lacks (in the
+    background, at the lowest priority): the first jobs use the memo meanwhile."""
+    from .finishing.plans import palette_of
+    from .finishing.table import judged
+
+    for preset in AssetPreset.objects.all():
+        if (palette := palette_of(preset)) is not None:
+            judged(palette).ready()
 
 
 def load_engine(model_key: str, *, clock: Stopwatch | None = None, waiting: str = "A job") -> Engine:

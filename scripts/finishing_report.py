@@ -9,6 +9,10 @@ SVG, stored as a job's images are), and prints a table, or with --json one JSON 
 
 It runs in a throwaway SQLite database and media folder (nothing of var/ is touched). SVGs are
 parsed and, where Playwright's Chromium is installed, rendered by Chromium (`svg_rendered`).
+
+The palette's lookup table is built first, as a worker builds it when it starts (about a minute on
+one core; `palette_table_seconds`), in a throwaway folder unless --tables names one to keep it in.
+--no-table measures the memo a worker uses until its table is ready.
 """
 
 from __future__ import annotations
@@ -46,8 +50,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--tiers", default="standard,high", help="comma-separated quality tiers")
     parser.add_argument("--seeds", type=int, default=1, help="images per prompt and tier")
+    parser.add_argument("--tables", type=Path, help="folder for the palette tables (kept between runs)")
+    parser.add_argument("--no-table", action="store_true", help="no lookup table: the memo alone")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="finishing-report-"))
+    tables = "" if args.no_table else str(args.tables or var / "palette-tables")
     os.environ.update(
         DJANGO_SETTINGS_MODULE="brandstudio.settings",
         SECRET_KEY="finishing-report",
@@ -56,6 +63,7 @@ def main() -> None:
         HF_HUB_OFFLINE="1",
         STUDIO_DEFAULT_MODEL="demo-brand",
         STUDIO_PREVIEW_SECONDS="0",
+        STUDIO_PALETTE_TABLES_DIR=tables,
     )
     os.environ.pop("DATABASE_URL", None)
     import django
@@ -66,12 +74,29 @@ def main() -> None:
     quiet = io.StringIO()  # the JSON must be all that --json prints
     call_command("migrate", verbosity=0, stdout=quiet)
     call_command("build_default_model", verbosity=0, stdout=quiet)
+    table_seconds = build_tables()
     rows = run([t.strip() for t in args.tiers.split(",") if t.strip()], args.seeds)
-    summary = summarise(rows)
+    summary = summarise(rows) | {"palette_table": not args.no_table, "palette_table_seconds": table_seconds}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print_table(rows, summary)
+
+
+def build_tables() -> float | None:
+    """The Icon palette's lookup table, built (or found) as a starting worker would: seconds taken."""
+    from django.conf import settings
+
+    from generation.finishing import table
+    from generation.finishing.plans import palette_of
+    from generation.models import AssetPreset
+
+    palette = palette_of(AssetPreset.objects.get(slug="icon"))
+    if settings.STUDIO_PALETTE_TABLES_DIR is None or palette is None:
+        return None
+    started = time.perf_counter()
+    table.build(palette, settings.STUDIO_PALETTE_TABLES_DIR / table.table_name(palette))
+    return round(time.perf_counter() - started, 1)
 
 
 def run(tiers: list[str], seeds: int) -> list[dict[str, Any]]:

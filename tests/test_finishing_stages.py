@@ -33,19 +33,20 @@ def shifted(image: Image.Image, offset: tuple[int, int, int]) -> Image.Image:
     return Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + offset, 0, 255).astype(np.uint8))
 
 
-def lab_pixels(image: Image.Image) -> np.ndarray:
-    return palette.to_lab(np.asarray(image.convert("RGB")).reshape(-1, 3))
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.float64).reshape(-1, 3)
 
 
-def distance_to_palette_segments(lab: np.ndarray) -> np.ndarray:
-    """Lab distance from each colour to the nearest segment between two of the brand's colours."""
-    refs = palette.hex_lab(palette.references(BRAND))
-    best = np.full(len(lab), np.inf)
+def distance_to_palette_segments(rgb: np.ndarray) -> np.ndarray:
+    """sRGB distance (8-bit levels) from each colour to the nearest straight line between two of the brand's
+    colours: where alpha blending, and anti-aliasing, put an edge's mixes."""
+    refs = palette.hex_rgb(palette.references(BRAND)).astype(np.float64)
+    best = np.full(len(rgb), np.inf)
     for i in range(len(refs)):
         for j in range(i + 1, len(refs)):
             a, ab = refs[i], refs[j] - refs[i]
-            t = np.clip((lab - a) @ ab / (ab @ ab), 0, 1)
-            best = np.minimum(best, np.linalg.norm(lab - (a + t[:, None] * ab), axis=1))
+            t = np.clip((rgb - a) @ ab / (ab @ ab), 0, 1)
+            best = np.minimum(best, np.linalg.norm(rgb - (a + t[:, None] * ab), axis=1))
     return best
 
 
@@ -115,7 +116,7 @@ def test_correction_keeps_edges_soft_with_only_palette_colours_and_their_mixes()
     solid = {tuple(BLUE), tuple(BACKGROUND)}
     edge_colours = {tuple(c) for c in np.unique(pixels, axis=0)} - solid
     assert len(edge_colours) > 2  # a soft ramp, not a posterised step
-    assert distance_to_palette_segments(lab_pixels(fixed)).max() < 1.5  # sRGB rounding only
+    assert distance_to_palette_segments(rgb_pixels(fixed)).max() <= 0.9  # 8-bit rounding only
 
 
 def test_correcting_twice_changes_nothing_beyond_rounding():

@@ -156,6 +156,15 @@ def test_64_px_to_1024_takes_two_passes_and_lands_on_the_exact_size(upscalers_di
     assert wide.size == (1000, 600) and record["passes"] == 2  # 64 -> 256 -> 1024 wide, then Lanczos
 
 
+def test_a_pass_that_would_mostly_be_thrown_away_is_left_to_lanczos(upscalers_dir) -> None:
+    # 64 -> 256 by the model, then 2x by Lanczos, not a 1024 px pass cut down to 512.
+    image, record = upscale.to_size(icon(), (512, 512), ref(), device="cpu")
+    assert image.size == (512, 512) and record["passes"] == 1
+    # A 4x model still serves a 2x enlargement: its one pass, then down to the size.
+    image, record = upscale.to_size(icon(), (128, 128), ref(), device="cpu")
+    assert image.size == (128, 128) and record["passes"] == 1
+
+
 def test_without_an_upscaler_it_is_lanczos_and_says_so() -> None:
     image, record = upscale.to_size(icon(), (256, 256), None, device="cpu")
     assert image.size == (256, 256) and record["method"] == "Lanczos" and record["passes"] == 0

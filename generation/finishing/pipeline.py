@@ -110,9 +110,7 @@ def finish(
     if brand is not None:
         scored = {"colours": list(brand.colours), "tolerance": brand.tolerance, "correct": plan.correct}
         with stage("palette", records, scored) as record:
-            result.compliance_before = palette.compliance(image, brand)
-            if plan.correct:
-                image = palette.correct(image, brand)
+            result.compliance_before, image = palette.score_and_correct(image, brand, correct=plan.correct)
         palette_record = record
     if plan.sharpen:
         with stage("sharpen", records, {"radius": plan.sharpen_radius, "amount": plan.sharpen_amount}):

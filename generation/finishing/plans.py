@@ -47,9 +47,7 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
     upscaler = upscaler_for(preset) if preset.use_upscaler else None
     if upscale > 1 and upscaler is None:
         notes.append(NO_UPSCALER)
-    palette = None
-    if preset.palette:
-        palette = Palette(tuple(preset.palette), preset.background_colour, preset.palette_tolerance)
+    palette = palette_of(preset)
     return Plan(
         output_size=output,
         upscale=upscale,
@@ -64,6 +62,12 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
         floor=preset.compliance_floor,
         notes=tuple(notes),
     )
+
+
+def palette_of(preset: AssetPreset) -> Palette | None:
+    if not preset.palette:
+        return None
+    return Palette(tuple(preset.palette), preset.background_colour, preset.palette_tolerance)
 
 
 def check_output_side(quality: str, size: tuple[int, int], output: tuple[int, int]) -> None:

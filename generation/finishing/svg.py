@@ -168,7 +168,8 @@ def trace(image: Image.Image, palette: Palette) -> str:
     import vtracer
     from PIL import Image as PILImage
 
-    from generation.finishing.palette import delta_e, distinct, hex_lab, image_words, lookup, pack, to_lab, unpack
+    from generation.finishing.colours import distinct, image_words, lookup, pack, references
+    from generation.finishing.palette import nearest_references
 
     width, height = image.size
     shrink = max(width, height) / TRACE_MAX_SIDE
@@ -178,12 +179,13 @@ def trace(image: Image.Image, palette: Palette) -> str:
     codes, alpha = image_words(image)
     words = np.zeros(codes.size, dtype="<u4")  # 0: a transparent pixel, left out of the SVG
     if names and codes.size:
-        refs = [*names, *([palette.background.lower()] if palette.background else [])]
+        refs = references(palette)  # the colours, then the background when it names one
         values = distinct(codes)
-        nearest = delta_e(to_lab(unpack(values))[:, None, :], hex_lab(refs)[None, :, :]).argmin(axis=1)
-        opaque = pack(np.array([_hex_rgb(name) for name in names], dtype=np.uint8)) | np.uint32(0xFF000000)
-        snapped = np.zeros(len(refs), dtype="<u4")  # the background (the last, when named) stays transparent
-        snapped[: len(names)] = opaque
+        nearest = nearest_references(values, palette)
+        snapped = np.zeros(len(refs), dtype="<u4")  # the background stays transparent
+        for i, name in enumerate(refs):
+            if name in names:
+                snapped[i] = pack(np.array(_hex_rgb(name), dtype=np.uint8)) | np.uint32(0xFF000000)
         words = lookup(codes, values, snapped[nearest])
         if alpha is not None:
             words[alpha < 128] = 0

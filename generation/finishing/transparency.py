@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from generation.finishing.palette import delta_e, distinct, image_words, lookup, pack, to_lab, unpack, words_image
+from generation.finishing.colours import colours_of, delta_e, image_words, pack, to_lab, unpack, words_image
 from generation.finishing.validators import HEX, hex_to_rgb
 
 # A colour whose pixels cover this share of the image, and which is clearly not background, is a solid
@@ -37,9 +37,8 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
         raise ValueError(f"A transparent background needs the background colour (like #f6f7f9), not {background!r}.")
     codes, alpha_in = image_words(image)
     bg = np.array(hex_to_rgb(background), dtype=np.float64)
-    values = distinct(codes)
+    values, index = colours_of(codes)
     colours = unpack(values)
-    index = lookup(codes, values, np.arange(len(values), dtype=np.int32))
     counts = np.bincount(index, minlength=len(values))
     distance = delta_e(to_lab(colours), to_lab(bg.astype(np.uint8)))
 
