@@ -121,6 +121,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # avoid "database is locked" on lock upgrades (https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-notes).
     # IMMEDIATE also takes the write lock at BEGIN, which makes services.within_limits atomic here.
     # Kept connections are safe with both: a connection holds no lock between transactions.
+    # Our backend queues writing transactions on a file lock (brandstudio/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "brandstudio.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

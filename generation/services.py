@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -405,7 +406,8 @@ def dispatch(user_id: int) -> int:
     job and its dispatch, not two; the broker gets the jobs after that commit either way.
     """
     with transaction.atomic(savepoint=False):
-        User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
+        if _holding_lock.get() != user_id:  # a submission inside within_limits holds it already
+            User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
         # One read of the user's unfinished jobs (at most STUDIO_MAX_JOBS_IN_FLIGHT rows): how
         # many are on the queue already, and which wait, oldest first.
         mine = GenerationJob.objects.filter(owner_id=user_id, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
@@ -483,7 +485,15 @@ def within_limits(user_id: int, *, jobs: int = 1) -> Iterator[None]:
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user_id)
         quota_check(user, jobs=jobs)
-        yield
+        token = _holding_lock.set(user_id)
+        try:
+            yield
+        finally:
+            _holding_lock.reset(token)
+
+
+# The user whose row lock this thread's transaction holds (within_limits), so dispatch skips taking it again.
+_holding_lock: contextvars.ContextVar[int | None] = contextvars.ContextVar("holding_lock", default=None)
 
 
 def quota_check(user: User, *, jobs: int = 1) -> None:

@@ -45,6 +45,15 @@ def test_the_web_server_runs_a_worker_per_core_unless_told(settings) -> None:
     assert command[command.index("--threads") + 1] == "8"
 
 
+def test_the_web_server_keeps_idle_connections_longer_than_clients_do() -> None:
+    # A server closing an idle keep-alive connection as a request arrives drops that request; httpx
+    # (the CLI, the load test) expires its idle connections after 5 s, so the server must wait longer.
+    import runpy
+
+    command = web_command("127.0.0.1", 8000, 1)
+    config = runpy.run_path(command[command.index("--config") + 1])  # as gunicorn reads it
+    assert config["keepalive"] > 5
+
 def test_the_workers_torch_leaves_a_core_to_the_web_server_unless_told(monkeypatch) -> None:
     monkeypatch.delenv("STUDIO_WORKER_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

@@ -51,6 +51,7 @@ def beat_command(var_dir: Path) -> list[str]:
 def web_command(host: str, port: int, workers: int) -> list[str]:
     # One worker per core (STUDIO_WEB_WORKERS); threads let progress polling go on while a download streams.
     command = [sys.executable, "-m", "gunicorn", "brandstudio.wsgi", "--bind", f"{host}:{port}"]
+    command += ["--config", str(settings.BASE_DIR / "gunicorn.conf.py")]  # what the containers read too
     command += ["--workers", str(workers), "--threads", "8", "--graceful-timeout", "5"]
     return command + ["--access-logfile", "-"]
 
