@@ -54,6 +54,7 @@ def test_the_web_server_keeps_idle_connections_longer_than_clients_do() -> None:
     config = runpy.run_path(command[command.index("--config") + 1])  # as gunicorn reads it
     assert config["keepalive"] > 5
 
+
 def test_the_workers_torch_leaves_a_core_to_the_web_server_unless_told(monkeypatch) -> None:
     monkeypatch.delenv("STUDIO_WORKER_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
