@@ -169,13 +169,25 @@ def preload_default_model() -> None:
         log.exception("Default model not preloaded")
 
 
-def prepare_palette_tables() -> None:
-    """Start building the lookup tables of the asset types' palettes this worker lacks (in the
-    background, at the lowest priority): the first jobs use the memo meanwhile."""
-    from .finishing.plans import palette_of
+def prepare_finishing() -> None:
+    """What the asset types' finishing needs, made ready as the worker starts, so the first job
+    does not pay for it: their upscalers loaded, the colour scratch tables allocated, and their
+    palettes' lookup tables built where missing (in the background, at the lowest priority: the
+    first jobs use the memo meanwhile)."""
+    import numpy as np
+
+    from .engine.devices import resolve_device
+    from .finishing import colours, upscale
+    from .finishing.plans import palette_of, upscaler_for
     from .finishing.table import judged
 
-    for preset in AssetPreset.objects.all():
+    colours.colours_of(np.zeros(1, dtype=np.uint32))  # maps the scratch tables' first pages
+    for preset in AssetPreset.objects.select_related("upscaler"):
+        if preset.use_upscaler and (ref := upscaler_for(preset)) is not None:
+            try:
+                upscale.load(upscale.upscaler_path(ref), resolve_device(settings.STUDIO_DEVICE))
+            except (OSError, ValueError) as exc:  # the job that needs it says so
+                log.warning("Upscaler %s not preloaded: %s", ref.key, exc)
         if (palette := palette_of(preset)) is not None:
             judged(palette).ready()
 

@@ -18,7 +18,7 @@ def preload_default_model(**kwargs: Any) -> None:
     Torch is imported here, in the pool process, not in the parent before fork: CUDA must not
     be initialised before fork, and on CPU a child forked from a torch-importing parent ran
     the same pipeline a few percent slower (scripts/benchmark.py). Maintenance-only workers
-    set STUDIO_PRELOAD_ENGINE=0. Then the asset types' palette tables are built if missing.
+    set STUDIO_PRELOAD_ENGINE=0. Then the asset types' finishing is made ready (runner.prepare_finishing).
     """
     if os.environ.get("STUDIO_PRELOAD_ENGINE", "1") == "1":
         threading.Thread(target=_preload, name="preload-default-model", daemon=True).start()
@@ -27,11 +27,11 @@ def preload_default_model(**kwargs: Any) -> None:
 def _preload() -> None:
     from django.db import connection
 
-    from .runner import preload_default_model, prepare_palette_tables
+    from .runner import preload_default_model, prepare_finishing
 
     try:
         preload_default_model()
-        prepare_palette_tables()
+        prepare_finishing()
     except Exception:
         log.exception("Palette tables not prepared")
     finally:

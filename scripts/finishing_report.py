@@ -11,7 +11,8 @@ It runs in a throwaway SQLite database and media folder (nothing of var/ is touc
 parsed and, where Playwright's Chromium is installed, rendered by Chromium (`svg_rendered`).
 
 The palette's lookup table is built first, as a worker builds it when it starts (about a minute on
-one core; `palette_table_seconds`), in a throwaway folder unless --tables names one to keep it in.
+one core; `palette_table_seconds`), in a throwaway folder unless --tables names one to keep it in,
+and the upscaler is loaded, as a starting worker loads it.
 --no-table measures the memo a worker uses until its table is ready.
 """
 
@@ -75,6 +76,9 @@ def main() -> None:
     call_command("migrate", verbosity=0, stdout=quiet)
     call_command("build_default_model", verbosity=0, stdout=quiet)
     table_seconds = build_tables()
+    from generation.runner import prepare_finishing
+
+    prepare_finishing()  # as a starting worker does: the upscaler loaded before the first job
     rows = run([t.strip() for t in args.tiers.split(",") if t.strip()], args.seeds)
     summary = summarise(rows) | {"palette_table": not args.no_table, "palette_table_seconds": table_seconds}
     if args.json:

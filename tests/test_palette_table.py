@@ -4,6 +4,7 @@ built again. Tables here cover the first 2**16 packed colours (blue 0) instead o
 takes a minute."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,15 +120,18 @@ def test_delta_e_split_over_threads_equals_one_call() -> None:
 
 
 @pytest.mark.django_db
-def test_a_starting_worker_builds_the_tables_of_the_asset_types_palettes(small_tables) -> None:
+def test_a_starting_worker_loads_the_asset_types_upscalers_and_builds_their_palette_tables(small_tables) -> None:
+    from generation.finishing import upscale
     from generation.finishing.plans import palette_of
     from generation.models import AssetPreset
-    from generation.runner import prepare_palette_tables
+    from generation.runner import prepare_finishing
 
     icon = AssetPreset.objects.get(slug="icon")
     icon.palette, icon.background_colour, icon.palette_tolerance = list(NO_BLUE.colours), NO_BLUE.background, 12.0
     icon.save()
     AssetPreset.objects.exclude(pk=icon.pk).update(palette=[])
-    prepare_palette_tables()
+    upscale.clear_cache()
+    prepare_finishing()
+    assert [Path(path).name for path, _, _ in upscale._cache] == ["demo-icons-4x.safetensors"]
     assert table.wait_for_builds(60)
     assert [path.name for path in small_tables.glob("*.npy")] == [table.table_name(palette_of(icon))]
