@@ -135,3 +135,11 @@ def test_a_starting_worker_loads_the_asset_types_upscalers_and_builds_their_pale
     assert [Path(path).name for path, _, _ in upscale._cache] == ["demo-icons-4x.safetensors"]
     assert table.wait_for_builds(60)
     assert [path.name for path in small_tables.glob("*.npy")] == [table.table_name(palette_of(icon))]
+
+
+def test_a_build_killed_midway_leaves_nothing_the_next_build_does_not_clear(small_tables) -> None:
+    path = small_tables / table.table_name(NO_BLUE)
+    leftover = small_tables / f"{path.stem}.abc123.part"
+    leftover.write_bytes(b"half a table")
+    assert table.build(NO_BLUE, path)
+    assert path.is_file() and not leftover.exists()

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -52,7 +53,7 @@ class Judged:
         self.refs_rgb = hex_rgb(names)
         self.path = folder / table_name(palette) if folder else None
         self.table: np.ndarray | None = None
-        self._looked = 0.0
+        self._looked: float | None = None  # when the table was last looked for
         self.lock = threading.Lock()
         self._clear()
 
@@ -81,7 +82,7 @@ class Judged:
 
     def ready(self) -> bool:
         """Whether the table is loaded; when it is missing, this starts its build."""
-        self._looked = 0.0
+        self._looked = None
         return self._table() is not None
 
     # --- the table on disk
@@ -91,7 +92,7 @@ class Judged:
         if self.table is not None or self.path is None:
             return self.table
         now = time.monotonic()
-        if now - self._looked < 60:
+        if self._looked is not None and now - self._looked < 60:
             return None
         self._looked = now
         self.table = load(self.path)
@@ -204,11 +205,13 @@ def build(palette: Palette, path: Path) -> bool:
             return False
         if load(path) is not None:
             return True
+        for leftover in path.parent.glob(f"{path.stem}.*.part"):  # a build killed midway (we hold its lock)
+            leftover.unlink(missing_ok=True)
         started = time.monotonic()
         table = np.empty(COLOURS, dtype="<u4")
         for start in range(0, COLOURS, CHUNK):
             table[start : start + CHUNK] = entries(palette, start, start + CHUNK)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.part")
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 np.save(out, table)
@@ -233,8 +236,9 @@ def build_in_background(palette: Palette, path: Path) -> None:
         _building.add(str(path))
 
     def run() -> None:
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only (Linux)
+        if sys.platform.startswith("linux"):  # Linux alone takes a thread's id here: this thread only
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
             with serial():
                 build(palette, path)
