@@ -215,6 +215,7 @@ def build(palette: Palette, path: Path) -> bool:
         try:
             with os.fdopen(fd, "wb") as out:
                 np.save(out, table)
+            os.chmod(temporary, 0o644)  # mkstemp's 0600 would shut out workers running as another user
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
