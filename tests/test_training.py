@@ -124,6 +124,26 @@ class TestReport:
         assert "a.png and a-copy.jpg: near-duplicates" in messages
         assert "a-crop.png" in messages
 
+    def test_recolours_of_one_glyph_are_not_duplicates_but_re_saves_and_crops_still_are(self, training_set) -> None:
+        blue, orange = draw_icon("blue", "star", size=256), draw_icon("orange", "star", size=256)
+        crop = orange.crop((26, 26, 230, 230)).resize((256, 256))
+        uploads = [("blue.png", png(blue)), ("orange.png", png(orange)), ("orange.jpg", png(orange, "JPEG"))]
+        uploads += [("orange-crop.png", png(crop))]
+        training_data.add_uploads(training_set, [upload(name, data) for name, data in uploads])
+        messages = " ".join(f.message for f in training_data.report(training_set).checks[2].findings)
+        assert "orange.png and orange.jpg: near-duplicates" in messages and "orange-crop.png" in messages
+        assert "blue.png" not in messages
+
+    def test_images_hashed_before_colours_were_kept_are_judged_on_the_greyscale_hash(self, training_set) -> None:
+        training_data.add_uploads(
+            training_set, [upload("a.png", png(icon(0, 256))), upload("b.png", png(icon(0, 256)))]
+        )
+        for row in training_set.images.all():
+            row.hashes = {"full": row.hashes["full"], "crops": row.hashes["crops"]}
+            row.save()
+        messages = " ".join(f.message for f in training_data.report(training_set).checks[2].findings)
+        assert "a.png and b.png: near-duplicates" in messages
+
     def test_missing_short_and_mixed_captions_are_reported(self, training_set) -> None:
         add_icons(training_set, 3, captions=False)
         rows = list(training_set.images.order_by("pk"))

@@ -191,12 +191,41 @@ def dhash(image: Image.Image, size: int = 8) -> str:
 
 
 def image_hashes(image: Image.Image) -> dict[str, object]:
-    """The image's hash and its crops' (centre and corners), to catch crops of one picture."""
+    """The image's hash and its crops' (centre and corners), to catch crops of one picture, each with
+    its colours (a 4×4 thumbnail): the hash is of the greyscale, where a glyph recoloured from blue to
+    orange looks the same, and a brand kit is full of recolours that are not duplicates."""
     w, h = image.size
     boxes = [(0.1, 0.1, 0.9, 0.9), (0.2, 0.2, 0.8, 0.8), (0, 0, 0.75, 0.75), (0.25, 0, 1, 0.75)]
     boxes += [(0, 0.25, 0.75, 1), (0.25, 0.25, 1, 1)]
-    crops = [dhash(image.crop((round(a * w), round(b * h), round(c * w), round(d * h)))) for a, b, c, d in boxes]
-    return {"full": dhash(image), "crops": crops}
+    crops = [image.crop((round(a * w), round(b * h), round(c * w), round(d * h))) for a, b, c, d in boxes]
+    return {
+        "full": dhash(image),
+        "crops": [dhash(crop) for crop in crops],
+        "colours": colour_print(image),
+        "crop_colours": [colour_print(crop) for crop in crops],
+    }
+
+
+def colour_print(image: Image.Image) -> list[int]:
+    """The image at 4×4 px in RGB, over white where it is transparent: 48 numbers."""
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)
+    return list(flat.convert("RGB").resize((4, 4), Image.Resampling.BOX).tobytes())
+
+
+# Two colour prints this far apart (the largest difference of one number, 0-255) are different
+# pictures even when their greyscale hashes match: a recolour moves the glyph's cells by far more,
+# a JPEG re-save or a resize by a few levels.
+COLOUR_DISTANCE = 24
+
+
+def same_colours(a: object, b: object) -> bool:
+    """Whether two colour prints match; True when either is missing (images hashed before they were
+    kept, judged on the greyscale hash alone as before)."""
+    if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+        return True
+    return max((abs(x - y) for x, y in zip(a, b, strict=True)), default=0) <= COLOUR_DISTANCE
 
 
 def distance(a: str, b: str) -> int:
@@ -302,7 +331,9 @@ def _check_duplicates(images: list[TrainingImage]) -> Check:
     pairs: list[tuple[TrainingImage, TrainingImage, str]] = []
     for i, a in enumerate(images):
         for b in images[i + 1 :]:
-            if distance(a.hashes["full"], b.hashes["full"]) <= DUPLICATE_DISTANCE:
+            if distance(a.hashes["full"], b.hashes["full"]) <= DUPLICATE_DISTANCE and same_colours(
+                a.hashes.get("colours"), b.hashes.get("colours")
+            ):
                 pairs.append((a, b, "near-duplicates"))
             elif _is_crop(a, b) or _is_crop(b, a):
                 pairs.append((a, b, "one is a crop of the other"))
@@ -314,7 +345,12 @@ def _check_duplicates(images: list[TrainingImage]) -> Check:
 
 
 def _is_crop(small: TrainingImage, large: TrainingImage) -> bool:
-    return any(distance(small.hashes["full"], crop) <= DUPLICATE_DISTANCE for crop in large.hashes.get("crops", []))
+    crops = large.hashes.get("crops", [])
+    colours = large.hashes.get("crop_colours") or [None] * len(crops)
+    return any(
+        distance(small.hashes["full"], crop) <= DUPLICATE_DISTANCE and same_colours(small.hashes.get("colours"), colour)
+        for crop, colour in zip(crops, colours, strict=False)
+    )
 
 
 def _words(caption: str) -> list[str]:
