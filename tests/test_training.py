@@ -86,6 +86,43 @@ class TestUploads:
         assert [name for name, _ in result.rejected] == ["../../escape.png", "notes.md"]
         assert all(row.file.name.startswith(f"training/sets/{training_set.pk}/") for row in result.added)
 
+    def test_an_oversized_caption_refuses_its_image_only_and_says_the_limit_in_bytes(self, training_set) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("big.png", png(icon(0)))
+            archive.writestr("big.txt", "x" * 20_000)
+            archive.writestr("fine.png", png(icon(1)))
+            archive.writestr("fine.txt", "a flat green square icon")
+        result = training_data.add_uploads(training_set, [upload("set.zip", buffer.getvalue())])
+        assert [row.original_name for row in result.added] == ["fine.png"]
+        assert result.rejected == [("big.png", "its caption big.txt is over 10,000 bytes")]
+
+    def test_captions_without_an_image_are_reported_not_dropped(self, training_set) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("lonely.txt", "a caption whose image was forgotten")
+            archive.writestr("other.txt", "and another")
+        result = training_data.add_uploads(training_set, [upload("captions.zip", buffer.getvalue())])
+        assert not result.added
+        assert [name for name, _ in result.rejected] == ["lonely.txt", "other.txt"]
+        assert all("no image of the same name" in reason for _, reason in result.rejected)
+
+    def test_an_image_too_small_to_learn_from_is_refused_with_its_size(self, training_set) -> None:
+        result = training_data.add_uploads(training_set, [upload("tiny.png", png(icon(0, 20)))])
+        assert not result.added
+        assert result.rejected == [("tiny.png", "20×20 px is too small to learn from; at least 32 px a side")]
+
+    def test_the_resolution_warning_uses_the_size_the_familys_models_train_at(self, training_set) -> None:
+        from generation.training.services import training_side
+
+        side, model = training_side(training_set)
+        add_icons(training_set, 3, size=max(32, side // 2))
+        finding = training_data.report(training_set).checks[1].findings[0]
+        assert f"under {side} px on the short side, the size {model} trains at" in finding.message
+        ImageModel.objects.filter(family="flux").exclude(options__has_key="native_size").update(enabled=False)
+        small_side, small_model = training_side(training_set)
+        assert small_side < side and small_model  # only models with a native size left: they train there
+
     def test_a_zip_bomb_is_refused(self, training_set) -> None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -34,6 +34,7 @@ MAX_ZIP_ENTRIES = 1000
 MAX_ZIP_TOTAL = 4 * 2**30
 MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry
 MAX_CAPTION_BYTES = 10_000
+MIN_UPLOAD_SIDE = 32  # smaller than the smallest model draws (the demo's 64 px) by half
 
 
 class UploadError(ValueError):
@@ -69,6 +70,12 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
     if caption == "!unsafe path":
         result.rejected.append((name, "a path that leaves the zip; skipped"))
         return
+    if caption == "!no image":
+        result.rejected.append((name, "a caption with no image of the same name beside it; skipped"))
+        return
+    if caption.startswith("!caption: "):
+        result.rejected.append((name, caption.removeprefix("!caption: ")))
+        return
     if not storable([name, caption]):
         result.rejected.append((name, "its name or caption holds characters that cannot be stored"))
         return
@@ -91,7 +98,7 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
 
 def _checked_image(data: bytes) -> tuple[Image.Image, str]:
     if len(data) > MAX_IMAGE_BYTES:
-        raise UploadError(f"over {MAX_IMAGE_BYTES // 2**20} MB")
+        raise UploadError(f"over {_bytes(MAX_IMAGE_BYTES)}")
     try:
         image = Image.open(io.BytesIO(data), formats=list(FORMATS))
     except Image.DecompressionBombError:
@@ -100,11 +107,23 @@ def _checked_image(data: bytes) -> tuple[Image.Image, str]:
         raise UploadError("not a PNG, JPEG or WebP image") from None
     if image.width * image.height > MAX_PIXELS:  # known from the header, before any decoding
         raise UploadError(_too_many_pixels(image.width, image.height))
+    if min(image.width, image.height) < MIN_UPLOAD_SIDE:
+        raise UploadError(
+            f"{image.width}×{image.height} px is too small to learn from; at least {MIN_UPLOAD_SIDE} px a side"
+        )
     try:
         image.load()
     except Exception:
         raise UploadError("the image data is damaged") from None
     return image, FORMATS[str(image.format)]
+
+
+def _bytes(limit: int) -> str:
+    """A byte limit as people say it: "10,000 bytes", "50 MB", "1 GB"."""
+    for unit, size in (("GB", 2**30), ("MB", 2**20)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit:,} bytes"
 
 
 def _too_many_pixels(width: int, height: int) -> str:
@@ -123,7 +142,7 @@ def _header_size(data: bytes) -> tuple[int, int]:
 
 def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, bytes, str]]:
     if size is not None and size > MAX_ZIP_BYTES:
-        raise UploadError(f"the zip is over {MAX_ZIP_BYTES // 2**30} GB")
+        raise UploadError(f"the zip is over {_bytes(MAX_ZIP_BYTES)}")
     try:
         archive = zipfile.ZipFile(upload)
     except zipfile.BadZipFile:
@@ -132,13 +151,18 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, 
         entries = [e for e in archive.infolist() if not e.is_dir() and not _is_junk(e.filename)]
         if len(entries) > MAX_ZIP_ENTRIES:
             raise UploadError(f"the zip holds {len(entries)} files; the limit is {MAX_ZIP_ENTRIES}")
-        captions = {
-            PurePosixPath(e.filename).with_suffix("").as_posix(): _read(archive, e, MAX_CAPTION_BYTES).decode(
-                "utf-8", "replace"
-            )
-            for e in entries
-            if e.filename.lower().endswith(".txt")
-        }
+        captions: dict[str, str | UploadError] = {}
+        for e in entries:
+            if e.filename.lower().endswith(".txt"):
+                try:
+                    text: str | UploadError = _read(archive, e, MAX_CAPTION_BYTES).decode("utf-8", "replace")
+                except UploadError as exc:  # that image is refused, not the whole zip
+                    text = exc
+                captions[_stem(e.filename)] = text
+        images = {_stem(e.filename) for e in entries if not e.filename.lower().endswith(".txt")}
+        for e in entries:
+            if e.filename.lower().endswith(".txt") and _stem(e.filename) not in images:
+                yield e.filename, b"", "!no image"
         total = 0
         for entry in entries:
             if entry.filename.lower().endswith(".txt"):
@@ -152,7 +176,16 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, 
             total += len(data)
             if total > MAX_ZIP_TOTAL:
                 raise UploadError("the zip unpacks to more than the limit; split it")
-            yield entry.filename, data, captions.get(PurePosixPath(entry.filename).with_suffix("").as_posix(), "")
+            caption = captions.get(_stem(entry.filename), "")
+            if isinstance(caption, UploadError):
+                yield entry.filename, b"", f"!caption: its caption {caption}"
+                continue
+            yield entry.filename, data, caption
+
+
+def _stem(name: str) -> str:
+    """A zip entry's name without its extension: an image and its caption share it."""
+    return PurePosixPath(name).with_suffix("").as_posix()
 
 
 def _is_junk(name: str) -> bool:
@@ -171,7 +204,7 @@ def _read(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int) -> bytes
     except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
         raise UploadError(f"{entry.filename} cannot be read ({exc})") from None
     if len(data) > limit:
-        raise UploadError(f"{entry.filename} is over {limit // 2**20} MB")
+        raise UploadError(f"{entry.filename} is over {_bytes(limit)}")
     return data
 
 
@@ -242,7 +275,6 @@ COUNTS = {
     "premium-illustration": (25, 50, 80),
 }
 DEFAULT_COUNTS = (15, 30, 50)
-MIN_SHORT_SIDE = 1024
 MIN_CAPTION_WORDS = 6
 DUPLICATE_DISTANCE = 6
 # Words designers use for one idea; a set should settle on one of each group.
@@ -287,10 +319,12 @@ class Report:
 
 
 def report(training_set: TrainingSet) -> Report:
+    from .services import training_side  # services imports this module
+
     images = list(training_set.images.filter(excluded=False))
     checks = [
         _check_count(training_set, len(images)),
-        _check_resolution(images),
+        _check_resolution(images, *training_side(training_set)),
         _check_duplicates(images),
         _check_captions(images),
         _check_terminology(images),
@@ -313,14 +347,17 @@ def _check_count(training_set: TrainingSet, n: int) -> Check:
     return check
 
 
-def _check_resolution(images: list[TrainingImage]) -> Check:
-    small = [img for img in images if min(img.width, img.height) < MIN_SHORT_SIDE]
+def _check_resolution(images: list[TrainingImage], side: int, model: str) -> Check:
+    """Images smaller than the size they train at (`side`, the largest of the family's models, named
+    by `model`) are upscaled in training."""
+    small = [img for img in images if min(img.width, img.height) < side]
     check = Check("Resolution", 20, 1 - len(small) / len(images) if images else 0.0)
     if small:
+        where = f", the size {model} trains at" if model else ""
         check.findings.append(
             Finding(
                 "warning",
-                f"{len(small)} image(s) under {MIN_SHORT_SIDE} px on the short side (they are upscaled in training).",
+                f"{len(small)} image(s) under {side} px on the short side{where} (they are upscaled in training).",
                 [img.pk for img in small],
             )
         )

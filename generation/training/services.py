@@ -69,6 +69,18 @@ def training_defaults(training_set: TrainingSet, model: ImageModel) -> dict[str,
     return params
 
 
+def training_side(training_set: TrainingSet) -> tuple[int, str]:
+    """The side the set's images train at, and the model that trains there: the largest of the
+    enabled models of its family (a model with a native size, like the demo's 64 px, trains at it)."""
+    models = (
+        ImageModel.objects.filter(family=training_set.family, enabled=True)
+        if training_set.family in FAMILY_DEFAULTS
+        else []
+    )
+    sides = [(int(training_defaults(training_set, model)["resolution"]), model.name) for model in models]
+    return max(sides, default=(int(FAMILY_DEFAULTS.get(training_set.family, {}).get("resolution", 1024)), ""))
+
+
 def run_create(
     *, training_set: TrainingSet, model: ImageModel, user: User, overrides: dict[str, Any] | None = None
 ) -> TrainingRun:
