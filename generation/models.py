@@ -2,6 +2,7 @@ import base64
 import json
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -747,6 +748,13 @@ class TrainingRun(models.Model):
     @property
     def progress_percent(self) -> int:
         return round(100 * self.step / self.total_steps) if self.total_steps else 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long it ran: to its end, or so far while it runs; None before it starts."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
 
 
 # --- API tokens

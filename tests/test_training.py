@@ -353,6 +353,7 @@ class TestPages:
         run_training(str(run.pk), worker="gpu@test")
         page = staff_client.get(reverse("training-run", args=[run.pk])).content.decode()
         assert "<polyline" in page and "step 2" in page and "Publish to Icon" in page
+        assert "Started " in page and " · ended " in page and " · took " in page
         assert staff_client.get(reverse("training-run", args=[run.pk]), HTTP_HX_REQUEST="true").status_code == 286
         lora = BrandLora.objects.get()
         staff_client.post(reverse("lora-action", args=[lora.pk, "publish"]))
@@ -363,7 +364,7 @@ class TestPages:
         group = JobGroup.objects.get()
         assert response.url == group.get_absolute_url() and group.kind == "loras"
         labels = {job.params["lora_label"] for job in group.jobs.all()}
-        assert labels == {"current: Icon v1", "candidate: Icon v1"}
+        assert labels == {"current: no LoRA", "candidate: Icon v1"}  # published: against none, not itself
         assert group.jobs.count() == 2 * len(training_set.preset.test_prompts)
         assert "candidate: Icon v1" in staff_client.get(group.get_absolute_url()).content.decode()
 
@@ -399,6 +400,21 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
     job = submit(str(v2.pk))
     assert [lora["name"] for lora in job.params["loras"]] == ["Icon v2"] and job.params["prompt"].startswith("bsicon, ")
     assert submit("none").params["loras"] == []
+
+
+def test_the_training_forms_say_asset_type_which_families_train_and_the_run_defaults(
+    staff_client, training_set
+) -> None:
+    from django.urls import reverse
+
+    home = staff_client.get(reverse("training")).content.decode()
+    assert "Asset type" in home and ">Preset<" not in home
+    assert "FLUX.1 (trains here)" in home and "(no training yet)" in home
+    page = staff_client.get(training_set.get_absolute_url()).content.decode()
+    model = ImageModel.objects.filter(family="flux", enabled=True).first()
+    defaults = training_services.training_defaults(training_set, model)
+    assert f'placeholder="{defaults["steps"]:g}"' in page and f'placeholder="{defaults["rank"]:g}"' in page
+    assert f"Advanced (empty = the defaults for {model.name}, shown greyed)" in page
 
 
 def test_the_web_side_and_the_worker_agree_on_which_families_train() -> None:

@@ -8,6 +8,7 @@ pattern is reversed once, with a placeholder id, and filled in by string replace
 from __future__ import annotations
 
 import zlib
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -124,3 +125,18 @@ def image_tile(context: template.Context, image: Any, vary: bool = False) -> str
         svg=SVG_LINK.format(file=file_url) if getattr(image, "svg", None) else "",
     )
     return mark_safe(html)  # noqa: S308
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A timedelta as people read it: "42 s", "3 min 5 s", "1 h 20 min"."""
+    if value is None:
+        return ""
+    seconds = max(0, int(value.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

@@ -175,6 +175,8 @@ def lora_compare(lora: BrandLora, *, owner: User, model: ImageModel) -> JobGroup
         raise TrainingError("This LoRA was not trained for an asset type.")
     preset = lora.preset
     current = published_lora(preset, lora.family)
+    if current is not None and current.pk == lora.pk:  # published already: what it does, against none
+        current = None
     title = f"{preset.name}: {current.name if current else 'no LoRA'} vs {lora.name}"
     prompts = preset.test_prompts or ["a simple icon"]
     # Within the owner's limits like any submission, and in one transaction: each job reaches the

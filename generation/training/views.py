@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from .. import services
+from ..engine.families import family_choices
 from ..forms import StorableForm, StorableModelForm
 from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
 from ..views import Request
@@ -27,6 +28,18 @@ class TrainingSetForm(StorableModelForm):
     class Meta:
         model = TrainingSet
         fields = ["name", "preset", "family", "trigger_word"]
+        labels = {"preset": "Asset type", "family": "Model family"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["family"]
+        assert isinstance(field, forms.ChoiceField)
+        # Say which families the studio can train, before a set is made for one it cannot.
+        trains = training_services.FAMILY_DEFAULTS
+        field.choices = [("", "---------")] + [
+            (value, f"{label} (trains here)" if value in trains else f"{label} (no training yet)")
+            for value, label in family_choices()
+        ]
 
 
 class TrainingImageForm(StorableForm):
@@ -44,6 +57,9 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
+ADVANCED = ("rank", "learning_rate", "steps", "resolution", "batch_size", "caption_dropout", "sample_every")
+
+
 class RunForm(StorableForm):
     model = forms.ModelChoiceField(queryset=ImageModel.objects.none(), empty_label=None, label="Base model")
     rank = forms.IntegerField(required=False, min_value=1, max_value=256)
@@ -59,6 +75,15 @@ class RunForm(StorableForm):
         field = self.fields["model"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = ImageModel.objects.filter(family=training_set.family, enabled=True)
+        # Blank fields take the defaults: show them (for the first model; a model with a native size
+        # has its own, which the run page then shows), as placeholders, so they stay defaults.
+        model = field.queryset.first()
+        self.defaults_for = ""
+        if model is not None and model.family in training_services.FAMILY_DEFAULTS:
+            defaults = training_services.training_defaults(training_set, model)
+            self.defaults_for = model.name
+            for name in ADVANCED:
+                self.fields[name].widget.attrs["placeholder"] = f"{defaults[name]:g}" if name in defaults else ""
 
 
 @staff_member_required
