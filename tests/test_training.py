@@ -356,6 +356,7 @@ class TestPages:
         assert "Started " in page and " · ended " in page and " · took " in page
         assert staff_client.get(reverse("training-run", args=[run.pk]), HTTP_HX_REQUEST="true").status_code == 286
         lora = BrandLora.objects.get()
+        assert lora.path.stat().st_mode & 0o777 == lora.path.with_suffix(".json").stat().st_mode & 0o777 == 0o644
         staff_client.post(reverse("lora-action", args=[lora.pk, "publish"]))
         assert PresetLora.objects.filter(preset=training_set.preset, lora=lora).exists()
         response = staff_client.post(reverse("lora-action", args=[lora.pk, "compare"]))

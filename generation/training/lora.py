@@ -257,6 +257,7 @@ class Trainer:
         with tempfile.TemporaryDirectory() as scratch:
             self.objective.save(Path(scratch), get_peft_model_state_dict(self.objective.model))
             shutil.move(str(Path(scratch) / "pytorch_lora_weights.safetensors"), target)
+        target.chmod(0o644)  # as its .json beside it: the saver may write 0600, which shuts out other workers
         run = TrainingRun.objects.get(pk=self.run.pk)
         metadata = {
             "base_model": {"key": self.model.key, "source": self.model.source, "revision": self.model.revision},
