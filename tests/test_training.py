@@ -397,10 +397,13 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
         assert alice_client.post(reverse("studio"), data).status_code == 302
         return GenerationJob.objects.latest("created_at")
 
-    assert [lora["name"] for lora in submit("").params["loras"]] == ["Icon v1"]
+    job = submit("")
+    assert [lora["name"] for lora in job.params["loras"]] == ["Icon v1"]
+    assert "LoRA Icon v1 0.85" in alice_client.get(reverse("job", args=[job.pk])).content.decode()
     job = submit(str(v2.pk))
     assert [lora["name"] for lora in job.params["loras"]] == ["Icon v2"] and job.params["prompt"].startswith("bsicon, ")
-    assert submit("none").params["loras"] == []
+    job = submit("none")
+    assert job.params["loras"] == [] and "no LoRA" in alice_client.get(reverse("job", args=[job.pk])).content.decode()
 
 
 def test_the_training_forms_say_asset_type_which_families_train_and_the_run_defaults(
