@@ -20,7 +20,7 @@ from django.urls import reverse
 from PIL import Image
 
 from generation.models import GenerationJob, ImageModel, JobStatus
-from generation.training.demo_kit import judge
+from generation.training.demo_kit import BACKGROUND, judge
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, ended, flush_broker, free_port, wait_for, worker, worker_env
 
@@ -181,7 +181,11 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
         for url in image_urls:
             image = Image.open(io.BytesIO(client.get(url).content))
             assert image.size == (256, 256)
-            verdicts.append(judge(image.convert("RGB").resize((64, 64))))
+            # Judged as a designer sees it: the cut-out icon on the brand background (dropping the
+            # alpha instead would make every faint edge pixel solid, its colour un-premultiplied).
+            shown = Image.new("RGBA", image.size, BACKGROUND)
+            shown.alpha_composite(image.convert("RGBA"))
+            verdicts.append(judge(shown.convert("RGB").resize((64, 64))))
         # The default demo brand model draws what was asked, in the brand palette.
         assert [(v.colour, v.shape) for v in verdicts] == [("blue", "circle")] * 4, verdicts
         assert "Processing" in statuses or "Queued" in statuses
