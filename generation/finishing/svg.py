@@ -168,7 +168,7 @@ def trace(image: Image.Image, palette: Palette) -> str:
     import vtracer
     from PIL import Image as PILImage
 
-    from generation.finishing.colours import distinct, image_words, lookup, pack, references
+    from generation.finishing.colours import colours_of, image_words, references
     from generation.finishing.palette import nearest_references
 
     width, height = image.size
@@ -177,21 +177,21 @@ def trace(image: Image.Image, palette: Palette) -> str:
         image = image.resize((max(1, round(width / shrink)), max(1, round(height / shrink))), PILImage.Resampling.BOX)
     names = [name.lower() for name in palette.colours]
     codes, alpha = image_words(image)
-    words = np.zeros(codes.size, dtype="<u4")  # 0: a transparent pixel, left out of the SVG
+    # A palette PNG for vtracer: index 0 transparent (background, see-through pixels), 1.. the palette
+    # colours. The same SVG as from RGBA, encoded in a seventh of the time (one byte a pixel).
+    indices = np.zeros(codes.size, dtype=np.uint8)
+    colours = [rgb for name in names for rgb in _hex_rgb(name)]
     if names and codes.size:
         refs = references(palette)  # the colours, then the background when it names one
-        values = distinct(codes)
-        nearest = nearest_references(values, palette)
-        snapped = np.zeros(len(refs), dtype="<u4")  # the background stays transparent
-        for i, name in enumerate(refs):
-            if name in names:
-                snapped[i] = pack(np.array(_hex_rgb(name), dtype=np.uint8)) | np.uint32(0xFF000000)
-        words = lookup(codes, values, snapped[nearest])
+        values, index = colours_of(codes)
+        to_index = np.array([names.index(name) + 1 if name in names else 0 for name in refs], dtype=np.uint8)
+        indices = to_index[nearest_references(values, palette)][index]
         if alpha is not None:
-            words[alpha < 128] = 0
-
+            indices[alpha < 128] = 0
+    snapped = PILImage.frombytes("P", image.size, indices.tobytes())
+    snapped.putpalette([0, 0, 0, *colours])
     png = io.BytesIO()
-    PILImage.frombytes("RGBA", image.size, words.tobytes(), "raw", "RGBA").save(png, "PNG", compress_level=1)
+    snapped.save(png, "PNG", compress_level=1, transparency=0)
     traced = vtracer.convert_raw_image_to_svg(png.getvalue(), img_format="png", **TRACE_SETTINGS)
     return sanitise(_sized(_palette_fills(traced, names), (width, height), image.size))
 
