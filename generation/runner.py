@@ -186,7 +186,7 @@ def prepare_finishing() -> None:
         if preset.use_upscaler and (ref := upscaler_for(preset)) is not None:
             try:
                 upscale.load(upscale.upscaler_path(ref), resolve_device(settings.STUDIO_DEVICE))
-            except (OSError, ValueError) as exc:  # the job that needs it says so
+            except Exception as exc:  # the job that needs it says so; the other presets go on
                 log.warning("Upscaler %s not preloaded: %s", ref.key, exc)
         if (palette := palette_of(preset)) is not None:
             judged(palette).ready()

@@ -33,7 +33,7 @@ def _preload() -> None:
         preload_default_model()
         prepare_finishing()
     except Exception:
-        log.exception("Palette tables not prepared")
+        log.exception("Finishing not prepared (upscalers, palette tables)")
     finally:
         connection.close()
 
