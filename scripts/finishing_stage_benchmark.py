@@ -50,6 +50,7 @@ def main() -> None:
     from PIL import Image
 
     from generation.finishing import palette, sharpen, svg, transparency
+    from generation.finishing.colours import colours_of, image_words
     from generation.finishing.plan import Palette
     from generation.training.demo_kit import draw_icon
 
@@ -62,7 +63,7 @@ def main() -> None:
     for size in SIZES:
         drawn = draw_icon(args.colour, args.shape, size=min(size, DRAWN), rng=random.Random(7))
         image = drawn.resize((size, size), Image.Resampling.LANCZOS) if size > DRAWN else drawn
-        colours = len(palette.distinct(palette.image_words(image)[0]))
+        colours = len(colours_of(image_words(image)[0])[0])
         t_before, before = timed(lambda image=image: palette.compliance(image, brand), args.runs)
         t_correct, corrected = timed(lambda image=image: palette.correct(image, brand), args.runs)
         t_sharpen, sharp = timed(lambda image=corrected: sharpen.unsharp(image, 1.0, 40), args.runs)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from generation.finishing import palette, sharpen, svg, transparency
+from generation.finishing import colours, palette, sharpen, svg, transparency
 from generation.finishing.plan import Palette
 from generation.training.demo_kit import BACKGROUND, PALETTE, draw_icon
 
@@ -40,7 +40,7 @@ def rgb_pixels(image: Image.Image) -> np.ndarray:
 def distance_to_palette_segments(rgb: np.ndarray) -> np.ndarray:
     """sRGB distance (8-bit levels) from each colour to the nearest straight line between two of the brand's
     colours: where alpha blending, and anti-aliasing, put an edge's mixes."""
-    refs = palette.hex_rgb(palette.references(BRAND)).astype(np.float64)
+    refs = colours.hex_rgb(colours.references(BRAND)).astype(np.float64)
     best = np.full(len(rgb), np.inf)
     for i in range(len(refs)):
         for j in range(i + 1, len(refs)):
@@ -56,12 +56,12 @@ def edge_mask(alpha_or_mask: np.ndarray) -> np.ndarray:
 
 def test_pixels_survive_the_packed_round_trip_the_stages_use():
     rgba = Image.fromarray(np.random.default_rng(2).integers(0, 256, (7, 5, 4), dtype=np.uint8), "RGBA")
-    codes, alpha = palette.image_words(rgba)
-    assert np.array_equal(np.asarray(palette.words_image(codes, alpha, rgba.size)), np.asarray(rgba))
+    codes, alpha = colours.image_words(rgba)
+    assert np.array_equal(np.asarray(colours.words_image(codes, alpha, rgba.size)), np.asarray(rgba))
     rgb = rgba.convert("RGB")
-    codes, alpha = palette.image_words(rgb)
-    assert alpha is None and np.array_equal(np.asarray(palette.words_image(codes, None, rgb.size)), np.asarray(rgb))
-    assert np.array_equal(palette.unpack(codes).reshape(7, 5, 3), np.asarray(rgb))
+    codes, alpha = colours.image_words(rgb)
+    assert alpha is None and np.array_equal(np.asarray(colours.words_image(codes, None, rgb.size)), np.asarray(rgb))
+    assert np.array_equal(colours.unpack(codes).reshape(7, 5, 3), np.asarray(rgb))
 
 
 # --- compliance

@@ -59,12 +59,6 @@ def to_lab_float(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(colour.XYZ_to_Lab(colour.sRGB_to_XYZ(np.asarray(rgb, dtype=np.float64) / 255.0)))
 
 
-def from_lab(lab: np.ndarray) -> np.ndarray:
-    """CIELAB to sRGB uint8, clipped to the gamut (a Lab mix of two sRGB colours can fall just outside it)."""
-    rgb = colour.XYZ_to_sRGB(colour.Lab_to_XYZ(lab))
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
 def delta_e(lab_a: np.ndarray, lab_b: np.ndarray) -> np.ndarray:
     """ΔE2000 between broadcastable Lab arrays; large ones split along the first axis over the worker's
     threads (numpy releases the GIL in its loops, and this is most of finishing's time)."""
@@ -116,7 +110,7 @@ def hex_rgb(names: list[str]) -> np.ndarray:
 
 
 def hex_lab(names: list[str]) -> np.ndarray:
-    return to_lab(np.array([hex_to_rgb(name) for name in names], dtype=np.uint8).reshape(-1, 3))
+    return to_lab(hex_rgb(names))
 
 
 # Pixels travel as one little-endian uint32 each, R | G << 8 | B << 16 (| A << 24): the bytes of Pillow's
@@ -172,19 +166,6 @@ def colours_of(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         present[values] = False  # left all False for the next call; slots need no clearing
         slots[values] = np.arange(values.size, dtype=np.int32)
         return values, slots[codes]
-
-
-def distinct(codes: np.ndarray) -> np.ndarray:
-    return colours_of(codes)[0]
-
-
-def lookup(codes: np.ndarray, values: np.ndarray, per_value: np.ndarray) -> np.ndarray:
-    """Per pixel, the entry of `per_value` for its colour (`values`: the distinct colours, sorted)."""
-    with _scratch_lock:
-        _, slots, _ = _scratch()
-        slots[values] = np.arange(values.size, dtype=np.int32)
-        index = slots[codes]
-    return per_value[index]
 
 
 _scratch_lock = threading.Lock()

@@ -11,23 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from generation.finishing.colours import (  # noqa: F401  (re-exported: the stages' shared helpers)
-    colours_of,
-    delta_e,
-    distinct,
-    from_lab,
-    has_alpha,
-    hex_lab,
-    hex_rgb,
-    image_words,
-    lookup,
-    pack,
-    references,
-    to_lab,
-    unpack,
-    words_image,
-)
-from generation.finishing.correction import FAR_REACH  # noqa: F401
+from generation.finishing.colours import colours_of, image_words, references, words_image
 from generation.finishing.plan import Palette
 from generation.finishing.table import judged
 
