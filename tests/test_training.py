@@ -107,6 +107,14 @@ class TestUploads:
         assert [name for name, _ in result.rejected] == ["lonely.txt", "other.txt"]
         assert all("no image of the same name" in reason for _, reason in result.rejected)
 
+    def test_a_caption_is_text_whatever_it_says(self, training_set) -> None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("odd.png", png(icon(0)))
+            archive.writestr("odd.txt", "!unsafe path")  # once a marker the upload code read as a refusal
+        result = training_data.add_uploads(training_set, [upload("set.zip", buffer.getvalue())])
+        assert [row.caption for row in result.added] == ["!unsafe path"] and not result.rejected
+
     def test_an_image_too_small_to_learn_from_is_refused_with_its_size(self, training_set) -> None:
         result = training_data.add_uploads(training_set, [upload("tiny.png", png(icon(0, 20)))])
         assert not result.added

@@ -55,8 +55,11 @@ def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence
         try:
             if zipfile.is_zipfile(upload):
                 upload.seek(0)
-                for entry_name, data, caption in _zip_entries(upload, size=getattr(upload, "size", None)):
-                    _add_one(training_set, entry_name, data, caption, result)
+                for entry in _zip_entries(upload, size=getattr(upload, "size", None)):
+                    if entry.refused:
+                        result.rejected.append((entry.name, entry.refused))
+                    else:
+                        _add_one(training_set, entry.name, entry.data, entry.caption, result)
             else:
                 upload.seek(0)
                 data = upload.read(MAX_IMAGE_BYTES + 1)
@@ -67,15 +70,6 @@ def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence
 
 
 def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, result: UploadResult) -> None:
-    if caption == "!unsafe path":
-        result.rejected.append((name, "a path that leaves the zip; skipped"))
-        return
-    if caption == "!no image":
-        result.rejected.append((name, "a caption with no image of the same name beside it; skipped"))
-        return
-    if caption.startswith("!caption: "):
-        result.rejected.append((name, caption.removeprefix("!caption: ")))
-        return
     if not storable([name, caption]):
         result.rejected.append((name, "its name or caption holds characters that cannot be stored"))
         return
@@ -140,7 +134,17 @@ def _header_size(data: bytes) -> tuple[int, int]:
     raise UploadError("not a PNG, JPEG or WebP image")
 
 
-def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, bytes, str]]:
+@dataclass
+class _Entry:
+    """One file of a zip: an image with its caption, or what the zip holds that is refused, and why."""
+
+    name: str
+    data: bytes = b""
+    caption: str = ""
+    refused: str = ""
+
+
+def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[_Entry]:
     if size is not None and size > MAX_ZIP_BYTES:
         raise UploadError(f"the zip is over {_bytes(MAX_ZIP_BYTES)}")
     try:
@@ -162,7 +166,7 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, 
         images = {_stem(e.filename) for e in entries if not e.filename.lower().endswith(".txt")}
         for e in entries:
             if e.filename.lower().endswith(".txt") and _stem(e.filename) not in images:
-                yield e.filename, b"", "!no image"
+                yield _Entry(e.filename, refused="a caption with no image of the same name beside it; skipped")
         total = 0
         for entry in entries:
             if entry.filename.lower().endswith(".txt"):
@@ -170,7 +174,7 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, 
             path = PurePosixPath(entry.filename)
             if path.is_absolute() or ".." in path.parts:
                 # Nothing is written under the zip's names, but a zip made this way is suspect.
-                yield entry.filename, b"", "!unsafe path"
+                yield _Entry(entry.filename, refused="a path that leaves the zip; skipped")
                 continue
             data = _read(archive, entry, MAX_IMAGE_BYTES)
             total += len(data)
@@ -178,9 +182,9 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[tuple[str, 
                 raise UploadError("the zip unpacks to more than the limit; split it")
             caption = captions.get(_stem(entry.filename), "")
             if isinstance(caption, UploadError):
-                yield entry.filename, b"", f"!caption: its caption {caption}"
-                continue
-            yield entry.filename, data, caption
+                yield _Entry(entry.filename, refused=f"its caption {caption}")
+            else:
+                yield _Entry(entry.filename, data, caption)
 
 
 def _stem(name: str) -> str:
