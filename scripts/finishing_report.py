@@ -33,16 +33,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Said in other words than the captions the demo model was trained on ("a flat blue circle icon").
+# Said in other words than the captions the demo model was trained on ("a flat blue person icon").
 REPHRASED = [
-    "blue round dot",
-    "a green rectangle symbol",
-    "orange warning triangle",
-    "purple favourite star",
-    "a green heart for likes",
-    "a blue add button",
-    "an orange circle badge",
-    "purple square tile",
+    "person, blue",
+    "an icon of a green phone",
+    "orange key symbol",
+    "purple headphones glyph",
+    "a green umbrella for the weather",
+    "a blue trophy for winners",
+    "an orange user avatar person",
+    "purple trophy badge",
 ]
 
 

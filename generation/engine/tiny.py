@@ -80,9 +80,10 @@ def clip_tokenizer(folder: Path, max_length: int = 77) -> CLIPTokenizer:
     return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)
 
 
-def t5_tokenizer() -> T5TokenizerFast:
+def t5_tokenizer(words: list[str] | None = None) -> T5TokenizerFast:
+    """`words` join the vocabulary as whole pieces (the demo model's subjects: one token each)."""
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    pieces += [("\u2581" + word, -1.0) for word in _WORDS]
+    pieces += [("\u2581" + word, -1.0) for word in _WORDS + [w for w in dict.fromkeys(words or []) if w not in _WORDS]]
     pieces += [(ch, -5.0) for ch in string.ascii_lowercase + string.digits + string.punctuation + "\u2581"]
     tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -157,12 +158,10 @@ def clip_config(width: int, *, projection: int | None = None, positions: int = 7
     )
 
 
-def t5_encoder(width: int) -> T5EncoderModel:
-    return T5EncoderModel(
-        T5Config(
-            d_model=width, d_ff=2 * width, d_kv=16, num_heads=2, num_layers=1, vocab_size=256, decoder_start_token_id=0
-        )
-    )
+def t5_encoder(width: int, *, vocab_size: int = 256) -> T5EncoderModel:
+    shape = {"d_model": width, "d_ff": 2 * width, "d_kv": 16, "num_heads": 2, "num_layers": 1}
+    config = T5Config(**shape, vocab_size=vocab_size, decoder_start_token_id=0)
+    return T5EncoderModel(config)
 
 
 def vae(latent_channels: int = 4, **kwargs: Any) -> AutoencoderKL:

@@ -1,15 +1,19 @@
-"""The demo brand kit: a palette and flat icons drawn by code, captioned.
+"""The demo brand kit: a palette, and flat icons in it, captioned "a flat {colour} {subject} icon".
 
-It stands in for a design team's curated assets so the offline studio has something on-brand
-to learn from, and it gives a way to score what a model draws: colour against the palette,
-shape against the kit's own shapes.
+It stands in for a design team's curated assets so the offline studio has something on-brand to
+learn from, and it gives a way to score what a model draws: colour against the palette, shape by
+the nearest reference glyph. The demo model learns Fluent filled glyphs (`glyph_kit`); six shapes
+drawn by code (`draw_icon`) are test material that needs no icon package.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -26,10 +30,6 @@ SHAPES = ("circle", "square", "triangle", "star", "heart", "plus")
 
 def caption(colour: str, shape: str) -> str:
     return f"a flat {colour} {shape} icon"
-
-
-# The fixed prompts the demo model is judged on (and the README's demo prompts).
-DEMO_PROMPTS = [(colour, shape, caption(colour, shape)) for shape in SHAPES for colour in PALETTE]
 
 
 def shape_polygon(shape: str, box: tuple[float, float, float, float]) -> list[list[tuple[float, float]]]:
@@ -90,70 +90,266 @@ def draw_icon(colour: str, shape: str, *, size: int = 64, rng: random.Random | N
 class KitImage:
     image: Image.Image
     colour: str
-    shape: str
+    shape: str  # the subject: a code-drawn shape or a Fluent glyph's subject
 
     @property
     def caption(self) -> str:
         return caption(self.colour, self.shape)
 
 
-def demo_kit(per_pair: int = 40, *, size: int = 64, seed: int = 0) -> list[KitImage]:
-    """`per_pair` jittered icons for every colour and shape (6 x 4 pairs)."""
+# --- demo brand v2: Fluent filled glyphs (generation/training/glyphs.py renders them)
+
+# Subject -> Fluent icon name, in the order the kit takes them: bold, distinct outer shapes first.
+# Each one's silhouette overlaps every earlier one's by less than 0.8 IoU, so a perfect drawing
+# is never nearest to another subject's reference (scripts/demo_model_quality.py judges that way).
+GLYPH_SUBJECTS: dict[str, str] = {
+    "person": "person",
+    "phone": "phone",
+    "key": "key",
+    "headphones": "headphones",
+    "umbrella": "umbrella",
+    "trophy": "trophy",
+    "wrench": "wrench",
+    "moon": "weather_moon",
+    "sun": "weather_sunny",
+    "airplane": "airplane",
+    "music note": "music_note_1",
+    "shield": "shield",
+    "heart": "heart",
+    "star": "star",
+    "cloud": "cloud",
+    "lightbulb": "lightbulb",
+    "rocket": "rocket",
+    "calendar": "calendar",
+    "home": "home",
+    "mail": "mail",
+    "lock": "lock_closed",
+    "camera": "camera",
+    "bell": "alert",
+    "gift": "gift",
+    "flag": "flag",
+    "bookmark": "bookmark",
+    "chat": "chat",
+    "cart": "cart",
+    "folder": "folder",
+    "document": "document",
+    "globe": "globe",
+    "puzzle piece": "puzzle_piece",
+    "crown": "crown",
+    "bug": "bug",
+    "fire": "fire",
+    "lightning": "flash",
+    "pin": "pin",
+    "location": "location",
+    "car": "vehicle_car",
+    "glasses": "glasses",
+    "graduation cap": "hat_graduation",
+    "apple": "food_apple",
+    "beaker": "beaker",
+    "paint brush": "paint_brush",
+    "pen": "pen",
+    "scissors": "cut",
+    "ticket": "ticket_diagonal",
+    "video": "video",
+    "headset": "headset",
+    "keyboard": "keyboard",
+    "microphone": "mic",
+    "printer": "print",
+    "briefcase": "briefcase",
+    "building": "building",
+    "shopping bag": "shopping_bag",
+    "wallet": "wallet",
+    "tag": "tag",
+    "people": "people",
+    "robot": "bot",
+    "cat": "animal_cat",
+    "dog": "animal_dog",
+    "rabbit": "animal_rabbit",
+    "turtle": "animal_turtle",
+    "snowflake": "weather_snowflake",
+    "thunderstorm": "weather_thunderstorm",
+    "gavel": "gavel",
+    "hand": "hand_right",
+    "guitar": "guitar",
+    "soccer ball": "sport_soccer",
+    "basketball": "sport_basketball",
+    "dumbbell": "dumbbell",
+    "target": "target",
+    "hourglass": "hourglass",
+    "bed": "bed",
+    "tent": "tent",
+    "coffee": "drink_coffee",
+    "wine glass": "drink_wine",
+    "beer": "drink_beer",
+    "paw print": "animal_paw_print",
+    "balloon": "balloon",
+    "brain": "brain",
+    "eye": "eye",
+    "triangle": "triangle",
+    "eyedropper": "eyedropper",
+    "flashlight": "flashlight",
+    "battery": "battery_10",
+    "box": "box",
+    "cookie": "cookies",
+    "gas pump": "gas_pump",
+    "gamepad": "xbox_controller",
+    "ribbon": "ribbon",
+    "megaphone": "megaphone",
+    "book": "book",
+    "bowl": "bowl_salad",
+    "broom": "broom",
+    "trash can": "delete",
+    "feather": "leaf_one",
+    "fish": "food_fish",
+    "food": "food",
+    "paint bucket": "paint_bucket",
+    "plug": "plug_connected",
+    "run": "run",
+    "ruler": "ruler",
+    "savings": "savings",
+    "send": "send",
+    "settings": "settings",
+    "sparkle": "sparkle",
+    "stethoscope": "stethoscope",
+    "storage": "storage",
+    "toolbox": "toolbox",
+    "truck": "vehicle_truck",
+    "bus": "vehicle_bus",
+    "ship": "vehicle_ship",
+    "bicycle": "vehicle_bicycle",
+    "water": "water",
+    "weather partly cloudy": "weather_partly_cloudy_day",
+    "wifi": "wifi_1",
+    "pizza": "food_pizza",
+    "cake": "food_cake",
+    "egg": "food_egg",
+    "carrot": "food_carrot",
+    "hammer": "wrench_screwdriver",
+    "leaf": "leaf_two",
+    "mountain": "mountain_location_bottom",
+}
+REFERENCE_SIDE = 32  # the side of the fitted masks a drawing is compared with
+
+# Fixed prompts for figures that need a few (scripts/finishing_report.py): 6 subjects x 4 colours.
+DEMO_PROMPTS = [
+    (colour, subject, caption(colour, subject)) for subject in list(GLYPH_SUBJECTS)[:6] for colour in PALETTE
+]
+
+
+def glyph_kit(subjects: list[str], per_pair: int, *, size: int = 64, seed: int = 0) -> list[KitImage]:
+    """`per_pair` jittered renders of each subject's filled glyph in each brand colour. A subject
+    with no glyph fails the build naming it; a glyph that does not render is left out (warned)."""
+    from . import glyphs
+
+    unknown = [s for s in subjects if s not in GLYPH_SUBJECTS]
+    if unknown:
+        raise glyphs.GlyphError(f"No Fluent glyph is known for the subject(s) {', '.join(map(repr, unknown))}.")
     rng = random.Random(seed)
+    alphas = {s: glyphs.coverage(GLYPH_SUBJECTS[s]) for s in subjects}
+    drawable = [s for s in subjects if alphas[s] is not None]
     return [
-        KitImage(draw_icon(colour, shape, size=size, rng=rng), colour, shape)
+        KitImage(glyphs.paint(alphas[s], PALETTE[colour], BACKGROUND, size=size, rng=rng), colour, s)  # type: ignore[arg-type]
         for _ in range(per_pair)
-        for shape in SHAPES
+        for s in drawable
         for colour in PALETTE
     ]
 
 
-# --- scoring what a model drew
+def fitted_mask(mask: np.ndarray, side: int = REFERENCE_SIDE) -> np.ndarray | None:
+    """A mask cropped to its bounding box, padded to a square (aspect kept) and resized: what
+    two drawings of the same glyph at any size and position have in common. None when empty."""
+    rows, cols = np.where(mask)
+    if not len(rows):
+        return None
+    crop = mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    h, w = crop.shape
+    side_in = max(h, w)
+    top, left = (side_in - h) // 2, (side_in - w) // 2
+    square = np.zeros((side_in, side_in), dtype=np.uint8)
+    square[top : top + h, left : left + w] = crop * 255
+    return np.asarray(Image.fromarray(square).resize((side, side), Image.Resampling.BILINEAR)) > 127
+
+
+def glyph_references(subjects: list[str], style: str = "filled") -> dict[str, np.ndarray]:
+    """Each subject's reference mask, from its glyph drawn large and thresholded at half cover."""
+    from . import glyphs
+
+    references = {}
+    for subject in subjects:
+        alpha = glyphs.coverage(GLYPH_SUBJECTS[subject], style)
+        mask = fitted_mask(alpha > 0.5) if alpha is not None else None
+        if mask is not None:
+            references[subject] = mask
+    return references
+
+
+def foreground(image: Image.Image) -> np.ndarray:
+    """Pixels clearly away from the kit's background (a drawing's ink)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return np.linalg.norm(pixels - np.array(BACKGROUND, dtype=np.float32), axis=-1) > 60
+
+
+def without_specks(mask: np.ndarray) -> np.ndarray:
+    """The mask less the specks a model leaves: pieces under 1 % of the ink, and pieces under
+    10 % that touch the image's edge (a glyph sits inside its padding; the VAE's corner
+    artefacts do not); never the largest. A drawing's bounding box is then the glyph's."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(areas.argmax()) + 1
+    height, width = mask.shape
+    keep = np.zeros(count, dtype=bool)
+    for label in range(1, count):
+        x, y, w, h, area = stats[label]
+        edge = x == 0 or y == 0 or x + w == width or y + h == height
+        share = area / areas.sum()
+        keep[label] = label == largest or (share >= 0.01 and not (edge and share < 0.1))
+    return keep[labels]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 @dataclass(frozen=True)
-class Verdict:
-    on_palette: float  # share of pixels within a small distance of a palette colour or the background
-    colour: str | None  # the palette colour the foreground is closest to
-    shape: str | None  # the kit shape the foreground's outline matches best
+class GlyphVerdict:
+    colour: str | None  # the palette colour the ink is closest to
+    nearest: str | None  # the subject whose reference the ink's fitted mask overlaps most
+    ious: dict[str, float]  # IoU with every reference
+    ink: float  # share of the image that is ink
 
 
-ON_PALETTE_DISTANCE = 40  # RGB Euclidean distance
-
-
-def judge(image: Image.Image) -> Verdict:
+def judge_glyph(image: Image.Image, references: dict[str, np.ndarray]) -> GlyphVerdict:
+    ink = foreground(image)
+    share = float(ink.mean())
+    if share < 0.01:
+        return GlyphVerdict(None, None, {}, share)
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
-    references = np.array([BACKGROUND, *PALETTE.values()], dtype=np.float32)
-    distances = np.linalg.norm(pixels[:, :, None, :] - references[None, None], axis=-1)
-    on_palette = float((distances.min(axis=-1) <= ON_PALETTE_DISTANCE).mean())
-    foreground = np.linalg.norm(pixels - np.array(BACKGROUND, dtype=np.float32), axis=-1) > 60
-    if foreground.sum() < 0.02 * foreground.size:
-        return Verdict(on_palette, None, None)
-    mean = pixels[foreground].mean(axis=0)
+    mean = pixels[ink].mean(axis=0)
     colour = min(PALETTE, key=lambda name: float(np.linalg.norm(mean - np.array(PALETTE[name]))))
-    return Verdict(on_palette, colour, _closest_shape(foreground))
+    probe = fitted_mask(without_specks(ink))
+    assert probe is not None
+    ious = {subject: iou(probe, reference) for subject, reference in references.items()}
+    return GlyphVerdict(colour, max(ious, key=ious.__getitem__), ious, share)
 
 
-def _closest_shape(mask: np.ndarray) -> str:
-    """The kit shape whose drawing, fitted to the same bounding box, overlaps the mask most (IoU)."""
-    rows, cols = np.where(mask)
-    crop = Image.fromarray(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.uint8) * 255)
-    probe = np.asarray(crop.resize((48, 48), Image.Resampling.BILINEAR)) > 127
-    best, best_iou = SHAPES[0], -1.0
-    for shape in SHAPES:
-        template = Image.new("L", (48, 48), 0)
-        draw = ImageDraw.Draw(template)
-        for polygon in shape_polygon(shape, _tight_box(shape)):
-            draw.polygon(polygon, fill=255)
-        reference = np.asarray(template) > 127
-        iou = float((probe & reference).sum() / max(1, (probe | reference).sum()))
-        if iou > best_iou:
-            best, best_iou = shape, iou
-    return best
+KIT_CARD = "demo-kit.json"  # beside a trained demo model's model_index.json (demo_model.write_kit_card)
 
 
-def _tight_box(shape: str) -> tuple[float, float, float, float]:
-    """The box that makes the shape's own drawing touch all four edges of a 48x48 template."""
-    xs, ys = zip(*[p for polygon in shape_polygon(shape, (0, 0, 1, 1)) for p in polygon], strict=True)
-    sx, sy = 48 / (max(xs) - min(xs)), 48 / (max(ys) - min(ys))
-    return (-min(xs) * sx, -min(ys) * sy, (1 - min(xs)) * sx, (1 - min(ys)) * sy)
+def read_kit_card(folder: Path) -> dict | None:
+    """A demo model's card (its subjects, their reference masks, the glyphs' source), or None."""
+    path = Path(folder) / KIT_CARD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def card_references(card: dict) -> dict[str, np.ndarray]:
+    side = card["reference_side"]
+    return {
+        subject: np.unpackbits(np.frombuffer(base64.b64decode(packed), dtype=np.uint8))[: side * side]
+        .reshape(side, side)
+        .astype(bool)
+        for subject, packed in card["references"].items()
+    }

@@ -5,32 +5,36 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from generation.models import AssetPreset
+from generation.training.demo_model import Plan, train_demo_model
 
 
 class Command(BaseCommand):
     help = (
-        "Train the offline demo brand model from scratch on the demo kit (CPU, about 20 minutes on 2 cores) "
-        "and write it to --out (default: the folder `./studio up` installs it from)."
+        "Train the offline demo brand model from scratch on the demo kit (Fluent filled glyphs; CPU, about "
+        "two hours on 2 cores) and write it to --out (default: the folder `./studio up` installs it from). "
+        "Progress is checkpointed in --checkpoints: run it again to resume."
     )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--out", type=Path, default=settings.BASE_DIR / "demo" / "brand-model")
-        parser.add_argument("--vae-steps", type=int, default=800)
-        parser.add_argument("--transformer-steps", type=int, default=3000)
+        parser.add_argument("--checkpoints", type=Path, default=Path(settings.VAR_DIR) / "demo-training")
+        parser.add_argument("--subjects", type=int, default=Plan.subjects)
+        parser.add_argument("--vae-steps", type=int, default=Plan.vae_steps)
+        parser.add_argument("--transformer-steps", type=int, default=Plan.transformer_steps)
+        parser.add_argument("--batch", type=int, default=Plan.batch)
         parser.add_argument("--seed", type=int, default=0)
 
-    def handle(
-        self, *args: Any, out: Path | str, vae_steps: int, transformer_steps: int, seed: int, **options: Any
-    ) -> None:
-        from generation.training.demo_model import Plan, train_demo_model
+    def handle(self, *args: Any, out: Path | str, checkpoints: Path, **options: Any) -> None:
+        from generation.training.glyphs import GlyphError
 
         out = Path(out)
-
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
-        plan = Plan(vae_steps=vae_steps, transformer_steps=transformer_steps, seed=seed)
+        plan = Plan(
+            **{field: options[field] for field in ("subjects", "vae_steps", "transformer_steps", "batch", "seed")}
+        )
         started = time.monotonic()
         last = [0.0]
 
@@ -42,7 +46,12 @@ class Command(BaseCommand):
         out.parent.mkdir(parents=True, exist_ok=True)
         # Train beside the target and move it in whole: a half-written model is never installed.
         with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
-            built = train_demo_model(Path(scratch) / "model", templates=templates, plan=plan, report=report)
+            try:
+                built = train_demo_model(
+                    Path(scratch) / "model", templates=templates, plan=plan, report=report, checkpoints=checkpoints
+                )
+            except GlyphError as exc:
+                raise CommandError(str(exc)) from None
             if out.exists():
                 shutil.rmtree(out)
             built.rename(out)

@@ -1,0 +1,200 @@
+"""The outline-style LoRA experiment (scripts/outline_lora_report.py; a test runs it small).
+
+Everything a staff user does goes through the training pages (Django's test client, signed in as
+staff); the run and the jobs run in this process through the worker's own code.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.test import Client
+from PIL import Image
+
+from .. import runner, services
+from ..model_files import local_weights
+from ..models import AssetPreset, BrandLora, GenerationJob, ImageModel, TrainingRun, TrainingSet
+from . import glyphs
+from .data import report
+from .demo_kit import (
+    BACKGROUND,
+    GLYPH_SUBJECTS,
+    PALETTE,
+    caption,
+    fitted_mask,
+    foreground,
+    glyph_references,
+    iou,
+    judge_glyph,
+    read_kit_card,
+    without_specks,
+)
+from .demo_quality import on_background
+from .lora import run_training
+
+STYLE_WORDS = "outline style"
+SET_SIDE = 512
+
+
+@dataclass
+class Experiment:
+    train_subjects: int = 12
+    seeds: int = 2
+    overrides: dict[str, Any] = field(default_factory=dict)
+    model_key: str = "demo-brand"
+    measure_subjects: int | None = None  # the first this many of the card's (default: all)
+
+    def run(self) -> dict[str, Any]:
+        model = ImageModel.objects.get(key=self.model_key)
+        card = read_kit_card(local_weights(model))
+        if card is None:
+            raise ValueError(f"{model.name} has no demo-kit.json: it was not trained on the glyph kit")
+        subjects = list(card["subjects"])[: self.measure_subjects]
+        trained = subjects[: self.train_subjects]
+        staff = User.objects.create_user("outline-staff", is_staff=True)
+        client = Client()
+        client.force_login(staff)
+        training_set = self._upload(client, trained)
+        checked = report(training_set)
+        run, seconds = self._train(client, training_set, model)
+        lora = BrandLora.objects.get(training_run=run)
+        response = client.post(f"/training/loras/{lora.pk}/publish/")
+        assert response.status_code == 302, response.content[:500]
+        measured = {
+            "with_lora": self._measure(staff, model, subjects, trained, brand_lora=""),
+            "without_lora": self._measure(staff, model, subjects, trained, brand_lora="none"),
+        }
+        return {
+            "subjects": len(subjects),
+            "trained_subjects": trained,
+            "unseen_subjects": len(subjects) - len(trained),
+            "set_images": training_set.images.count(),
+            "report_score": checked.score,
+            "run_params": {k: run.params[k] for k in ("steps", "rank", "learning_rate", "batch_size", "resolution")},
+            "training_seconds": round(seconds, 1),
+            **measured,
+            "closer_to_regular_with_lora": measured["with_lora"]["closer_to_regular"],
+            "closer_to_regular_without_lora": measured["without_lora"]["closer_to_regular"],
+            "closer_to_regular_unseen_with_lora": measured["with_lora"]["closer_to_regular_unseen"],
+            "colour_right_with_lora": measured["with_lora"]["colour_right"],
+            "colour_right_without_lora": measured["without_lora"]["colour_right"],
+        }
+
+    def _upload(self, client: Client, subjects: list[str]) -> TrainingSet:
+        icon = AssetPreset.objects.get(slug="icon")
+        form = {"name": "Fluent outline", "preset": icon.pk, "family": "flux", "trigger_word": ""}
+        response = client.post("/training/", form)
+        assert response.status_code == 302, response.content[-1500:]
+        training_set = TrainingSet.objects.get(name="Fluent outline")
+        upload = io.BytesIO(outline_zip(subjects))
+        upload.name = "fluent-outline.zip"
+        response = client.post(training_set.get_absolute_url(), {"files": [upload]})
+        assert response.status_code == 302, response.content[-1500:]
+        return training_set
+
+    def _train(self, client: Client, training_set: TrainingSet, model: ImageModel) -> tuple[TrainingRun, float]:
+        form = {"model": model.pk, **{k: str(v) for k, v in self.overrides.items()}}
+        response = client.post(training_set.get_absolute_url(), form)
+        if response.status_code != 302:
+            errors = re.findall(r'<ul class="errorlist[^"]*">(.*?)</ul>', response.content.decode(), re.S)
+            raise RuntimeError(f"the run form was refused: {' '.join(errors) or response.status_code}")
+        run = TrainingRun.objects.get(training_set=training_set)
+        started = time.perf_counter()
+        run_training(str(run.pk), worker="outline-report")
+        run.refresh_from_db()
+        if run.status != "complete":
+            raise RuntimeError(f"the training run {run.status}: {run.error}")
+        return run, time.perf_counter() - started
+
+    def _measure(
+        self, owner: User, model: ImageModel, subjects: list[str], trained: list[str], *, brand_lora: str
+    ) -> dict[str, Any]:
+        regular = glyph_references(subjects, style="regular")
+        filled = glyph_references(subjects, style="filled")
+        preset = AssetPreset.objects.get(slug="icon")
+        colours = list(PALETTE)
+        rows = []
+        for n, subject in enumerate(subjects):
+            colour = colours[n % len(colours)]
+            prompt = f"{caption(colour, subject)}, {STYLE_WORDS}"
+            job = services.job_create(
+                owner=owner, preset=preset, prompt=prompt, model=model, variations=self.seeds, brand_lora=brand_lora
+            )
+            runner.run_job(str(job.pk), worker="outline-report")
+            job = GenerationJob.objects.get(pk=job.pk)
+            if job.status != "complete":
+                raise RuntimeError(f"{prompt!r}: job {job.status}: {job.error}")
+            for stored in job.images.order_by("index"):
+                with stored.file.open("rb") as fh:
+                    image = Image.open(fh)
+                    image.load()
+                rows.append(_row(on_background(image), subject, colour, regular, filled, stored.compliance_before))
+        return _summarise(rows, set(trained))
+
+
+def outline_zip(subjects: list[str], side: int = SET_SIDE) -> bytes:
+    """The training set as a designer would hand it over: each subject's regular glyph in each
+    brand colour, a PNG with a caption file beside it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for subject in subjects:
+            alpha = glyphs.coverage(GLYPH_SUBJECTS[subject], "regular", size=side)
+            if alpha is None:
+                continue
+            for colour, rgb in PALETTE.items():
+                stem = f"{subject.replace(' ', '-')}-{colour}"
+                png = io.BytesIO()
+                glyphs.paint(alpha, rgb, BACKGROUND, size=side).save(png, format="PNG")
+                archive.writestr(f"{stem}.png", png.getvalue())
+                archive.writestr(f"{stem}.txt", f"{caption(colour, subject)}, {STYLE_WORDS}")
+    return buffer.getvalue()
+
+
+def _row(
+    image: Image.Image,
+    subject: str,
+    colour: str,
+    regular: dict[str, Any],
+    filled: dict[str, Any],
+    compliance: float | None,
+) -> dict[str, Any]:
+    ink = foreground(image)
+    probe = fitted_mask(without_specks(ink))
+    verdict = judge_glyph(image, filled)
+    return {
+        "subject": subject,
+        "ink": float(ink.mean()),
+        "iou_regular": iou(probe, regular[subject]) if probe is not None and subject in regular else 0.0,
+        "iou_filled": iou(probe, filled[subject]) if probe is not None and subject in filled else 0.0,
+        "colour_right": verdict.colour == colour,
+        "compliance": compliance or 0.0,
+    }
+
+
+def _summarise(rows: list[dict[str, Any]], trained: set[str]) -> dict[str, Any]:
+    by_subject: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_subject.setdefault(row["subject"], []).append(row)
+
+    def mean(items: list[dict[str, Any]], key: str) -> float:
+        return sum(float(r[key]) for r in items) / len(items) if items else 0.0
+
+    closer = {s: mean(items, "iou_regular") > mean(items, "iou_filled") for s, items in by_subject.items()}
+    unseen = [s for s in closer if s not in trained]
+    return {
+        "images": len(rows),
+        "ink": round(mean(rows, "ink"), 4),
+        "iou_regular": round(mean(rows, "iou_regular"), 4),
+        "iou_filled": round(mean(rows, "iou_filled"), 4),
+        "closer_to_regular": round(sum(closer.values()) / len(closer), 4) if closer else 0.0,
+        "closer_to_regular_unseen": round(sum(closer[s] for s in unseen) / len(unseen), 4) if unseen else 0.0,
+        "colour_right": round(mean(rows, "colour_right"), 4),
+        "compliance": round(mean(rows, "compliance"), 4),
+        "closer_by_subject": closer,
+    }
