@@ -132,10 +132,16 @@ def subject_note(model: ImageModel, prompt: str) -> str:
     """What to tell a designer whose description a small model cannot draw (it draws what it knows)."""
     if not model.unknown_subject(prompt):
         return ""
+    named = ", ".join(model.subjects[:SUBJECTS_NAMED])
+    more = len(model.subjects) - SUBJECTS_NAMED
+    rest = f" or the {more} others listed under the model picker" if more > 0 else ""
     return (
-        f"{model.name} knows only a few subjects and this description names none of them, so it drew one it "
-        f"knows. Try one of: {', '.join(model.subjects)}."
+        f"{model.name} knows only some subjects and this description names none of them, so it drew one it "
+        f"knows. Try one of: {named}{rest}."
     )
+
+
+SUBJECTS_NAMED = 8  # a note names this many of a model's subjects; the picker lists them all
 
 
 def choose_loras(preset: AssetPreset, model: ImageModel, brand_lora: str = "") -> list[PresetLora]:

@@ -154,7 +154,7 @@ def shoot_batch(page: Page) -> None:
     page.goto("/batch/")
     page.fill(
         "textarea[name=descriptions]",
-        "a flat blue circle icon\na flat orange star icon\na flat green heart icon\na flat purple plus icon",
+        "a flat blue shield icon\na flat orange star icon\na flat green heart icon\na flat purple trophy icon",
     )
     page.fill("input[name=variations]", "2")
     page.check("input[name=quality][value=draft]")

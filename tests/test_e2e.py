@@ -20,7 +20,7 @@ from django.urls import reverse
 from PIL import Image
 
 from generation.models import GenerationJob, ImageModel, JobStatus
-from generation.training.demo_kit import BACKGROUND, judge
+from generation.training.demo_kit import BACKGROUND, card_references, judge_glyph, read_kit_card
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, ended, flush_broker, free_port, wait_for, worker, worker_env
 
@@ -153,7 +153,7 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
             headers={"HX-Request": "true"},
             data={
                 "preset": "icon",
-                "prompt": "a flat blue circle icon",
+                "prompt": "a flat blue shield icon",
                 "quality": "draft",
                 "variations": "4",
                 "size": "256x256",
@@ -178,6 +178,7 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
         image_urls = re.findall(r'href="(/images/[0-9a-f-]+/file/)\?download=1" download>PNG', final.text)
         assert len(image_urls) == 4
         verdicts = []
+        references = card_references(read_kit_card(ROOT / "demo" / "brand-model"))
         for url in image_urls:
             image = Image.open(io.BytesIO(client.get(url).content))
             assert image.size == (256, 256)
@@ -185,9 +186,10 @@ def test_the_embedded_studio_runs_end_to_end_without_redis_or_postgres(tmp_path:
             # alpha instead would make every faint edge pixel solid, its colour un-premultiplied).
             shown = Image.new("RGBA", image.size, BACKGROUND)
             shown.alpha_composite(image.convert("RGBA"))
-            verdicts.append(judge(shown.convert("RGB").resize((64, 64))))
-        # The default demo brand model draws what was asked, in the brand palette.
-        assert [(v.colour, v.shape) for v in verdicts] == [("blue", "circle")] * 4, verdicts
+            verdicts.append(judge_glyph(shown.convert("RGB"), references))
+        # The default demo brand model draws what was asked (the shield glyph), in the brand colour.
+        assert [v.colour for v in verdicts] == ["blue"] * 4, verdicts
+        assert sum(v.nearest == "shield" for v in verdicts) >= 3, [v.nearest for v in verdicts]
         assert "Processing" in statuses or "Queued" in statuses
         print(f"\nembedded studio: 4 draft icons at 256x256 in {elapsed:.1f} s")
     finally:

@@ -49,16 +49,21 @@ def test_a_designer_cannot_submit_to_a_test_model_by_name(alice_client, demo_is_
     assert b"Pick one of the available models." in response.content
 
 
-def test_the_picker_says_what_the_demo_model_draws(alice_client, demo_is_default) -> None:
+def test_the_picker_says_what_the_demo_model_draws_and_offers_each_subject_as_a_description(
+    alice_client, demo_is_default
+) -> None:
+    demo = ImageModel.objects.get(key="demo-brand")
     page = alice_client.get("/").content.decode()
-    assert "draws only: circle, square, triangle, star, heart, plus." in page
+    assert f"draws only these {len(demo.subjects)} subjects" in page
+    assert 'data-fill="a flat blue shield icon">shield</button>' in page
 
 
 def test_a_description_the_demo_model_does_not_know_gets_a_note(alice, preset) -> None:
     demo = ImageModel.objects.get(key="demo-brand")
-    job = services.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
-    assert "Try one of: circle, square" in job.params["subject_note"]
-    known = services.job_create(owner=alice, preset=preset, prompt="a flat orange star icon", model=demo)
+    job = services.job_create(owner=alice, preset=preset, prompt="a padlock for security settings", model=demo)
+    assert "Try one of: person, phone, key" in job.params["subject_note"]
+    assert f"or the {len(demo.subjects) - 8} others listed under the model picker" in job.params["subject_note"]
+    known = services.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
     assert known.params["subject_note"] == ""
 
 

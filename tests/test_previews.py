@@ -88,11 +88,23 @@ def test_a_preview_of_the_last_step_looks_like_the_image_it_becomes() -> None:
         on_images=lambda f, images: finals.extend(images),
         on_preview=lambda first, draw: drawn.append(draw()),
     )
-    final = np.asarray(finals[0].convert("RGB"), dtype=float)
-    preview = np.asarray(drawn[-1][0].resize(finals[0].size), dtype=float)
-    noise = np.asarray(drawn[0][0].resize(finals[0].size), dtype=float)
-    assert np.abs(preview - final).mean() < 30  # of 255: the same picture, blurred
-    assert np.abs(preview - final).mean() < np.abs(noise - final).mean()  # and it took shape on the way
+    final = shape_of(finals[0])
+    preview, noise = shape_of(drawn[-1][0].resize(finals[0].size)), shape_of(drawn[0][0].resize(finals[0].size))
+    # The same shape, blurred (the Fluent demo model's colours come out greyed: a linear map from
+    # its latents cannot paint them, so shape is what is compared), and it took shape on the way.
+    assert iou(preview, final) > 0.7
+    assert iou(preview, final) > iou(noise, final) + 0.3
+
+
+def shape_of(image: Image.Image) -> np.ndarray:
+    """What stands out from the image's own background (the median colour of its border)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=float)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return np.linalg.norm(pixels - np.median(border, axis=0), axis=-1) > 30
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 def test_a_large_image_gets_a_small_preview(tiny_flux_dir) -> None:

@@ -336,6 +336,15 @@ class TestPages:
         assert "1 image included" in page and "needs at least 20" in page
         assert staff_client.get(reverse("training-file", args=[image.file.name])).status_code == 200
 
+    def test_the_training_pages_offer_no_download_bar_for_studio_images_they_do_not_show(
+        self, staff_client, training_set
+    ) -> None:
+        from django.urls import reverse
+
+        for url in (reverse("training"), training_set.get_absolute_url()):
+            assert "Download selected" not in staff_client.get(url).content.decode()
+        assert "Download selected" in staff_client.get("/").content.decode()
+
     def test_a_run_that_cannot_start_is_a_form_error(self, staff_client, training_set) -> None:
         add_icons(training_set, 3)
         response = staff_client.post(training_set.get_absolute_url(), {"model": "1"})

@@ -32,3 +32,13 @@ document.addEventListener("htmx:configRequest", (event) => {
     );
   }
 });
+// A small model's subjects (studio page, under the model picker): a click describes that one.
+document.addEventListener("click", (event) => {
+  const chip = event.target.closest(".subject-chip");
+  if (!chip) {
+    return;
+  }
+  const prompt = chip.closest("form").querySelector("textarea[name=prompt]");
+  prompt.value = chip.dataset.fill;
+  prompt.focus();
+});

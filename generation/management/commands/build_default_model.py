@@ -20,8 +20,22 @@ class Command(BaseCommand):
     def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
         models_dir = Path(settings.STUDIO_MODELS_DIR)
         models_dir.mkdir(parents=True, exist_ok=True)
-        self._install(models_dir / "demo-brand", force, self._copy_demo)
+        demo = models_dir / "demo-brand"
+        # A checkout that ships a newer demo model replaces the copy an earlier version installed.
+        self._install(demo, force or _differs(Path(settings.STUDIO_DEMO_MODEL_DIR), demo), self._copy_demo)
         self._install(models_dir / "tiny-flux", force, self._build_tiny)
+        self._sync_subjects(demo)
+
+    def _sync_subjects(self, folder: Path) -> None:
+        """The demo model's registry entry lists the subjects its card says it was taught."""
+        from generation.models import ImageModel
+        from generation.training.demo_kit import read_kit_card
+
+        card = read_kit_card(folder)
+        if card:
+            ImageModel.objects.filter(key="demo-brand").exclude(subjects=list(card["subjects"])).update(
+                subjects=list(card["subjects"])
+            )
 
     def _install(self, target: Path, force: bool, make: Any) -> None:
         if (target / "model_index.json").is_file() and not force:
@@ -39,12 +53,12 @@ class Command(BaseCommand):
         source = Path(settings.STUDIO_DEMO_MODEL_DIR)
         if (source / "model_index.json").is_file():
             return Path(shutil.copytree(source, folder))
-        # A checkout without the shipped weights trains them once (about 20 minutes on 2 cores).
+        # A checkout without the shipped weights trains them once (about 1.5 hours on 2 cores).
         from generation.training.demo_model import train_demo_model
 
         from ...models import AssetPreset
 
-        self.stdout.write(f"No demo model in {source}: training it now (about 20 minutes on 2 CPU cores)")
+        self.stdout.write(f"No demo model in {source}: training it now (about 1.5 hours on 2 CPU cores)")
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
         return train_demo_model(folder, templates=templates)
 
@@ -52,3 +66,14 @@ class Command(BaseCommand):
         from generation.engine.tiny import build_tiny_flux
 
         return build_tiny_flux(folder)
+
+
+def _differs(source: Path, target: Path) -> bool:
+    """True when the shipped model's files (names and sizes) are not those installed."""
+    if not (source / "model_index.json").is_file() or not (target / "model_index.json").is_file():
+        return False
+    return _listing(source) != _listing(target)
+
+
+def _listing(folder: Path) -> dict[str, int]:
+    return {str(f.relative_to(folder)): f.stat().st_size for f in folder.rglob("*") if f.is_file()}
