@@ -236,16 +236,18 @@ DEMO_PROMPTS = [
 ]
 
 
-def glyph_kit(subjects: list[str], per_pair: int, *, size: int = 64, seed: int = 0) -> list[KitImage]:
-    """`per_pair` jittered renders of each subject's filled glyph in each brand colour. A subject
-    with no glyph fails the build naming it; a glyph that does not render is left out (warned)."""
+def glyph_kit(
+    subjects: list[str], per_pair: int, *, size: int = 64, seed: int = 0, style: str = "filled"
+) -> list[KitImage]:
+    """`per_pair` jittered renders of each subject's glyph (filled or regular) in each brand colour.
+    A subject with no glyph fails the build naming it; a glyph that does not render is left out (warned)."""
     from . import glyphs
 
     unknown = [s for s in subjects if s not in GLYPH_SUBJECTS]
     if unknown:
         raise glyphs.GlyphError(f"No Fluent glyph is known for the subject(s) {', '.join(map(repr, unknown))}.")
     rng = random.Random(seed)
-    alphas = {s: glyphs.coverage(GLYPH_SUBJECTS[s]) for s in subjects}
+    alphas = {s: glyphs.coverage(GLYPH_SUBJECTS[s], style) for s in subjects}
     drawable = [s for s in subjects if alphas[s] is not None]
     return [
         KitImage(glyphs.paint(alphas[s], PALETTE[colour], BACKGROUND, size=size, rng=rng), colour, s)  # type: ignore[arg-type]
@@ -320,6 +322,7 @@ class GlyphVerdict:
     nearest: str | None  # the subject whose reference the ink's fitted mask overlaps most
     ious: dict[str, float]  # IoU with every reference
     ink: float  # share of the image that is ink
+    probe: np.ndarray | None = None  # the ink, cleaned of specks and fitted (what was compared)
 
 
 def judge_glyph(image: Image.Image, references: dict[str, np.ndarray]) -> GlyphVerdict:
@@ -333,7 +336,7 @@ def judge_glyph(image: Image.Image, references: dict[str, np.ndarray]) -> GlyphV
     probe = fitted_mask(without_specks(ink))
     assert probe is not None
     ious = {subject: iou(probe, reference) for subject, reference in references.items()}
-    return GlyphVerdict(colour, max(ious, key=ious.__getitem__), ious, share)
+    return GlyphVerdict(colour, max(ious, key=ious.__getitem__), ious, share, probe)
 
 
 KIT_CARD = "demo-kit.json"  # beside a trained demo model's model_index.json (demo_model.write_kit_card)

@@ -6,8 +6,10 @@ randomly initialised tiny CLIP and T5 encoders (random but fixed embeddings stil
 apart; the T5 vocabulary has each subject word as one token). It draws at 64 px (`native_size`);
 the finishing size stage brings its renders to the size asked.
 
-Stage 1 fits the VAE to the kit (reconstruction), stage 2 fits the transformer with the studio's
-flow objective on latents of the kit, captioned plainly and through each asset type's template.
+Stage 1 fits the VAE to the kit (reconstruction), then refits its decoder alone to every glyph
+in both Fluent styles (so a LoRA can teach outlines whose colours the decoder renders true);
+stage 2 fits the transformer with the studio's flow objective on latents of the kit, captioned
+plainly and through each asset type's template.
 With a checkpoints folder the run survives a kill: started again, it resumes.
 """
 
@@ -18,6 +20,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -51,6 +54,7 @@ MODEL_OPTIONS = {"native_size": SIZE, "max_sequence_length": MAX_SEQUENCE_LENGTH
 class Plan:
     subjects: int = 48  # the first this many of demo_kit.GLYPH_SUBJECTS
     vae_steps: int = 600
+    decoder_steps: int = 300  # the decoder refit on filled and regular glyphs of every subject
     transformer_steps: int = 10000
     batch: int = 16
     per_pair: int = 8  # jittered renders of each subject in each colour
@@ -103,7 +107,7 @@ def _base_pipeline(
     tokenizer = t5_tokenizer(words)
     pipe = FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=SHIFT, use_dynamic_shifting=False),
-        vae=_train_vae(pixels, plan, report),
+        vae=refit_decoder(_train_vae(pixels, plan, report), plan, report),
         text_encoder=CLIPTextModel(clip_config(WIDTH)),
         tokenizer=clip_tokenizer(scratch / "clip"),
         text_encoder_2=t5_encoder(WIDTH, vocab_size=_round_up(len(tokenizer), 64)),
@@ -197,6 +201,53 @@ def _train_vae(pixels: torch.Tensor, plan: Plan, report: Report) -> AutoencoderK
         latents = torch.cat([vae.encode(pixels[i : i + 64]).latent_dist.mode() for i in range(0, len(pixels), 64)])
     vae.register_to_config(shift_factor=float(latents.mean()), scaling_factor=float(1 / latents.std()))
     return vae
+
+
+def refit_decoder(vae: AutoencoderKL, plan: Plan, report: Report) -> AutoencoderKL:
+    """Teach the decoder every Fluent glyph, filled and regular, with the encoder frozen: the
+    latents (and a transformer trained on them) stay as they are. A decoder that has seen only
+    filled shapes draws thin strokes in the wrong colour (blue outlines come back violet, green
+    teal), which no LoRA can mend: it is the VAE, not the transformer, that paints them."""
+    if not plan.decoder_steps:
+        return vae
+    subjects = list(GLYPH_SUBJECTS)
+    kit = [
+        item
+        for style in ("filled", "regular")
+        for item in glyph_kit(subjects, 2, size=SIZE, seed=plan.seed + 7, style=style)
+    ]
+    pixels = torch.stack([_to_tensor(item.image) for item in kit])
+    vae.requires_grad_(False)
+    tuned = [vae.decoder, *([vae.post_quant_conv] if vae.post_quant_conv is not None else [])]
+    for module in tuned:
+        module.requires_grad_(True)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, plan.decoder_steps)
+    generator = torch.Generator().manual_seed(plan.seed + 7)
+    vae.train()
+    for step in range(1, plan.decoder_steps + 1):
+        batch = pixels[torch.randint(len(pixels), (plan.batch,), generator=generator)]
+        with torch.no_grad():
+            latents = vae.encode(batch).latent_dist.sample(generator=generator)
+        loss = F.mse_loss(vae.decode(latents).sample, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        report("decoder", step, plan.decoder_steps, loss.item())
+    vae.eval()
+    vae.requires_grad_(False)
+    return vae
+
+
+def refit_model_decoder(source: Path, folder: Path, *, plan: Plan, report: Report) -> Path:
+    """A copy of the trained model in `source`, written to `folder`, with its decoder refitted."""
+    shutil.copytree(source, folder)
+    vae = AutoencoderKL.from_pretrained(folder / "vae")
+    torch.manual_seed(plan.seed)
+    refit_decoder(vae, plan, report).save_pretrained(folder / "vae")
+    return folder
 
 
 def _caption_variants(captions: list[str], templates: list[str]) -> list[list[str]]:

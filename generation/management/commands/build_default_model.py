@@ -1,3 +1,4 @@
+import filecmp
 import shutil
 import tempfile
 from pathlib import Path
@@ -69,10 +70,14 @@ class Command(BaseCommand):
 
 
 def _differs(source: Path, target: Path) -> bool:
-    """True when the shipped model's files (names and sizes) are not those installed."""
+    """True when the shipped model's files are not those installed: other names, sizes or bytes
+    (a refitted decoder keeps its file's size)."""
     if not (source / "model_index.json").is_file() or not (target / "model_index.json").is_file():
         return False
-    return _listing(source) != _listing(target)
+    listing = _listing(source)
+    if listing != _listing(target):
+        return True
+    return any(not filecmp.cmp(source / name, target / name, shallow=False) for name in listing)
 
 
 def _listing(folder: Path) -> dict[str, int]:

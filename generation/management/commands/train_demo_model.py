@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.models import AssetPreset
-from generation.training.demo_model import Plan, train_demo_model
+from generation.training.demo_model import Plan, refit_model_decoder, train_demo_model
 
 
 class Command(BaseCommand):
@@ -25,16 +25,22 @@ class Command(BaseCommand):
         parser.add_argument("--vae-steps", type=int, default=Plan.vae_steps)
         parser.add_argument("--transformer-steps", type=int, default=Plan.transformer_steps)
         parser.add_argument("--batch", type=int, default=Plan.batch)
+        parser.add_argument("--decoder-steps", type=int, default=Plan.decoder_steps)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--refit-decoder",
+            action="store_true",
+            help="Only refit the VAE decoder of the model already in --out (minutes; the latents, and so "
+            "the transformer, stay as they are).",
+        )
 
-    def handle(self, *args: Any, out: Path | str, checkpoints: Path, **options: Any) -> None:
+    def handle(self, *args: Any, out: Path | str, checkpoints: Path, refit_decoder: bool, **options: Any) -> None:
         from generation.training.glyphs import GlyphError
 
         out = Path(out)
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
-        plan = Plan(
-            **{field: options[field] for field in ("subjects", "vae_steps", "transformer_steps", "batch", "seed")}
-        )
+        fields = ("subjects", "vae_steps", "decoder_steps", "transformer_steps", "batch", "seed")
+        plan = Plan(**{field: options[field] for field in fields})
         started = time.monotonic()
         last = [0.0]
 
@@ -43,15 +49,22 @@ class Command(BaseCommand):
                 last[0] = time.monotonic()
                 self.stdout.write(f"{stage:11} step {step:5}/{total} loss {loss:.4f}  ({last[0] - started:.0f} s)")
 
+        if refit_decoder and not (out / "vae" / "config.json").is_file():
+            raise CommandError(f"{out} holds no trained demo model whose decoder could be refitted.")
         out.parent.mkdir(parents=True, exist_ok=True)
         # Train beside the target and move it in whole: a half-written model is never installed.
         with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
             try:
-                built = train_demo_model(
-                    Path(scratch) / "model", templates=templates, plan=plan, report=report, checkpoints=checkpoints
-                )
+                if refit_decoder:
+                    built = refit_model_decoder(out, Path(scratch) / "model", plan=plan, report=report)
+                else:
+                    built = train_demo_model(
+                        Path(scratch) / "model", templates=templates, plan=plan, report=report, checkpoints=checkpoints
+                    )
             except GlyphError as exc:
                 raise CommandError(str(exc)) from None
+            for path in [built, *built.rglob("*")]:
+                path.chmod(0o755 if path.is_dir() else 0o644)  # savers may write 0600: every worker reads it
             if out.exists():
                 shutil.rmtree(out)
             built.rename(out)
