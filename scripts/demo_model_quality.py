@@ -17,9 +17,7 @@ accuracy-against-training-time table. Everything runs in a throwaway database an
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -27,8 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _throwaway import ROOT, throwaway_studio
 
 
 def main() -> None:
@@ -42,7 +39,7 @@ def main() -> None:
     parser.add_argument("--curve-every", type=int, default=1000, help="with --curve: judge every Nth step's snapshot")
     parser.add_argument("--no-delivered", action="store_true", help="judge the native renders only (faster)")
     args = parser.parse_args()
-    setup(args.model.resolve())
+    throwaway_studio("demo-quality", model=args.model)
     if args.curve:
         print(json.dumps(curve(args.curve, args.steps, args.curve_every), indent=1))
         return
@@ -55,25 +52,6 @@ def main() -> None:
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
-
-
-def setup(model: Path) -> None:
-    var = Path(tempfile.mkdtemp(prefix="demo-quality-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="brandstudio.settings",
-        SECRET_KEY="demo-quality",
-        STUDIO_VAR_DIR=str(var),
-        CELERY_BROKER_URL="memory://",
-        HF_HUB_OFFLINE="1",
-        STUDIO_DEFAULT_MODEL="demo-brand",
-        STUDIO_DEMO_MODEL_DIR=str(model),
-        STUDIO_PREVIEW_SECONDS="0",
-        STUDIO_PALETTE_TABLES_DIR="",  # the memo: the same answers as the table, no minute to build it
-    )
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
 
 
 def measure(model: Path, *, seeds: int, steps: int, delivered: bool, sheet: Path | None) -> dict[str, Any]:
@@ -115,31 +93,15 @@ def measure(model: Path, *, seeds: int, steps: int, delivered: bool, sheet: Path
 def delivered_scores(items: list[Any], references: dict[str, Any], seeds: int) -> tuple[Any, Any, list[Any]]:
     """Each ask as an Icon job at Standard, run in this process as a worker runs it."""
     from django.contrib.auth.models import User
-    from django.core.management import call_command
-    from PIL import Image
 
-    from generation import runner, services
-    from generation.models import AssetPreset, GenerationJob, ImageModel
+    from generation import runner
     from generation.training import demo_quality as dq
 
-    quiet = io.StringIO()
-    call_command("migrate", verbosity=0, stdout=quiet)
-    call_command("build_default_model", verbosity=0, stdout=quiet)
     runner.prepare_finishing()
     user = User.objects.create_user("quality")
-    preset = AssetPreset.objects.get(slug="icon")
-    model = ImageModel.objects.get(key="demo-brand")
     plain, other, images = dq.Score(), dq.Score(), []
     for ask in items:
-        job = services.job_create(owner=user, preset=preset, prompt=ask.prompt, model=model, variations=seeds)
-        runner.run_job(str(job.pk), worker="quality")
-        job = GenerationJob.objects.get(pk=job.pk)
-        if job.status != "complete":
-            raise SystemExit(f"{ask.prompt!r}: job {job.status}: {job.error}")
-        for stored in job.images.order_by("index"):
-            with stored.file.open("rb") as fh:
-                image = Image.open(fh)
-                image.load()
+        for stored, image in dq.job_images(user, ask.prompt, seeds=seeds, worker="quality"):
             drawing = dq.judge_drawing(
                 image, ask, references, compliance=stored.compliance_before, compliance_after=stored.compliance_after
             )

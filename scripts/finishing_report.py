@@ -19,19 +19,16 @@ and the upscaler is loaded, as a starting worker loads it.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _throwaway import throwaway_studio
 
 # Said in other words than the captions the demo model was trained on ("a flat blue person icon").
 REPHRASED = [
@@ -54,27 +51,8 @@ def main() -> None:
     parser.add_argument("--tables", type=Path, help="folder for the palette tables (kept between runs)")
     parser.add_argument("--no-table", action="store_true", help="no lookup table: the memo alone")
     args = parser.parse_args()
-    var = Path(tempfile.mkdtemp(prefix="finishing-report-"))
-    tables = "" if args.no_table else str(args.tables or var / "palette-tables")
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="brandstudio.settings",
-        SECRET_KEY="finishing-report",
-        STUDIO_VAR_DIR=str(var),
-        CELERY_BROKER_URL="memory://",
-        HF_HUB_OFFLINE="1",
-        STUDIO_DEFAULT_MODEL="demo-brand",
-        STUDIO_PREVIEW_SECONDS="0",
-        STUDIO_PALETTE_TABLES_DIR=tables,
-    )
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    quiet = io.StringIO()  # the JSON must be all that --json prints
-    call_command("migrate", verbosity=0, stdout=quiet)
-    call_command("build_default_model", verbosity=0, stdout=quiet)
+    tables = "" if args.no_table else str(args.tables or "{var}/palette-tables")
+    throwaway_studio("finishing-report", STUDIO_PALETTE_TABLES_DIR=tables)
     table_seconds = build_tables()
     from generation.runner import prepare_finishing
 

@@ -21,17 +21,12 @@ media folder. `tests/test_outline_lora.py` runs the same path with tiny settings
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _throwaway import ROOT, throwaway_studio
 
 OVERRIDES = ("steps", "rank", "learning_rate", "batch_size", "caption_dropout")
 
@@ -40,48 +35,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "demo" / "brand-model")
     parser.add_argument("--train-subjects", type=int, default=12, help="subjects in the training set (x 4 colours)")
+    parser.add_argument("--colours", type=int, default=4, help="brand colours per trained subject (1-4)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     for name in OVERRIDES:
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=f"override the default {name}")
     args = parser.parse_args()
-    setup(args.model.resolve())
+    throwaway_studio("outline-lora", model=args.model, STUDIO_LORA_ROOT="{var}/loras", ALLOWED_HOSTS="testserver")
     from generation.training.outline_experiment import Experiment
 
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     started = time.perf_counter()
-    report = Experiment(train_subjects=args.train_subjects, seeds=args.seeds, overrides=overrides).run()
+    experiment = Experiment(
+        train_subjects=args.train_subjects, colours_per_subject=args.colours, seeds=args.seeds, overrides=overrides
+    )
+    report = experiment.run()
     report["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_table(report)
-
-
-def setup(model: Path) -> None:
-    var = Path(tempfile.mkdtemp(prefix="outline-lora-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="brandstudio.settings",
-        SECRET_KEY="outline-lora",
-        STUDIO_VAR_DIR=str(var),
-        STUDIO_LORA_ROOT=str(var / "loras"),
-        CELERY_BROKER_URL="memory://",
-        HF_HUB_OFFLINE="1",
-        STUDIO_DEFAULT_MODEL="demo-brand",
-        STUDIO_DEMO_MODEL_DIR=str(model),
-        STUDIO_PREVIEW_SECONDS="0",
-        STUDIO_PALETTE_TABLES_DIR="",
-        ALLOWED_HOSTS="testserver",
-    )
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    quiet = io.StringIO()
-    call_command("migrate", verbosity=0, stdout=quiet)
-    call_command("build_default_model", verbosity=0, stdout=quiet)
 
 
 def print_table(report: dict[str, Any]) -> None:

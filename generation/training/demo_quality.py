@@ -192,6 +192,32 @@ def evaluate_native(folder: Path, *, seeds: int = 2, steps: int = 28, rephrased:
     return plain, other
 
 
+def job_images(
+    owner: Any, prompt: str, *, seeds: int, worker: str, model_key: str = "demo-brand", brand_lora: str = ""
+) -> list[tuple[Any, Image.Image]]:
+    """An Icon job at Standard run in this process as a worker runs it (upscale, palette,
+    cut-out): its stored images with each opened. `brand_lora` as the job form takes it."""
+    from .. import runner, services
+    from ..models import AssetPreset, GenerationJob, ImageModel
+
+    model = ImageModel.objects.get(key=model_key)
+    preset = AssetPreset.objects.get(slug="icon")
+    job = services.job_create(
+        owner=owner, preset=preset, prompt=prompt, model=model, variations=seeds, brand_lora=brand_lora
+    )
+    runner.run_job(str(job.pk), worker=worker)
+    job = GenerationJob.objects.get(pk=job.pk)
+    if job.status != "complete":
+        raise RuntimeError(f"{prompt!r}: job {job.status}: {job.error}")
+    opened: list[tuple[Any, Image.Image]] = []
+    for stored in job.images.order_by("index"):
+        with stored.file.open("rb") as fh:
+            image = Image.open(fh)
+            image.load()
+        opened.append((stored, image))
+    return opened
+
+
 def contact_sheet(images: list[Image.Image], per_row: int, path: Path, cell: int = 64) -> None:
     rows = (len(images) + per_row - 1) // per_row
     canvas = Image.new("RGB", (cell * per_row, cell * rows), "white")

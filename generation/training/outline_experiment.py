@@ -17,9 +17,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from PIL import Image
 
-from .. import runner, services
 from ..model_files import local_weights
-from ..models import AssetPreset, BrandLora, GenerationJob, ImageModel, TrainingRun, TrainingSet
+from ..models import AssetPreset, BrandLora, ImageModel, TrainingRun, TrainingSet
 from . import glyphs
 from .data import report
 from .demo_kit import (
@@ -27,15 +26,12 @@ from .demo_kit import (
     GLYPH_SUBJECTS,
     PALETTE,
     caption,
-    fitted_mask,
-    foreground,
     glyph_references,
     iou,
     judge_glyph,
     read_kit_card,
-    without_specks,
 )
-from .demo_quality import on_background
+from .demo_quality import job_images, on_background
 from .lora import run_training
 
 STYLE_WORDS = "outline style"
@@ -45,6 +41,7 @@ SET_SIDE = 512
 @dataclass
 class Experiment:
     train_subjects: int = 12
+    colours_per_subject: int = 4  # each trained subject in this many brand colours (in turn)
     seeds: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
     model_key: str = "demo-brand"
@@ -78,6 +75,9 @@ class Experiment:
             "report_score": checked.score,
             "run_params": {k: run.params[k] for k in ("steps", "rank", "learning_rate", "batch_size", "resolution")},
             "training_seconds": round(seconds, 1),
+            "run_notes": run.notes,
+            "drift": (run.samples[-1].get("drift") if run.samples else None),
+            "drift_warning": (run.samples[-1].get("warning", "") if run.samples else ""),
             **measured,
             "closer_to_regular_with_lora": measured["with_lora"]["closer_to_regular"],
             "closer_to_regular_without_lora": measured["without_lora"]["closer_to_regular"],
@@ -92,7 +92,7 @@ class Experiment:
         response = client.post("/training/", form)
         assert response.status_code == 302, response.content[-1500:]
         training_set = TrainingSet.objects.get(name="Fluent outline")
-        upload = io.BytesIO(outline_zip(subjects))
+        upload = io.BytesIO(outline_zip(subjects, colours=self.colours_per_subject))
         upload.name = "fluent-outline.zip"
         response = client.post(training_set.get_absolute_url(), {"files": [upload]})
         assert response.status_code == 302, response.content[-1500:]
@@ -117,40 +117,34 @@ class Experiment:
     ) -> dict[str, Any]:
         regular = glyph_references(subjects, style="regular")
         filled = glyph_references(subjects, style="filled")
-        preset = AssetPreset.objects.get(slug="icon")
         colours = list(PALETTE)
         rows = []
         for n, subject in enumerate(subjects):
             colour = colours[n % len(colours)]
             prompt = f"{caption(colour, subject)}, {STYLE_WORDS}"
-            job = services.job_create(
-                owner=owner, preset=preset, prompt=prompt, model=model, variations=self.seeds, brand_lora=brand_lora
+            drawn = job_images(
+                owner, prompt, seeds=self.seeds, worker="outline-report", model_key=model.key, brand_lora=brand_lora
             )
-            runner.run_job(str(job.pk), worker="outline-report")
-            job = GenerationJob.objects.get(pk=job.pk)
-            if job.status != "complete":
-                raise RuntimeError(f"{prompt!r}: job {job.status}: {job.error}")
-            for stored in job.images.order_by("index"):
-                with stored.file.open("rb") as fh:
-                    image = Image.open(fh)
-                    image.load()
+            for stored, image in drawn:
                 rows.append(_row(on_background(image), subject, colour, regular, filled, stored.compliance_before))
         return _summarise(rows, set(trained))
 
 
-def outline_zip(subjects: list[str], side: int = SET_SIDE) -> bytes:
-    """The training set as a designer would hand it over: each subject's regular glyph in each
-    brand colour, a PNG with a caption file beside it."""
+def outline_zip(subjects: list[str], side: int = SET_SIDE, *, colours: int = 4) -> bytes:
+    """The training set as a designer would hand it over: each subject's regular glyph in
+    `colours` brand colours (the nth subject starting at the nth colour, so every colour is
+    there as often), a PNG with a caption file beside it."""
+    names = list(PALETTE)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for subject in subjects:
+        for n, subject in enumerate(subjects):
             alpha = glyphs.coverage(GLYPH_SUBJECTS[subject], "regular", size=side)
             if alpha is None:
                 continue
-            for colour, rgb in PALETTE.items():
+            for colour in (names[(n + k) % len(names)] for k in range(colours)):
                 stem = f"{subject.replace(' ', '-')}-{colour}"
                 png = io.BytesIO()
-                glyphs.paint(alpha, rgb, BACKGROUND, size=side).save(png, format="PNG")
+                glyphs.paint(alpha, PALETTE[colour], BACKGROUND, size=side).save(png, format="PNG")
                 archive.writestr(f"{stem}.png", png.getvalue())
                 archive.writestr(f"{stem}.txt", f"{caption(colour, subject)}, {STYLE_WORDS}")
     return buffer.getvalue()
@@ -164,14 +158,13 @@ def _row(
     filled: dict[str, Any],
     compliance: float | None,
 ) -> dict[str, Any]:
-    ink = foreground(image)
-    probe = fitted_mask(without_specks(ink))
     verdict = judge_glyph(image, filled)
+    probe = verdict.probe
     return {
         "subject": subject,
-        "ink": float(ink.mean()),
+        "ink": verdict.ink,
         "iou_regular": iou(probe, regular[subject]) if probe is not None and subject in regular else 0.0,
-        "iou_filled": iou(probe, filled[subject]) if probe is not None and subject in filled else 0.0,
+        "iou_filled": verdict.ious.get(subject, 0.0),
         "colour_right": verdict.colour == colour,
         "compliance": compliance or 0.0,
     }
