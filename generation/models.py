@@ -487,6 +487,8 @@ class GenerationJob(models.Model):
     images_done = models.PositiveIntegerField(default=0)
     images_total = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)  # seconds per phase: load, render, store
+    # What the worker found the designer should know (words the text encoders cut off).
+    notes = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)  # Celery node name holding the lease
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
@@ -722,6 +724,7 @@ class TrainingRun(models.Model):
     samples = models.JSONField(default=list, blank=True)  # [{"step": n, "files": [storage names]}]
     checkpoint = models.CharField(max_length=300, blank=True)  # storage name of the last checkpoint
     content_hash = models.CharField(max_length=64, blank=True)  # of the images and captions trained on
+    notes = models.JSONField(default=list, blank=True)  # what the trainer found (captions the encoders cut)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)

@@ -49,6 +49,17 @@ engines_lock = threading.Lock()
 _loading: str | None = None  # the model being loaded under engines_lock, for that message
 
 
+def note_prompt_cuts(job: GenerationJob, engine: Any) -> None:
+    """Tell the designer which words of the prompt as sent the model's encoders never read."""
+    try:
+        notes = engine.prompt_notes(job.params.get("prompt", ""))
+    except Exception:  # counting tokens must never cost a render
+        log.warning("Job %s: could not count the prompt's tokens", job.pk, exc_info=True)
+        return
+    if notes != job.notes:
+        GenerationJob.objects.filter(pk=job.pk).update(notes=notes)
+
+
 def run_job(job_id: str, *, worker: str) -> None:
     """Render what the job has not rendered yet and finish every image not finished yet: a
     retried attempt resumes, and "Retry finishing" (services.job_refinish) runs this with
@@ -92,6 +103,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
                     finisher.rows(rows, images)
 
             if engine is not None and already < job.images_total:
+                note_prompt_cuts(job, engine)
                 progress = Progress(job, already=already)
                 with clock.measure("run"):
                     engine.generate(

@@ -66,6 +66,10 @@ class JobOut(Schema):
     images_total: int
     estimated_seconds: float | None
     error: str
+    notes: list[str] = Field(
+        description="What the designer should know about the result: a description the model has no subject "
+        "for, words of the prompt as sent that its text encoders cut off"
+    )
     license_notice: str | None
     created_at: str
     images: list[ImageOut]
@@ -111,6 +115,7 @@ def job_out(
         "images_total": job.images_total,
         "estimated_seconds": _estimate(job),
         "error": job.error,
+        "notes": [note for note in (job.params.get("subject_note"), *job.notes) if note],
         "license_notice": None if model.get("commercial_use", True) else model.get("license_notice") or "",
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],

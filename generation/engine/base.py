@@ -23,6 +23,7 @@ from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
 from .families import size_multiple
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
+from .prompts import cut_notes, readers
 from .types import (
     EngineError,
     GenerationRequest,
@@ -122,6 +123,10 @@ class DiffusersEngine:
         finally:
             if self._adapters:
                 self.pipe.disable_lora()
+
+    def prompt_notes(self, prompt: str) -> list[str]:
+        """What of the prompt this model's text encoders cut off, one sentence per encoder."""
+        return cut_notes(prompt, readers(self.family, self.pipe, self.options.get("max_sequence_length")))
 
     def validate(self, request: GenerationRequest) -> None:
         multiple = self.size_multiple

@@ -78,6 +78,10 @@ class Engine(Protocol):
 
     def unload(self) -> None: ...
 
+    def prompt_notes(self, prompt: str) -> list[str]:
+        """What of the prompt the model's text encoders cut off, one sentence per encoder."""
+        ...
+
     def generate(
         self,
         request: GenerationRequest,

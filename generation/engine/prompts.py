@@ -1,0 +1,70 @@
+"""How much of a prompt the text encoders read. CLIP stops at 77 tokens and T5 at the pipeline's
+`max_sequence_length` (the demo model's at 32); what is past the limit is dropped without a word,
+so a long asset-type template can lose its end, or a designer's last words. The worker and the
+trainer tell the designer which words never reached the model.
+
+Only tokenizers are used here (no encoder runs): counting is cheap next to a render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DROPPED_SHOWN = 120  # characters of the dropped text a note quotes
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A text encoder that reads the prompt's words, by its tokenizer and token limit."""
+
+    name: str
+    tokenizer: Any
+    limit: int
+
+
+def readers(family: str, pipe: Any, max_sequence_length: int | None = None) -> list[Reader]:
+    """The encoders of `pipe` whose token limit can cut a prompt, for its family."""
+    clip: Any = getattr(pipe, "tokenizer", None)
+    if family == "flux":
+        # FLUX.1 takes only CLIP's pooled vector (a summary); its T5 reads the words.
+        return [Reader("T5", pipe.tokenizer_2, max_sequence_length or 512)]
+    if family == "sd3":
+        return [
+            Reader("CLIP", clip, int(clip.model_max_length)),
+            Reader("T5", pipe.tokenizer_3, max_sequence_length or 256),
+        ]
+    if family == "sdxl":
+        return [Reader("CLIP", clip, int(clip.model_max_length))]
+    return []  # language-model encoders (Qwen-Image, Z-Image, FLUX.2, HiDream) read far longer prompts
+
+
+def dropped_text(reader: Reader, text: str) -> str:
+    """What of `text` the reader's encoder never sees ("" when all of it fits)."""
+    tokenizer = reader.tokenizer
+    if tokenizer is None or not text.strip():
+        return ""
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    encoded = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=fast)
+    content = encoded.input_ids
+    specials = len(tokenizer("", add_special_tokens=True).input_ids)  # CLIP's start and end, T5's end
+    kept = max(0, reader.limit - specials)
+    if len(content) <= kept:
+        return ""
+    if fast:  # the designer's own characters, words the vocabulary lacks included
+        return " ".join(text[encoded.offset_mapping[kept][0] :].split()).lstrip(",;: ")
+    return " ".join(tokenizer.decode(content[kept:], skip_special_tokens=True).split())
+
+
+def cut_notes(text: str, encoders: list[Reader]) -> list[str]:
+    """One sentence per encoder that cuts `text`, quoting what it drops."""
+    notes = []
+    for reader in encoders:
+        dropped = dropped_text(reader, text)
+        if dropped:
+            quoted = dropped if len(dropped) <= DROPPED_SHOWN else dropped[:DROPPED_SHOWN].rsplit(" ", 1)[0] + " …"
+            notes.append(
+                f"The prompt as sent (with the asset type's template and any trigger words) is longer than "
+                f"the {reader.limit} tokens {reader.name} reads; the model never saw “{quoted}”."
+            )
+    return notes
