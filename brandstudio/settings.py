@@ -280,7 +280,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Studio.
 STUDIO_MODELS_DIR = Path(env_str("STUDIO_MODELS_DIR", str(VAR_DIR / "models")))
-STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(BASE_DIR / "loras")))
+# Brand LoRA files (BrandLora rows name them relative to this folder): trained ones are written here.
+STUDIO_LORA_ROOT = Path(env_str("STUDIO_LORA_ROOT", str(VAR_DIR / "loras")))
 # Upscaler files (generation.Upscaler rows name them relative to this folder).
 STUDIO_UPSCALERS_DIR = Path(env_str("STUDIO_UPSCALERS_DIR", str(BASE_DIR / "upscalers")))
 # Palette lookup tables (64 MB each, one per palette, built by the worker): see generation/finishing/table.py.

@@ -204,6 +204,19 @@ class TestReport:
         terms = " ".join(f.message for f in checks["Consistent terms"].findings)
         assert "“icon”" in terms and "“glyph”" in terms
 
+    def test_captions_that_contradict_the_asset_types_template_are_reported(self, training_set) -> None:
+        """The Icon template (which every prompt carries) says "solid background" and "subtle
+        gradients"; an outline set captioned "flat ... outline style" is told both at once."""
+        add_icons(training_set, 3, captions=False)
+        for n, row in enumerate(training_set.images.order_by("pk")):
+            row.caption = f"a flat blue shape {n} icon, outline style"
+            row.save()
+        check = {c.name: c for c in training_data.report(training_set).checks}["Consistent terms"]
+        text = " ".join(f.message for f in check.findings)
+        assert "3 caption(s) say “outline” where the Icon template" in text and "says “solid”" in text
+        assert "say “flat”" in text and "“gradients”" in text
+        assert check.score < 0.5
+
     def test_excluded_images_leave_the_report(self, training_set) -> None:
         add_icons(training_set, 3)
         training_set.images.update(excluded=True)
@@ -239,8 +252,10 @@ class TestRuns:
         run.refresh_from_db()
         assert run.status == JobStatus.COMPLETE, run.error
         assert run.step == 4 and [step for step, _ in run.losses] == [1, 2, 3, 4]
-        assert [sample["step"] for sample in run.samples] == [2, 4] and len(run.content_hash) == 64
+        # The base model's samples first (step 0), then the run's, each judged for drift from them.
+        assert [sample["step"] for sample in run.samples] == [0, 2, 4] and len(run.content_hash) == 64
         assert len(run.samples[0]["images"]) == 4  # the asset type's test prompts
+        assert "colour_shift" in run.samples[2]["drift"] and "warning" in run.samples[2]
         lora = run.lora
         assert lora.file == "flux/icon-v1.safetensors" and lora.version == 1
         assert (lora_root / "flux/icon-v1.json").is_file()
@@ -497,3 +512,26 @@ def test_comparing_lora_versions_counts_against_the_per_user_limits(staff_client
     response = staff_client.post(reverse("lora-action", args=[lora.pk, "compare"]), follow=True)
     assert "the limit is" in response.content.decode()
     assert not JobGroup.objects.exists() and not GenerationJob.objects.exists()  # nothing half-made
+
+
+def test_trained_loras_live_under_the_var_folder_and_an_older_checkouts_files_move_there(settings, tmp_path) -> None:
+    import os
+    from importlib import import_module
+
+    from django.apps import apps
+
+    if "STUDIO_LORA_ROOT" not in os.environ:
+        assert Path(settings.STUDIO_LORA_ROOT) == Path(settings.VAR_DIR) / "loras"
+    settings.BASE_DIR = tmp_path / "checkout"
+    settings.STUDIO_LORA_ROOT = tmp_path / "var" / "loras"
+    old = tmp_path / "checkout" / "loras" / "flux"
+    old.mkdir(parents=True)
+    (old / "icon-v1.safetensors").write_bytes(b"weights")
+    (old / "icon-v1.json").write_text("{}")
+    BrandLora.objects.create(name="Icon v1", family="flux", file="flux/icon-v1.safetensors")
+    move_files = import_module("generation.migrations.0030_lora_files_under_var").move_files
+    move_files(apps, None)
+    move_files(apps, None)  # again: nothing left to move, nothing lost
+    new = tmp_path / "var" / "loras" / "flux"
+    assert (new / "icon-v1.safetensors").read_bytes() == b"weights" and (new / "icon-v1.json").is_file()
+    assert not (old / "icon-v1.safetensors").exists()

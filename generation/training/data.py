@@ -23,7 +23,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
-from ..models import TrainingImage, TrainingSet
+from ..models import AssetPreset, TrainingImage, TrainingSet
 from ..storable import storable
 
 FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
@@ -290,6 +290,13 @@ SYNONYMS = [
     {"outline", "line art", "stroke", "linework"},
     {"gradient", "gradients", "ombre"},
 ]
+# Words that pull opposite ways: a caption using one while the asset type's template (which every
+# prompt carries, in training and in the studio) uses the other tells the model both at once.
+OPPOSITES = [
+    ({"outline", "line art", "stroke", "linework"}, {"solid", "filled"}),
+    ({"flat"}, {"gradient", "gradients", "shaded", "3d"}),
+    ({"monochrome"}, {"colorful", "colourful", "multicolor"}),
+]
 
 
 @dataclass
@@ -331,7 +338,7 @@ def report(training_set: TrainingSet) -> Report:
         _check_resolution(images, *training_side(training_set)),
         _check_duplicates(images),
         _check_captions(images),
-        _check_terminology(images),
+        _check_terminology(images, training_set.preset),
         _check_aspect(images),
     ]
     return Report(checks, len(images))
@@ -415,8 +422,8 @@ def _check_captions(images: list[TrainingImage]) -> Check:
     return check
 
 
-def _check_terminology(images: list[TrainingImage]) -> Check:
-    text = [" " + " ".join(_words(img.caption)) + " " for img in images]
+def _check_terminology(images: list[TrainingImage], preset: AssetPreset) -> Check:
+    text = [_spaced(img.caption) for img in images]
     check = Check("Consistent terms", 10, 1.0)
     mixed = 0
     for group in SYNONYMS:
@@ -426,8 +433,28 @@ def _check_terminology(images: list[TrainingImage]) -> Check:
             mixed += 1
             terms = " vs ".join(f"“{term}” ({n})" for term, n in used.most_common())
             check.findings.append(Finding("warning", f"Captions mix {terms} for one idea; pick one."))
+    template = _spaced(preset.prompt_template.replace("{subject}", " "))
+    for one, other in OPPOSITES:
+        for captions_say, template_says in ((one, other), (other, one)):
+            said = [term for term in template_says if f" {term} " in template]
+            counts = Counter({term: sum(f" {term} " in t for t in text) for term in captions_say})
+            if said and +counts:
+                mixed += 1
+                term, n = counts.most_common(1)[0]
+                check.findings.append(
+                    Finding(
+                        "warning",
+                        f"{n} caption(s) say “{term}” where the {preset.name} template, which every prompt "
+                        f"carries in training and in the studio, says “{said[0]}”: the model is told both. "
+                        "Word the captions as the template does, or change the template.",
+                    )
+                )
     check.score = max(0.0, 1 - 0.34 * mixed)
     return check
+
+
+def _spaced(caption: str) -> str:
+    return " " + " ".join(_words(caption)) + " "
 
 
 def _check_aspect(images: list[TrainingImage]) -> Check:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +30,12 @@ from django.utils import timezone
 from PIL import Image, ImageOps
 
 from ..engine.devices import resolve_device
+from ..engine.prompts import cut_notes, readers
 from ..engine.types import EngineError
+from ..finishing.plans import palette_of
 from ..model_files import local_weights
 from ..models import BrandLora, ImageModel, JobStatus, TrainingImage, TrainingRun
+from . import drift
 from .objectives import OBJECTIVES, Objective
 
 log = logging.getLogger(__name__)
@@ -119,6 +123,8 @@ class Trainer:
         params = [p for p in network.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.p["learning_rate"], weight_decay=1e-4)
         start = self._resume(optimizer)
+        if start == 0 and not any(sample["step"] == 0 for sample in self.run.samples):
+            self._samples(0)  # the base model's own (a new adapter adds nothing): what drift is judged against
         generator = torch.Generator().manual_seed(self.p["seed"] + start)
         chooser = random.Random(self.p["seed"] + start)
         sizes = list(buckets)
@@ -164,13 +170,31 @@ class Trainer:
             buckets[size].append(i)
             texts.append(self._caption(row.caption))
             caption_index.append(len(texts) - 1)
+        self._note_cut_captions(texts[1:])
         self.latents = [self.objective.latents(t.unsqueeze(0))[0] for t in pixels]
         self.embeddings = self.objective.embed(texts)
         return dict(buckets), caption_index, digest.hexdigest()
 
+    def _note_cut_captions(self, texts: list[str]) -> None:
+        """Tell the run page when the encoders cut captions as trained (and so as prompted)."""
+        encoders = readers(self.model.family, self.pipe, self.objective.max_sequence_length)
+        unique = list(dict.fromkeys(texts))
+        cut = [notes[0] for text in unique if (notes := cut_notes(text, encoders))]
+        note = (
+            f"{len(cut)} of {len(unique)} captions, with the trigger word and through the {self.preset.name} "
+            f"template as the studio prompts, are cut by the text encoder. For example: {cut[0]}"
+            if cut
+            else ""
+        )
+        TrainingRun.objects.filter(pk=self.run.pk).update(notes=[note] if note else [])
+
     def _caption(self, caption: str) -> str:
+        """A caption as the studio will prompt for it: the trigger word, then the caption through
+        the asset type's template. Trained on the prompt shape it will be used with, the LoRA
+        learns the template's words alongside the set's (and the encoders cut both alike)."""
         trigger = self.training_set.trigger_word.strip()
-        return f"{trigger}, {caption}" if trigger else caption
+        prompt = self.preset.expand_prompt(caption)
+        return f"{trigger}, {prompt}" if trigger else prompt
 
     # --- progress, samples, checkpoints
 
@@ -185,12 +209,13 @@ class Trainer:
             raise Stopped()
 
     def _samples(self, step: int) -> None:
-        """The asset type's test prompts, as the studio would send them, at fixed seeds."""
+        """The asset type's test prompts, as the studio would send them, at fixed seeds; each
+        judged against the base model's (step 0) for drift."""
         network = self.objective.model
         network.eval()
-        files = []
+        files, looks = [], []
         for i, subject in enumerate(self.preset.test_prompts[:4] or ["a simple icon"]):
-            prompt = self._caption(self.preset.expand_prompt(subject))
+            prompt = self._caption(subject)
             width, height = bucket_size(1, 1, self.p["resolution"])
             with torch.inference_mode():
                 image = self.pipe(
@@ -207,9 +232,15 @@ class Trainer:
                 f"training/runs/{self.run.pk}/step{step:05d}-{i}.png", ContentFile(buffer.getvalue())
             )
             files.append({"file": name, "prompt": subject})
+            looks.append(drift.look(image, palette_of(self.preset)))
         network.train()
         run = TrainingRun.objects.get(pk=self.run.pk)
-        run.samples = [*run.samples, {"step": step, "images": files}]
+        sample: dict[str, Any] = {"step": step, "images": files, "looks": looks}
+        base = next((s for s in run.samples if s["step"] == 0), None)
+        if step and base and base.get("looks"):
+            found = drift.drift(base["looks"], looks)
+            sample.update(drift=found, warning=drift.drift_note(step, found))
+        run.samples = [*run.samples, sample]
         run.save(update_fields=["samples"])
 
     def _checkpoint(self, step: int, optimizer: torch.optim.Optimizer) -> None:
