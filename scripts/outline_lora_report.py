@@ -28,7 +28,7 @@ from typing import Any
 
 from _throwaway import ROOT, throwaway_studio
 
-OVERRIDES = ("steps", "rank", "learning_rate", "batch_size", "caption_dropout")
+OVERRIDES = ("steps", "rank", "learning_rate", "batch_size", "caption_dropout", "prior_images", "prior_weight")
 
 
 def main() -> None:

@@ -246,6 +246,29 @@ class TestRuns:
             overrides=params | overrides,
         )
 
+    def test_prior_preservation_trains_on_the_base_models_drawings_beside_the_set(
+        self, ready_set, alice, lora_root, monkeypatch
+    ) -> None:
+        from generation.training.lora import Trainer
+
+        drawn = []
+        real = Trainer._prior_latents
+
+        def spy(trainer):
+            latents = real(trainer)
+            drawn.append((latents.shape, list(trainer._prior_prompts())))
+            return latents
+
+        monkeypatch.setattr(Trainer, "_prior_latents", spy)
+        run = self.start(ready_set, alice, prior_images=3, prior_weight=0.5)
+        run_training(str(run.pk), worker="gpu@test")
+        run.refresh_from_db()
+        assert run.status == JobStatus.COMPLETE, run.error
+        (shape, prompts), = drawn
+        assert shape[0] == 3 and len(prompts) == 3
+        assert prompts[0].startswith("a flat blue shield icon, Fluent 2")  # a test prompt through the template
+        assert "bsicon" not in prompts[0]  # the base's drawing, without the set's trigger word
+
     def test_a_run_trains_a_versioned_lora_the_engine_loads(self, ready_set, alice, lora_root, tiny_flux_dir) -> None:
         run = self.start(ready_set, alice)
         run_training(str(run.pk), worker="gpu@test")

@@ -41,6 +41,7 @@ from .objectives import OBJECTIVES, Objective
 log = logging.getLogger(__name__)
 
 SAMPLE_SEED = 1234
+PRIOR_SEED = 4321  # the prior-preservation drawings' seeds (same ones after a resume)
 
 
 class Stopped(Exception):
@@ -120,6 +121,7 @@ class Trainer:
                 target_modules=self.objective.lora_targets,
             )
         )
+        prior = self._prior_latents()  # drawn now, while the new adapter adds nothing (its B is zero)
         params = [p for p in network.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.p["learning_rate"], weight_decay=1e-4)
         start = self._resume(optimizer)
@@ -137,6 +139,11 @@ class Trainer:
             dropped = [chooser.random() < self.p["caption_dropout"] for _ in rows]
             picks = torch.tensor([0 if drop else captions[i] for i, drop in zip(rows, dropped, strict=True)])
             loss = self.objective.loss(latents, self.embeddings, picks, generator)
+            if prior is not None:  # prior preservation: the base model's own drawings, as it drew them
+                drawn = [chooser.randrange(len(prior)) for _ in range(max(1, self.p["batch_size"] // 2))]
+                captioned = torch.tensor([self.prior_captions[i] for i in drawn])
+                prior_loss = self.objective.loss(prior[drawn], self.embeddings, captioned, generator)
+                loss = loss + self.p["prior_weight"] * prior_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -171,9 +178,40 @@ class Trainer:
             texts.append(self._caption(row.caption))
             caption_index.append(len(texts) - 1)
         self._note_cut_captions(texts[1:])
+        self.prior_captions = []
+        for prompt in self._prior_prompts():
+            texts.append(prompt)
+            self.prior_captions.append(len(texts) - 1)
         self.latents = [self.objective.latents(t.unsqueeze(0))[0] for t in pixels]
         self.embeddings = self.objective.embed(texts)
         return dict(buckets), caption_index, digest.hexdigest()
+
+    def _prior_prompts(self) -> list[str]:
+        """Prompts for prior preservation: the asset type's test prompts in turn, through its
+        template and without the trigger word (what the base model should still draw as before)."""
+        prompts = self.preset.test_prompts or ["a simple icon"]
+        count = int(self.p.get("prior_images", 0))
+        return [self.preset.expand_prompt(prompts[i % len(prompts)]) for i in range(count)]
+
+    def _prior_latents(self) -> torch.Tensor | None:
+        """The base model's drawings of the prior prompts, at the training size, as latents."""
+        prompts = self._prior_prompts()
+        if not prompts:
+            return None
+        width, height = bucket_size(1, 1, self.p["resolution"])
+        pixels = []
+        for i, prompt in enumerate(prompts):
+            with torch.inference_mode():
+                image = self.pipe(
+                    prompt=prompt,
+                    width=width,
+                    height=height,
+                    num_inference_steps=self.p["sample_steps"],
+                    generator=torch.Generator("cpu").manual_seed(PRIOR_SEED + i),
+                    **self.objective.sample_kwargs(),
+                ).images[0]
+            pixels.append(_to_tensor(image))
+        return torch.stack([self.objective.latents(t.unsqueeze(0))[0] for t in pixels])
 
     def _note_cut_captions(self, texts: list[str]) -> None:
         """Tell the run page when the encoders cut captions as trained (and so as prompted)."""

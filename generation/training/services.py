@@ -41,6 +41,8 @@ class TrainingError(ValueError):
 _COMMON = {
     "batch_size": 1,
     "caption_dropout": 0.05,
+    "prior_images": 0,
+    "prior_weight": 1.0,
     "sample_every": 250,
     "checkpoint_every": 250,
     "sample_steps": 20,

@@ -57,7 +57,17 @@ class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
-ADVANCED = ("rank", "learning_rate", "steps", "resolution", "batch_size", "caption_dropout", "sample_every")
+ADVANCED = (
+    "rank",
+    "learning_rate",
+    "steps",
+    "resolution",
+    "batch_size",
+    "caption_dropout",
+    "prior_images",
+    "prior_weight",
+    "sample_every",
+)
 
 
 class RunForm(StorableForm):
@@ -68,6 +78,14 @@ class RunForm(StorableForm):
     resolution = forms.IntegerField(required=False, min_value=16, max_value=2048)
     batch_size = forms.IntegerField(required=False, min_value=1, max_value=64)
     caption_dropout = forms.FloatField(required=False, min_value=0, max_value=1)
+    prior_images = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=200,
+        help_text="Prior preservation: the base model's own drawings of the asset type's test prompts, "
+        "trained on beside the set so the LoRA keeps what the base draws well (its colours). 0: none.",
+    )
+    prior_weight = forms.FloatField(required=False, min_value=0, max_value=10, help_text="Their share of the loss.")
     sample_every = forms.IntegerField(required=False, min_value=1)
 
     def __init__(self, *args: Any, training_set: TrainingSet, **kwargs: Any) -> None:
