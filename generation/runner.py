@@ -50,9 +50,14 @@ _loading: str | None = None  # the model being loaded under engines_lock, for th
 
 
 def note_prompt_cuts(job: GenerationJob, engine: Any) -> None:
-    """Tell the designer which words of the prompt as sent the model's encoders never read."""
+    """Tell the designer when the model's encoders never read some of their own description
+    (a template's end cut off is for staff: the training run page reports it)."""
+    sent = job.params.get("prompt", "")
+    description = " ".join(job.prompt.split())
+    start = sent.find(description) if description else -1
+    typed = (start, start + len(description)) if start >= 0 else None
     try:
-        notes = engine.prompt_notes(job.params.get("prompt", ""))
+        notes = engine.prompt_notes(sent, typed=typed)
     except Exception:  # counting tokens must never cost a render
         log.warning("Job %s: could not count the prompt's tokens", job.pk, exc_info=True)
         return

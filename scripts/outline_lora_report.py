@@ -1,9 +1,9 @@
 """Brand training proven on assets nobody here drew: a LoRA that teaches the demo model Fluent's
 *regular* (outline) style, made through the training pages as a staff user would.
 
-1. A zip of Fluent regular glyphs (--train-subjects of the model's subjects x 4 brand colours,
-   512 px, captioned "a flat {colour} {subject} icon, outline style") is uploaded to a new
-   training set through the training pages; the set's report is printed.
+1. A zip of Fluent regular glyphs (--train-subjects of the model's subjects, 30, each in --colours
+   brand colours, 2, in turn: 60 icons of 512 px, captioned "a flat {colour} {subject} icon,
+   outline style") is uploaded to a new training set through the training pages; the set's report is printed.
 2. A run with the studio's defaults for the model (or --steps/--rank/... overrides) trains in this
    process as a worker runs it, and the new version is published through the pages.
 3. Every subject on the model's card (those left out of the set too) is asked for, in a brand
@@ -13,6 +13,7 @@
 
     .venv/bin/python scripts/outline_lora_report.py           # table
     .venv/bin/python scripts/outline_lora_report.py --json    # one JSON object
+    .venv/bin/python scripts/outline_lora_report.py --sheet docs/outline-lora.png
 
 It needs the icon package (`npm ci --prefix demo/kit`) and runs in a throwaway database and
 media folder. `tests/test_outline_lora.py` runs the same path with tiny settings.
@@ -34,10 +35,11 @@ OVERRIDES = ("steps", "rank", "learning_rate", "batch_size", "caption_dropout", 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "demo" / "brand-model")
-    parser.add_argument("--train-subjects", type=int, default=12, help="subjects in the training set (x 4 colours)")
-    parser.add_argument("--colours", type=int, default=4, help="brand colours per trained subject (1-4)")
+    parser.add_argument("--train-subjects", type=int, default=30, help="subjects in the training set")
+    parser.add_argument("--colours", type=int, default=2, help="brand colours per trained subject (1-4)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--sheet", type=Path, help="write a contact sheet (each subject without, then with, the LoRA)")
     for name in OVERRIDES:
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=f"override the default {name}")
     args = parser.parse_args()
@@ -47,7 +49,11 @@ def main() -> None:
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     started = time.perf_counter()
     experiment = Experiment(
-        train_subjects=args.train_subjects, colours_per_subject=args.colours, seeds=args.seeds, overrides=overrides
+        train_subjects=args.train_subjects,
+        colours_per_subject=args.colours,
+        seeds=args.seeds,
+        overrides=overrides,
+        sheet=args.sheet.resolve() if args.sheet else None,
     )
     report = experiment.run()
     report["seconds"] = round(time.perf_counter() - started, 1)

@@ -20,8 +20,16 @@ def test_an_outline_set_uploaded_as_a_zip_trains_a_lora_the_next_jobs_use_and_it
     from django.core.management import call_command
 
     call_command("build_default_model", verbosity=0)
-    report = Experiment(train_subjects=5, measure_subjects=6, seeds=1, overrides={"steps": 2}).run()
-    assert report["set_images"] == 20 and report["unseen_subjects"] == 1
+    report = Experiment(
+        train_subjects=5,
+        colours_per_subject=4,
+        measure_subjects=6,
+        seeds=1,
+        overrides={"steps": 2},
+        sheet=tmp_path / "s.png",
+    ).run()
+    assert report["set_images"] == 20 and report["unseen_subjects"] == 1  # the Icon minimum: 5 subjects x 4 colours
+    assert (tmp_path / "s.png").is_file()
     assert report["run_params"]["steps"] == 2 and report["run_params"]["resolution"] == 64
     lora = BrandLora.objects.get()
     jobs = list(GenerationJob.objects.order_by("created_at"))  # with the LoRA first, then without

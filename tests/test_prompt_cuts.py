@@ -50,24 +50,39 @@ def test_each_family_names_the_encoders_that_read_its_words() -> None:
     assert readers("qwenimage", pipe) == []
 
 
+LONG_DESCRIPTION = (
+    "a flat blue shield icon with a small checkmark in the middle and a thin border around the edge, "
+    "drawn for the security settings page of the admin console"
+)
+
+
 @pytest.mark.django_db
-def test_a_demo_job_whose_template_runs_past_32_tokens_says_so_on_its_page_and_in_the_api(
+def test_a_demo_job_whose_own_description_is_cut_says_so_on_its_page_and_in_the_api(
     settings, tmp_path, alice, alice_client
 ) -> None:
     settings.STUDIO_MODELS_DIR = tmp_path / "models"
     call_command("build_default_model", verbosity=0)
-    icon = AssetPreset.objects.get(slug="icon")
-    job = services.job_create(
-        owner=alice, preset=icon, prompt="a flat blue shield icon", model=ImageModel.objects.get(key="demo-brand")
-    )
-    runner.run_job(str(job.pk), worker="gpu@test")
-    job = GenerationJob.objects.get(pk=job.pk)
-    assert job.status == "complete", job.error
-    assert len(job.notes) == 1 and "the 32 tokens T5 reads" in job.notes[0]
-    assert "high contrast" in job.notes[0]  # the end of the Icon template
-    assert "32 tokens T5 reads" in alice_client.get(job.get_absolute_url()).content.decode()
+    icon, demo = AssetPreset.objects.get(slug="icon"), ImageModel.objects.get(key="demo-brand")
+    long = services.job_create(owner=alice, preset=icon, prompt=LONG_DESCRIPTION, model=demo, variations=1)
+    short = services.job_create(owner=alice, preset=icon, prompt="a flat blue shield icon", model=demo, variations=1)
+    for job in (long, short):
+        runner.run_job(str(job.pk), worker="gpu@test")
+    long, short = GenerationJob.objects.get(pk=long.pk), GenerationJob.objects.get(pk=short.pk)
+    assert long.status == "complete", long.error
+    assert len(long.notes) == 1 and long.notes[0].startswith("Your description is cut: T5 reads 32 tokens")
+    assert "of the admin console" in long.notes[0]
+    # Only the Icon template's end is cut here: that is for staff (the training run page says it).
+    assert short.notes == []
+    assert "Your description is cut" in alice_client.get(long.get_absolute_url()).content.decode()
     api = alice_client.__class__(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
-    assert api.get(f"/api/v1/jobs/{job.pk}").json()["notes"] == job.notes
+    assert api.get(f"/api/v1/jobs/{long.pk}").json()["notes"] == long.notes
+
+
+def test_a_cut_after_the_designers_words_is_not_theirs_to_mend(t5) -> None:
+    sent = f"a flat blue shield icon, {LONG[24:]}"
+    typed = (0, len("a flat blue shield icon"))
+    assert cut_notes(sent, [Reader("T5", t5, 32)], typed=typed) == []
+    assert len(cut_notes(sent, [Reader("T5", t5, 32)])) == 1
 
 
 @pytest.mark.django_db

@@ -264,7 +264,7 @@ class TestRuns:
         run_training(str(run.pk), worker="gpu@test")
         run.refresh_from_db()
         assert run.status == JobStatus.COMPLETE, run.error
-        (shape, prompts), = drawn
+        ((shape, prompts),) = drawn
         assert shape[0] == 3 and len(prompts) == 3
         assert prompts[0].startswith("a flat blue shield icon, Fluent 2")  # a test prompt through the template
         assert "bsicon" not in prompts[0]  # the base's drawing, without the set's trigger word

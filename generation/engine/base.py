@@ -124,9 +124,11 @@ class DiffusersEngine:
             if self._adapters:
                 self.pipe.disable_lora()
 
-    def prompt_notes(self, prompt: str) -> list[str]:
-        """What of the prompt this model's text encoders cut off, one sentence per encoder."""
-        return cut_notes(prompt, readers(self.family, self.pipe, self.options.get("max_sequence_length")))
+    def prompt_notes(self, prompt: str, *, typed: tuple[int, int] | None = None) -> list[str]:
+        """What of the prompt this model's text encoders cut off, one sentence per encoder (with
+        `typed`, only cuts into that span: the designer's own words)."""
+        encoders = readers(self.family, self.pipe, self.options.get("max_sequence_length"))
+        return cut_notes(prompt, encoders, typed=typed)
 
     def validate(self, request: GenerationRequest) -> None:
         multiple = self.size_multiple

@@ -78,8 +78,8 @@ class Engine(Protocol):
 
     def unload(self) -> None: ...
 
-    def prompt_notes(self, prompt: str) -> list[str]:
-        """What of the prompt the model's text encoders cut off, one sentence per encoder."""
+    def prompt_notes(self, prompt: str, *, typed: tuple[int, int] | None = None) -> list[str]:
+        """What of the prompt (within `typed`, when given) the text encoders cut off."""
         ...
 
     def generate(

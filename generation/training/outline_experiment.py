@@ -11,6 +11,7 @@ import re
 import time
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -31,7 +32,7 @@ from .demo_kit import (
     judge_glyph,
     read_kit_card,
 )
-from .demo_quality import job_images, on_background
+from .demo_quality import contact_sheet, job_images, on_background
 from .lora import run_training
 
 STYLE_WORDS = "outline style"
@@ -40,12 +41,14 @@ SET_SIDE = 512
 
 @dataclass
 class Experiment:
-    train_subjects: int = 12
-    colours_per_subject: int = 4  # each trained subject in this many brand colours (in turn)
+    train_subjects: int = 30
+    colours_per_subject: int = 2  # each trained subject in this many brand colours (in turn): 60 icons
     seeds: int = 2
     overrides: dict[str, Any] = field(default_factory=dict)
     model_key: str = "demo-brand"
     measure_subjects: int | None = None  # the first this many of the card's (default: all)
+    sheet: Path | None = None  # a contact sheet: each subject's first drawing without, then with, the LoRA
+    drawn: dict[str, list[Image.Image]] = field(default_factory=dict, init=False)  # by brand_lora choice
 
     def run(self) -> dict[str, Any]:
         model = ImageModel.objects.get(key=self.model_key)
@@ -67,6 +70,8 @@ class Experiment:
             "with_lora": self._measure(staff, model, subjects, trained, brand_lora=""),
             "without_lora": self._measure(staff, model, subjects, trained, brand_lora="none"),
         }
+        if self.sheet:
+            self._contact_sheet(len(subjects))
         return {
             "subjects": len(subjects),
             "trained_subjects": trained,
@@ -85,6 +90,15 @@ class Experiment:
             "colour_right_with_lora": measured["with_lora"]["colour_right"],
             "colour_right_without_lora": measured["without_lora"]["colour_right"],
         }
+
+    def _contact_sheet(self, count: int, per_row: int = 12) -> None:
+        """Rows of `per_row` subjects without the LoRA, each above the same subjects with it."""
+        assert self.sheet is not None
+        without, with_lora = self.drawn["none"], self.drawn[""]
+        cells = []
+        for start in range(0, count, per_row):
+            cells += without[start : start + per_row] + with_lora[start : start + per_row]
+        contact_sheet(cells, per_row, self.sheet)
 
     def _upload(self, client: Client, subjects: list[str]) -> TrainingSet:
         icon = AssetPreset.objects.get(slug="icon")
@@ -119,12 +133,14 @@ class Experiment:
         filled = glyph_references(subjects, style="filled")
         colours = list(PALETTE)
         rows = []
+        firsts = self.drawn.setdefault(brand_lora, [])
         for n, subject in enumerate(subjects):
             colour = colours[n % len(colours)]
             prompt = f"{caption(colour, subject)}, {STYLE_WORDS}"
             drawn = job_images(
                 owner, prompt, seeds=self.seeds, worker="outline-report", model_key=model.key, brand_lora=brand_lora
             )
+            firsts.append(on_background(drawn[0][1]))
             for stored, image in drawn:
                 rows.append(_row(on_background(image), subject, colour, regular, filled, stored.compliance_before))
         return _summarise(rows, set(trained))
