@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import shutil
 import sys
 import tempfile
@@ -107,6 +108,8 @@ def shoot_live(page: Page) -> None:
     page.fill("input[name=variations]", "8")
     page.click("#generate-submit")
     page.locator(".job figure.preview").first.wait_for(timeout=120_000)
+    # Half-way, when the previews show what the images are becoming (the first ones are noise).
+    page.locator(".progress-text", has_text=re.compile(r"Step (2\d|3\d) of 50")).first.wait_for(timeout=120_000)
     save(page, "live-preview", full_page=False)
     page.locator(".job:not(.job-complete)").first.wait_for(state="detached", timeout=120_000)
 

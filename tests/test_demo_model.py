@@ -53,12 +53,18 @@ def test_the_set_up_command_installs_it_beside_the_tiny_model_with_its_subjects(
     assert "already at" in out.getvalue()
 
 
-@pytest.mark.django_db
-def test_a_checkout_shipping_a_newer_demo_model_replaces_the_installed_copy(settings, tmp_path) -> None:
-    shipped = Path(shutil.copytree(DEMO, tmp_path / "shipped"))
-    settings.STUDIO_DEMO_MODEL_DIR = shipped
+@pytest.fixture
+def shipped(settings, tmp_path) -> Path:
+    """A copy of the shipped model as a checkout holds it, installed once into a models folder."""
+    folder = Path(shutil.copytree(DEMO, tmp_path / "shipped"))
+    settings.STUDIO_DEMO_MODEL_DIR = folder
     settings.STUDIO_MODELS_DIR = tmp_path / "models"
     call_command("build_default_model", stdout=StringIO())
+    return folder
+
+
+@pytest.mark.django_db
+def test_a_checkout_shipping_a_newer_demo_model_replaces_the_installed_copy(shipped, tmp_path) -> None:
     card = json.loads((shipped / "demo-kit.json").read_text())
     card["subjects"] = {"person": "person", **card["subjects"], "extra": "extra"}
     (shipped / "demo-kit.json").write_text(json.dumps(card))
@@ -69,11 +75,7 @@ def test_a_checkout_shipping_a_newer_demo_model_replaces_the_installed_copy(sett
 
 
 @pytest.mark.django_db
-def test_a_shipped_file_changed_at_the_same_size_is_reinstalled(settings, tmp_path) -> None:
-    shipped = Path(shutil.copytree(DEMO, tmp_path / "shipped"))
-    settings.STUDIO_DEMO_MODEL_DIR = shipped
-    settings.STUDIO_MODELS_DIR = tmp_path / "models"
-    call_command("build_default_model", stdout=StringIO())
+def test_a_shipped_file_changed_at_the_same_size_is_reinstalled(shipped, tmp_path) -> None:
     weights = shipped / "vae" / "diffusion_pytorch_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # a refitted decoder: same file, same size, other bytes

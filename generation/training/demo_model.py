@@ -179,23 +179,42 @@ def _to_tensor(image: object) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
-def _train_vae(pixels: torch.Tensor, plan: Plan, report: Report) -> AutoencoderKL:
-    vae = _vae()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, plan.vae_steps)
-    generator = torch.Generator().manual_seed(plan.seed)
+def _fit(
+    vae: AutoencoderKL,
+    pixels: torch.Tensor,
+    loss_of: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    *,
+    stage: str,
+    steps: int,
+    lr: float,
+    seed: int,
+    plan: Plan,
+    report: Report,
+) -> None:
+    """Fit the VAE's trainable parameters to random batches of `pixels` with a cosine-annealed AdamW."""
+    optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    generator = torch.Generator().manual_seed(seed)
     vae.train()
-    for step in range(1, plan.vae_steps + 1):
-        batch = pixels[torch.randint(len(pixels), (plan.batch,), generator=generator)]
-        posterior = vae.encode(batch).latent_dist
-        reconstruction = vae.decode(posterior.sample(generator=generator)).sample
-        loss = F.mse_loss(reconstruction, batch) + 1e-6 * posterior.kl().mean()
+    for step in range(1, steps + 1):
+        loss = loss_of(pixels[torch.randint(len(pixels), (plan.batch,), generator=generator)], generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-        report("vae", step, plan.vae_steps, loss.item())
+        report(stage, step, steps, loss.item())
     vae.eval()
+
+
+def _train_vae(pixels: torch.Tensor, plan: Plan, report: Report) -> AutoencoderKL:
+    vae = _vae()
+
+    def loss(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        posterior = vae.encode(batch).latent_dist
+        reconstruction = vae.decode(posterior.sample(generator=generator)).sample
+        return F.mse_loss(reconstruction, batch) + 1e-6 * posterior.kl().mean()
+
+    _fit(vae, pixels, loss, stage="vae", steps=plan.vae_steps, lr=1e-3, seed=plan.seed, plan=plan, report=report)
     # The pipeline normalises latents with these, as the real FLUX VAE's config does.
     with torch.no_grad():
         latents = torch.cat([vae.encode(pixels[i : i + 64]).latent_dist.mode() for i in range(0, len(pixels), 64)])
@@ -221,22 +240,23 @@ def refit_decoder(vae: AutoencoderKL, plan: Plan, report: Report) -> Autoencoder
     tuned = [vae.decoder, *([vae.post_quant_conv] if vae.post_quant_conv is not None else [])]
     for module in tuned:
         module.requires_grad_(True)
-    params = [p for p in vae.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, plan.decoder_steps)
-    generator = torch.Generator().manual_seed(plan.seed + 7)
-    vae.train()
-    for step in range(1, plan.decoder_steps + 1):
-        batch = pixels[torch.randint(len(pixels), (plan.batch,), generator=generator)]
+
+    def loss(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         with torch.no_grad():
             latents = vae.encode(batch).latent_dist.sample(generator=generator)
-        loss = F.mse_loss(vae.decode(latents).sample, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        report("decoder", step, plan.decoder_steps, loss.item())
-    vae.eval()
+        return F.mse_loss(vae.decode(latents).sample, batch)
+
+    _fit(
+        vae,
+        pixels,
+        loss,
+        stage="decoder",
+        steps=plan.decoder_steps,
+        lr=3e-4,
+        seed=plan.seed + 7,
+        plan=plan,
+        report=report,
+    )
     vae.requires_grad_(False)
     return vae
 

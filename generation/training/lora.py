@@ -198,20 +198,21 @@ class Trainer:
         prompts = self._prior_prompts()
         if not prompts:
             return None
-        width, height = bucket_size(1, 1, self.p["resolution"])
-        pixels = []
-        for i, prompt in enumerate(prompts):
-            with torch.inference_mode():
-                image = self.pipe(
-                    prompt=prompt,
-                    width=width,
-                    height=height,
-                    num_inference_steps=self.p["sample_steps"],
-                    generator=torch.Generator("cpu").manual_seed(PRIOR_SEED + i),
-                    **self.objective.sample_kwargs(),
-                ).images[0]
-            pixels.append(_to_tensor(image))
+        pixels = [_to_tensor(self._draw(prompt, PRIOR_SEED + i)) for i, prompt in enumerate(prompts)]
         return torch.stack([self.objective.latents(t.unsqueeze(0))[0] for t in pixels])
+
+    def _draw(self, prompt: str, seed: int) -> Image.Image:
+        """One square image at the training size, as the model (with the adapter as it stands) draws it."""
+        width, height = bucket_size(1, 1, self.p["resolution"])
+        with torch.inference_mode():
+            return self.pipe(
+                prompt=prompt,
+                width=width,
+                height=height,
+                num_inference_steps=self.p["sample_steps"],
+                generator=torch.Generator("cpu").manual_seed(seed),
+                **self.objective.sample_kwargs(),
+            ).images[0]
 
     def _note_cut_captions(self, texts: list[str]) -> None:
         """Tell the run page when the encoders cut captions as trained (and so as prompted)."""
@@ -253,17 +254,7 @@ class Trainer:
         network.eval()
         files, looks = [], []
         for i, subject in enumerate(self.preset.test_prompts[:4] or ["a simple icon"]):
-            prompt = self._caption(subject)
-            width, height = bucket_size(1, 1, self.p["resolution"])
-            with torch.inference_mode():
-                image = self.pipe(
-                    prompt=prompt,
-                    width=width,
-                    height=height,
-                    num_inference_steps=self.p["sample_steps"],
-                    generator=torch.Generator("cpu").manual_seed(SAMPLE_SEED + i),
-                    **self.objective.sample_kwargs(),
-                ).images[0]
+            image = self._draw(self._caption(subject), SAMPLE_SEED + i)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
             name = default_storage.save(
