@@ -94,6 +94,9 @@ def test_a_preview_of_the_last_step_looks_like_the_image_it_becomes() -> None:
     # its latents cannot paint them, so shape is what is compared), and it took shape on the way.
     assert iou(preview, final) > 0.7
     assert iou(preview, final) > iou(noise, final) + 0.3
+    # Half-way the denoised estimate already shows it (the noisy latents would still be noise).
+    halfway = shape_of(drawn[len(drawn) // 2][0].resize(finals[0].size))
+    assert iou(halfway, final) > 0.7
 
 
 def shape_of(image: Image.Image) -> np.ndarray:
@@ -240,3 +243,20 @@ def test_a_page_sees_a_preview_of_a_job_a_real_worker_is_running(alice_client, t
     final = alice_client.post(reverse("live"), {"job": [stamp]}, HTTP_HX_REQUEST="true")
     assert final.status_code == 286 and "data:image/webp" not in final.content.decode()
     assert not ImagePreview.objects.exists()
+
+
+def test_the_denoised_estimate_follows_the_flow_and_leaves_other_schedulers_alone() -> None:
+    from types import SimpleNamespace
+
+    from generation.engine.base import denoised_estimate
+
+    x0, noise = torch.full((1, 4), 2.0), torch.full((1, 4), -1.0)
+    flow = type("FlowMatchEulerDiscreteScheduler", (), {})()
+    flow.sigmas, last = torch.tensor([1.0, 0.6, 0.2, 0.0]), {}
+    at = [(1 - s) * x0 + s * noise for s in flow.sigmas]  # a straight flow from noise to x0
+    flow.step_index = 1
+    assert torch.equal(denoised_estimate(flow, at[1], last), at[1])  # the first step: nothing to compare
+    flow.step_index = 2
+    assert torch.allclose(denoised_estimate(flow, at[2], last), x0)
+    other = SimpleNamespace(sigmas=flow.sigmas, step_index=2)
+    assert torch.equal(denoised_estimate(other, at[2], {"latents": at[1]}), at[2])

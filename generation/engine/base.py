@@ -153,10 +153,12 @@ class DiffusersEngine:
         # CPU generators make a seed mean the same image on any device.
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
 
+        last: dict[str, torch.Tensor] = {}
+
         def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             on_step(step + 1, pipe.num_timesteps)
             if preview is not None:
-                preview(pipe, kwargs["latents"])
+                preview(pipe, denoised_estimate(pipe.scheduler, kwargs["latents"], last))
             return kwargs
 
         # Large outputs decode tile by tile so the VAE does not need the whole image in memory.
@@ -376,6 +378,23 @@ class DiffusersEngine:
             self.pipe.delete_adapters(name)
         except Exception:
             log.debug("No adapter %s to delete after a failed load", name)
+
+
+def denoised_estimate(scheduler: Any, latents: torch.Tensor, last: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What a flow-matching run's latents are heading for, x0 = x - sigma * v, with the velocity v
+    read off this step's latents and the last step's (kept in `last`). ComfyUI and InvokeAI preview
+    this denoised estimate: the noisy latents themselves show noise until the last steps. Other
+    schedulers, and the first step, give the latents as they are."""
+    previous, last["latents"] = last.get("latents"), latents
+    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
+    flow = "FlowMatch" in type(scheduler).__name__
+    if not flow or previous is None or sigmas is None or not index or previous.shape != latents.shape:
+        return latents
+    now, before = float(sigmas[index]), float(sigmas[index - 1])
+    if now == before:
+        return latents
+    velocity = (latents - previous) / (now - before)
+    return latents - now * velocity
 
 
 def lora_failure(exc: Exception) -> str:
