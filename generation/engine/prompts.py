@@ -64,7 +64,12 @@ def cut_at(reader: Reader, text: str) -> int | None:
 def dropped_text(reader: Reader, text: str) -> str:
     """What of `text` the reader's encoder never sees ("" when all of it fits)."""
     start = cut_at(reader, text)
-    return "" if start is None else " ".join(text[start:].split()).lstrip(",;: ")
+    return "" if start is None else _tail(text, start)
+
+
+def _tail(text: str, start: int) -> str:
+    """`text` from `start`, its spaces collapsed, without the separator the cut fell after."""
+    return " ".join(text[start:].split()).lstrip(",;: ")
 
 
 def cut_notes(text: str, encoders: list[Reader], *, typed: tuple[int, int] | None = None) -> list[str]:
@@ -76,7 +81,7 @@ def cut_notes(text: str, encoders: list[Reader], *, typed: tuple[int, int] | Non
         start = cut_at(reader, text)
         if start is None or (typed is not None and start >= typed[1]):
             continue
-        dropped = " ".join(text[start:].split()).lstrip(",;: ")
+        dropped = _tail(text, start)
         quoted = dropped if len(dropped) <= DROPPED_SHOWN else dropped[:DROPPED_SHOWN].rsplit(" ", 1)[0] + " …"
         if typed is not None:
             notes.append(

@@ -281,19 +281,20 @@ COUNTS = {
 DEFAULT_COUNTS = (15, 30, 50)
 MIN_CAPTION_WORDS = 6
 DUPLICATE_DISTANCE = 6
+OUTLINE_TERMS = {"outline", "line art", "stroke", "linework"}
 # Words designers use for one idea; a set should settle on one of each group.
 SYNONYMS = [
     {"flat", "minimal", "minimalist", "simple"},
     {"icon", "glyph", "pictogram", "symbol"},
     {"illustration", "drawing", "artwork", "graphic"},
     {"background", "backdrop"},
-    {"outline", "line art", "stroke", "linework"},
+    OUTLINE_TERMS,
     {"gradient", "gradients", "ombre"},
 ]
 # Words that pull opposite ways: a caption using one while the asset type's template (which every
 # prompt carries, in training and in the studio) uses the other tells the model both at once.
 OPPOSITES = [
-    ({"outline", "line art", "stroke", "linework"}, {"solid", "filled"}),
+    (OUTLINE_TERMS, {"solid", "filled"}),
     ({"flat"}, {"gradient", "gradients", "shaded", "3d"}),
     ({"monochrome"}, {"colorful", "colourful", "multicolor"}),
 ]

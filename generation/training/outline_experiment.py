@@ -140,9 +140,10 @@ class Experiment:
             drawn = job_images(
                 owner, prompt, seeds=self.seeds, worker="outline-report", model_key=model.key, brand_lora=brand_lora
             )
-            firsts.append(on_background(drawn[0][1]))
-            for stored, image in drawn:
-                rows.append(_row(on_background(image), subject, colour, regular, filled, stored.compliance_before))
+            composited = [(stored, on_background(image)) for stored, image in drawn]
+            firsts.append(composited[0][1])
+            for stored, image in composited:
+                rows.append(_row(image, subject, colour, regular, filled, stored.compliance_before))
         return _summarise(rows, set(trained))
 
 
