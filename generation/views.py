@@ -158,13 +158,28 @@ def live(request: Request) -> HttpResponse:
         asked = _live_asked(request)
     except ValueError as exc:
         return JsonResponse({"message": str(exc), "field": "job"}, status=400)
-    jobs = list(GenerationJob.objects.filter(owner=request.user, pk__in=asked).select_related("preset", "group"))
+    # Most ticks change nothing or only a running job's step: one narrow query answers those,
+    # and whole rows are read only for the panels that must be drawn again.
+    mine = GenerationJob.objects.filter(owner=request.user)
+    jobs = list(mine.filter(pk__in=asked).only(*GenerationJob.LIVE_FIELDS))
     running = any(not job.is_ended for job in jobs)
-    changed = [job for job in jobs if job.live_stamp != asked[job.pk][1]]
+    moved = {job.pk: job.live_moved(asked[job.pk][1]) for job in jobs}
+    # A group page's items are small panels: drawn whole whatever moved.
+    stepped = [job for job in jobs if moved[job.pk] == "progress" and asked[job.pk][0] == "job"]
+    redrawn = [pk for pk, what in moved.items() if what and not (what == "progress" and asked[pk][0] == "job")]
     status = 200 if running else HttpResponseStopPolling.status_code
-    if not changed:
+    if not stepped and not redrawn:
         return HttpResponse(status=204 if running else status)
-    return HttpResponse(_live_panels(request, changed, {pk: kind for pk, (kind, _) in asked.items()}), status=status)
+    changed = list(mine.filter(pk__in=redrawn).select_related("preset", "group")) if redrawn else []
+    kinds = {pk: kind for pk, (kind, _) in asked.items()}
+    return HttpResponse(_live_progress(request, stepped) + _live_panels(request, changed, kinds), status=status)
+
+
+def _live_progress(request: Request, jobs: list[GenerationJob]) -> str:
+    """The bar, step and previews of running jobs whose panel is otherwise as the page has it."""
+    previews.attach(jobs)
+    template = "generation/job.html#job-progress"
+    return "".join(render_to_string(template, {"job": job, "progress_oob": True}, request) for job in jobs)
 
 
 def _live_asked(request: Request) -> dict[UUID, tuple[str, str]]:
@@ -183,6 +198,8 @@ def _live_asked(request: Request) -> dict[UUID, tuple[str, str]]:
 
 
 def _live_panels(request: Request, jobs: list[GenerationJob], kinds: dict[UUID, str]) -> str:
+    if not jobs:
+        return ""
     with_images = _prefetch_stored_images(jobs)
     previews.attach(jobs)
     starred = _favorite_ids(request, image__job__in=with_images) if with_images else set()

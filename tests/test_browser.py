@@ -13,6 +13,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -270,6 +271,9 @@ def test_two_running_jobs_cost_one_live_request_a_second_which_stops_when_they_e
     # A change reaches its panel through the channel; when both have ended, the channel stops.
     GenerationJob.objects.filter(pk=jobs[1].pk).update(progress_step=5)
     page.locator(f"#job-{jobs[1].pk}").get_by_text("Step 5 of 10").wait_for(timeout=5_000)
+    page.wait_for_timeout(1_500)  # only the bar came back, and with it the stamp the page now asks from
+    jobs[1].refresh_from_db()
+    assert quote(f"{jobs[1].pk}:{jobs[1].live_stamp}", safe="") in requests[-1][1]
     GenerationJob.objects.filter(pk__in=[job.pk for job in jobs]).update(status=JobStatus.CANCELLED)
     page.locator(".job-cancelled").nth(1).wait_for(timeout=5_000)
     stopped = len([url for url, _ in requests if url.endswith("/live/")])

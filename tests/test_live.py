@@ -39,18 +39,40 @@ def oob_panels(body: str) -> list[str]:
 
 def test_one_request_returns_every_running_panel_that_changed(alice_client, alice) -> None:
     jobs = running(alice, 3)
-    response = ask(alice_client, jobs, stamp="processing.0.0.1.10")
+    response = ask(alice_client, jobs, stamp="queued.0.0./0.0.")  # they started
     assert response.status_code == 200
     assert sorted(oob_panels(response.content.decode())) == sorted(str(job.pk) for job in jobs)
     assert "Step 3 of 10" in response.content.decode()
 
 
+def progress_parts(body: str) -> list[str]:
+    return re.findall(r'id="job-([0-9a-f-]{36})-(?:progress|previews)" hx-swap-oob="true"', body)
+
+
 def test_only_the_panels_that_moved_come_back(alice_client, alice) -> None:
-    still, moved = running(alice, 2)
-    data = {"job": [f"{still.pk}:{still.live_stamp}", f"{moved.pk}:{moved.live_stamp}"]}
+    still, moved, ended = running(alice, 3)
+    data = {"job": [f"{job.pk}:{job.live_stamp}" for job in (still, moved, ended)]}
     GenerationJob.objects.filter(pk=moved.pk).update(progress_step=4)
-    response = alice_client.post(LIVE, data, HTTP_HX_REQUEST="true")
-    assert oob_panels(response.content.decode()) == [str(moved.pk)]
+    GenerationJob.objects.filter(pk=ended.pk).update(status=JobStatus.FAILED, error="out of memory")
+    body = alice_client.post(LIVE, data, HTTP_HX_REQUEST="true").content.decode()
+    assert oob_panels(body) == [str(ended.pk)] and "out of memory" in body
+    assert progress_parts(body) == [str(moved.pk)] * 2 and "Step 4 of 10" in body
+
+
+def test_a_step_brings_only_the_bar_and_the_previews_with_the_new_stamp(
+    alice_client, alice, django_assert_max_num_queries
+) -> None:
+    job = running(alice, images_total=2)[0]
+    stamp = job.live_stamp
+    previews.save(job.pk, 0, 5, [webp_preview("red"), webp_preview("blue")])
+    GenerationJob.objects.filter(pk=job.pk).update(progress_step=5)
+    with django_assert_max_num_queries(4):  # session, user, the jobs, their previews
+        response = ask(alice_client, [job], stamp=stamp)
+    body = response.content.decode()
+    assert response.status_code == 200 and not oob_panels(body) and job.prompt not in body
+    assert "Step 5 of 10" in body and body.count("data:image/webp;base64,") == 2
+    job.refresh_from_db()
+    assert f'data-live-job="{job.pk}:{job.live_stamp}"' in body  # the page asks from the new stamp on
 
 
 def test_nothing_changed_is_an_empty_204(alice_client, alice) -> None:
@@ -119,8 +141,8 @@ def test_the_queries_of_an_update_are_few_and_do_not_grow_with_the_panels(
         image = image_for(job)
         Favorite.objects.create(user=alice, image=image)
         previews.save(job.pk, 1, 3, [webp_preview("red")])
-    # session, user, the jobs, their images, their previews, the stars on them
-    with django_assert_max_num_queries(6):
+    # session, user, what moved, the rows of those jobs, their images, their previews, the stars on them
+    with django_assert_max_num_queries(7):
         ask(alice_client, one, stamp="old")
     assert queries_for(alice_client, one) == queries_for(alice_client, ten)
 
@@ -148,7 +170,7 @@ def test_group_items_come_back_with_the_groups_header_and_their_numbers(alice_cl
     with CaptureQueriesContext(connection) as queries:
         response = ask(alice_client, jobs, kind="item", stamp="old")
     body = response.content.decode()
-    assert response.status_code == 200 and len(queries) <= 7
+    assert response.status_code == 200 and len(queries) <= 8
     assert sorted(oob_panels(body)) == sorted(str(job.pk) for job in jobs)
     assert 'id="group-head" hx-swap-oob="true"' in body and "1 of 3 done" in body
     assert "3. a fox" in body and "1. a cat" in body
