@@ -95,7 +95,6 @@ class ImageModelAdmin(StudioAdmin):
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
         ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side", "size_limits"]}),
         ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
-        # supports_reference_image / supports_control_image are not offered: no code reads them yet.
         ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
     ]

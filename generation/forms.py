@@ -1,5 +1,7 @@
+import copy
 import csv
 import io
+import uuid
 from typing import Any
 
 from django import forms
@@ -8,11 +10,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
 from django.forms.utils import ErrorDict
 
+from .control.inputs import from_studio_image, owned_input, store_upload
+from .control.sketch import FOLLOW_LABELS, MODES, sketch_problem
 from .finishing.plans import check_output_side, tier_notes
-from .models import AssetPreset, ImageModel, Quality
+from .models import AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
 from .services import MAX_SEED
 from .storable import MESSAGE as UNSTORABLE
 from .storable import search_text, storable
+from .uploads import UploadError
 
 __all__ = ["search_text"]  # the pages' and the API's query filters
 
@@ -145,9 +150,31 @@ class GenerateForm(StorableForm):
         label="Brand LoRA",
         help_text="Try another trained version of the asset type's LoRA, or none.",
     )
+    # A sketch to start from (generation/control/): uploaded here, or named by id: one the
+    # designer sent before (Reuse settings, a form shown again, the API), or a studio image.
+    sketch = forms.FileField(
+        required=False,
+        label="Sketch or layout",
+        help_text="Optional: a PNG, JPEG or WebP drawing to start from; the description says what it is.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )
+    sketch_input = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
+    sketch_image = forms.CharField(required=False, max_length=36, widget=forms.HiddenInput)
+    sketch_clear = forms.BooleanField(required=False, label="No sketch")
+    sketch_mode = forms.ChoiceField(
+        choices=list(MODES.items()), initial="drawing", required=False, label="Start from", widget=forms.RadioSelect
+    )
+    sketch_follow = forms.ChoiceField(
+        choices=list(FOLLOW_LABELS.items()),
+        initial="close",
+        required=False,
+        label="How closely",
+        widget=forms.RadioSelect,
+    )
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         limit_models(self, user)
         preset = self._selected_preset()
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
@@ -166,7 +193,17 @@ class GenerateForm(StorableForm):
         """The validated form as `services.job_create` arguments (the studio page and the API)."""
         data = self.cleaned_data
         fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
-        return {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
+        chosen = {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
+        if data.get("sketch_chosen") is not None:
+            chosen |= {"sketch": data["sketch_chosen"], "sketch_follow": data.get("sketch_follow") or "close"}
+            chosen["sketch_mode"] = data.get("sketch_mode") or "drawing"
+        return chosen
+
+    def sketch_shown(self) -> InputImage | None:
+        """The sketch this form carries (the one uploaded, or named by Reuse settings), to show."""
+        if self.is_bound and hasattr(self, "cleaned_data"):
+            return self.cleaned_data.get("sketch_chosen")
+        return owned_input(self.user, self.initial.get("sketch_input")) if self.user else None
 
     def tier_notes(self) -> list[tuple[str, str]]:
         """What each quality tier does for the chosen asset type, shown next to the tiers."""
@@ -209,12 +246,55 @@ class GenerateForm(StorableForm):
                 check_output(preset, data["quality"], data["width"], data["height"])
         except forms.ValidationError as exc:
             self.add_error("size", exc)
+        self._clean_sketch(data)
         model, choice = data.get("model"), data.get("brand_lora") or ""
         if choice in ("", "none") or model is None:
             return data
         if not preset.trained_loras.filter(pk=choice, family=model.family, enabled=True).exists():
             self.add_error("brand_lora", f"That LoRA version is not for {preset.name} on {model.name}.")
         return data
+
+    def _clean_sketch(self, data: dict[str, Any]) -> None:
+        """The sketch as the owner's InputImage (stored now, so a form shown again keeps it)."""
+        try:
+            sketch = self._chosen_sketch(data)
+        except UploadError as exc:
+            self.add_error("sketch", str(exc))
+            return
+        if sketch is not None and (problem := sketch_problem(data.get("model"))):
+            self.add_error("sketch", problem)
+        data["sketch_chosen"] = sketch
+        if sketch is not None:  # shown again with the form, the upload is not sent twice
+            self.data = shown = copy.copy(self.data)  # a QueryDict's copy is mutable; the API's is a dict
+            shown["sketch_input"] = str(sketch.pk)  # type: ignore[index]
+
+    def _chosen_sketch(self, data: dict[str, Any]) -> InputImage | None:
+        if self.user is None:
+            return None
+        if upload := data.get("sketch"):
+            try:
+                return store_upload(self.user, upload)
+            except UploadError as exc:
+                raise UploadError(f"{upload.name}: {exc}") from None
+        if data.get("sketch_clear"):
+            return None
+        if key := data.get("sketch_input"):
+            if (found := owned_input(self.user, key)) is None:
+                raise UploadError("That sketch is not one of yours, or no longer exists; upload it again.")
+            return found
+        if key := data.get("sketch_image"):
+            image = _owned_image(self.user, key)
+            if image is None:
+                raise UploadError("That studio image is not one of yours, or no longer exists.")
+            return from_studio_image(self.user, image)
+        return None
+
+
+def _owned_image(owner: Any, key: str) -> GeneratedImage | None:
+    try:
+        return GeneratedImage.objects.filter(job__owner=owner, pk=uuid.UUID(key)).first()
+    except ValueError:
+        return None
 
 
 def check_output(preset: AssetPreset, quality: str, width: int, height: int) -> None:

@@ -207,9 +207,9 @@ class ImageModel(models.Model):
         "its weights on this machine, or when `pull_model` downloads it; checked when a job is submitted",
     )
     supports_negative_prompt = models.BooleanField(default=False)
+    # Starting from an image: "More like this" and sketches (generation/control/). What else a
+    # model can be steered with comes from its family and its add-ons, not from checkboxes.
     supports_img2img = models.BooleanField(default=False)
-    supports_reference_image = models.BooleanField(default=False)
-    supports_control_image = models.BooleanField(default=False)
     options = models.JSONField(
         default=dict,
         blank=True,
@@ -593,6 +593,31 @@ class GenerationJob(models.Model):
             return ""
         same_panel = stamp.partition("/")[0] == self.live_stamp.partition("/")[0]
         return "progress" if same_panel and self.status == JobStatus.PROCESSING else "panel"
+
+
+def input_upload_to(image: "InputImage", filename: str) -> str:
+    return f"inputs/{image.owner_id}/{filename}"
+
+
+class InputImage(models.Model):
+    """An image a designer steers a job with (a sketch): private to its owner like the outputs,
+    kept once per content (the sha256 of the stored PNG), so a retry, Reuse settings or a
+    restored PNG refer to the same file. Jobs name it in `params["sketch"]`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="input_images")
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(upload_to=input_upload_to, max_length=300)
+    name = models.CharField(max_length=200, blank=True, help_text="The uploaded file's name, or the studio image's")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_input_per_content")]
+
+    def __str__(self) -> str:
+        return self.name or self.sha256[:12]
 
 
 def image_upload_to(image: "GeneratedImage", filename: str) -> str:

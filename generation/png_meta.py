@@ -14,7 +14,10 @@ from .storable import storable
 KEY = "brandstudio"
 MAX_UPLOAD = 32 * 2**20
 MAX_PIXELS = 4096 * 4096
-FORM_FIELDS = ("preset", "model", "prompt", "quality", "variations", "size", "seed")
+FORM_FIELDS = (
+    *("preset", "model", "prompt", "quality", "variations", "size", "seed"),
+    *("sketch_input", "sketch_follow", "sketch_mode"),
+)
 
 
 DAMAGED = "The Brand Studio settings in that PNG are damaged"
@@ -45,6 +48,9 @@ class StoredSettings(BaseModel):
     variations: int | None = Field(None, ge=1, le=1000)
     size: str | None = Field(None, max_length=20)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    sketch_input: str | None = Field(None, max_length=36)  # the owner's InputImage, found again by id
+    sketch_follow: str | None = Field(None, max_length=10)
+    sketch_mode: str | None = Field(None, max_length=10)
 
     @field_validator("*")
     @classmethod

@@ -258,7 +258,7 @@ def _make_room(needed: int) -> None:
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     p = job.params
     return GenerationRequest(
-        init_image=_init_image(p["init_image"]) if p.get("init_image") else None,
+        init_image=_start_image(p) if p.get("init_image") else None,
         strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
@@ -271,8 +271,18 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     )
 
 
-def _init_image(name: str) -> Image:
-    """The image "More like this" starts from, read through the configured storage."""
+def _start_image(p: dict[str, Any]) -> Image:
+    """What the job starts from: its sketch fitted to the render size, or the image it varies."""
+    if "sketch" not in p:
+        return _init_image(p["init_image"])
+    from .control.sketch import prepare
+
+    sketch = _init_image(p["init_image"], sketch=True)
+    return prepare(sketch, p["sketch"].get("mode", "drawing"), (p["width"], p["height"]))
+
+
+def _init_image(name: str, *, sketch: bool = False) -> Image:
+    """The image a job starts from ("More like this", a sketch), read through the configured storage."""
     from PIL import Image as PILImage
 
     try:
@@ -280,7 +290,8 @@ def _init_image(name: str) -> Image:
             image = PILImage.open(fh)
             image.load()
     except (OSError, ValueError) as exc:
-        raise EngineError("The image these variations start from is no longer available.") from exc
+        what = "sketch this job starts from" if sketch else "image these variations start from"
+        raise EngineError(f"The {what} is no longer available.") from exc
     return image
 
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from .control.sketch import sketch_params, sketch_problem
 from .finishing.plans import plan_for
 from .models import (
     AssetPreset,
@@ -29,6 +31,7 @@ from .models import (
     GroupKind,
     ImageModel,
     ImagePreview,
+    InputImage,
     JobGroup,
     JobStatus,
     PresetLora,
@@ -185,9 +188,13 @@ def job_create(
     seed: int | None = None,
     group: JobGroup | None = None,
     brand_lora: str = "",
+    sketch: InputImage | None = None,
+    sketch_follow: str = "close",
+    sketch_mode: str = "drawing",
 ) -> GenerationJob:
     """One job, queued after commit. No per-user limits here: what designers submit goes through
-    `job_submit`, the group functions or the follow-ups, which check them under a lock."""
+    `job_submit`, the group functions or the follow-ups, which check them under a lock.
+    With a `sketch` (the owner's InputImage) the model starts from it (generation/control/)."""
     model = model or ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL)
     params = resolve_params(
         preset=preset,
@@ -200,6 +207,10 @@ def job_create(
         seed=seed,
         brand_lora=brand_lora,
     )
+    if sketch is not None:
+        if problem := sketch_problem(model):
+            raise ValidationError(problem)
+        params |= sketch_params(sketch, sketch_follow, sketch_mode)
     job = GenerationJob.objects.create(
         owner=owner,
         preset=preset,
@@ -243,6 +254,7 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
     model = ImageModel.objects.filter(key=job.model_key).first()
     variation: dict[str, object] = {"strength": strength, "of": str(image.pk), "of_seed": image.seed}
     params: dict[str, object] = {**job.params, "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
+    params.pop("sketch", None)  # the variations start from the image, not from the job's sketch
     if model is not None and model.supports_img2img:
         params.update(seeds=new_seeds(count), init_image=image.file.name, strength=VARIATION_STRENGTH[strength])
         variation["mode"] = "img2img"
@@ -357,6 +369,9 @@ def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, ob
     }
     if seed is not None:
         values["seed"] = seed
+    if sketch := job.params.get("sketch"):
+        values |= {"sketch_input": sketch["input"], "sketch_follow": sketch["follow"]}
+        values["sketch_mode"] = sketch.get("mode", "drawing")
     return values
 
 

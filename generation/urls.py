@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .control import views as control_views
 from .training import views as training_views
 
 urlpatterns = [
@@ -13,6 +14,10 @@ urlpatterns = [
     path("jobs/<uuid:pk>/refinish/", views.job_refinish, name="job-refinish"),
     path("images/<uuid:pk>/", views.image, name="image"),
     path("images/<uuid:pk>/file/", views.image_file, name="image-file"),
+    path("inputs/<uuid:pk>/", control_views.input_file, name="input-file"),
+    path("inputs/<uuid:pk>/prepared/", control_views.input_prepared, name="input-prepared"),
+    path("studio/sketch/", control_views.sketch_box, name="sketch-box"),
+    path("images/<uuid:pk>/as-sketch/", control_views.image_as_sketch, name="image-as-sketch"),
     path("images/<uuid:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
     path("images/<uuid:pk>/favorite/", views.image_favorite, name="image-favorite"),
     path("jobs/<uuid:pk>/zip/", views.job_zip, name="job-zip"),

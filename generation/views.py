@@ -96,7 +96,7 @@ def _over_quota(request: Request, exc: services.QuotaExceeded) -> HttpResponse:
 @login_required
 def studio(request: Request) -> HttpResponse:
     if request.method == "POST":
-        form = GenerateForm(request.POST, user=request.user)
+        form = GenerateForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             try:
                 job = services.job_submit(owner=request.user, **form.job_fields())

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.db.models.fields.files import FieldFile
 
-from .models import GeneratedImage
+from .models import GeneratedImage, InputImage
 
 CHUNK = 256 * 1024
 
@@ -50,15 +50,21 @@ def zip_stream(
     pipe = _Pipe()
     names: set[str] = set()
     notices: dict[str, list[str]] = {}
+    sketches: set[str] = set()  # the inputs the images' jobs started from
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
             if notice := image.license_restriction:
                 notices.setdefault(notice, []).append(name)
+            if sketch := image.job.params.get("sketch"):
+                sketches.add(sketch["input"])
             yield from _member(archive, pipe, image.file, name)
             if image.svg:
                 svg_name = _unique(name.removesuffix(".png") + ".svg", names)
                 yield from _member(archive, pipe, image.svg, svg_name, deflate=True)
+        # What the jobs started from goes with them (inputs/), once each however many images used it.
+        for sketch in InputImage.objects.filter(pk__in=sketches).order_by("created_at"):
+            yield from _member(archive, pipe, sketch.file, _unique(f"inputs/sketch-{sketch.sha256[:12]}.png", names))
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
     yield pipe.take()

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connections
 from PIL import Image
 
-from generation.models import GenerationJob, JobStatus
+from generation.models import GenerationJob, InputImage, JobStatus
 from tests.factories import PASSWORD, AssetPresetFactory, UserFactory
 from tests.processes import worker, worker_env
 from tests.test_workflow import finished_job
@@ -279,4 +279,27 @@ def test_two_running_jobs_cost_one_live_request_a_second_which_stops_when_they_e
     stopped = len([url for url, _ in requests if url.endswith("/live/")])
     page.wait_for_timeout(2_500)
     assert len([url for url, _ in requests if url.endswith("/live/")]) == stopped
+    assert alice_tab.errors == []
+
+
+def test_a_sketch_chosen_in_the_form_is_previewed_then_drawn_from(alice_tab: Page, tmp_path: Path) -> None:
+    from tests.test_sketch import star_sketch
+
+    AssetPresetFactory(slug="sketch-icon", name="Sketch Icon")
+    (tmp_path / "star.png").write_bytes(star_sketch(centre=(0.5, 0.5)))
+    page = alice_tab.page
+    page.goto("/")
+    page.check("input[name=preset][value=sketch-icon]")
+    page.fill("textarea[name=prompt]", "a star")
+    page.locator("#sketch-box summary").click()
+    page.set_input_files("#sketch-box input[type=file]", str(tmp_path / "star.png"))
+    preview = page.locator("#sketch-box figure.sketch-shown img")
+    preview.wait_for(timeout=10_000)  # sent at once: the box shows what the model starts from
+    assert "mode=drawing" in (preview.get_attribute("src") or "")
+    page.check("#sketch-box input[name=sketch_mode][value=filled]")
+    page.locator("#sketch-box img[src*='mode=filled']").wait_for(timeout=10_000)
+    page.click("#generate-submit")
+    page.get_by_text("Drawn from a sketch (star.png)").wait_for(timeout=10_000)
+    job = GenerationJob.objects.get(prompt="a star")
+    assert job.params["sketch"]["mode"] == "filled" and InputImage.objects.count() == 1
     assert alice_tab.errors == []

@@ -134,3 +134,19 @@ def test_history_and_favorites_show_how_on_brand_the_images_are(run, alice) -> N
     assert run("history", "--min-compliance", "2").exit_code == 2  # click refuses it before the studio does
     run("favorites", "add", str(job.images.get(index=1).id))
     assert "on-brand 62% (below 90%)" in run("favorites", "list").stdout
+
+
+def test_generate_with_a_sketch_uploads_it_once_and_the_job_starts_from_it(run, preset, tmp_path) -> None:
+    from generation.models import InputImage
+    from tests.test_sketch import star_sketch
+
+    drawing = tmp_path / "star.png"
+    drawing.write_bytes(star_sketch())
+    for _ in range(2):
+        result = run("generate", "a star", "-a", preset.slug, "--sketch", str(drawing), "--follow", "loose", "--no-wait")
+        assert result.exit_code == 0, result.output
+    job = GenerationJob.objects.get(pk=result.output.strip())
+    assert InputImage.objects.count() == 1 and job.params["sketch"]["follow"] == "loose"
+    (tmp_path / "notes.txt").write_text("not a drawing")
+    refused = run("generate", "a star", "-a", preset.slug, "--sketch", str(tmp_path / "notes.txt"))
+    assert refused.exit_code == 4 and "file: notes.txt: not a PNG, JPEG or WebP image" in refused.output

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from generation.models import ApiToken, Favorite, JobGroup, TrainingRun, TrainingSet
+from generation.models import ApiToken, Favorite, InputImage, JobGroup, TrainingRun, TrainingSet
 from generation.tokens import token_create
 from tests.test_workflow import finished_job
 
@@ -33,7 +33,16 @@ def alices_things(alice, preset):
     training_set = TrainingSet.objects.create(name="s", preset=preset, family="flux", created_by=alice)
     run = TrainingRun.objects.create(training_set=training_set, model_key="tiny-flux", params={"steps": 1})
     token = token_create(user=alice, name="t")[0]
-    return {"job": job, "image": image, "group": group, "set": training_set, "run": run, "token": token}
+    sketch = InputImage.objects.create(owner=alice, sha256="1" * 64, file="inputs/s.png", width=8, height=8)
+    return {
+        "job": job,
+        "image": image,
+        "group": group,
+        "set": training_set,
+        "run": run,
+        "token": token,
+        "input": sketch,
+    }
 
 
 def url_for(name: str, pattern: str, things: dict) -> str | None:
@@ -43,9 +52,11 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         "image": str(things["image"].pk),
         "group": str(things["group"].pk),
         "training": things["set"].pk,
+        "input": str(things["input"].pk),
     }
     if pattern.startswith("api/v1/"):
         path = "/" + pattern.replace("<job_id>", ids["job"]).replace("<image_id>", ids["image"]).replace("<index>", "0")
+        path = path.replace("<input_id>", ids["input"])
         return None if "<" in path else path
     if name.startswith("job"):
         return reverse(name, args=[ids["job"]])
@@ -62,6 +73,8 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         return reverse(name, args=args)
     if name == "lora-action":
         return reverse(name, args=[1, "publish"])
+    if name in ("input-file", "input-prepared"):
+        return reverse(name, args=[ids["input"]])
     if name == "ops-cancel":
         return reverse(name, args=[ids["job"]])
     if name == "training-file":

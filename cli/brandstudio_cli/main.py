@@ -174,16 +174,58 @@ def _job_options(function: Any) -> Any:
 @click.argument("description")
 @_job_options
 @click.option("--seed", type=int, default=None)
+@click.option(
+    "--sketch",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A PNG, JPEG or WebP drawing to start from (the description says what it is)",
+)
+@click.option(
+    "--follow",
+    "sketch_follow",
+    type=click.Choice(["close", "loose"]),
+    default="close",
+    show_default=True,
+    help="How closely the model follows the sketch",
+)
+@click.option(
+    "--sketch-mode",
+    type=click.Choice(["drawing", "filled"]),
+    default="drawing",
+    show_default=True,
+    help="filled: fill the sketch's closed outlines first (a line drawing of solid shapes)",
+)
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
 @pass_studio
-def generate(studio: Studio, description: str, out: Path, fmt: str, no_wait: bool, **options: Any) -> None:
+def generate(
+    studio: Studio,
+    description: str,
+    out: Path,
+    fmt: str,
+    no_wait: bool,
+    sketch: Path | None,
+    sketch_follow: str,
+    sketch_mode: str,
+    **options: Any,
+) -> None:
     """Generate images for DESCRIPTION, follow the progress, save them into --out."""
-    job = studio.call("POST", "/jobs", json=_payload(description, options))
+    payload = _payload(description, options)
+    if sketch is not None:
+        sent = upload_input(studio, sketch)
+        payload["sketch"] = {"input": sent["id"], "follow": sketch_follow, "mode": sketch_mode}
+    job = studio.call("POST", "/jobs", json=payload)
     if no_wait:
         click.echo(job["id"])
         return
     job = follow(studio, job)
     _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
+
+
+def upload_input(studio: Studio, path: Path) -> dict[str, Any]:
+    """Send an input image once (the studio keeps one copy per content) and return its record."""
+    with path.open("rb") as fh:
+        result: dict[str, Any] = studio.call("POST", "/inputs", files={"file": (path.name, fh)})
+    return result
 
 
 def _payload(description: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from ninja import NinjaAPI
 
-from . import catalogue, errors, images, jobs, library
+from . import catalogue, errors, images, inputs, jobs, library
 from .errors import JsonParser
 from .tokens import TokenAuth
 
@@ -20,3 +20,4 @@ api.add_router("", jobs.router)
 api.add_router("", images.router)
 api.add_router("", catalogue.router)
 api.add_router("", library.router)
+api.add_router("", inputs.router)

@@ -26,6 +26,15 @@ from .images import ImageOut, image_out
 router = Router(tags=["jobs"])
 
 
+class SketchIn(InputSchema):
+    input: UUID | None = Field(None, description="An input image's id (POST /inputs)")
+    image: UUID | None = Field(None, description="One of your studio images' id")
+    follow: Literal["close", "loose"] = Field("close", description="How closely the model follows it")
+    mode: Literal["drawing", "filled"] = Field(
+        "drawing", description="Start from the drawing as it is, or with its closed outlines filled"
+    )
+
+
 class JobIn(InputSchema):
     asset_type: str = Field(min_length=1, max_length=50, examples=["icon"])
     description: str = Field(min_length=1, max_length=1000, examples=["a clipboard with three checkmarks"])
@@ -34,6 +43,7 @@ class JobIn(InputSchema):
     size: str | None = Field(None, pattern=r"^[0-9]{2,4}x[0-9]{2,4}$", description="Default: the asset type's")
     variations: int = Field(4, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=MAX_SEED - 8)
+    sketch: SketchIn | None = Field(None, description="Start from a sketch: an uploaded input or a studio image")
 
 
 class PreviewOut(Schema):
@@ -48,6 +58,14 @@ class FinishingOut(Schema):
     upscaler: str = Field(description='The upscaler that sizes the images, or "Lanczos" when none is installed')
     stages: list[str] = Field(description="The stages planned, in the order they run", examples=[["size", "svg"]])
     notes: list[str] = Field(description="What the designer should know, e.g. a skipped refiner pass")
+
+
+class SketchOut(Schema):
+    input: UUID
+    follow: str
+    mode: str
+    strength: float = Field(description="The share of the steps redrawn from the sketch (img2img strength)")
+    url: str
 
 
 class JobOut(Schema):
@@ -71,6 +89,7 @@ class JobOut(Schema):
         "for, words of the prompt as sent that its text encoders cut off"
     )
     license_notice: str | None
+    sketch: SketchOut | None = Field(None, description="The sketch the job started from, if any")
     created_at: str
     images: list[ImageOut]
     zip_url: str
@@ -90,6 +109,15 @@ class MoreIn(InputSchema):
 
 class VaryIn(InputSchema):
     strength: Literal["subtle", "strong"] = "subtle"
+
+
+def _sketch_out(request: HttpRequest, job: GenerationJob) -> dict[str, Any] | None:
+    sketch = job.params.get("sketch")
+    if not sketch:
+        return None
+    url = absolute(request, f"/api/v1/inputs/{sketch['input']}/file")
+    record = {"input": sketch["input"], "follow": sketch["follow"], "mode": sketch.get("mode", "drawing")}
+    return record | {"strength": job.params["strength"], "url": url}
 
 
 def job_out(
@@ -117,6 +145,7 @@ def job_out(
         "error": job.error,
         "notes": [note for note in (job.params.get("subject_note"), *job.notes) if note],
         "license_notice": None if model.get("commercial_use", True) else model.get("license_notice") or "",
+        "sketch": _sketch_out(request, job),
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],
         "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),
@@ -230,10 +259,16 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
         "size": payload.size or "",
         "seed": "" if payload.seed is None else str(payload.seed),
     }
+    if sketch := payload.sketch:
+        if (sketch.input is None) == (sketch.image is None):
+            raise FieldError("Name the sketch by one of input or image.", "sketch")
+        key = "sketch_input" if sketch.input else "sketch_image"
+        data |= {key: str(sketch.input or sketch.image), "sketch_follow": sketch.follow, "sketch_mode": sketch.mode}
     form = GenerateForm(data, user=user_of(request))
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         names = {"preset": "asset_type", "prompt": "description", "__all__": None}
+        names |= dict.fromkeys(("sketch", "sketch_input", "sketch_image", "sketch_follow", "sketch_mode"), "sketch")
         raise FieldError(str(messages[0]), names.get(field, field))
     job = services.job_submit(owner=user_of(request), **form.job_fields())
     return 202, job_out(request, job)

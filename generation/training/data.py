@@ -9,7 +9,6 @@ Files are stored under the set's own folder with names the studio makes.
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
 import zipfile
@@ -25,20 +24,16 @@ from PIL import Image
 
 from ..models import AssetPreset, TrainingImage, TrainingSet
 from ..storable import storable
+from ..uploads import MAX_PIXELS, UploadError, read_image
+from ..uploads import bytes_label as _bytes
 
-FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 MAX_IMAGE_BYTES = 50 * 2**20
-MAX_PIXELS = 40_000_000  # well above 6000x6000; a decompression bomb claims far more
 MAX_ZIP_BYTES = 1 * 2**30
 MAX_ZIP_ENTRIES = 1000
 MAX_ZIP_TOTAL = 4 * 2**30
 MAX_ZIP_RATIO = 200  # uncompressed / compressed, per entry
 MAX_CAPTION_BYTES = 10_000
 MIN_UPLOAD_SIDE = 32  # smaller than the smallest model draws (the demo's 64 px) by half
-
-
-class UploadError(ValueError):
-    pass
 
 
 @dataclass
@@ -91,47 +86,12 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
 
 
 def _checked_image(data: bytes) -> tuple[Image.Image, str]:
-    if len(data) > MAX_IMAGE_BYTES:
-        raise UploadError(f"over {_bytes(MAX_IMAGE_BYTES)}")
-    try:
-        image = Image.open(io.BytesIO(data), formats=list(FORMATS))
-    except Image.DecompressionBombError:
-        raise UploadError(_too_many_pixels(*_header_size(data))) from None
-    except Exception:
-        raise UploadError("not a PNG, JPEG or WebP image") from None
-    if image.width * image.height > MAX_PIXELS:  # known from the header, before any decoding
-        raise UploadError(_too_many_pixels(image.width, image.height))
+    image, extension = read_image(data, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS)
     if min(image.width, image.height) < MIN_UPLOAD_SIDE:
         raise UploadError(
             f"{image.width}×{image.height} px is too small to learn from; at least {MIN_UPLOAD_SIDE} px a side"
         )
-    try:
-        image.load()
-    except Exception:
-        raise UploadError("the image data is damaged") from None
-    return image, FORMATS[str(image.format)]
-
-
-def _bytes(limit: int) -> str:
-    """A byte limit as people say it: "10,000 bytes", "50 MB", "1 GB"."""
-    for unit, size in (("GB", 2**30), ("MB", 2**20)):
-        if limit >= size and limit % size == 0:
-            return f"{limit // size} {unit}"
-    return f"{limit:,} bytes"
-
-
-def _too_many_pixels(width: int, height: int) -> str:
-    return f"{width}×{height} is {width * height:,} pixels; the limit is {MAX_PIXELS:,}"
-
-
-def _header_size(data: bytes) -> tuple[int, int]:
-    """The size an image's header claims. Pillow's own bomb check (far above MAX_PIXELS) refuses
-    to open the image at all; its format classes read just the header, without that check."""
-    for name in FORMATS:
-        factory, accept = Image.OPEN[name]
-        if accept is None or accept(data[:16]):
-            return factory(io.BytesIO(data)).size  # type: ignore[call-arg]
-    raise UploadError("not a PNG, JPEG or WebP image")
+    return image, extension
 
 
 @dataclass

@@ -1,0 +1,98 @@
+"""The pages' side of input images: a designer's own sketches, served only to their owner."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urlencode
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files import File
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+from PIL import Image
+
+from ..forms import GenerateForm
+from ..models import GeneratedImage, InputImage
+from ..services import job_settings
+from ..uploads import UploadError
+from ..views import Request
+from .inputs import from_studio_image, store_upload
+from .sketch import MODES, prepare
+
+
+@require_GET
+@login_required
+def input_file(request: Request, pk: UUID) -> FileResponse:
+    """An input image's PNG (private like the outputs: anyone else's id is a 404)."""
+    response = FileResponse(_opened(request, pk), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # named by its content: never changes
+    return response
+
+
+def _opened(request: Request, pk: UUID) -> File:
+    """The owner's input image's file, open; a 404 for anyone else's id or a file gone from storage."""
+    sketch = InputImage.objects.filter(pk=pk, owner=request.user).first()
+    if sketch is None:
+        raise Http404("No such input image.")
+    try:
+        return sketch.file.open("rb")
+    except OSError:
+        raise Http404("That input image's file is no longer in storage.") from None
+
+
+@require_GET
+@login_required
+def image_as_sketch(request: Request, pk: UUID) -> HttpResponse:
+    """Use as sketch: the studio form with this image's settings, starting from the image."""
+    image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
+    try:
+        sketch = from_studio_image(request.user, image)
+    except UploadError as exc:
+        messages.error(request, str(exc))
+        return redirect(image)
+    values = {**job_settings(image.job), "variations": image.job.images_total, "sketch_input": sketch.pk}
+    return redirect(f"{reverse('studio')}?{urlencode({k: str(v) for k, v in values.items()})}")
+
+
+PREVIEW_SIDE = 256  # the form's preview of what the model starts from
+
+
+@require_GET
+@login_required
+def input_prepared(request: Request, pk: UUID) -> HttpResponse:
+    """What the model starts from in a mode (?mode=filled): the preview the form shows."""
+    mode = request.GET.get("mode", "drawing")
+    if mode not in MODES:
+        return HttpResponse(f"mode is one of {', '.join(MODES)}.", status=400, content_type="text/plain")
+    with _opened(request, pk) as fh:
+        picture = Image.open(fh)
+        picture.load()
+    buffer = io.BytesIO()
+    prepare(picture, mode, (PREVIEW_SIDE, PREVIEW_SIDE)).save(buffer, format="PNG")
+    response = HttpResponse(buffer.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # the input never changes under its id
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def sketch_box(request: Request) -> HttpResponse:
+    """The studio form's sketch box drawn again: with a file just chosen (POST, stored at once)
+    or another mode (GET), so it shows what the model will start from before Generate."""
+    values = request.POST if request.method == "POST" else request.GET
+    initial = {name: values.get(name) for name in ("sketch_input", "sketch_mode", "sketch_follow")}
+    form = GenerateForm(initial=initial, user=request.user)
+    status = 200
+    if upload := request.FILES.get("sketch"):
+        try:
+            form.initial["sketch_input"] = str(store_upload(request.user, upload).pk)
+        except UploadError as exc:
+            form.initial["sketch_input"] = ""
+            form.sketch_error = f"{upload.name}: {exc}"  # type: ignore[attr-defined]
+            status = 422
+    context = {"form": form, "open_sketch": True}
+    return render(request, "generation/studio.html#sketch-box", context, status=status)
