@@ -143,7 +143,9 @@ def test_generate_with_a_sketch_uploads_it_once_and_the_job_starts_from_it(run, 
     drawing = tmp_path / "star.png"
     drawing.write_bytes(star_sketch())
     for _ in range(2):
-        result = run("generate", "a star", "-a", preset.slug, "--sketch", str(drawing), "--follow", "loose", "--no-wait")
+        result = run(
+            "generate", "a star", "-a", preset.slug, "--sketch", str(drawing), "--follow", "loose", "--no-wait"
+        )
         assert result.exit_code == 0, result.output
     job = GenerationJob.objects.get(pk=result.output.strip())
     assert InputImage.objects.count() == 1 and job.params["sketch"]["follow"] == "loose"
