@@ -99,7 +99,7 @@ class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
         return obj.name
 
 
-def _prompt_field(**kwargs: Any) -> forms.CharField:
+def prompt_field(**kwargs: Any) -> forms.CharField:
     return forms.CharField(
         label="Describe what you need",
         max_length=1000,
@@ -121,7 +121,7 @@ class GenerateForm(StorableForm):
         label="Asset type",
         error_messages={"invalid_choice": "Pick one of the available asset types."},
     )
-    prompt = _prompt_field()
+    prompt = prompt_field()
     model = NamedChoiceField(
         queryset=ImageModel.objects.filter(enabled=True),
         to_field_name="key",
@@ -333,7 +333,7 @@ def limit_models(form: forms.Form, user: Any) -> None:
 class CompareForm(StorableForm):
     """One description across several models, or across several asset types."""
 
-    prompt = _prompt_field()
+    prompt = prompt_field()
     presets = NamedMultipleChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
         to_field_name="slug",

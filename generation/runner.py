@@ -259,6 +259,7 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     p = job.params
     return GenerationRequest(
         init_image=_start_image(p) if p.get("init_image") else None,
+        mask_image=_mask_image(p["inpaint"]) if p.get("inpaint") else None,
         strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
@@ -269,6 +270,16 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         seeds=p["seeds"][skip:],
         loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
     )
+
+
+def _mask_image(inpaint: dict[str, Any]) -> Image:
+    from PIL import Image as PILImage
+
+    try:
+        with default_storage.open(inpaint["mask_image"], "rb") as fh:
+            return PILImage.open(fh).convert("L")
+    except (OSError, ValueError) as exc:
+        raise EngineError("The mask this job repaints is no longer available.") from exc
 
 
 def _start_image(p: dict[str, Any]) -> Image:

@@ -254,7 +254,8 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
     model = ImageModel.objects.filter(key=job.model_key).first()
     variation: dict[str, object] = {"strength": strength, "of": str(image.pk), "of_seed": image.seed}
     params: dict[str, object] = {**job.params, "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
-    params.pop("sketch", None)  # the variations start from the image, not from the job's sketch
+    for start in ("sketch", "inpaint"):  # the variations start from the image, not from what made it
+        params.pop(start, None)
     if model is not None and model.supports_img2img:
         params.update(seeds=new_seeds(count), init_image=image.file.name, strength=VARIATION_STRENGTH[strength])
         variation["mode"] = "img2img"
@@ -267,6 +268,58 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
     params["variation"] = variation
     # Variations stand on their own: in a comparison they would read as one more column.
     return _job_from(job, params=params, images_total=count, source_image_id=image.pk, group_id=None)
+
+
+def job_inpaint(*, image: GeneratedImage, mask: InputImage, prompt: str = "", variations: int = 4) -> GenerationJob:
+    """Repaint where `mask` paints over `image` (its description, or a new one), keeping the rest:
+    the family's inpaint pipeline over the image as the model drew it, finished as its job was.
+    ValidationError when the model cannot, or the mask does not fit (generation/control/inpaint.py)."""
+    from .control.inpaint import inpaint_problem, mask_note
+    from .uploads import UploadError
+
+    job = image.job
+    model = ImageModel.objects.filter(key=job.model_key).first()
+    if problem := inpaint_problem(model) if model else "The model that made this image is no longer installed.":
+        raise ValidationError(problem)
+    assert model is not None
+    try:
+        note = mask_note(mask, image, (job.params["width"], job.params["height"]))
+    except UploadError as exc:
+        raise ValidationError(str(exc)) from None
+    width, height = job.params.get("requested_size") or [job.params["width"], job.params["height"]]
+    params = resolve_params(
+        preset=job.preset,
+        model=model,
+        prompt=prompt.strip() or job.prompt,
+        quality=job.quality,
+        variations=variations,
+        width=width,
+        height=height,
+        seed=None,
+    )
+    # The render as the model drew it, where finishing kept one (not the cut-out or the upscale).
+    params["init_image"] = (image.rendered or image.file).name
+    params["strength"] = 1.0  # the masked part drawn anew; the rest is the image's own pixels
+    params["inpaint"] = {
+        "of": str(image.pk),
+        "of_seed": image.seed,
+        "mask": str(mask.pk),
+        "mask_image": mask.file.name,
+        "note": note,
+    }
+    with within_limits(job.owner_id):
+        new = GenerationJob.objects.create(
+            owner=job.owner,
+            preset=job.preset,
+            model_key=model.key,
+            prompt=prompt.strip() or job.prompt,
+            quality=job.quality,
+            params=params,
+            images_total=variations,
+            source_image=image,
+        )
+        dispatch(job.owner_id)
+    return new
 
 
 def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: int, **link: object) -> GenerationJob:

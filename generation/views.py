@@ -292,6 +292,7 @@ def image(request: Request, pk: UUID) -> HttpResponse:
         "show_upscaler": plan.get("upscale", 1) > 1 or any(r.get("stage") == "upscale" for r in image.finishing or []),
         "favorite_ids": _favorite_ids(request, image=image),
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
+        "image_can_inpaint": any(m.supports_inpaint for m in ImageModel.objects.filter(key=image.job.model_key)),
     }
     return render(request, "generation/image.html", context)
 

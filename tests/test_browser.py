@@ -303,3 +303,36 @@ def test_a_sketch_chosen_in_the_form_is_previewed_then_drawn_from(alice_tab: Pag
     job = GenerationJob.objects.get(prompt="a star")
     assert job.params["sketch"]["mode"] == "filled" and InputImage.objects.count() == 1
     assert alice_tab.errors == []
+
+
+def test_a_designer_paints_a_mask_undoes_a_stroke_and_repaints_part_of_an_image(alice_tab: Page, alice) -> None:
+    from generation.models import InputImage
+    from tests.test_workflow import finished_job
+
+    preset = AssetPresetFactory(slug="mask-icon", name="Mask Icon")
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    page = alice_tab.page
+    page.goto(f"/images/{image.pk}/")
+    page.get_by_role("link", name="Inpaint").click()
+    canvas = page.locator(".mask-editor canvas")
+    box = canvas.bounding_box()
+    assert box is not None
+
+    def stroke(y: float) -> None:
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * y, steps=8)
+        page.mouse.up()
+
+    stroke(0.2)
+    stroke(0.8)
+    page.get_by_role("button", name="Undo").click()  # the lower stroke goes
+    page.fill("textarea[name=prompt]", "a red band")
+    page.get_by_role("button", name="Repaint").click()
+    page.get_by_text("Inpainted: a mask over").wait_for(timeout=10_000)
+    job = GenerationJob.objects.get(prompt="a red band")
+    mask = Image.open(InputImage.objects.get(pk=job.params["inpaint"]["mask"]).file.path).convert("L")
+    width, height = mask.size
+    assert mask.getpixel((width // 2, int(height * 0.2))) == 255  # the upper stroke is painted
+    assert mask.getpixel((width // 2, int(height * 0.8))) == 0  # the undone one is not
+    assert alice_tab.errors == []

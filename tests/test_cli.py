@@ -152,3 +152,17 @@ def test_generate_with_a_sketch_uploads_it_once_and_the_job_starts_from_it(run, 
     (tmp_path / "notes.txt").write_text("not a drawing")
     refused = run("generate", "a star", "-a", preset.slug, "--sketch", str(tmp_path / "notes.txt"))
     assert refused.exit_code == 4 and "file: notes.txt: not a PNG, JPEG or WebP image" in refused.output
+
+
+def test_inpaint_uploads_the_mask_and_names_the_image(run, alice, preset, tmp_path) -> None:
+    from tests.test_inpaint import mask_png
+
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    (tmp_path / "mask.png").write_bytes(mask_png().read())
+    result = run("inpaint", str(image.pk), "--mask", str(tmp_path / "mask.png"), "-d", "a red dot", "--no-wait")
+    assert result.exit_code == 0, result.output
+    job = GenerationJob.objects.get(pk=result.output.strip())
+    assert job.params["inpaint"]["of"] == str(image.pk) and job.prompt == "a red dot"
+    (tmp_path / "empty.png").write_bytes(mask_png(box=None).read())
+    refused = run("inpaint", str(image.pk), "--mask", str(tmp_path / "empty.png"))
+    assert refused.exit_code == 4 and "mask: The mask paints nothing" in refused.output

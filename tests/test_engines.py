@@ -9,7 +9,7 @@ import torch
 
 from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.base import DiffusersEngine
-from generation.engine.families import has_img2img
+from generation.engine.families import has_img2img, has_inpaint
 from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import Cancelled, GenerationRequest, LoraSpec
 from tests.loras import make_lora
@@ -128,6 +128,28 @@ def test_more_like_this_starts_from_the_given_image_where_the_family_can(engine:
 
 def test_the_web_side_knows_which_families_can_start_from_an_image(engine: DiffusersEngine) -> None:
     assert has_img2img(engine.family) == engine.supports_img2img
+    assert has_inpaint(engine.family) == (engine.inpaint_class is not None)
+
+
+def test_inpaint_repaints_a_mask_on_the_loaded_weights_where_the_family_can(engine: DiffusersEngine) -> None:
+    from PIL import Image
+
+    red = Image.new("RGB", (64, 64), (255, 0, 0))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    req = request(seeds=[5], steps=4, init_image=red, mask_image=mask)
+    if engine.inpaint_class is None:
+        with pytest.raises(EngineError, match="cannot repaint part of an image"):
+            generate(engine, req)
+        return
+    repainted = generate(engine, req)[0]
+    assert repainted.shape == (64, 64, 3) and close(repainted, generate(engine, req)[0])  # reproducible
+    assert not close(repainted, generate(engine, request(seeds=[5], steps=4))[0])  # not plain text-to-image
+    # The twin shares the base's modules (from_pipe): nothing loaded twice, LoRAs apply to both.
+    shared = [name for name, module in engine.inpaint_pipe.components.items() if module is not None]
+    assert all(engine.inpaint_pipe.components[n] is engine.pipe.components.get(n) for n in shared if n != "scheduler")
+    with pytest.raises(EngineError, match="needs the image it repaints"):
+        generate(engine, request(seeds=[5], steps=4, mask_image=mask))
 
 
 def test_img2img_reports_only_the_steps_its_strength_runs(engine: DiffusersEngine) -> None:

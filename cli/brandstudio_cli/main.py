@@ -221,11 +221,48 @@ def generate(
     _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
 
 
-def upload_input(studio: Studio, path: Path) -> dict[str, Any]:
+def upload_input(studio: Studio, path: Path, kind: str = "sketch") -> dict[str, Any]:
     """Send an input image once (the studio keeps one copy per content) and return its record."""
     with path.open("rb") as fh:
-        result: dict[str, Any] = studio.call("POST", "/inputs", files={"file": (path.name, fh)})
+        result: dict[str, Any] = studio.call("POST", f"/inputs?kind={kind}", files={"file": (path.name, fh)})
     return result
+
+
+@cli.command()
+@click.argument("image_id")
+@click.option(
+    "--mask",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PNG: white (or opaque) where the image should change, the image's proportions",
+)
+@click.option("--description", "-d", default=None, help="What goes there (default: the image's description)")
+@click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@_format_option
+@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@pass_studio
+def inpaint(
+    studio: Studio,
+    image_id: str,
+    mask: Path,
+    description: str | None,
+    variations: int,
+    out: Path,
+    fmt: str,
+    no_wait: bool,
+) -> None:
+    """Repaint where MASK paints over the studio image IMAGE_ID, keeping the rest."""
+    sent = upload_input(studio, mask, kind="mask")
+    body: dict[str, Any] = {"mask": sent["id"], "variations": variations}
+    if description:
+        body["description"] = description
+    job = studio.call("POST", f"/images/{image_id}/inpaint", json=body)
+    if no_wait:
+        click.echo(job["id"])
+        return
+    job = follow(studio, job)
+    _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
 
 
 def _payload(description: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.http import FileResponse, HttpRequest
@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from ninja import File, Router, Schema, UploadedFile
 from ninja.errors import HttpError
 
+from ..control.inpaint import store_mask
 from ..control.inputs import MAX_BYTES, store_upload
 from ..models import InputImage
 from ..uploads import UploadError, bytes_label
@@ -40,13 +41,17 @@ def input_out(request: HttpRequest, row: InputImage) -> dict[str, Any]:
 
 
 @router.post("/inputs", response={201: InputOut, **BODY})
-def input_create(request: HttpRequest, file: File[UploadedFile]) -> tuple[int, dict[str, Any]]:
-    """Upload a sketch (multipart/form-data, field `file`: PNG, JPEG or WebP, at most
-    20 MB and 16.7 megapixels). The same picture uploaded again answers with the same id."""
+def input_create(
+    request: HttpRequest, file: File[UploadedFile], kind: Literal["sketch", "mask"] = "sketch"
+) -> tuple[int, dict[str, Any]]:
+    """Upload a sketch or, with ?kind=mask, an inpaint mask (multipart/form-data, field `file`:
+    PNG, JPEG or WebP, at most 20 MB and 16.7 megapixels; a mask is white, or opaque, where the
+    image should change). The same picture uploaded again answers with the same id."""
     if file.size and file.size > MAX_BYTES:
         raise HttpError(413, f"{file.name} is over {bytes_label(MAX_BYTES)}, the limit for an input image.")
+    store = store_mask if kind == "mask" else store_upload
     try:
-        row = store_upload(user_of(request), file, file.name or "")
+        row = store(user_of(request), file, file.name or "")
     except UploadError as exc:
         raise FieldError(f"{file.name}: {exc}", "file") from None
     return 201, input_out(request, row)

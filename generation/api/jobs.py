@@ -7,6 +7,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -17,7 +18,7 @@ from .. import previews as live_previews
 from .. import services, views
 from ..finishing.plan import Plan
 from ..forms import GenerateForm
-from ..models import Favorite, GeneratedImage, GenerationJob, ImagePreview, JobStatus
+from ..models import Favorite, GeneratedImage, GenerationJob, ImagePreview, InputImage, JobStatus
 from ..services import MAX_SEED
 from .common import InputSchema, absolute, own_image, own_job, user_of
 from .errors import ERRORS, LIMITED, FieldError
@@ -326,3 +327,28 @@ def image_vary(request: HttpRequest, image_id: UUID, payload: VaryIn) -> tuple[i
     """Variations of one image: img2img from it where the model can, nearby seeds where not."""
     image = own_image(request, image_id)
     return 202, job_out(request, services.job_vary(image=image, strength=payload.strength))
+
+
+class InpaintIn(InputSchema):
+    # Optional to the schema so that someone else's image id is a 404 before any body is judged.
+    mask: UUID | None = Field(None, description="A mask's input id (POST /inputs?kind=mask): white where it changes")
+    description: str | None = Field(None, max_length=1000, description="What goes there; default: the image's")
+    variations: int = Field(4, ge=1, le=8)
+
+
+@router.post("/images/{image_id}/inpaint", response={202: JobOut, **LIMITED})
+def image_inpaint(request: HttpRequest, image_id: UUID, payload: InpaintIn) -> tuple[int, dict[str, Any]]:
+    """Repaint where the mask paints over one of your images, keeping the rest (the model's inpaint
+    pipeline); the job links to the image it repaints."""
+    image = own_image(request, image_id)
+    mask = InputImage.objects.filter(owner=user_of(request), pk=payload.mask).first() if payload.mask else None
+    if mask is None:
+        raise FieldError("No mask of yours has that id; upload it with POST /inputs?kind=mask.", "mask")
+    try:
+        job = services.job_inpaint(
+            image=image, mask=mask, prompt=payload.description or "", variations=payload.variations
+        )
+    except ValidationError as exc:
+        message = exc.messages[0]
+        raise FieldError(message, "mask" if message.startswith("The mask") else None) from None
+    return 202, job_out(request, job)

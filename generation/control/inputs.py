@@ -27,7 +27,7 @@ def store_upload(owner: Any, upload: IO[bytes], name: str = "") -> InputImage:
     image, _ = read_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
     if min(image.size) < MIN_SIDE:
         raise UploadError(f"{image.width}×{image.height} px is too small to steer with; at least {MIN_SIDE} px a side")
-    return _store(owner, image, PurePosixPath(name or str(getattr(upload, "name", ""))).name)
+    return store_image(owner, image, PurePosixPath(name or str(getattr(upload, "name", ""))).name)
 
 
 def from_studio_image(owner: Any, image: GeneratedImage) -> InputImage:
@@ -38,11 +38,12 @@ def from_studio_image(owner: Any, image: GeneratedImage) -> InputImage:
             picture.load()
     except (OSError, ValueError) as exc:
         raise UploadError("That studio image's file is no longer available.") from exc
-    return _store(owner, picture, f"studio image {image.pk}")
+    return store_image(owner, picture, f"studio image {image.pk}")
 
 
-def _store(owner: Any, image: Image.Image, name: str) -> InputImage:
-    flat = _flattened(image)
+def store_image(owner: Any, image: Image.Image, name: str, *, flatten: bool = True) -> InputImage:
+    """Stored once per content; `flatten=False` keeps an image already made ready (a mask)."""
+    flat = _flattened(image) if flatten else image
     buffer = io.BytesIO()
     flat.save(buffer, format="PNG", optimize=False)
     data = buffer.getvalue()

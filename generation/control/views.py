@@ -8,6 +8,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,11 +16,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from PIL import Image
 
+from .. import services
 from ..forms import GenerateForm
-from ..models import GeneratedImage, InputImage
+from ..models import GeneratedImage, ImageModel, InputImage
 from ..services import job_settings
 from ..uploads import UploadError
 from ..views import Request
+from .forms import InpaintForm
+from .inpaint import inpaint_problem
 from .inputs import from_studio_image, store_upload
 from .sketch import MODES, prepare
 
@@ -96,3 +100,31 @@ def sketch_box(request: Request) -> HttpResponse:
             status = 422
     context = {"form": form, "open_sketch": True}
     return render(request, "generation/studio.html#sketch-box", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def image_inpaint(request: Request, pk: UUID) -> HttpResponse:
+    """Inpaint: paint over part of an image (a canvas on the image) and say what goes there."""
+    image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
+    model = ImageModel.objects.filter(key=image.job.model_key).first()
+    problem = inpaint_problem(model) if model else "The model that made this image is no longer installed."
+    form = InpaintForm(request.POST or None, request.FILES or None, user=request.user)
+    form.fields["prompt"].widget.attrs["placeholder"] = image.job.prompt
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid() and not problem:
+            try:
+                data = form.cleaned_data
+                job = services.job_inpaint(
+                    image=image, mask=data["mask"], prompt=data["prompt"] or "", variations=data["variations"]
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages[0])
+            except services.QuotaExceeded as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect(job)
+    context = {"image": image, "form": form, "problem": problem}
+    return render(request, "generation/inpaint.html", context, status=status)

@@ -46,6 +46,8 @@ class DiffusersEngine:
     pipeline_class: ClassVar[Any]
     # The family's img2img twin, built on the same weights with `from_pipe` (None: the family has none).
     img2img_class: ClassVar[Any] = None
+    # Its inpaint twin, the same way (None: the family cannot repaint a mask).
+    inpaint_class: ClassVar[Any] = None
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -60,6 +62,7 @@ class DiffusersEngine:
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
+        self._inpaint: Any = None
         self._refiner: Any = None  # SDXL's refiner checkpoint, loaded by the first refiner pass
         self._previewer: LatentPreviewer | None = None
         self._previewer_fitted = False
@@ -82,7 +85,7 @@ class DiffusersEngine:
 
     def unload(self) -> None:
         del self.pipe
-        self._img2img = self._refiner = None
+        self._img2img = self._inpaint = self._refiner = None
         free_memory(self.device)
 
     def generate(
@@ -136,7 +139,12 @@ class DiffusersEngine:
             raise EngineError(
                 f"{self.family} needs sizes in multiples of {multiple}; got {request.width}x{request.height}."
             )
-        if request.init_image is not None and not self.supports_img2img:
+        if request.mask_image is not None:
+            if self.inpaint_class is None:
+                raise EngineError(f"{self.family} models cannot repaint part of an image (no inpaint pipeline).")
+            if request.init_image is None:
+                raise EngineError("An inpaint job needs the image it repaints.")
+        elif request.init_image is not None and not self.supports_img2img:
             raise EngineError(f"{self.family} models cannot start from an image (no img2img pipeline).")
 
     @property
@@ -147,7 +155,7 @@ class DiffusersEngine:
     def _run(
         self, request: GenerationRequest, seeds: list[int], on_step: StepCallback, *, preview: PreviewHook | None = None
     ) -> list[Any]:
-        pipe = self.pipe if request.init_image is None else self.img2img_pipe
+        pipe = self._pipe_for(request)
         # Each job gets its own scheduler: schedulers keep per-run state.
         pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
         # CPU generators make a seed mean the same image on any device.
@@ -250,6 +258,19 @@ class DiffusersEngine:
 
         return hook
 
+    def _pipe_for(self, request: GenerationRequest) -> Any:
+        if request.mask_image is not None:
+            return self.inpaint_pipe
+        return self.pipe if request.init_image is None else self.img2img_pipe
+
+    @property
+    def inpaint_pipe(self) -> Any:
+        """The inpaint pipeline on this pipeline's loaded modules (and LoRAs), as img2img_pipe."""
+        if self._inpaint is None:
+            self._inpaint = self.inpaint_class.from_pipe(self.pipe)
+            self._inpaint.set_progress_bar_config(disable=True)
+        return self._inpaint
+
     @property
     def img2img_pipe(self) -> Any:
         """The img2img pipeline, sharing this pipeline's loaded modules (and LoRAs): no second copy."""
@@ -276,6 +297,9 @@ class DiffusersEngine:
             image = request.init_image.convert("RGB")
             size = (width, height)
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
+        if request.mask_image is not None:
+            mask = request.mask_image.convert("L")
+            kwargs["mask_image"] = mask if mask.size == size else mask.resize(size, Image.Resampling.NEAREST)
         # Some img2img pipelines (SDXL's) take the size from the image and have no width/height.
         accepted = inspect.signature(pipe.__call__).parameters
         kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}

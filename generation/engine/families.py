@@ -1,19 +1,27 @@
 """What the web side may know about model families without importing torch.
 
-`img2img` says whether the adapter has an img2img twin ("More like this" from an image).
+`img2img` says whether the adapter has an img2img twin ("More like this" from an image, sketches);
+`inpaint` whether it has an inpaint twin (repainting a mask; the tiny SD3 cannot prove one: its
+transformer has 4 latent channels where the inpaint pipeline needs 16, so SD3 is not offered).
 `size_multiple` is the grid sides must be on (16 unless said: SDXL's UNet does not patch its latents).
 `pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
 family's adapter loads, so an admin's new model entry is checked before any worker sees it.
 """
 
 FAMILIES: dict[str, dict[str, object]] = {
-    "flux": {"label": "FLUX.1", "img2img": True, "pipelines": ["FluxPipeline"]},
+    "flux": {"label": "FLUX.1", "img2img": True, "inpaint": True, "pipelines": ["FluxPipeline"]},
     "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
-    "sdxl": {"label": "SDXL", "img2img": True, "pipelines": ["StableDiffusionXLPipeline"], "size_multiple": 8},
+    "sdxl": {
+        "label": "SDXL",
+        "img2img": True,
+        "inpaint": True,
+        "pipelines": ["StableDiffusionXLPipeline"],
+        "size_multiple": 8,
+    },
     "hidream": {"label": "HiDream-I1", "img2img": False, "pipelines": ["HiDreamImagePipeline"]},
-    "flux2": {"label": "FLUX.2 [klein]", "img2img": False, "pipelines": ["Flux2KleinPipeline"]},
-    "zimage": {"label": "Z-Image", "img2img": True, "pipelines": ["ZImagePipeline"]},
-    "qwenimage": {"label": "Qwen-Image", "img2img": True, "pipelines": ["QwenImagePipeline"]},
+    "flux2": {"label": "FLUX.2 [klein]", "img2img": False, "inpaint": True, "pipelines": ["Flux2KleinPipeline"]},
+    "zimage": {"label": "Z-Image", "img2img": True, "inpaint": True, "pipelines": ["ZImagePipeline"]},
+    "qwenimage": {"label": "Qwen-Image", "img2img": True, "inpaint": True, "pipelines": ["QwenImagePipeline"]},
 }
 
 
@@ -23,6 +31,10 @@ def family_choices() -> list[tuple[str, str]]:
 
 def has_img2img(family: str) -> bool:
     return bool(FAMILIES.get(family, {}).get("img2img"))
+
+
+def has_inpaint(family: str) -> bool:
+    return bool(FAMILIES.get(family, {}).get("inpaint"))
 
 
 def accepts_pipeline(family: str, class_name: str) -> bool:

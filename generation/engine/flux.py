@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import FluxImg2ImgPipeline, FluxPipeline
+from diffusers import FluxImg2ImgPipeline, FluxInpaintPipeline, FluxPipeline
 
 from ..lora_files import detect, read_header
 from .base import DiffusersEngine
@@ -16,6 +16,7 @@ class FluxEngine(DiffusersEngine):
     family = "flux"
     pipeline_class = FluxPipeline
     img2img_class = FluxImg2ImgPipeline
+    inpaint_class = FluxInpaintPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # FLUX.1 is guidance-distilled: `guidance_scale` is an embedding, and a negative prompt

@@ -3,7 +3,7 @@
 from typing import Any
 
 import torch
-from diffusers import Flux2KleinPipeline
+from diffusers import Flux2KleinInpaintPipeline, Flux2KleinPipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -12,6 +12,8 @@ from .types import GenerationRequest
 class Flux2KleinEngine(DiffusersEngine):
     family = "flux2"
     pipeline_class = Flux2KleinPipeline
+    # No img2img twin for "More like this" or sketches; its inpaint pipeline repaints a mask.
+    inpaint_class = Flux2KleinInpaintPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # The pipeline has no negative prompt; the distilled klein models run at guidance 1.

@@ -3,7 +3,7 @@
 from typing import Any
 
 import torch
-from diffusers import QwenImageImg2ImgPipeline, QwenImagePipeline
+from diffusers import QwenImageImg2ImgPipeline, QwenImageInpaintPipeline, QwenImagePipeline
 
 from .base import DiffusersEngine
 from .previews import Decoder
@@ -14,6 +14,7 @@ class QwenImageEngine(DiffusersEngine):
     family = "qwenimage"
     pipeline_class = QwenImagePipeline
     img2img_class = QwenImageImg2ImgPipeline
+    inpaint_class = QwenImageInpaintPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Qwen-Image's guidance is true CFG (`true_cfg_scale`, two passes a step, with the negative

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -12,6 +12,7 @@ class SDXLEngine(DiffusersEngine):
     family = "sdxl"
     pipeline_class = StableDiffusionXLPipeline
     img2img_class = StableDiffusionXLImg2ImgPipeline
+    inpaint_class = StableDiffusionXLInpaintPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         return {"guidance_scale": request.guidance_scale, "negative_prompt": request.negative_prompt or None}

@@ -53,6 +53,8 @@ class GenerationRequest:
     # from it the result may go (0 = the same image, 1 = ignore it).
     init_image: Image | None = None
     strength: float = 1.0
+    # Inpaint: repaint where this mask ("L", white) is, keep init_image elsewhere.
+    mask_image: Image | None = None
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from diffusers import ZImageImg2ImgPipeline, ZImagePipeline
+from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline, ZImagePipeline
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -12,6 +12,7 @@ class ZImageEngine(DiffusersEngine):
     family = "zimage"
     pipeline_class = ZImagePipeline
     img2img_class = ZImageImg2ImgPipeline
+    inpaint_class = ZImageInpaintPipeline
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Turbo is distilled to run without CFG (guidance 0); the negative prompt only acts with CFG.

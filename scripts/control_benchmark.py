@@ -1,0 +1,118 @@
+"""What steering costs, on the tiny architecture-true pipelines the tests use (random weights,
+CPU): a plain job against the same job from a sketch (img2img) and an inpaint, and the cost of
+attaching a family's img2img or inpaint twin (diffusers' from_pipe on the loaded modules)
+against loading the base model.
+
+    .venv/bin/python scripts/control_benchmark.py          # every family with the pipelines
+    .venv/bin/python scripts/control_benchmark.py --json
+
+Targets (issue 14): a control image or an inpaint adds at most 30 % to the plain job; attaching
+costs under 5 % of loading. The sketch runs `strength` x steps (0.6 here, "follow closely"), so
+it is cheaper than the plain job; the inpaint runs every step and also encodes the image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FAMILIES = ["flux", "sdxl", "zimage", "qwenimage", "flux2"]
+SIZE, STEPS, REPEAT = 64, 8, 5
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", action="append", choices=FAMILIES)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = [measure(family) for family in args.family or FAMILIES]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{SIZE} px, {STEPS} steps, median of {REPEAT}; CPU, tiny random-weight pipelines")
+    columns = ["family", "load s", "plain s", "sketch s (+%)", "inpaint s (+%)", "attach img2img ms (% of load)"]
+    print("| " + " | ".join([*columns, "attach inpaint ms (%)"]) + " |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['family']} | {r['load_s']} | {r['plain_s']} | {_cell(r, 'sketch')} | {_cell(r, 'inpaint')} | "
+            f"{_attach(r, 'img2img')} | {_attach(r, 'inpaint')} |"
+        )
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if row.get(f"{key}_s") is None:
+        return "–"
+    return f"{row[f'{key}_s']} ({row[f'{key}_over_plain']:+.0%})"
+
+
+def _attach(row: dict[str, Any], key: str) -> str:
+    if row.get(f"attach_{key}_ms") is None:
+        return "–"
+    return f"{row[f'attach_{key}_ms']} ({row[f'attach_{key}_of_load']:.1%})"
+
+
+def measure(family: str) -> dict[str, Any]:
+    from PIL import Image
+
+    from generation.engine import engine_class, tiny
+    from generation.engine.types import GenerationRequest
+
+    builders = {
+        "flux": tiny.build_tiny_flux,
+        "sdxl": tiny.build_tiny_sdxl,
+        "zimage": tiny.build_tiny_zimage,
+        "qwenimage": tiny.build_tiny_qwenimage,
+        "flux2": tiny.build_tiny_flux2_klein,
+    }
+    folder = builders[family](Path(tempfile.mkdtemp(prefix=f"control-{family}-")) / family)
+    started = time.perf_counter()
+    engine = engine_class(family)(folder, device="cpu")
+    row: dict[str, Any] = {"family": family, "load_s": round(time.perf_counter() - started, 3)}
+    plain = GenerationRequest(
+        prompt="a star", negative_prompt="", width=SIZE, height=SIZE, steps=STEPS, guidance_scale=3.5, seeds=[1]
+    )
+    picture = Image.new("RGB", (SIZE, SIZE), "white")
+    mask = Image.new("L", (SIZE, SIZE), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    cases = {"plain": plain}
+    for name, twin, request in (
+        ("img2img", "img2img_pipe", GenerationRequest(**{**plain.__dict__, "init_image": picture, "strength": 0.6})),
+        ("inpaint", "inpaint_pipe", GenerationRequest(**{**plain.__dict__, "init_image": picture, "mask_image": mask})),
+    ):
+        can = engine.supports_img2img if name == "img2img" else engine.inpaint_class is not None
+        if not can:
+            continue
+        started = time.perf_counter()
+        getattr(engine, twin)
+        attach = time.perf_counter() - started
+        row[f"attach_{name}_ms"] = round(attach * 1000, 1)
+        row[f"attach_{name}_of_load"] = round(attach / row["load_s"], 4)
+        cases["sketch" if name == "img2img" else "inpaint"] = request
+    for name, request in cases.items():
+        run = partial(engine.generate, request, max_batch=1, on_step=lambda *_: None, on_images=lambda *_: None)
+        run()  # warm
+        times = []
+        for _ in range(REPEAT):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        row[f"{name}_s"] = round(statistics.median(times), 4)
+    for name in ("sketch", "inpaint"):
+        if f"{name}_s" in row:
+            row[f"{name}_over_plain"] = round(row[f"{name}_s"] / row["plain_s"] - 1, 3)
+    return row
+
+
+if __name__ == "__main__":
+    main()
