@@ -10,7 +10,7 @@ from . import services
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
-from .models import AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora, Upscaler
+from .models import AddOn, AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora, Upscaler
 
 
 class StudioAdmin(admin.ModelAdmin):
@@ -97,6 +97,20 @@ class ImageModelAdmin(StudioAdmin):
         ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
         ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
+    ]
+
+
+@admin.register(AddOn)
+class AddOnAdmin(StudioAdmin):
+    list_display = ("name", "key", "kind", "family", "license_name", "commercial_use", "enabled")
+    list_editable = ("enabled",)
+    list_filter = ("kind", "family", "commercial_use", "enabled")
+    search_fields = ("name", "key", "local_path")
+    prepopulated_fields = {"key": ("name",)}
+    fieldsets = [
+        (None, {"fields": ["name", "key", "kind", "family", "enabled", "for_testing"]}),
+        ("Weights", {"fields": ["local_path", "weight_name"]}),
+        ("License", {"fields": ["license_name", "commercial_use", "license_notice"]}),
     ]
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
 from django.forms.utils import ErrorDict
 
+from .control.addons import reference_problem
 from .control.inputs import from_studio_image, owned_input, store_upload
 from .control.sketch import FOLLOW_LABELS, MODES, sketch_problem
 from .finishing.plans import check_output_side, tier_notes
@@ -112,6 +113,27 @@ def prompt_field(**kwargs: Any) -> forms.CharField:
     )
 
 
+MAX_REFERENCES = 4
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files under one name (Django's documented recipe): a list, empty when none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        one = super().clean
+        if isinstance(data, list | tuple):
+            return [one(item, initial) for item in data if item]
+        return [one(data, initial)] if data else []
+
+
 class GenerateForm(StorableForm):
     preset = NamedChoiceField(
         queryset=AssetPreset.objects.filter(enabled=True),
@@ -172,6 +194,23 @@ class GenerateForm(StorableForm):
         widget=forms.RadioSelect,
     )
 
+    # Style references (an IP-Adapter add-on): uploaded here, or named by id as sketches are.
+    references = MultipleFileField(
+        required=False,
+        label="Style references",
+        help_text=f"Optional: up to {MAX_REFERENCES} images whose look the results should share.",
+    )
+    reference_inputs = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    reference_images = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    reference_strength = forms.FloatField(
+        required=False,
+        min_value=0.05,
+        max_value=1.0,
+        initial=0.6,
+        label="How strongly",
+        widget=forms.NumberInput(attrs={"step": "0.05", "class": "narrow"}),
+    )
+
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
@@ -194,6 +233,8 @@ class GenerateForm(StorableForm):
         data = self.cleaned_data
         fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
         chosen = {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
+        if data.get("references_chosen"):
+            chosen |= {"references": data["references_chosen"], "reference_strength": data.get("reference_strength")}
         if data.get("sketch_chosen") is not None:
             chosen |= {"sketch": data["sketch_chosen"], "sketch_follow": data.get("sketch_follow") or "close"}
             chosen["sketch_mode"] = data.get("sketch_mode") or "drawing"
@@ -247,6 +288,7 @@ class GenerateForm(StorableForm):
         except forms.ValidationError as exc:
             self.add_error("size", exc)
         self._clean_sketch(data)
+        self._clean_references(data)
         model, choice = data.get("model"), data.get("brand_lora") or ""
         if choice in ("", "none") or model is None:
             return data
@@ -267,6 +309,47 @@ class GenerateForm(StorableForm):
         if sketch is not None:  # shown again with the form, the upload is not sent twice
             self.data = shown = copy.copy(self.data)  # a QueryDict's copy is mutable; the API's is a dict
             shown["sketch_input"] = str(sketch.pk)  # type: ignore[index]
+
+    def references_shown(self) -> list[InputImage]:
+        """The references this form carries, to show (stored when the form was sent)."""
+        if self.is_bound and hasattr(self, "cleaned_data"):
+            return list(self.cleaned_data.get("references_chosen") or [])
+        keys = str(self.initial.get("reference_inputs") or "").split(",")
+        return [found for key in keys if self.user and (found := owned_input(self.user, key))]
+
+    def _clean_references(self, data: dict[str, Any]) -> None:
+        uploads = data.get("references") or []
+        named = [key for key in str(data.get("reference_inputs") or "").split(",") if key]
+        images = [key for key in str(data.get("reference_images") or "").split(",") if key]
+        count = len(uploads) + len(named) + len(images)
+        if count > MAX_REFERENCES:
+            self.add_error("references", f"At most {MAX_REFERENCES} style references; there are {count}.")
+            return
+        if not count or self.user is None:
+            data["references_chosen"] = []
+            return
+        try:
+            chosen = [store_upload(self.user, upload) for upload in uploads]
+            chosen += [self._owned(owned_input(self.user, key), "reference") for key in named]
+            chosen += [
+                from_studio_image(self.user, self._owned(_owned_image(self.user, key), "image")) for key in images
+            ]
+        except UploadError as exc:
+            self.add_error("references", str(exc))
+            return
+        if problem := reference_problem(data.get("model")):
+            self.add_error("references", problem)
+        if data.get("sketch_chosen") is not None:
+            self.add_error("references", "Style references go with a description alone; take the sketch off first.")
+        data["references_chosen"] = chosen
+        self.data = shown = copy.copy(self.data)
+        shown["reference_inputs"] = ",".join(str(row.pk) for row in chosen)  # type: ignore[index]
+
+    @staticmethod
+    def _owned(found: Any, what: str) -> Any:
+        if found is None:
+            raise UploadError(f"That {what} is not one of yours, or no longer exists; upload it again.")
+        return found
 
     def _chosen_sketch(self, data: dict[str, Any]) -> InputImage | None:
         if self.user is None:

@@ -298,6 +298,47 @@ class ImageModel(models.Model):
         return self.repo_id + (f"@{self.revision}" if self.revision else "") if self.repo_id else self.local_path
 
 
+class AddOnKind(models.TextChoices):
+    IP_ADAPTER = "ip_adapter", "IP-Adapter (style references)"
+
+
+class AddOn(models.Model):
+    """Weights a model family is steered with (an IP-Adapter for style references), loaded once
+    per worker and attached per job, like a LoRA. What a model can do comes from its family and
+    the add-ons registered for it here. Relative folders are under STUDIO_MODELS_DIR."""
+
+    key = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=AddOnKind.choices, default=AddOnKind.IP_ADAPTER)
+    family = models.CharField(max_length=20, choices=family_choices())
+    local_path = models.CharField(
+        max_length=500, help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/"
+    )
+    weight_name = models.CharField(max_length=200, default="ip-adapter.safetensors")
+    license_name = models.CharField(max_length=100)
+    commercial_use = models.BooleanField(help_text="Outputs made with it may be used in products")
+    license_notice = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    for_testing = models.BooleanField(default=False, help_text="Random weights or a test fixture")
+
+    class Meta:
+        ordering = ["family", "name"]
+        verbose_name = "add-on"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()}, {self.get_family_display()})"
+
+    @property
+    def resolved_local_path(self) -> Path:
+        return Path(settings.STUDIO_MODELS_DIR) / self.local_path
+
+    def clean(self) -> None:
+        from .control.addons import addon_problems
+
+        if problems := addon_problems(self):
+            raise ValidationError({"local_path": problems})
+
+
 class Upscaler(models.Model):
     """A super-resolution model file (Real-ESRGAN, 4x-UltraSharp, SwinIR, HAT, DAT...) that the
     workers load with spandrel; relative paths are under STUDIO_UPSCALERS_DIR. Its scale and

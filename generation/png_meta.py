@@ -16,7 +16,7 @@ MAX_UPLOAD = 32 * 2**20
 MAX_PIXELS = 4096 * 4096
 FORM_FIELDS = (
     *("preset", "model", "prompt", "quality", "variations", "size", "seed"),
-    *("sketch_input", "sketch_follow", "sketch_mode"),
+    *("sketch_input", "sketch_follow", "sketch_mode", "reference_inputs", "reference_strength"),
 )
 
 
@@ -51,6 +51,8 @@ class StoredSettings(BaseModel):
     sketch_input: str | None = Field(None, max_length=36)  # the owner's InputImage, found again by id
     sketch_follow: str | None = Field(None, max_length=10)
     sketch_mode: str | None = Field(None, max_length=10)
+    reference_inputs: str | None = Field(None, max_length=200)
+    reference_strength: float | None = Field(None, ge=0, le=1)
 
     @field_validator("*")
     @classmethod

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from . import previews, services
 from .engine import Engine, EngineError, engine_class
-from .engine.types import Cancelled, GenerationRequest, LoraSpec, without_paths
+from .engine.types import Cancelled, GenerationRequest, IPAdapterSpec, LoraSpec, without_paths
 from .finishing.pipeline import Finished, FinishingError, finish, refine_batch, totals
 from .finishing.plan import Plan
 from .logs import current_job
@@ -260,6 +261,9 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     return GenerationRequest(
         init_image=_start_image(p) if p.get("init_image") else None,
         mask_image=_mask_image(p["inpaint"]) if p.get("inpaint") else None,
+        references=[_init_image(r["file"], what="style reference") for r in p.get("references", [])],
+        reference_strength=p.get("reference_strength", 0.6),
+        ip_adapter=_ip_adapter(p["ip_adapter"]) if p.get("ip_adapter") else None,
         strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
@@ -270,6 +274,10 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         seeds=p["seeds"][skip:],
         loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
     )
+
+
+def _ip_adapter(record: dict[str, Any]) -> IPAdapterSpec:
+    return IPAdapterSpec(Path(settings.STUDIO_MODELS_DIR) / record["path"], record["weight_name"])
 
 
 def _mask_image(inpaint: dict[str, Any]) -> Image:
@@ -292,7 +300,7 @@ def _start_image(p: dict[str, Any]) -> Image:
     return prepare(sketch, p["sketch"].get("mode", "drawing"), (p["width"], p["height"]))
 
 
-def _init_image(name: str, *, sketch: bool = False) -> Image:
+def _init_image(name: str, *, sketch: bool = False, what: str = "") -> Image:
     """The image a job starts from ("More like this", a sketch), read through the configured storage."""
     from PIL import Image as PILImage
 
@@ -301,7 +309,7 @@ def _init_image(name: str, *, sketch: bool = False) -> Image:
             image = PILImage.open(fh)
             image.load()
     except (OSError, ValueError) as exc:
-        what = "sketch this job starts from" if sketch else "image these variations start from"
+        what = what or ("sketch this job starts from" if sketch else "image these variations start from")
         raise EngineError(f"The {what} is no longer available.") from exc
     return image
 

@@ -191,6 +191,8 @@ def job_create(
     sketch: InputImage | None = None,
     sketch_follow: str = "close",
     sketch_mode: str = "drawing",
+    references: list[InputImage] | None = None,
+    reference_strength: float | None = None,
 ) -> GenerationJob:
     """One job, queued after commit. No per-user limits here: what designers submit goes through
     `job_submit`, the group functions or the follow-ups, which check them under a lock.
@@ -211,6 +213,8 @@ def job_create(
         if problem := sketch_problem(model):
             raise ValidationError(problem)
         params |= sketch_params(sketch, sketch_follow, sketch_mode)
+    if references:
+        params |= reference_params(model, references, reference_strength, params["model"])  # type: ignore[arg-type]
     job = GenerationJob.objects.create(
         owner=owner,
         preset=preset,
@@ -223,6 +227,38 @@ def job_create(
     )
     dispatch(owner.pk)  # in the submission's transaction: the jobs it sends go to the broker after commit
     return job
+
+
+def reference_params(
+    model: ImageModel, references: list[InputImage], strength: float | None, frozen_model: dict[str, Any]
+) -> dict[str, Any]:
+    """What a job records of its style references and the IP-Adapter it takes them through;
+    an add-on not for production use marks the job's outputs as a model's notice does."""
+    from .control.addons import reference_addon, reference_problem
+
+    addon = reference_addon(model)
+    if addon is None:
+        raise ValidationError(reference_problem(model))
+    record: dict[str, Any] = {
+        "references": [_reference(r) for r in references],
+        "reference_strength": 0.6 if strength is None else strength,
+        "ip_adapter": {
+            "key": addon.key,
+            "name": addon.name,
+            "path": addon.local_path,
+            "weight_name": addon.weight_name,
+            "license": addon.license_name,
+            "commercial_use": addon.commercial_use,
+        },
+    }
+    if not addon.commercial_use:
+        notice = addon.license_notice or f"Made with {addon.name}, whose license does not allow production use."
+        record["model"] = {**frozen_model, "commercial_use": False, "license_notice": notice}
+    return record
+
+
+def _reference(row: InputImage) -> dict[str, str]:
+    return {"input": str(row.pk), "sha256": row.sha256, "name": row.name, "file": str(row.file.name)}
 
 
 def job_submit(*, owner: User, **fields: Any) -> GenerationJob:
@@ -425,6 +461,9 @@ def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, ob
     if sketch := job.params.get("sketch"):
         values |= {"sketch_input": sketch["input"], "sketch_follow": sketch["follow"]}
         values["sketch_mode"] = sketch.get("mode", "drawing")
+    if references := job.params.get("references"):
+        values["reference_inputs"] = ",".join(r["input"] for r in references)
+        values["reference_strength"] = job.params.get("reference_strength", 0.6)
     return values
 
 

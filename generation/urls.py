@@ -18,6 +18,7 @@ urlpatterns = [
     path("inputs/<uuid:pk>/prepared/", control_views.input_prepared, name="input-prepared"),
     path("studio/sketch/", control_views.sketch_box, name="sketch-box"),
     path("images/<uuid:pk>/as-sketch/", control_views.image_as_sketch, name="image-as-sketch"),
+    path("images/<uuid:pk>/as-reference/", control_views.image_as_reference, name="image-as-reference"),
     path("images/<uuid:pk>/inpaint/", control_views.image_inpaint, name="image-inpaint"),
     path("images/<uuid:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
     path("images/<uuid:pk>/favorite/", views.image_favorite, name="image-favorite"),

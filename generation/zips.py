@@ -51,6 +51,7 @@ def zip_stream(
     names: set[str] = set()
     notices: dict[str, list[str]] = {}
     sketches: set[str] = set()  # the inputs the images' jobs started from
+    references: set[str] = set()  # and the style references they followed
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
@@ -58,13 +59,15 @@ def zip_stream(
                 notices.setdefault(notice, []).append(name)
             if sketch := image.job.params.get("sketch"):
                 sketches.add(sketch["input"])
+            references.update(r["input"] for r in image.job.params.get("references", []))
             yield from _member(archive, pipe, image.file, name)
             if image.svg:
                 svg_name = _unique(name.removesuffix(".png") + ".svg", names)
                 yield from _member(archive, pipe, image.svg, svg_name, deflate=True)
         # What the jobs started from goes with them (inputs/), once each however many images used it.
-        for sketch in InputImage.objects.filter(pk__in=sketches).order_by("created_at"):
-            yield from _member(archive, pipe, sketch.file, _unique(f"inputs/sketch-{sketch.sha256[:12]}.png", names))
+        for kind, keys in (("sketch", sketches), ("reference", references)):
+            for row in InputImage.objects.filter(pk__in=keys).order_by("created_at"):
+                yield from _member(archive, pipe, row.file, _unique(f"inputs/{kind}-{row.sha256[:12]}.png", names))
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
     yield pipe.take()

@@ -166,3 +166,15 @@ def test_inpaint_uploads_the_mask_and_names_the_image(run, alice, preset, tmp_pa
     (tmp_path / "empty.png").write_bytes(mask_png(box=None).read())
     refused = run("inpaint", str(image.pk), "--mask", str(tmp_path / "empty.png"))
     assert refused.exit_code == 4 and "mask: The mask paints nothing" in refused.output
+
+
+def test_generate_with_references_uploads_each_and_names_them(run, preset, tmp_path, monkeypatch) -> None:
+    files = []
+    for colour in ("red", "blue"):
+        Image.new("RGB", (32, 32), colour).save(tmp_path / f"{colour}.png")
+        files += ["--reference", str(tmp_path / f"{colour}.png")]
+    refused = run("generate", "a star", "-a", preset.slug, *files)  # tiny-flux has no IP-Adapter
+    assert refused.exit_code == 4 and "cannot take style references" in refused.output
+    from generation.models import InputImage
+
+    assert InputImage.objects.count() == 2  # uploaded: the next try with another model sends the same ids

@@ -195,6 +195,14 @@ def _job_options(function: Any) -> Any:
     show_default=True,
     help="filled: fill the sketch's closed outlines first (a line drawing of solid shapes)",
 )
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A style reference (repeat for up to 4), for models with an IP-Adapter add-on",
+)
+@click.option("--reference-strength", type=click.FloatRange(0.05, 1.0), default=0.6, show_default=True)
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
 @pass_studio
 def generate(
@@ -206,10 +214,15 @@ def generate(
     sketch: Path | None,
     sketch_follow: str,
     sketch_mode: str,
+    references: tuple[Path, ...],
+    reference_strength: float,
     **options: Any,
 ) -> None:
     """Generate images for DESCRIPTION, follow the progress, save them into --out."""
     payload = _payload(description, options)
+    if references:
+        payload["references"] = [{"input": upload_input(studio, path)["id"]} for path in references]
+        payload["reference_strength"] = reference_strength
     if sketch is not None:
         sent = upload_input(studio, sketch)
         payload["sketch"] = {"input": sent["id"], "follow": sketch_follow, "mode": sketch_mode}

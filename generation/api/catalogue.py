@@ -6,9 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from ..auth import models_for
+from ..control.addons import capabilities
 from ..models import AssetPreset, ImageModel
 from .common import user_of
 from .errors import ERRORS
@@ -36,6 +37,11 @@ class ModelOut(Schema):
     max_side: int
     default: bool
     subjects: list[str]
+    can: list[str] = Field(
+        description="How it can be steered: sketch (start from a drawing), inpaint (repaint a mask), "
+        "references (style references through an IP-Adapter add-on)",
+        examples=[["sketch", "inpaint"]],
+    )
 
 
 @router.get("/asset-types", response={200: list[AssetTypeOut], **ERRORS})
@@ -67,6 +73,7 @@ def models_list(request: HttpRequest) -> list[dict[str, Any]]:
             "max_side": m.max_side,
             "default": m.key == settings.STUDIO_DEFAULT_MODEL,
             "subjects": m.subjects,
+            "can": capabilities(m),
         }
         for m in models_for(user_of(request), ImageModel.objects.filter(enabled=True))
     ]

@@ -36,6 +36,11 @@ class SketchIn(InputSchema):
     )
 
 
+class ReferenceIn(InputSchema):
+    input: UUID | None = Field(None, description="An input image's id (POST /inputs)")
+    image: UUID | None = Field(None, description="One of your studio images' id")
+
+
 class JobIn(InputSchema):
     asset_type: str = Field(min_length=1, max_length=50, examples=["icon"])
     description: str = Field(min_length=1, max_length=1000, examples=["a clipboard with three checkmarks"])
@@ -45,6 +50,10 @@ class JobIn(InputSchema):
     variations: int = Field(4, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=MAX_SEED - 8)
     sketch: SketchIn | None = Field(None, description="Start from a sketch: an uploaded input or a studio image")
+    references: list[ReferenceIn] = Field(
+        default_factory=list, max_length=4, description="Style references (through the model's IP-Adapter add-on)"
+    )
+    reference_strength: float = Field(0.6, ge=0.05, le=1.0, description="How strongly the references steer")
 
 
 class PreviewOut(Schema):
@@ -91,6 +100,7 @@ class JobOut(Schema):
     )
     license_notice: str | None
     sketch: SketchOut | None = Field(None, description="The sketch the job started from, if any")
+    references: list[str] = Field(default_factory=list, description="URLs of the style references it followed")
     created_at: str
     images: list[ImageOut]
     zip_url: str
@@ -112,11 +122,15 @@ class VaryIn(InputSchema):
     strength: Literal["subtle", "strong"] = "subtle"
 
 
+def _input_url(request: HttpRequest, key: str) -> str:
+    return absolute(request, f"/api/v1/inputs/{key}/file")
+
+
 def _sketch_out(request: HttpRequest, job: GenerationJob) -> dict[str, Any] | None:
     sketch = job.params.get("sketch")
     if not sketch:
         return None
-    url = absolute(request, f"/api/v1/inputs/{sketch['input']}/file")
+    url = _input_url(request, sketch["input"])
     record = {"input": sketch["input"], "follow": sketch["follow"], "mode": sketch.get("mode", "drawing")}
     return record | {"strength": job.params["strength"], "url": url}
 
@@ -147,6 +161,9 @@ def job_out(
         "notes": [note for note in (job.params.get("subject_note"), *job.notes) if note],
         "license_notice": None if model.get("commercial_use", True) else model.get("license_notice") or "",
         "sketch": _sketch_out(request, job),
+        "references": [
+            absolute(request, f"/api/v1/inputs/{r['input']}/file") for r in job.params.get("references", [])
+        ],
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],
         "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),
@@ -265,11 +282,18 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
             raise FieldError("Name the sketch by one of input or image.", "sketch")
         key = "sketch_input" if sketch.input else "sketch_image"
         data |= {key: str(sketch.input or sketch.image), "sketch_follow": sketch.follow, "sketch_mode": sketch.mode}
+    if payload.references:
+        if any((ref.input is None) == (ref.image is None) for ref in payload.references):
+            raise FieldError("Name each reference by one of input or image.", "references")
+        data["reference_inputs"] = ",".join(str(ref.input) for ref in payload.references if ref.input)
+        data["reference_images"] = ",".join(str(ref.image) for ref in payload.references if ref.image)
+        data["reference_strength"] = str(payload.reference_strength)
     form = GenerateForm(data, user=user_of(request))
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         names = {"preset": "asset_type", "prompt": "description", "__all__": None}
         names |= dict.fromkeys(("sketch", "sketch_input", "sketch_image", "sketch_follow", "sketch_mode"), "sketch")
+        names |= dict.fromkeys(("reference_inputs", "reference_images", "reference_strength"), "references")
         raise FieldError(str(messages[0]), names.get(field, field))
     job = services.job_submit(owner=user_of(request), **form.job_fields())
     return 202, job_out(request, job)

@@ -52,13 +52,26 @@ def _opened(request: Request, pk: UUID) -> File:
 @login_required
 def image_as_sketch(request: Request, pk: UUID) -> HttpResponse:
     """Use as sketch: the studio form with this image's settings, starting from the image."""
+    return _studio_from_image(request, pk, "sketch_input")
+
+
+@require_GET
+@login_required
+def image_as_reference(request: Request, pk: UUID) -> HttpResponse:
+    """Use as reference: the studio form with this image's settings and it as a style reference."""
+    return _studio_from_image(request, pk, "reference_inputs")
+
+
+def _studio_from_image(request: Request, pk: UUID, field: str) -> HttpResponse:
     image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
     try:
-        sketch = from_studio_image(request.user, image)
+        stored = from_studio_image(request.user, image)
     except UploadError as exc:
         messages.error(request, str(exc))
         return redirect(image)
-    values = {**job_settings(image.job), "variations": image.job.images_total, "sketch_input": sketch.pk}
+    values = {**job_settings(image.job), "variations": image.job.images_total}
+    values.pop("sketch_input" if field == "reference_inputs" else "reference_inputs", None)
+    values[field] = stored.pk
     return redirect(f"{reverse('studio')}?{urlencode({k: str(v) for k, v in values.items()})}")
 
 

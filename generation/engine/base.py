@@ -28,6 +28,7 @@ from .types import (
     EngineError,
     GenerationRequest,
     ImagesCallback,
+    IPAdapterSpec,
     LoraSpec,
     OutOfMemory,
     PreviewCallback,
@@ -48,6 +49,8 @@ class DiffusersEngine:
     img2img_class: ClassVar[Any] = None
     # Its inpaint twin, the same way (None: the family cannot repaint a mask).
     inpaint_class: ClassVar[Any] = None
+    # Style references through an IP-Adapter add-on (diffusers' IPAdapterMixin on a UNet).
+    supports_ip_adapter: ClassVar[bool] = False
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -63,6 +66,10 @@ class DiffusersEngine:
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
         self._inpaint: Any = None
+        # IP-Adapters read once per worker (weights, image encoder), attached to the jobs that
+        # ask for one and taken off before the next job that does not.
+        self._ip_adapters: dict[IPAdapterSpec, tuple[dict[str, Any], Any]] = {}
+        self._ip_attached: IPAdapterSpec | None = None
         self._refiner: Any = None  # SDXL's refiner checkpoint, loaded by the first refiner pass
         self._previewer: LatentPreviewer | None = None
         self._previewer_fitted = False
@@ -99,8 +106,11 @@ class DiffusersEngine:
     ) -> None:
         # 1. validate
         self.validate(request)
-        # 2. attach LoRAs (and detach them afterwards so no state leaks into the next job)
+        # 2. attach LoRAs and add-ons (and detach them afterwards so no state leaks into the next job)
         self._use_loras(request.loras)
+        self._use_ip_adapter(request.ip_adapter if request.references else None)
+        if request.references:
+            self.pipe.set_ip_adapter_scale(request.reference_strength)
         try:
             # 3. run the seeds in batches, halving the batch when the GPU runs out of memory
             done, batch = 0, max(1, min(max_batch, len(request.seeds)))
@@ -146,6 +156,11 @@ class DiffusersEngine:
                 raise EngineError("An inpaint job needs the image it repaints.")
         elif request.init_image is not None and not self.supports_img2img:
             raise EngineError(f"{self.family} models cannot start from an image (no img2img pipeline).")
+        if request.references:
+            if not self.supports_ip_adapter or request.ip_adapter is None:
+                raise EngineError(f"{self.family} models here take no style references (no IP-Adapter).")
+            if request.init_image is not None:
+                raise EngineError("Style references go with a description alone, not with a sketch or an image.")
 
     @property
     def size_multiple(self) -> int:
@@ -258,6 +273,42 @@ class DiffusersEngine:
 
         return hook
 
+    def _use_ip_adapter(self, spec: IPAdapterSpec | None) -> None:
+        """Attach `spec`'s IP-Adapter to the UNet (read from disk once per worker), or take the
+        attached one off: the next job without references draws as if none was ever loaded."""
+        if spec == self._ip_attached:
+            return
+        if self._ip_attached is not None:
+            self.pipe.unload_ip_adapter()
+            self._ip_attached = None
+        if spec is None:
+            return
+        weights, encoder = self._ip_adapter_files(spec)
+        self.pipe.register_modules(image_encoder=encoder)
+        self.pipe.load_ip_adapter(weights, subfolder="", weight_name=spec.weight_name, image_encoder_folder=None)
+        self._ip_attached = spec
+
+    def _ip_adapter_files(self, spec: IPAdapterSpec) -> tuple[dict[str, Any], Any]:
+        if spec not in self._ip_adapters:
+            from safetensors.torch import load_file
+            from transformers import CLIPVisionModelWithProjection
+
+            try:
+                flat = load_file(spec.folder / spec.weight_name)
+                encoder = CLIPVisionModelWithProjection.from_pretrained(
+                    spec.folder / "image_encoder", local_files_only=True, dtype=self.dtype
+                ).to(self.pipe.device)
+            except Exception as exc:  # safetensors' and transformers' own errors too: a file, not a bug
+                reason = without_paths(str(exc))
+                raise EngineError(f"The IP-Adapter in {spec.folder.name} cannot be read: {reason}") from exc
+            weights: dict[str, Any] = {"image_proj": {}, "ip_adapter": {}}
+            for key, tensor in flat.items():
+                part, _, rest = key.partition(".")
+                if part in weights:
+                    weights[part][rest] = tensor.to(self.dtype)
+            self._ip_adapters[spec] = (weights, encoder)
+        return self._ip_adapters[spec]
+
     def _pipe_for(self, request: GenerationRequest) -> Any:
         if request.mask_image is not None:
             return self.inpaint_pipe
@@ -297,6 +348,9 @@ class DiffusersEngine:
             image = request.init_image.convert("RGB")
             size = (width, height)
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
+        if request.references:
+            # One adapter, several images: diffusers takes them as one list for that adapter.
+            kwargs["ip_adapter_image"] = [[image.convert("RGB") for image in request.references]]
         if request.mask_image is not None:
             mask = request.mask_image.convert("L")
             kwargs["mask_image"] = mask if mask.size == size else mask.resize(size, Image.Resampling.NEAREST)

@@ -15,6 +15,7 @@ FAMILIES: dict[str, dict[str, object]] = {
         "label": "SDXL",
         "img2img": True,
         "inpaint": True,
+        "ip_adapter": True,
         "pipelines": ["StableDiffusionXLPipeline"],
         "size_multiple": 8,
     },
@@ -31,6 +32,11 @@ def family_choices() -> list[tuple[str, str]]:
 
 def has_img2img(family: str) -> bool:
     return bool(FAMILIES.get(family, {}).get("img2img"))
+
+
+def has_ip_adapter(family: str) -> bool:
+    """Style references through an IP-Adapter add-on (diffusers' load_ip_adapter on a UNet)."""
+    return bool(FAMILIES.get(family, {}).get("ip_adapter"))
 
 
 def has_inpaint(family: str) -> bool:

@@ -13,6 +13,7 @@ class SDXLEngine(DiffusersEngine):
     pipeline_class = StableDiffusionXLPipeline
     img2img_class = StableDiffusionXLImg2ImgPipeline
     inpaint_class = StableDiffusionXLInpaintPipeline
+    supports_ip_adapter = True
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         return {"guidance_scale": request.guidance_scale, "negative_prompt": request.negative_prompt or None}

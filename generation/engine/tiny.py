@@ -476,3 +476,53 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "flux2": build_tiny_flux2_klein,
     "qwenimage": build_tiny_qwenimage,
 }
+
+
+# --- add-ons
+
+
+IP_ADAPTER_WEIGHTS = "ip-adapter.safetensors"
+
+
+def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> Path:
+    """An IP-Adapter for a UNet (SDXL): a tiny CLIP vision encoder with projection in
+    `image_encoder/`, and `ip-adapter.safetensors` in the layout diffusers' load_ip_adapter
+    reads (image_proj.* for ImageProjection, ip_adapter.{n}.to_k_ip/to_v_ip for each
+    cross-attention processor, numbered 1, 3, 5... in processor order)."""
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(unet_folder)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+            projection_dim=32,
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder.save_pretrained(folder / "image_encoder")
+    cross, widths = unet.config.cross_attention_dim, list(unet.config.block_out_channels)
+    weights = {
+        "image_proj.proj.weight": torch.randn(cross * 4, 32) * 0.5,
+        "image_proj.proj.bias": torch.zeros(cross * 4),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    cross_attentions = [name for name in unet.attn_processors if not name.endswith("attn1.processor")]
+    for n, name in enumerate(cross_attentions):
+        if name.startswith("mid_block"):
+            width = widths[-1]
+        elif name.startswith("up_blocks"):
+            width = list(reversed(widths))[int(name[len("up_blocks.")])]
+        else:
+            width = widths[int(name[len("down_blocks.")])]
+        weights[f"ip_adapter.{2 * n + 1}.to_k_ip.weight"] = torch.randn(width, cross) * 0.5
+        weights[f"ip_adapter.{2 * n + 1}.to_v_ip.weight"] = torch.randn(width, cross) * 0.5
+    save_file(weights, folder / IP_ADAPTER_WEIGHTS)
+    return folder

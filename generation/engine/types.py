@@ -40,6 +40,12 @@ class LoraSpec:
 
 
 @dataclass(frozen=True)
+class IPAdapterSpec:
+    folder: Path  # holds the weights and image_encoder/
+    weight_name: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     prompt: str
     negative_prompt: str
@@ -55,6 +61,10 @@ class GenerationRequest:
     strength: float = 1.0
     # Inpaint: repaint where this mask ("L", white) is, keep init_image elsewhere.
     mask_image: Image | None = None
+    # Style references through an IP-Adapter add-on: the images, how strongly, and the add-on.
+    references: list[Image] = field(default_factory=list)
+    reference_strength: float = 0.6
+    ip_adapter: IPAdapterSpec | None = None
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.

@@ -1,0 +1,89 @@
+"""Add-ons a model is steered with (an IP-Adapter for style references): which model can use
+which, and what is checked when an admin registers one, before any worker loads it."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from ..engine.families import has_ip_adapter
+from ..models import AddOn, AddOnKind, ImageModel
+
+HEADER_LIMIT = 100 * 2**20  # a safetensors header this large is not an IP-Adapter's
+
+
+def reference_addon(model: ImageModel | None) -> AddOn | None:
+    """The IP-Adapter this model takes style references through, or None."""
+    if model is None or not has_ip_adapter(model.family):
+        return None
+    return AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, family=model.family, enabled=True).order_by("name").first()
+
+
+def capabilities(model: ImageModel) -> list[str]:
+    """What a designer can steer this model with, derived from its family and its add-ons."""
+    offered = [("sketch", model.supports_img2img), ("inpaint", model.supports_inpaint)]
+    offered.append(("references", reference_addon(model) is not None))
+    return [name for name, able in offered if able]
+
+
+def reference_problem(model: ImageModel | None) -> str:
+    """Why `model` cannot take style references ("" when it can), naming the models that can."""
+    if model is None or reference_addon(model) is not None:
+        return ""
+    families = set(AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, enabled=True).values_list("family", flat=True))
+    able = ImageModel.objects.filter(enabled=True, for_testing=False, family__in=families).order_by("position", "name")
+    names = ", ".join(able.values_list("name", flat=True)) or "none: no IP-Adapter is registered (Admin › Add-ons)"
+    return f"{model.name} cannot take style references (no IP-Adapter for its family); models that can: {names}."
+
+
+def addon_problems(addon: AddOn) -> list[str]:
+    """What is wrong with an add-on's files for its family (empty: it can be saved)."""
+    if not has_ip_adapter(addon.family):
+        return [f"The {addon.get_family_display()} engine takes no IP-Adapter here (SDXL does)."]
+    folder = addon.resolved_local_path
+    weights = folder / addon.weight_name
+    if not weights.is_file():
+        return [f"No {addon.weight_name} in the folder {addon.local_path!r} on this machine."]
+    if not (folder / "image_encoder" / "config.json").is_file():
+        return [f"No image_encoder/config.json in {addon.local_path!r}: an IP-Adapter needs its CLIP image encoder."]
+    try:
+        header = _header(weights.read_bytes())
+    except ValueError as exc:
+        return [f"{addon.weight_name}: {exc}"]
+    keys = set(header) - {"__metadata__"}
+    if not any(k.startswith("image_proj.") for k in keys) or not any(k.startswith("ip_adapter.") for k in keys):
+        return [f"{addon.weight_name} holds no image_proj.* and ip_adapter.* tensors: it is not an IP-Adapter."]
+    width = header.get("image_proj.norm.weight", {}).get("shape", [None])[0]
+    return [problem for model in _installed(addon.family) if (problem := _fits(model, width))]
+
+
+def _header(data: bytes) -> dict:
+    """The safetensors header, checked against the file: every tensor's bytes are there."""
+    if len(data) < 8:
+        raise ValueError("the file is too short to be safetensors")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > min(HEADER_LIMIT, len(data) - 8):
+        raise ValueError("the file is cut short or is not safetensors")
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except ValueError:
+        raise ValueError("the header is not readable") from None
+    ends = [info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"]
+    if max(ends, default=0) > len(data) - 8 - length:
+        raise ValueError("the file is cut short: its tensors' data is not all there")
+    return header
+
+
+def _installed(family: str) -> list[ImageModel]:
+    return [m for m in ImageModel.objects.filter(family=family, enabled=True) if m.local_path]
+
+
+def _fits(model: ImageModel, width: int | None) -> str:
+    config = model.resolved_local_path / "unet" / "config.json"
+    try:
+        cross = json.loads(config.read_text()).get("cross_attention_dim")
+    except (OSError, ValueError):
+        return ""  # not on this machine: checked when it is
+    if width is not None and cross != width:
+        return f"It projects images to width {width}; {model.name}'s UNet attends to width {cross}."
+    return ""
