@@ -102,13 +102,13 @@ class ImageModelAdmin(StudioAdmin):
 
 @admin.register(AddOn)
 class AddOnAdmin(StudioAdmin):
-    list_display = ("name", "key", "kind", "family", "license_name", "commercial_use", "enabled")
+    list_display = ("name", "key", "kind", "control_type", "family", "license_name", "commercial_use", "enabled")
     list_editable = ("enabled",)
     list_filter = ("kind", "family", "commercial_use", "enabled")
     search_fields = ("name", "key", "local_path")
     prepopulated_fields = {"key": ("name",)}
     fieldsets = [
-        (None, {"fields": ["name", "key", "kind", "family", "enabled", "for_testing"]}),
+        (None, {"fields": ["name", "key", "kind", "control_type", "family", "enabled", "for_testing"]}),
         ("Weights", {"fields": ["local_path", "weight_name"]}),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice"]}),
     ]

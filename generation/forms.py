@@ -10,9 +10,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
 from django.forms.utils import ErrorDict
 
-from .control.addons import reference_problem
+from .control.addons import control_types, reference_problem
 from .control.inputs import from_studio_image, owned_input, store_upload
-from .control.sketch import FOLLOW_LABELS, MODES, sketch_problem
+from .control.sketch import CONTROL_MODES, FOLLOW_LABELS, MODES, sketch_problem
 from .finishing.plans import check_output_side, tier_notes
 from .models import AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
 from .services import MAX_SEED
@@ -215,6 +215,11 @@ class GenerateForm(StorableForm):
         super().__init__(*args, **kwargs)
         self.user = user
         limit_models(self, user)
+        # The ControlNet modes only where some add-on follows them; the form checks the model.
+        offered = control_types()
+        mode = self.fields["sketch_mode"]
+        assert isinstance(mode, forms.ChoiceField)
+        mode.choices = [(key, label) for key, label in MODES.items() if key not in CONTROL_MODES or key in offered]
         preset = self._selected_preset()
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]
@@ -303,7 +308,7 @@ class GenerateForm(StorableForm):
         except UploadError as exc:
             self.add_error("sketch", str(exc))
             return
-        if sketch is not None and (problem := sketch_problem(data.get("model"))):
+        if sketch is not None and (problem := sketch_problem(data.get("model"), data.get("sketch_mode") or "drawing")):
             self.add_error("sketch", problem)
         data["sketch_chosen"] = sketch
         if sketch is not None:  # shown again with the form, the upload is not sent twice

@@ -300,6 +300,12 @@ class ImageModel(models.Model):
 
 class AddOnKind(models.TextChoices):
     IP_ADAPTER = "ip_adapter", "IP-Adapter (style references)"
+    CONTROLNET = "controlnet", "ControlNet (a sketch's structure)"
+
+
+class ControlType(models.TextChoices):
+    CANNY = "canny", "Canny edges"
+    TILE = "tile", "Tile (layout and colours)"
 
 
 class AddOn(models.Model):
@@ -314,7 +320,12 @@ class AddOn(models.Model):
     local_path = models.CharField(
         max_length=500, help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/"
     )
-    weight_name = models.CharField(max_length=200, default="ip-adapter.safetensors")
+    weight_name = models.CharField(
+        max_length=200, default="ip-adapter.safetensors", help_text="An IP-Adapter's file; unused for a ControlNet"
+    )
+    control_type = models.CharField(
+        max_length=10, choices=ControlType.choices, blank=True, help_text="What a ControlNet was trained on"
+    )
     license_name = models.CharField(max_length=100)
     commercial_use = models.BooleanField(help_text="Outputs made with it may be used in products")
     license_notice = models.TextField(blank=True)

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from . import previews, services
 from .engine import Engine, EngineError, engine_class
-from .engine.types import Cancelled, GenerationRequest, IPAdapterSpec, LoraSpec, without_paths
+from .engine.types import Cancelled, ControlNetSpec, GenerationRequest, IPAdapterSpec, LoraSpec, without_paths
 from .finishing.pipeline import Finished, FinishingError, finish, refine_batch, totals
 from .finishing.plan import Plan
 from .logs import current_job
@@ -264,6 +264,11 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         references=[_init_image(r["file"], what="style reference") for r in p.get("references", [])],
         reference_strength=p.get("reference_strength", 0.6),
         ip_adapter=_ip_adapter(p["ip_adapter"]) if p.get("ip_adapter") else None,
+        control_image=_control_image(p) if p.get("control") else None,
+        control_scale=(p.get("control") or {}).get("scale", 1.0),
+        controlnet=ControlNetSpec(Path(settings.STUDIO_MODELS_DIR) / p["control"]["path"])
+        if p.get("control")
+        else None,
         strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
@@ -274,6 +279,18 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         seeds=p["seeds"][skip:],
         loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
     )
+
+
+def _control_image(p: dict[str, Any]) -> Image:
+    """What a ControlNet follows: the sketch prepared by its mode (canny edges, or the tile)."""
+    from .control.sketch import prepare
+
+    sketch = _init_image(p["sketch"]["file"], sketch=True)
+    return prepare(sketch, p["sketch"]["mode"], (p["width"], p["height"]))
+
+
+def _controlnet(record: dict[str, Any]) -> ControlNetSpec:
+    return ControlNetSpec(Path(settings.STUDIO_MODELS_DIR) / record["path"])
 
 
 def _ip_adapter(record: dict[str, Any]) -> IPAdapterSpec:

@@ -210,9 +210,13 @@ def job_create(
         brand_lora=brand_lora,
     )
     if sketch is not None:
-        if problem := sketch_problem(model):
+        if problem := sketch_problem(model, sketch_mode):
             raise ValidationError(problem)
-        params |= sketch_params(sketch, sketch_follow, sketch_mode)
+        params |= sketch_params(sketch, sketch_follow, sketch_mode, model)
+        control: Any = params.get("control")
+        if control and not control["commercial_use"]:
+            notice = f"Made with {control['name']}, whose license does not allow production use."
+            params["model"] = {**params["model"], "commercial_use": False, "license_notice": notice}  # type: ignore[dict-item]
     if references:
         params |= reference_params(model, references, reference_strength, params["model"])  # type: ignore[arg-type]
     job = GenerationJob.objects.create(

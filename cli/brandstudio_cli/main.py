@@ -190,10 +190,10 @@ def _job_options(function: Any) -> Any:
 )
 @click.option(
     "--sketch-mode",
-    type=click.Choice(["drawing", "filled"]),
+    type=click.Choice(["drawing", "filled", "canny", "tile"]),
     default="drawing",
     show_default=True,
-    help="filled: fill the sketch's closed outlines first (a line drawing of solid shapes)",
+    help="filled: fill its closed outlines first; canny, tile: follow it through the model's ControlNet",
 )
 @click.option(
     "--reference",

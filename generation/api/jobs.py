@@ -31,8 +31,10 @@ class SketchIn(InputSchema):
     input: UUID | None = Field(None, description="An input image's id (POST /inputs)")
     image: UUID | None = Field(None, description="One of your studio images' id")
     follow: Literal["close", "loose"] = Field("close", description="How closely the model follows it")
-    mode: Literal["drawing", "filled"] = Field(
-        "drawing", description="Start from the drawing as it is, or with its closed outlines filled"
+    mode: Literal["drawing", "filled", "canny", "tile"] = Field(
+        "drawing",
+        description="Start from the drawing as it is or with its closed outlines filled (img2img), or follow "
+        "its canny edges or its layout (tile) through the model's ControlNet add-on (see GET /models: can)",
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import struct
 
-from ..engine.families import has_ip_adapter
+from ..engine.families import controlnet_class, has_ip_adapter
 from ..models import AddOn, AddOnKind, ImageModel
 
 HEADER_LIMIT = 100 * 2**20  # a safetensors header this large is not an IP-Adapter's
@@ -19,10 +19,28 @@ def reference_addon(model: ImageModel | None) -> AddOn | None:
     return AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, family=model.family, enabled=True).order_by("name").first()
 
 
+def control_addon(model: ImageModel | None, control_type: str) -> AddOn | None:
+    """The ControlNet this model follows a sketch's `control_type` (canny, tile) through, or None."""
+    if model is None or not controlnet_class(model.family):
+        return None
+    found = AddOn.objects.filter(
+        kind=AddOnKind.CONTROLNET, family=model.family, control_type=control_type, enabled=True
+    )
+    # One family, several sizes of model (the demo model is a small FLUX): only the ones it fits.
+    return next((addon for addon in found.order_by("name") if not _controlnet_misfit(addon, model)), None)
+
+
+def control_types() -> list[str]:
+    """The control types some enabled ControlNet add-on offers (the sketch box lists them)."""
+    found = AddOn.objects.filter(kind=AddOnKind.CONTROLNET, enabled=True).exclude(control_type="")
+    return sorted(set(found.values_list("control_type", flat=True)))
+
+
 def capabilities(model: ImageModel) -> list[str]:
     """What a designer can steer this model with, derived from its family and its add-ons."""
     offered = [("sketch", model.supports_img2img), ("inpaint", model.supports_inpaint)]
     offered.append(("references", reference_addon(model) is not None))
+    offered += [(f"control:{kind}", control_addon(model, kind) is not None) for kind in control_types()]
     return [name for name, able in offered if able]
 
 
@@ -38,6 +56,8 @@ def reference_problem(model: ImageModel | None) -> str:
 
 def addon_problems(addon: AddOn) -> list[str]:
     """What is wrong with an add-on's files for its family (empty: it can be saved)."""
+    if addon.kind == AddOnKind.CONTROLNET:
+        return _controlnet_problems(addon)
     if not has_ip_adapter(addon.family):
         return [f"The {addon.get_family_display()} engine takes no IP-Adapter here (SDXL does)."]
     folder = addon.resolved_local_path
@@ -86,4 +106,49 @@ def _fits(model: ImageModel, width: int | None) -> str:
         return ""  # not on this machine: checked when it is
     if width is not None and cross != width:
         return f"It projects images to width {width}; {model.name}'s UNet attends to width {cross}."
+    return ""
+
+
+# A ControlNet's config names what must agree with the base model's own config.
+_MATCHING = {
+    "ControlNetModel": ("unet", "cross_attention_dim"),
+    "FluxControlNetModel": ("transformer", "joint_attention_dim"),
+}
+
+
+def _controlnet_problems(addon: AddOn) -> list[str]:
+    expected = controlnet_class(addon.family)
+    if not expected:
+        return [f"The {addon.get_family_display()} engine takes no ControlNet here (SDXL and FLUX.1 do)."]
+    if not addon.control_type:
+        return ["Say what the ControlNet was trained on (its control type)."]
+    folder = addon.resolved_local_path
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return [f"No readable config.json in {addon.local_path!r}: a ControlNet is a diffusers folder."]
+    if config.get("_class_name") != expected:
+        return [f"That folder holds a {config.get('_class_name')}; {addon.get_family_display()} takes a {expected}."]
+    weights = list(folder.glob("diffusion_pytorch_model*.safetensors"))
+    if not weights:
+        return [f"No diffusion_pytorch_model.safetensors in {addon.local_path!r}."]
+    for file in weights:
+        try:
+            _header(file.read_bytes())
+        except ValueError as exc:
+            return [f"{file.name}: {exc}"]
+    return [problem for model in _installed(addon.family) if (problem := _controlnet_misfit(addon, model))]
+
+
+def _controlnet_misfit(addon: AddOn, model: ImageModel) -> str:
+    """Why the ControlNet does not fit this model's denoiser ("" when it does, or when either
+    config is not on this machine: the worker's load says so then)."""
+    part, key = _MATCHING.get(controlnet_class(addon.family), ("", ""))
+    try:
+        config = json.loads((addon.resolved_local_path / "config.json").read_text())
+        base = json.loads((model.resolved_local_path / part / "config.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    if base.get(key) != config.get(key):
+        return f"Its {key} is {config.get(key)}; {model.name}'s is {base.get(key)}."
     return ""

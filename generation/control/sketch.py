@@ -1,6 +1,7 @@
-"""A sketch or layout to start from: the model draws the description from the sketch's shapes
-and placement (img2img on the family's own pipeline, from_pipe on the loaded weights), at a
-strength the designer picks. Models without an img2img pipeline cannot take one, and say so.
+"""A sketch or layout to start from. As drawn or filled, the model starts from it (img2img on
+the family's own pipeline, from_pipe on the loaded weights) at a strength the designer picks;
+by its canny edges or as a tile, a ControlNet add-on steers every step from noise instead.
+Models without the pipeline or the add-on cannot take one, and say so, naming those that can.
 """
 
 from __future__ import annotations
@@ -18,30 +19,53 @@ FOLLOW = {"close": 0.6, "loose": 0.8}
 FOLLOW_LABELS = {"close": "Follow it closely", "loose": "Use it loosely"}
 # What the model starts from: the drawing as it is, or with its closed outlines filled, which a
 # model that draws solid shapes follows better (the demo model: IoU 0.59 -> 0.69 with a star).
-MODES = {"drawing": "As drawn", "filled": "Fill its closed outlines (a line drawing of solid shapes)"}
+MODES = {
+    "drawing": "As drawn",
+    "filled": "Fill its closed outlines (a line drawing of solid shapes)",
+    "canny": "Its edges (canny, through a ControlNet)",
+    "tile": "Its layout and colours (tile, through a ControlNet)",
+}
+CONTROL_MODES = ("canny", "tile")  # the ones a ControlNet add-on follows; the others are img2img
+# A ControlNet's conditioning scale for each "how closely".
+CONTROL_SCALE = {"close": 1.0, "loose": 0.6}
 FILL = (60, 60, 60)  # dark and neutral: the description's colour replaces it
 
 
-def sketch_problem(model: ImageModel | None) -> str:
-    """Why `model` cannot start from a sketch ("" when it can), naming the models that can."""
+def sketch_problem(model: ImageModel | None, mode: str = "drawing") -> str:
+    """Why `model` cannot take a sketch in `mode` ("" when it can), naming the models that can."""
     from ..models import ImageModel
+    from .addons import control_addon
 
-    if model is None or model.supports_img2img:
+    if model is None:
         return ""
-    able = ImageModel.objects.filter(enabled=True, supports_img2img=True, for_testing=False)
-    names = ", ".join(able.order_by("position", "name").values_list("name", flat=True)) or "none is installed"
+    if mode in CONTROL_MODES:
+        if control_addon(model, mode) is not None:
+            return ""
+        able = [m.name for m in ImageModel.objects.filter(enabled=True, for_testing=False) if control_addon(m, mode)]
+        names = ", ".join(able) or f"none: no {mode} ControlNet is registered (Admin › Add-ons)"
+        return f"{model.name} cannot follow a sketch's {mode} (no ControlNet for it); models that can: {names}."
+    if model.supports_img2img:
+        return ""
+    able_models = ImageModel.objects.filter(enabled=True, supports_img2img=True, for_testing=False)
+    names = ", ".join(able_models.order_by("position", "name").values_list("name", flat=True)) or "none is installed"
     return f"{model.name} cannot start from a sketch (it has no image-to-image pipeline); models that can: {names}."
 
 
-def sketch_params(sketch: InputImage, follow: str, mode: str = "drawing") -> dict[str, object]:
-    """What a job records of its sketch (`params`): the worker starts from `init_image`
-    prepared by `mode`."""
+def sketch_params(
+    sketch: InputImage, follow: str, mode: str = "drawing", model: ImageModel | None = None
+) -> dict[str, object]:
+    """What a job records of its sketch (`params`): img2img modes start from `init_image`
+    prepared by `mode`; control modes name the ControlNet add-on and its scale."""
+    from .addons import control_addon
+
     record = {"input": str(sketch.pk), "sha256": sketch.sha256, "name": sketch.name, "follow": follow, "mode": mode}
-    return {
-        "sketch": record,
-        "init_image": sketch.file.name,
-        "strength": FOLLOW[follow],
-    }
+    record["file"] = str(sketch.file.name)
+    if mode not in CONTROL_MODES:
+        return {"sketch": record, "init_image": sketch.file.name, "strength": FOLLOW[follow]}
+    addon = control_addon(model, mode)
+    assert addon is not None, "sketch_problem() first"
+    control = {"key": addon.key, "name": addon.name, "path": addon.local_path, "scale": CONTROL_SCALE[follow]}
+    return {"sketch": record, "control": control | {"type": mode, "commercial_use": addon.commercial_use}}
 
 
 def fit_on_paper(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -61,6 +85,8 @@ def prepare(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image
     outlines filled (OpenCV's outer contours of the dark strokes, found at the drawing's own
     resolution, where a pen line is still a line, with gaps of about 1 % closed), then fitted
     to the render size."""
+    if mode == "canny":
+        return canny_edges(fit_on_paper(image, size))
     if mode != "filled":
         return fit_on_paper(image, size)
     import cv2
@@ -75,3 +101,12 @@ def prepare(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image
     cv2.drawContours(inside, contours, -1, 1, thickness=-1)
     pixels[(inside == 1) & (ink == 0)] = FILL  # the strokes keep their own colour
     return fit_on_paper(Image.fromarray(pixels), size)
+
+
+def canny_edges(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
+    """What a canny ControlNet follows: white edges on black (OpenCV's Canny, ControlNet's thresholds)."""
+    import cv2
+    import numpy as np
+
+    edges = cv2.Canny(np.asarray(image.convert("L")), low, high)
+    return Image.fromarray(edges).convert("RGB")

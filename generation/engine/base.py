@@ -25,6 +25,7 @@ from .families import size_multiple
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .prompts import cut_notes, readers
 from .types import (
+    ControlNetSpec,
     EngineError,
     GenerationRequest,
     ImagesCallback,
@@ -51,6 +52,11 @@ class DiffusersEngine:
     inpaint_class: ClassVar[Any] = None
     # Style references through an IP-Adapter add-on (diffusers' IPAdapterMixin on a UNet).
     supports_ip_adapter: ClassVar[bool] = False
+    # A sketch's structure through a ControlNet add-on: the family's ControlNet pipeline (from_pipe
+    # with the add-on's model), its ControlNet class, and the call argument that takes the image.
+    controlnet_pipeline_class: ClassVar[Any] = None
+    controlnet_model_class: ClassVar[Any] = None
+    control_image_argument: ClassVar[str] = "control_image"
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -70,6 +76,7 @@ class DiffusersEngine:
         # ask for one and taken off before the next job that does not.
         self._ip_adapters: dict[IPAdapterSpec, tuple[dict[str, Any], Any]] = {}
         self._ip_attached: IPAdapterSpec | None = None
+        self._control_pipes: dict[ControlNetSpec, Any] = {}  # ControlNets read once per worker
         self._refiner: Any = None  # SDXL's refiner checkpoint, loaded by the first refiner pass
         self._previewer: LatentPreviewer | None = None
         self._previewer_fitted = False
@@ -93,6 +100,7 @@ class DiffusersEngine:
     def unload(self) -> None:
         del self.pipe
         self._img2img = self._inpaint = self._refiner = None
+        self._control_pipes.clear()
         free_memory(self.device)
 
     def generate(
@@ -156,6 +164,11 @@ class DiffusersEngine:
                 raise EngineError("An inpaint job needs the image it repaints.")
         elif request.init_image is not None and not self.supports_img2img:
             raise EngineError(f"{self.family} models cannot start from an image (no img2img pipeline).")
+        if request.control_image is not None:
+            if self.controlnet_pipeline_class is None or request.controlnet is None:
+                raise EngineError(f"{self.family} models here take no ControlNet.")
+            if request.init_image is not None or request.mask_image is not None or request.references:
+                raise EngineError("A ControlNet sketch goes with a description alone.")
         if request.references:
             if not self.supports_ip_adapter or request.ip_adapter is None:
                 raise EngineError(f"{self.family} models here take no style references (no IP-Adapter).")
@@ -273,6 +286,22 @@ class DiffusersEngine:
 
         return hook
 
+    def _control_pipe(self, spec: ControlNetSpec) -> Any:
+        """The family's ControlNet pipeline on the loaded weights with this add-on's ControlNet
+        (read once per worker; the base pipeline never holds it, so other jobs are unaffected)."""
+        if spec not in self._control_pipes:
+            try:
+                controlnet = self.controlnet_model_class.from_pretrained(
+                    spec.folder, local_files_only=True, dtype=self.dtype
+                ).to(self.pipe.device)
+            except Exception as exc:  # diffusers' own errors too: a folder, not a bug
+                reason = without_paths(str(exc))
+                raise EngineError(f"The ControlNet in {spec.folder.name} cannot be read: {reason}") from exc
+            pipe = self.controlnet_pipeline_class.from_pipe(self.pipe, controlnet=controlnet)
+            pipe.set_progress_bar_config(disable=True)
+            self._control_pipes[spec] = pipe
+        return self._control_pipes[spec]
+
     def _use_ip_adapter(self, spec: IPAdapterSpec | None) -> None:
         """Attach `spec`'s IP-Adapter to the UNet (read from disk once per worker), or take the
         attached one off: the next job without references draws as if none was ever loaded."""
@@ -310,6 +339,8 @@ class DiffusersEngine:
         return self._ip_adapters[spec]
 
     def _pipe_for(self, request: GenerationRequest) -> Any:
+        if request.control_image is not None and request.controlnet is not None:
+            return self._control_pipe(request.controlnet)
         if request.mask_image is not None:
             return self.inpaint_pipe
         return self.pipe if request.init_image is None else self.img2img_pipe
@@ -344,10 +375,13 @@ class DiffusersEngine:
             "callback_on_step_end": callback,
             **self.call_kwargs(request),
         }
+        size = (width, height)
         if request.init_image is not None:
             image = request.init_image.convert("RGB")
-            size = (width, height)
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
+        if request.control_image is not None:
+            kwargs[self.control_image_argument] = request.control_image.convert("RGB").resize(size)
+            kwargs["controlnet_conditioning_scale"] = request.control_scale
         if request.references:
             # One adapter, several images: diffusers takes them as one list for that adapter.
             kwargs["ip_adapter_image"] = [[image.convert("RGB") for image in request.references]]
@@ -361,7 +395,6 @@ class DiffusersEngine:
             result = pipe(**kwargs)
         # At the render size, not the size asked: finishing's size stage brings them there (with an
         # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
-        size = (width, height)
         return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
 
     def refine(self, images: list[Image.Image], request: GenerationRequest, *, strength: float) -> list[Image.Image]:

@@ -9,13 +9,20 @@ family's adapter loads, so an admin's new model entry is checked before any work
 """
 
 FAMILIES: dict[str, dict[str, object]] = {
-    "flux": {"label": "FLUX.1", "img2img": True, "inpaint": True, "pipelines": ["FluxPipeline"]},
+    "flux": {
+        "label": "FLUX.1",
+        "img2img": True,
+        "inpaint": True,
+        "controlnet": "FluxControlNetModel",
+        "pipelines": ["FluxPipeline"],
+    },
     "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
     "sdxl": {
         "label": "SDXL",
         "img2img": True,
         "inpaint": True,
         "ip_adapter": True,
+        "controlnet": "ControlNetModel",
         "pipelines": ["StableDiffusionXLPipeline"],
         "size_multiple": 8,
     },
@@ -37,6 +44,12 @@ def has_img2img(family: str) -> bool:
 def has_ip_adapter(family: str) -> bool:
     """Style references through an IP-Adapter add-on (diffusers' load_ip_adapter on a UNet)."""
     return bool(FAMILIES.get(family, {}).get("ip_adapter"))
+
+
+def controlnet_class(family: str) -> str:
+    """The diffusers class of the family's ControlNets ("" where the adapter takes none)."""
+    value = FAMILIES.get(family, {}).get("controlnet")
+    return value if isinstance(value, str) else ""
 
 
 def has_inpaint(family: str) -> bool:

@@ -4,7 +4,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import FluxImg2ImgPipeline, FluxInpaintPipeline, FluxPipeline
+from diffusers import (
+    FluxControlNetModel,
+    FluxControlNetPipeline,
+    FluxImg2ImgPipeline,
+    FluxInpaintPipeline,
+    FluxPipeline,
+)
 
 from ..lora_files import detect, read_header
 from .base import DiffusersEngine
@@ -17,6 +23,8 @@ class FluxEngine(DiffusersEngine):
     pipeline_class = FluxPipeline
     img2img_class = FluxImg2ImgPipeline
     inpaint_class = FluxInpaintPipeline
+    controlnet_pipeline_class = FluxControlNetPipeline
+    controlnet_model_class = FluxControlNetModel
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # FLUX.1 is guidance-distilled: `guidance_scale` is an embedding, and a negative prompt

@@ -2,7 +2,13 @@
 
 from typing import Any
 
-from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    ControlNetModel,
+    StableDiffusionXLControlNetPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
+)
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -13,6 +19,9 @@ class SDXLEngine(DiffusersEngine):
     pipeline_class = StableDiffusionXLPipeline
     img2img_class = StableDiffusionXLImg2ImgPipeline
     inpaint_class = StableDiffusionXLInpaintPipeline
+    controlnet_pipeline_class = StableDiffusionXLControlNetPipeline
+    controlnet_model_class = ControlNetModel
+    control_image_argument = "image"
     supports_ip_adapter = True
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:

@@ -526,3 +526,32 @@ def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> 
         weights[f"ip_adapter.{2 * n + 1}.to_v_ip.weight"] = torch.randn(width, cross) * 0.5
     save_file(weights, folder / IP_ADAPTER_WEIGHTS)
     return folder
+
+
+def build_tiny_controlnet(folder: Path, base_folder: Path, family: str, *, seed: int = 0) -> Path:
+    """A ControlNet for a tiny base model, made from its own denoiser as diffusers does for
+    training one (SDXL: ControlNetModel.from_unet; FLUX.1: FluxControlNetModel.from_transformer
+    with one double and one single block), with random control weights."""
+    torch.manual_seed(seed)
+    if family == "sdxl":
+        from diffusers import ControlNetModel
+
+        controlnet: Any = ControlNetModel.from_unet(UNet2DConditionModel.from_pretrained(base_folder / "unet"))
+    elif family == "flux":
+        from diffusers import FluxControlNetModel, FluxTransformer2DModel
+
+        transformer = FluxTransformer2DModel.from_pretrained(base_folder / "transformer")
+        controlnet = FluxControlNetModel.from_transformer(
+            transformer,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=transformer.config.attention_head_dim,
+            num_attention_heads=transformer.config.num_attention_heads,
+        )
+    else:
+        raise ValueError(f"No tiny ControlNet for {family}")
+    for parameter in controlnet.parameters():  # from_unet zeroes the control outputs: give them a say
+        if not parameter.abs().sum():
+            parameter.data.normal_(0, 0.2)
+    controlnet.save_pretrained(folder)
+    return folder

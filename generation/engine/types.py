@@ -40,6 +40,11 @@ class LoraSpec:
 
 
 @dataclass(frozen=True)
+class ControlNetSpec:
+    folder: Path  # a diffusers ControlNet folder for the family
+
+
+@dataclass(frozen=True)
 class IPAdapterSpec:
     folder: Path  # holds the weights and image_encoder/
     weight_name: str
@@ -65,6 +70,10 @@ class GenerationRequest:
     references: list[Image] = field(default_factory=list)
     reference_strength: float = 0.6
     ip_adapter: IPAdapterSpec | None = None
+    # A sketch's structure through a ControlNet add-on: every step follows this image.
+    control_image: Image | None = None
+    control_scale: float = 1.0
+    controlnet: ControlNetSpec | None = None
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.
