@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .engine.families import accepts_pipeline, family_choices, has_img2img, has_inpaint
+from .engine.families import accepts_pipeline, family_choices, has_edit, has_img2img, has_inpaint
 from .engine.options import option_errors
 from .finishing.validators import validate_hex, validate_palette
 
@@ -259,6 +259,11 @@ class ImageModel(models.Model):
 
         # Not installed yet (a repo not pulled): no limits known until `pull_model` or the next save.
         self.size_limits = installed_size_limits(self)
+
+    @property
+    def supports_edit(self) -> bool:
+        """Instruction edits come with the family's pipeline (generation/engine/families.py)."""
+        return has_edit(self.family)
 
     @property
     def supports_inpaint(self) -> bool:

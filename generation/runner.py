@@ -259,16 +259,7 @@ def _make_room(needed: int) -> None:
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
     p = job.params
     return GenerationRequest(
-        init_image=_start_image(p) if p.get("init_image") else None,
-        mask_image=_mask_image(p["inpaint"]) if p.get("inpaint") else None,
-        references=[_init_image(r["file"], what="style reference") for r in p.get("references", [])],
-        reference_strength=p.get("reference_strength", 0.6),
-        ip_adapter=_ip_adapter(p["ip_adapter"]) if p.get("ip_adapter") else None,
-        control_image=_control_image(p) if p.get("control") else None,
-        control_scale=(p.get("control") or {}).get("scale", 1.0),
-        controlnet=ControlNetSpec(Path(settings.STUDIO_MODELS_DIR) / p["control"]["path"])
-        if p.get("control")
-        else None,
+        **_steering(p),
         strength=p.get("strength", 1.0),
         prompt=p["prompt"],
         negative_prompt=p.get("negative_prompt", ""),
@@ -287,6 +278,36 @@ def _control_image(p: dict[str, Any]) -> Image:
 
     sketch = _init_image(p["sketch"]["file"], sketch=True)
     return prepare(sketch, p["sketch"]["mode"], (p["width"], p["height"]))
+
+
+def _steering(p: dict[str, Any]) -> dict[str, Any]:
+    """What the job is steered with beyond its prompt, read through the configured storage:
+    the image it starts from, a mask, style references, a ControlNet's image, an edit's source."""
+    steering: dict[str, Any] = {}
+    if p.get("init_image"):
+        steering["init_image"] = _start_image(p)
+    if p.get("inpaint"):
+        steering["mask_image"] = _mask_image(p["inpaint"])
+    if p.get("references"):
+        steering["references"] = [_init_image(r["file"], what="style reference") for r in p["references"]]
+        steering["reference_strength"] = p.get("reference_strength", 0.6)
+        steering["ip_adapter"] = _ip_adapter(p["ip_adapter"])
+    if control := p.get("control"):
+        steering |= {"control_image": _control_image(p), "control_scale": control["scale"]}
+        steering["controlnet"] = _controlnet(control)
+    if edit := p.get("edit"):
+        steering["edit_images"] = [_on_white(_init_image(edit["file"], what="image this edit changes"))]
+    return steering
+
+
+def _on_white(image: Image) -> Image:
+    """A cut-out (transparent) image on white, as the edit model sees a page."""
+    from PIL import Image as PILImage
+
+    if image.mode not in ("RGBA", "LA", "PA"):
+        return image.convert("RGB")
+    paper = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
+    return PILImage.alpha_composite(paper, image.convert("RGBA")).convert("RGB")
 
 
 def _controlnet(record: dict[str, Any]) -> ControlNetSpec:

@@ -294,7 +294,7 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
     model = ImageModel.objects.filter(key=job.model_key).first()
     variation: dict[str, object] = {"strength": strength, "of": str(image.pk), "of_seed": image.seed}
     params: dict[str, object] = {**job.params, "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
-    for start in ("sketch", "inpaint"):  # the variations start from the image, not from what made it
+    for start in ("sketch", "inpaint", "edit"):  # the variations start from the image, not from what made it
         params.pop(start, None)
     if model is not None and model.supports_img2img:
         params.update(seeds=new_seeds(count), init_image=image.file.name, strength=VARIATION_STRENGTH[strength])
@@ -359,6 +359,49 @@ def job_inpaint(*, image: GeneratedImage, mask: InputImage, prompt: str = "", va
             source_image=image,
         )
         dispatch(job.owner_id)
+    return new
+
+
+def job_edit(
+    *, image: GeneratedImage, instruction: str, model: ImageModel | None = None, variations: int = 4
+) -> GenerationJob:
+    """ "Make the background blue" on one of a user's images: the instruction goes to a model with
+    an edit pipeline (the image's own where it has one, else the first the user may use) with
+    the image; the result keeps the image's asset type and finishing, and links to it."""
+    from .control.edit import edit_models, edit_problem
+
+    job, owner = image.job, image.job.owner
+    if model is None:
+        own = ImageModel.objects.filter(key=job.model_key).first()
+        model = own if own is not None and own.supports_edit else next(iter(edit_models(owner)), None)
+    if problem := edit_problem(owner, model):
+        raise ValidationError(problem)
+    assert model is not None
+    width, height = job.params.get("requested_size") or [job.params["width"], job.params["height"]]
+    params = resolve_params(
+        preset=job.preset,
+        model=model,
+        prompt=instruction,
+        quality=job.quality,
+        variations=variations,
+        width=width,
+        height=height,
+        seed=None,
+    )
+    params["prompt"] = " ".join(instruction.split())  # an instruction, not a subject for the template
+    params["edit"] = {"of": str(image.pk), "of_seed": image.seed, "instruction": instruction, "file": image.file.name}
+    with within_limits(owner.pk):
+        new = GenerationJob.objects.create(
+            owner=owner,
+            preset=job.preset,
+            model_key=model.key,
+            prompt=instruction,
+            quality=job.quality,
+            params=params,
+            images_total=variations,
+            source_image=image,
+        )
+        dispatch(owner.pk)
     return new
 
 

@@ -22,6 +22,7 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import ops, previews, services
+from .control.edit import chain as edit_chain
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
 from .models import (
     AssetPreset,
@@ -293,6 +294,7 @@ def image(request: Request, pk: UUID) -> HttpResponse:
         "favorite_ids": _favorite_ids(request, image=image),
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
         "image_can_inpaint": any(m.supports_inpaint for m in ImageModel.objects.filter(key=image.job.model_key)),
+        "edit_chain": edit_chain(image),
     }
     return render(request, "generation/image.html", context)
 

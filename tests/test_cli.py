@@ -178,3 +178,10 @@ def test_generate_with_references_uploads_each_and_names_them(run, preset, tmp_p
     from generation.models import InputImage
 
     assert InputImage.objects.count() == 2  # uploaded: the next try with another model sends the same ids
+
+
+def test_edit_sends_the_instruction_and_says_when_nothing_can_edit(run, alice, preset) -> None:
+    image = finished_job(alice, preset=preset).images.first()
+    refused = run("edit", str(image.pk), "make the background blue")
+    assert refused.exit_code == 4 and "No model here can follow an edit instruction" in refused.output
+    assert GenerationJob.objects.count() == 1

@@ -243,6 +243,37 @@ def upload_input(studio: Studio, path: Path, kind: str = "sketch") -> dict[str, 
 
 @cli.command()
 @click.argument("image_id")
+@click.argument("instruction")
+@click.option("--model", "-m", default=None, help="An edit model's key (default: the studio's first)")
+@click.option("--variations", "-n", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@_format_option
+@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@pass_studio
+def edit(
+    studio: Studio,
+    image_id: str,
+    instruction: str,
+    model: str | None,
+    variations: int,
+    out: Path,
+    fmt: str,
+    no_wait: bool,
+) -> None:
+    """Change the studio image IMAGE_ID as INSTRUCTION says ("make the background blue")."""
+    body: dict[str, Any] = {"instruction": instruction, "variations": variations}
+    if model:
+        body["model"] = model
+    job = studio.call("POST", f"/images/{image_id}/edit", json=body)
+    if no_wait:
+        click.echo(job["id"])
+        return
+    job = follow(studio, job)
+    _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
+
+
+@cli.command()
+@click.argument("image_id")
 @click.option(
     "--mask",
     required=True,

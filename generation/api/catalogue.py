@@ -38,8 +38,9 @@ class ModelOut(Schema):
     default: bool
     subjects: list[str]
     can: list[str] = Field(
-        description="How it can be steered: sketch (start from a drawing), inpaint (repaint a mask), "
-        "references (style references through an IP-Adapter add-on)",
+        description="How it can be steered: sketch (start from a drawing), inpaint (repaint a mask), edit "
+        "(follow an instruction on an image), references (style references through an IP-Adapter add-on), "
+        "control:canny and control:tile (a sketch through a ControlNet add-on)",
         examples=[["sketch", "inpaint"]],
     )
 

@@ -16,6 +16,7 @@ from ninja.errors import HttpError
 
 from .. import previews as live_previews
 from .. import services, views
+from ..control.edit import edit_models
 from ..finishing.plan import Plan
 from ..forms import GenerateForm
 from ..models import Favorite, GeneratedImage, GenerationJob, ImagePreview, InputImage, JobStatus
@@ -377,4 +378,33 @@ def image_inpaint(request: HttpRequest, image_id: UUID, payload: InpaintIn) -> t
     except ValidationError as exc:
         message = exc.messages[0]
         raise FieldError(message, "mask" if message.startswith("The mask") else None) from None
+    return 202, job_out(request, job)
+
+
+class EditIn(InputSchema):
+    # Optional to the schema so that someone else's image id is a 404 before any body is judged.
+    instruction: str | None = Field(None, max_length=1000, examples=["make the background blue"])
+    model: str | None = Field(None, max_length=100, description="An edit model's key; default: the first there is")
+    variations: int = Field(2, ge=1, le=8)
+
+
+@router.post("/images/{image_id}/edit", response={202: JobOut, **LIMITED})
+def image_edit(request: HttpRequest, image_id: UUID, payload: EditIn) -> tuple[int, dict[str, Any]]:
+    """Change one of your images with an instruction, through a model with an edit pipeline
+    (GET /models: can "edit"); the job links to the image it edits."""
+    image = own_image(request, image_id)
+    if not (payload.instruction or "").strip():
+        raise FieldError("Say what to change, e.g. “make the background blue”.", "instruction")
+    model = None
+    if payload.model:
+        model = next((m for m in edit_models(user_of(request)) if m.key == payload.model), None)
+        if model is None:
+            names = ", ".join(m.key for m in edit_models(user_of(request))) or "none is installed"
+            raise FieldError(f"{payload.model} is not a model you can edit with; those that can: {names}.", "model")
+    try:
+        job = services.job_edit(
+            image=image, instruction=(payload.instruction or "").strip(), model=model, variations=payload.variations
+        )
+    except ValidationError as exc:
+        raise FieldError(exc.messages[0], "model") from None
     return 202, job_out(request, job)

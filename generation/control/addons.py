@@ -38,7 +38,7 @@ def control_types() -> list[str]:
 
 def capabilities(model: ImageModel) -> list[str]:
     """What a designer can steer this model with, derived from its family and its add-ons."""
-    offered = [("sketch", model.supports_img2img), ("inpaint", model.supports_inpaint)]
+    offered = [("sketch", model.supports_img2img), ("inpaint", model.supports_inpaint), ("edit", model.supports_edit)]
     offered.append(("references", reference_addon(model) is not None))
     offered += [(f"control:{kind}", control_addon(model, kind) is not None) for kind in control_types()]
     return [name for name, able in offered if able]

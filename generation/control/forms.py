@@ -8,7 +8,9 @@ from django import forms
 from django.conf import settings
 
 from ..forms import StorableForm, prompt_field
+from ..models import ImageModel
 from ..uploads import UploadError
+from .edit import edit_models
 from .inpaint import store_mask
 
 
@@ -36,3 +38,20 @@ class InpaintForm(StorableForm):
             return store_mask(self.user, upload, upload.name or "mask.png")
         except UploadError as exc:
             raise forms.ValidationError(f"{upload.name}: {exc}") from None
+
+
+class EditForm(StorableForm):
+    instruction = forms.CharField(
+        label="What to change",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "make the background blue"}),
+        error_messages={"required": "Say what to change, e.g. “make the background blue”."},
+    )
+    model = forms.ModelChoiceField(queryset=ImageModel.objects.none(), empty_label=None, label="Edit with")
+    variations = forms.IntegerField(min_value=1, max_value=settings.STUDIO_MAX_VARIATIONS, initial=2)
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["model"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = ImageModel.objects.filter(pk__in=[m.pk for m in edit_models(user)])

@@ -22,7 +22,8 @@ from ..models import GeneratedImage, ImageModel, InputImage
 from ..services import job_settings
 from ..uploads import UploadError
 from ..views import Request
-from .forms import InpaintForm
+from .edit import chain, edit_problem
+from .forms import EditForm, InpaintForm
 from .inpaint import inpaint_problem
 from .inputs import from_studio_image, store_upload
 from .sketch import MODES, prepare
@@ -141,3 +142,29 @@ def image_inpaint(request: Request, pk: UUID) -> HttpResponse:
                 return redirect(job)
     context = {"image": image, "form": form, "problem": problem}
     return render(request, "generation/inpaint.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def image_edit(request: Request, pk: UUID) -> HttpResponse:
+    """Edit: an instruction ("make the background blue") applied to the image by an edit model."""
+    image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
+    problem = edit_problem(request.user)
+    form = EditForm(request.POST or None, user=request.user)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.is_valid() and not problem:
+            data = form.cleaned_data
+            try:
+                job = services.job_edit(
+                    image=image, instruction=data["instruction"], model=data["model"], variations=data["variations"]
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc.messages[0])
+            except services.QuotaExceeded as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect(job)
+    context = {"image": image, "form": form, "problem": problem, "edit_chain": chain(image)}
+    return render(request, "generation/edit.html", context, status=status)

@@ -57,6 +57,8 @@ class DiffusersEngine:
     controlnet_pipeline_class: ClassVar[Any] = None
     controlnet_model_class: ClassVar[Any] = None
     control_image_argument: ClassVar[str] = "control_image"
+    # Instruction edits: the base pipeline's argument for the image(s) to change ("" where none).
+    edit_argument: ClassVar[str] = ""
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -164,6 +166,11 @@ class DiffusersEngine:
                 raise EngineError("An inpaint job needs the image it repaints.")
         elif request.init_image is not None and not self.supports_img2img:
             raise EngineError(f"{self.family} models cannot start from an image (no img2img pipeline).")
+        if request.edit_images:
+            if not self.edit_argument:
+                raise EngineError(f"{self.family} models cannot follow an edit instruction (no edit pipeline).")
+            if request.init_image is not None or request.mask_image is not None or request.control_image is not None:
+                raise EngineError("An edit goes with its instruction alone.")
         if request.control_image is not None:
             if self.controlnet_pipeline_class is None or request.controlnet is None:
                 raise EngineError(f"{self.family} models here take no ControlNet.")
@@ -379,6 +386,8 @@ class DiffusersEngine:
         if request.init_image is not None:
             image = request.init_image.convert("RGB")
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
+        if request.edit_images:
+            kwargs[self.edit_argument] = [image.convert("RGB") for image in request.edit_images]
         if request.control_image is not None:
             kwargs[self.control_image_argument] = request.control_image.convert("RGB").resize(size)
             kwargs["controlnet_conditioning_scale"] = request.control_scale
@@ -420,7 +429,17 @@ class DiffusersEngine:
                 pipe.scheduler = pipe.scheduler.__class__.from_config(pipe.scheduler.config)
                 # img2img runs steps x strength of the steps; at least one, or there is no pass at all.
                 steps = max(request.steps, math.ceil(1 / strength))
-                start = replace(request, init_image=image.convert("RGB"), strength=strength, steps=steps)
+                start = replace(
+                    request,
+                    init_image=image.convert("RGB"),
+                    strength=strength,
+                    steps=steps,
+                    # The render already followed its mask, references, ControlNet or edit: a plain pass.
+                    mask_image=None,
+                    references=[],
+                    control_image=None,
+                    edit_images=[],
+                )
                 generators = [torch.Generator("cpu").manual_seed(seed)]
                 refined.extend(self._call(pipe, start, generators, lambda pipe, step, t, kwargs: kwargs))
         finally:

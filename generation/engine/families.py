@@ -27,7 +27,13 @@ FAMILIES: dict[str, dict[str, object]] = {
         "size_multiple": 8,
     },
     "hidream": {"label": "HiDream-I1", "img2img": False, "pipelines": ["HiDreamImagePipeline"]},
-    "flux2": {"label": "FLUX.2 [klein]", "img2img": False, "inpaint": True, "pipelines": ["Flux2KleinPipeline"]},
+    "flux2": {
+        "label": "FLUX.2 [klein]",
+        "img2img": False,
+        "inpaint": True,
+        "edit": True,  # the image as a reference of the base pipeline: "make the background blue"
+        "pipelines": ["Flux2KleinPipeline"],
+    },
     "zimage": {"label": "Z-Image", "img2img": True, "inpaint": True, "pipelines": ["ZImagePipeline"]},
     "qwenimage": {"label": "Qwen-Image", "img2img": True, "inpaint": True, "pipelines": ["QwenImagePipeline"]},
 }
@@ -50,6 +56,11 @@ def controlnet_class(family: str) -> str:
     """The diffusers class of the family's ControlNets ("" where the adapter takes none)."""
     value = FAMILIES.get(family, {}).get("controlnet")
     return value if isinstance(value, str) else ""
+
+
+def has_edit(family: str) -> bool:
+    """Instruction edits: the family's pipeline takes the image to change with the instruction."""
+    return bool(FAMILIES.get(family, {}).get("edit"))
 
 
 def has_inpaint(family: str) -> bool:

@@ -14,6 +14,7 @@ class Flux2KleinEngine(DiffusersEngine):
     pipeline_class = Flux2KleinPipeline
     # No img2img twin for "More like this" or sketches; its inpaint pipeline repaints a mask.
     inpaint_class = Flux2KleinInpaintPipeline
+    edit_argument = "image"  # klein edits with the image as a reference
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # The pipeline has no negative prompt; the distilled klein models run at guidance 1.

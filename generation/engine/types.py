@@ -74,6 +74,8 @@ class GenerationRequest:
     control_image: Image | None = None
     control_scale: float = 1.0
     controlnet: ControlNetSpec | None = None
+    # Instruction edit: the image(s) the prompt's instruction changes, given to the pipeline itself.
+    edit_images: list[Image] = field(default_factory=list)
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.

@@ -1,0 +1,121 @@
+"""Instruction edits: "make the background blue" on a studio image, through FLUX.2 klein (tiny)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from generation import runner, services
+from generation.engine import engine_class
+from generation.engine.tiny import build_tiny_flux2_klein
+from generation.engine.types import EngineError, GenerationRequest
+from generation.models import GenerationJob, ImageModel, JobStatus
+from generation.tokens import token_create
+from tests.test_workflow import finished_job
+
+
+@pytest.fixture
+def klein(db, tiny_flux_dir: Path) -> ImageModel:
+    models = tiny_flux_dir.parent
+    if not (models / "tiny-klein").exists():
+        build_tiny_flux2_klein(models / "tiny-klein")
+    return ImageModel.objects.create(
+        key="tiny-klein",
+        name="Tiny klein",
+        family="flux2",
+        local_path="tiny-klein",
+        license_name="t",
+        commercial_use=True,
+    )
+
+
+def test_the_engine_gives_the_image_to_the_pipeline_with_the_instruction(klein, tiny_flux_dir) -> None:
+    engine = engine_class("flux2")(tiny_flux_dir.parent / "tiny-klein", device="cpu")
+
+    def draw(**fields) -> np.ndarray:
+        out: list = []
+        request = GenerationRequest(
+            prompt="make it blue",
+            negative_prompt="",
+            width=64,
+            height=64,
+            steps=2,
+            guidance_scale=1.0,
+            seeds=[1],
+            **fields,
+        )
+        engine.generate(request, max_batch=1, on_step=lambda *_: None, on_images=lambda _, batch: out.extend(batch))
+        return np.asarray(out[0], dtype=np.float32)
+
+    plain, red = draw(), draw(edit_images=[Image.new("RGB", (64, 64), "red")])
+    green = draw(edit_images=[Image.new("RGB", (64, 64), "green")])
+    assert np.abs(plain - red).max() > 0 and np.abs(red - green).max() > 0  # the image reaches the model
+    with pytest.raises(EngineError, match="cannot follow an edit instruction"):
+        flux = engine_class("flux")(tiny_flux_dir, device="cpu")
+        flux.generate(
+            GenerationRequest(
+                prompt="x",
+                negative_prompt="",
+                width=64,
+                height=64,
+                steps=1,
+                guidance_scale=1,
+                seeds=[1],
+                edit_images=[Image.new("RGB", (64, 64))],
+            ),
+            max_batch=1,
+            on_step=lambda *_: None,
+            on_images=lambda *_: None,
+        )
+
+
+@pytest.mark.django_db
+def test_an_edit_on_the_page_makes_a_linked_job_and_the_chain_shows_on_the_result(alice_client, alice, preset, klein):
+    image = finished_job(alice, preset=preset).images.first()
+    assert alice_client.get(reverse("image-edit", args=[image.pk])).status_code == 200
+    data = {"instruction": "make the background blue", "model": klein.pk, "variations": "1"}
+    response = alice_client.post(reverse("image-edit", args=[image.pk]), data)
+    job = GenerationJob.objects.get(model_key="tiny-klein")
+    assert response.status_code == 302 and job.source_image == image
+    assert job.params["prompt"] == "make the background blue" and job.params["edit"]["of"] == str(image.pk)
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error
+    second = services.job_edit(image=job.images.first(), instruction="add a checkmark", variations=1)
+    runner.run_job(str(second.pk), worker="gpu@test")
+    page = alice_client.get(reverse("image", args=[second.images.first().pk])).content.decode()
+    steps = page[page.index('<ol class="edit-chain">') :]
+    steps = steps[: steps.index("</ol>")]
+    assert steps.index("“make the background blue”") < steps.index("“add a checkmark”") < steps.index("this image")
+
+
+@pytest.mark.django_db
+def test_without_an_edit_model_the_page_and_the_api_say_what_would_edit(alice_client, alice, preset) -> None:
+    image = finished_job(alice, preset=preset).images.first()
+    page = alice_client.get(reverse("image-edit", args=[image.pk])).content.decode()
+    assert "No model here can follow an edit instruction" in page and "FLUX.2 [klein]" in page
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
+    response = api.post(
+        f"/api/v1/images/{image.pk}/edit", {"instruction": "make it blue"}, content_type="application/json"
+    )
+    assert response.status_code == 422 and "No model here can follow an edit instruction" in response.json()["message"]
+    assert GenerationJob.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_api_edits_by_instruction_and_refuses_what_cannot(alice, bob, preset, klein) -> None:
+    image = finished_job(alice, preset=preset).images.first()
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
+    url = f"/api/v1/images/{image.pk}/edit"
+    created = api.post(url, {"instruction": "make it blue", "variations": 1}, content_type="application/json")
+    assert created.status_code == 202, created.content
+    assert GenerationJob.objects.get(pk=created.json()["id"]).model_key == "tiny-klein"
+    empty = api.post(url, {"instruction": "  "}, content_type="application/json")
+    assert empty.status_code == 422 and empty.json()["field"] == "instruction"
+    other = api.post(url, {"instruction": "x", "model": "tiny-flux"}, content_type="application/json")
+    assert other.status_code == 422 and other.json()["field"] == "model" and "tiny-klein" in other.json()["message"]
+    bobs = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=bob, name='t')[1]}")
+    assert bobs.post(url, {"instruction": "x"}, content_type="application/json").status_code == 404
