@@ -362,6 +362,74 @@ def job_inpaint(*, image: GeneratedImage, mask: InputImage, prompt: str = "", va
     return new
 
 
+def job_outpaint(
+    *, image: GeneratedImage, extend: dict[str, int], prompt: str = "", variations: int = 4
+) -> GenerationJob:
+    """Extend the image's canvas by `extend` (% of its side, per side) and draw what is there:
+    the family's inpaint pipeline over the image on the larger canvas, the new part masked.
+    The canvas and the mask are stored with the job like a designer's inputs."""
+    from PIL import Image
+
+    from .control.inpaint import inpaint_problem
+    from .control.inputs import store_image
+    from .control.outpaint import MAX_SHARE, SIDES, canvas_and_mask, extended_size
+    from .engine.families import size_multiple
+
+    job = image.job
+    model = ImageModel.objects.filter(key=job.model_key).first()
+    if problem := inpaint_problem(model) if model else "The model that made this image is no longer installed.":
+        raise ValidationError(problem)
+    assert model is not None
+    if not any(extend.get(side) for side in SIDES):
+        raise ValidationError("Extend at least one side.")
+    if any(not 0 <= extend.get(side, 0) <= MAX_SHARE for side in SIDES):
+        raise ValidationError(f"Each side extends by 0 to {MAX_SHARE} % of the image.")
+    render = (job.params["width"], job.params["height"])
+    width, height, pixels = extended_size(*render, {s: extend.get(s, 0) for s in SIDES}, size_multiple(model.family))
+    if problem := model.renders(width, height):
+        raise ValidationError(f"{problem}: the extended canvas would be {width}×{height}.")
+    with (image.rendered or image.file).open("rb") as fh:
+        drawn: Image.Image = Image.open(fh)
+        drawn.load()
+    if drawn.size != render:
+        drawn = drawn.resize(render, Image.Resampling.LANCZOS)
+    canvas, mask = canvas_and_mask(drawn, (width, height), pixels)
+    canvas_row = store_image(job.owner, canvas, f"canvas of {image.pk}")
+    mask_row = store_image(job.owner, mask, f"outpaint mask of {image.pk}", flatten=False)
+    params = resolve_params(
+        preset=job.preset,
+        model=model,
+        prompt=prompt.strip() or job.prompt,
+        quality=job.quality,
+        variations=variations,
+        width=width,
+        height=height,
+        seed=None,
+    )
+    params |= {"init_image": canvas_row.file.name, "strength": 1.0}
+    params["inpaint"] = {
+        "of": str(image.pk),
+        "of_seed": image.seed,
+        "mask": str(mask_row.pk),
+        "mask_image": mask_row.file.name,
+        "note": f"Outpainted from {render[0]}×{render[1]} to {width}×{height}.",
+        "outpaint": {side: extend.get(side, 0) for side in SIDES},
+    }
+    with within_limits(job.owner_id):
+        new = GenerationJob.objects.create(
+            owner=job.owner,
+            preset=job.preset,
+            model_key=model.key,
+            prompt=prompt.strip() or job.prompt,
+            quality=job.quality,
+            params=params,
+            images_total=variations,
+            source_image=image,
+        )
+        dispatch(job.owner_id)
+    return new
+
+
 def job_edit(
     *, image: GeneratedImage, instruction: str, model: ImageModel | None = None, variations: int = 4
 ) -> GenerationJob:

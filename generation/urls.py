@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<uuid:pk>/as-sketch/", control_views.image_as_sketch, name="image-as-sketch"),
     path("images/<uuid:pk>/as-reference/", control_views.image_as_reference, name="image-as-reference"),
     path("images/<uuid:pk>/inpaint/", control_views.image_inpaint, name="image-inpaint"),
+    path("images/<uuid:pk>/outpaint/", control_views.image_outpaint, name="image-outpaint"),
     path("images/<uuid:pk>/edit/", control_views.image_edit, name="image-edit"),
     path("images/<uuid:pk>/thumbnail/", views.image_thumbnail, name="image-thumbnail"),
     path("images/<uuid:pk>/favorite/", views.image_favorite, name="image-favorite"),

@@ -6,9 +6,11 @@ against loading the base model.
     .venv/bin/python scripts/control_benchmark.py          # every family with the pipelines
     .venv/bin/python scripts/control_benchmark.py --json
 
-Targets (issue 14): a control image or an inpaint adds at most 30 % to the plain job; attaching
-costs under 5 % of loading. The sketch runs `strength` x steps (0.6 here, "follow closely"), so
-it is cheaper than the plain job; the inpaint runs every step and also encodes the image.
+Also a style reference (SDXL's IP-Adapter) and a canny ControlNet (SDXL, FLUX.1) on tiny add-ons.
+Targets (issue 14): a reference, a control image or an inpaint adds at most 30 % to the plain
+job; attaching an add-on costs under 5 % of loading the base model. The sketch runs `strength`
+x steps (0.6 here, "follow closely"), so it is cheaper than the plain job; the inpaint runs every
+step and also encodes the image.
 """
 
 from __future__ import annotations
@@ -40,14 +42,19 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
         return
     print(f"{SIZE} px, {STEPS} steps, median of {REPEAT}; CPU, tiny random-weight pipelines")
-    columns = ["family", "load s", "plain s", "sketch s (+%)", "inpaint s (+%)", "attach img2img ms (% of load)"]
-    print("| " + " | ".join([*columns, "attach inpaint ms (%)"]) + " |")
-    print("|---|---|---|---|---|---|---|")
+    jobs, twins = ["sketch", "inpaint", "reference", "control"], ["img2img", "inpaint", "reference", "control"]
+    columns = [
+        "family",
+        "load s",
+        "plain s",
+        *(f"{j} s (+%)" for j in jobs),
+        *(f"attach {t} ms (% of load)" for t in twins),
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for r in rows:
-        print(
-            f"| {r['family']} | {r['load_s']} | {r['plain_s']} | {_cell(r, 'sketch')} | {_cell(r, 'inpaint')} | "
-            f"{_attach(r, 'img2img')} | {_attach(r, 'inpaint')} |"
-        )
+        cells = [r["family"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
+        print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins)]) + " |")
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -99,6 +106,7 @@ def measure(family: str) -> dict[str, Any]:
         row[f"attach_{name}_ms"] = round(attach * 1000, 1)
         row[f"attach_{name}_of_load"] = round(attach / row["load_s"], 4)
         cases["sketch" if name == "img2img" else "inpaint"] = request
+    cases |= add_on_cases(engine, family, folder, plain, row)
     for name, request in cases.items():
         run = partial(engine.generate, request, max_batch=1, on_step=lambda *_: None, on_images=lambda *_: None)
         run()  # warm
@@ -108,10 +116,43 @@ def measure(family: str) -> dict[str, Any]:
             run()
             times.append(time.perf_counter() - started)
         row[f"{name}_s"] = round(statistics.median(times), 4)
-    for name in ("sketch", "inpaint"):
+    for name in ("sketch", "inpaint", "reference", "control"):
         if f"{name}_s" in row:
             row[f"{name}_over_plain"] = round(row[f"{name}_s"] / row["plain_s"] - 1, 3)
     return row
+
+
+def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """A style reference (SDXL's IP-Adapter) and a canny ControlNet (SDXL, FLUX.1), each on a tiny
+    add-on; attaching is timed after the worker has read it once (what every later job pays)."""
+    from PIL import Image
+
+    from generation.control.sketch import canny_edges
+    from generation.engine import tiny
+    from generation.engine.types import ControlNetSpec, GenerationRequest, IPAdapterSpec
+
+    cases: dict[str, Any] = {}
+    square = Image.new("RGB", (SIZE, SIZE), "white")
+    square.paste((0, 0, 0), (16, 16, 48, 48))
+    if engine.supports_ip_adapter:
+        spec = IPAdapterSpec(tiny.build_tiny_ip_adapter(folder.parent / "ip", folder / "unet"), tiny.IP_ADAPTER_WEIGHTS)
+        engine._use_ip_adapter(spec)  # read from disk: once per worker
+        engine._use_ip_adapter(None)
+        started = time.perf_counter()
+        engine._use_ip_adapter(spec)
+        row["attach_reference_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        row["attach_reference_of_load"] = round(row["attach_reference_ms"] / 1000 / row["load_s"], 4)
+        engine._use_ip_adapter(None)
+        cases["reference"] = GenerationRequest(**{**plain.__dict__, "references": [square], "ip_adapter": spec})
+    if engine.controlnet_pipeline_class is not None:
+        spec = ControlNetSpec(tiny.build_tiny_controlnet(folder.parent / "controlnet", folder, family))
+        started = time.perf_counter()
+        engine._control_pipe(spec)  # read from disk and built: once per worker
+        row["attach_control_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        row["attach_control_of_load"] = round(row["attach_control_ms"] / 1000 / row["load_s"], 4)
+        edges = canny_edges(square)
+        cases["control"] = GenerationRequest(**{**plain.__dict__, "control_image": edges, "controlnet": spec})
+    return cases
 
 
 if __name__ == "__main__":

@@ -159,3 +159,55 @@ class TestInTheApi:
             assert response.status_code == 422 and response.json()["field"] == "mask"
             assert says in response.json()["message"]
         assert GenerationJob.objects.count() == 1
+
+
+def test_extending_the_canvas_draws_a_larger_image_around_the_old_one(alice_client, alice, preset) -> None:
+    from generation.control.outpaint import canvas_and_mask, extended_size
+
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    response = alice_client.post(
+        reverse("image-outpaint", args=[image.pk]),
+        {"left": "50", "right": "0", "top": "0", "bottom": "0", "variations": "1"},
+    )
+    job = GenerationJob.objects.latest("created_at")
+    assert response.status_code == 302 and job.source_image == image
+    assert (job.params["width"], job.params["height"]) == (96, 64)
+    assert job.params["inpaint"]["note"] == "Outpainted from 64×64 to 96×64."
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error
+    assert (job.images.first().width, job.images.first().height) == (96, 64)
+    # The old image sits where it was; the mask covers the new part and a seam into the old.
+    width, height, pixels = extended_size(64, 64, {"left": 50, "right": 0, "top": 0, "bottom": 0}, 16)
+    canvas, mask = canvas_and_mask(Image.new("RGB", (64, 64), "red"), (width, height), pixels)
+    assert canvas.getpixel((60, 32)) == (255, 0, 0) and mask.getpixel((60, 32)) == 0
+    assert mask.getpixel((10, 32)) == 255 and mask.getpixel((33, 32)) == 255  # the seam
+
+
+@pytest.mark.parametrize(
+    ("extend", "says"),
+    [({"left": "0"}, "Extend at least one side"), ({"left": "150"}, "less than or equal to 100")],
+    ids=["nothing", "too-much"],
+)
+def test_an_extension_that_cannot_be_drawn_says_why(alice_client, alice, preset, extend, says) -> None:
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    data = {"left": "0", "right": "0", "top": "0", "bottom": "0", "variations": "1"} | extend
+    response = alice_client.post(reverse("image-outpaint", args=[image.pk]), data)
+    assert response.status_code == 422 and says in response.content.decode()
+    assert GenerationJob.objects.count() == 1
+
+
+def test_the_api_extends_a_canvas_and_refuses_too_large_a_result(alice, preset) -> None:
+    from django.test import Client
+
+    from generation.tokens import token_create
+
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
+    url = f"/api/v1/images/{image.pk}/outpaint"
+    created = api.post(url, {"top": 25, "bottom": 25, "variations": 1}, content_type="application/json")
+    assert created.status_code == 202, created.content
+    assert (created.json()["width"], created.json()["height"]) == (64, 96)
+    ImageModel.objects.filter(key="tiny-flux").update(max_side=64)
+    refused = api.post(url, {"left": 50}, content_type="application/json")
+    assert refused.status_code == 422 and "renders up to 64" in refused.json()["message"]

@@ -408,3 +408,27 @@ def image_edit(request: HttpRequest, image_id: UUID, payload: EditIn) -> tuple[i
     except ValidationError as exc:
         raise FieldError(exc.messages[0], "model") from None
     return 202, job_out(request, job)
+
+
+class OutpaintIn(InputSchema):
+    left: int = Field(0, ge=0, le=100, description="% of the image's width added on the left")
+    right: int = Field(0, ge=0, le=100)
+    top: int = Field(0, ge=0, le=100, description="% of the image's height added on top")
+    bottom: int = Field(0, ge=0, le=100)
+    description: str | None = Field(None, max_length=1000, description="What goes there; default: the image's")
+    variations: int = Field(4, ge=1, le=8)
+
+
+@router.post("/images/{image_id}/outpaint", response={202: JobOut, **LIMITED})
+def image_outpaint(request: HttpRequest, image_id: UUID, payload: OutpaintIn) -> tuple[int, dict[str, Any]]:
+    """Extend one of your images' canvas on any side; the model draws what is there (its inpaint
+    pipeline over the image on the larger canvas) and keeps the image as it is."""
+    image = own_image(request, image_id)
+    extend = {"left": payload.left, "right": payload.right, "top": payload.top, "bottom": payload.bottom}
+    try:
+        job = services.job_outpaint(
+            image=image, extend=extend, prompt=payload.description or "", variations=payload.variations
+        )
+    except ValidationError as exc:
+        raise FieldError(exc.messages[0]) from None
+    return 202, job_out(request, job)

@@ -55,3 +55,15 @@ class EditForm(StorableForm):
         field = self.fields["model"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = ImageModel.objects.filter(pk__in=[m.pk for m in edit_models(user)])
+
+
+class OutpaintForm(StorableForm):
+    left = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Left %")
+    right = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Right %")
+    top = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Top %")
+    bottom = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Bottom %")
+    prompt = prompt_field(required=False)
+    variations = forms.IntegerField(min_value=1, max_value=settings.STUDIO_MAX_VARIATIONS, initial=4)
+
+    def extend(self) -> dict[str, int]:
+        return {side: self.cleaned_data.get(side) or 0 for side in ("left", "right", "top", "bottom")}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from functools import partial
+from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -13,7 +15,7 @@ from django.core.files import File
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
 from .. import services
@@ -23,7 +25,7 @@ from ..services import job_settings
 from ..uploads import UploadError
 from ..views import Request
 from .edit import chain, edit_problem
-from .forms import EditForm, InpaintForm
+from .forms import EditForm, InpaintForm, OutpaintForm
 from .inpaint import inpaint_problem
 from .inputs import from_studio_image, store_upload
 from .sketch import MODES, prepare
@@ -121,26 +123,48 @@ def sketch_box(request: Request) -> HttpResponse:
 def image_inpaint(request: Request, pk: UUID) -> HttpResponse:
     """Inpaint: paint over part of an image (a canvas on the image) and say what goes there."""
     image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
+    form = InpaintForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        made = partial(services.job_inpaint, image=image, mask=data["mask"])
+        return _repaint(request, image, form, OutpaintForm(), made, data)
+    return _repaint_page(request, image, form, OutpaintForm(), status=422 if request.method == "POST" else 200)
+
+
+@require_POST
+@login_required
+def image_outpaint(request: Request, pk: UUID) -> HttpResponse:
+    """Outpaint: extend the canvas by a share of the image on any side, and draw what is there."""
+    image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
+    outpaint = OutpaintForm(request.POST)
+    if outpaint.is_valid():
+        made = partial(services.job_outpaint, image=image, extend=outpaint.extend())
+        return _repaint(request, image, InpaintForm(user=request.user), outpaint, made, outpaint.cleaned_data)
+    return _repaint_page(request, image, InpaintForm(user=request.user), outpaint, status=422)
+
+
+def _repaint(
+    request: Request, image: GeneratedImage, form: Any, outpaint: Any, made: Any, data: dict[str, Any]
+) -> HttpResponse:
+    """The job the page's form asked for, or the page again with why not."""
+    shown = outpaint if made.func is services.job_outpaint else form
+    try:
+        job = made(prompt=data.get("prompt") or "", variations=data["variations"])
+    except ValidationError as exc:
+        shown.add_error(None, exc.messages[0])
+    except services.QuotaExceeded as exc:
+        shown.add_error(None, str(exc))
+    else:
+        return redirect(job)
+    return _repaint_page(request, image, form, outpaint, status=422)
+
+
+def _repaint_page(request: Request, image: GeneratedImage, form: Any, outpaint: Any, *, status: int) -> HttpResponse:
     model = ImageModel.objects.filter(key=image.job.model_key).first()
     problem = inpaint_problem(model) if model else "The model that made this image is no longer installed."
-    form = InpaintForm(request.POST or None, request.FILES or None, user=request.user)
-    form.fields["prompt"].widget.attrs["placeholder"] = image.job.prompt
-    status = 200
-    if request.method == "POST":
-        status = 422
-        if form.is_valid() and not problem:
-            try:
-                data = form.cleaned_data
-                job = services.job_inpaint(
-                    image=image, mask=data["mask"], prompt=data["prompt"] or "", variations=data["variations"]
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc.messages[0])
-            except services.QuotaExceeded as exc:
-                form.add_error(None, str(exc))
-            else:
-                return redirect(job)
-    context = {"image": image, "form": form, "problem": problem}
+    for shown in (form, outpaint):
+        shown.fields["prompt"].widget.attrs["placeholder"] = image.job.prompt
+    context = {"image": image, "form": form, "outpaint": outpaint, "problem": problem}
     return render(request, "generation/inpaint.html", context, status=status)
 
 
