@@ -52,6 +52,12 @@ export interface Job {
   images: StudioImage[];
 }
 
+/** Input ids (POST /inputs) a job is steered with. */
+export interface Steering {
+  sketch?: string;
+  references?: string[];
+}
+
 export class StudioError extends Error {
   constructor(
     message: string,
@@ -100,8 +106,37 @@ export class StudioApi {
     return this.call("GET", "/asset-types");
   }
 
-  submit(assetType: string, description: string, variations = 4): Promise<Job> {
-    return this.call("POST", "/jobs", { asset_type: assetType, description, variations });
+  submit(assetType: string, description: string, variations = 4, steering: Steering = {}): Promise<Job> {
+    const body: Record<string, unknown> = { asset_type: assetType, description, variations };
+    if (steering.sketch) body.sketch = { input: steering.sketch, follow: "close", mode: "drawing" };
+    if (steering.references?.length) body.references = steering.references.map((input) => ({ input }));
+    return this.call("POST", "/jobs", body);
+  }
+
+  /** An instruction edit of a studio image ("make the background blue"). */
+  edit(imageId: string, instruction: string, variations = 1): Promise<Job> {
+    return this.call("POST", `/images/${imageId}/edit`, { instruction, variations });
+  }
+
+  /** Uploads an image (the canvas selection) as a sketch or reference input; returns its id. */
+  async uploadInput(bytes: Uint8Array, name: string): Promise<string> {
+    const form = new FormData();
+    form.append("file", new Blob([bytes as BlobPart], { type: "image/png" }), name);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(this.url("/inputs"), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${this.token}` }, // the browser sets the multipart boundary
+        body: form,
+      });
+    } catch {
+      throw new StudioError(`Cannot reach the studio at ${this.server}.`, 0);
+    }
+    if (!response.ok) {
+      const error = (await response.json().catch(() => ({}))) as { message?: string };
+      throw new StudioError(error.message ?? `The studio answered ${response.status}.`, response.status, "file");
+    }
+    return ((await response.json()) as { id: string }).id;
   }
 
   job(id: string): Promise<Job> {

@@ -1,6 +1,6 @@
 // The plugin's panel: talks to the studio (with the user's token) and asks the main thread
 // to store settings and to place images on the canvas.
-import { complianceLabel, type Job, StudioApi, type StudioImage } from "./api";
+import { complianceLabel, type Job, type Steering, StudioApi, type StudioImage } from "./api";
 import { type MainMessage, type Settings, type UiMessage, vectorsOn } from "./messages";
 import { placeMessage } from "./place";
 
@@ -19,11 +19,37 @@ function showError(error: unknown): void {
   $("error").textContent = error instanceof Error ? error.message : String(error);
 }
 
+// What the next job is steered with: the selection uploaded as a sketch, or as references.
+let steering: Steering = {};
+let steeringNames: string[] = [];
+
 window.onmessage = async (event: MessageEvent) => {
   const message = event.data?.pluginMessage as MainMessage | undefined;
   if (message?.type === "settings") await settingsChanged(message.settings);
   if (message?.type === "vector-refused") await placeBitmap(message.imageId);
+  if (message?.type === "refused") showError(message.text);
+  if (message?.type === "selection") await attach(message.purpose, message.bytes, message.name);
+  if (message?.type === "edit-target") await edit(message.imageId, message.nodeId);
 };
+
+async function attach(purpose: "sketch" | "reference", bytes: Uint8Array, name: string): Promise<void> {
+  try {
+    const id = await api!.uploadInput(bytes, name);
+    if (purpose === "sketch") steering = { sketch: id };
+    else steering = { references: [...(steering.references ?? []), id].slice(-4) };
+    steeringNames = purpose === "sketch" ? [`sketch: ${name}`] : [...steeringNames.filter((n) => !n.startsWith("sketch")), name].slice(-4);
+    $("steering").hidden = false;
+    $("steering").textContent = `The next job uses ${steeringNames.join(", ")} (Generate clears it).`;
+  } catch (error) {
+    showError(error);
+  }
+}
+
+async function edit(imageId: string, nodeId: string): Promise<void> {
+  const instruction = $<HTMLTextAreaElement>("instruction").value.trim();
+  if (!instruction) return showError("Say what to change, e.g. “make the background blue”.");
+  await run(api!.edit(imageId, instruction), nodeId);
+}
 
 async function settingsChanged(next: Settings | null): Promise<void> {
   const sameStudio = api && next && api.server === next.server && api.token === next.token;
@@ -57,7 +83,7 @@ async function connect(settings: Settings | null): Promise<void> {
   }
 }
 
-async function run(start: Promise<Job>): Promise<void> {
+async function run(start: Promise<Job>, replaceNodeId?: string): Promise<void> {
   if (!api) return;
   $("error").textContent = "";
   $<HTMLButtonElement>("generate").disabled = true;
@@ -71,6 +97,10 @@ async function run(start: Promise<Job>): Promise<void> {
     $("notice").hidden = !lastJob.license_notice;
     $("notice").textContent = lastJob.license_notice ?? "";
     await showImages(lastJob);
+    // An edit replaces the image it edits on the canvas, in place.
+    if (replaceNodeId && lastJob.images[0]) {
+      send({ ...(await placeMessage(api!, lastJob, lastJob.images[0], vectorsOn(current))), replaceNodeId });
+    }
     $("again").hidden = false;
     await showRecent();
   } catch (error) {
@@ -158,8 +188,15 @@ $("settings").onclick = () => {
 $("generate").onclick = () => {
   const description = $<HTMLTextAreaElement>("description").value.trim();
   if (!description) return showError("Describe what you need.");
-  void run(api!.submit($<HTMLSelectElement>("asset-type").value, description));
+  const using = steering;
+  steering = {};
+  steeringNames = [];
+  $("steering").hidden = true;
+  void run(api!.submit($<HTMLSelectElement>("asset-type").value, description, 4, using));
 };
+$("as-sketch").onclick = () => send({ type: "export-selection", purpose: "sketch" });
+$("as-reference").onclick = () => send({ type: "export-selection", purpose: "reference" });
+$("edit").onclick = () => send({ type: "edit-target" });
 $("again").onclick = () => lastJob && void run(api!.regenerate(lastJob.id));
 
 send({ type: "load-settings" });
