@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument(
-        "--only", help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,tablet"
+        "--only", help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,sketch,inpaint,tablet"
     )
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
@@ -57,6 +57,8 @@ def main() -> None:
             ("history", lambda page: (page.goto("/history/"), save(page, "history"))),
             ("ops", lambda page: (page.goto("/ops/"), save(page, "ops"))),
             ("training", shoot_training),
+            ("sketch", shoot_sketch),
+            ("inpaint", shoot_inpaint),
         ]:
             if want(name):
                 shoot(page)
@@ -204,6 +206,49 @@ def _demo_zip() -> bytes:
                 f"icons/{n:02d}-{colour}-{shape}.txt", caption(colour, shape) + " on a light grey background"
             )
     return buffer.getvalue()
+
+
+def shoot_sketch(page: Page) -> None:
+    """A hand-drawn star chosen in the sketch box (its outlines filled, as the box previews),
+    and the job drawn from it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from sketch_report import hand_drawn_star
+
+    with tempfile.TemporaryDirectory() as scratch:
+        drawing = Path(scratch) / "star-sketch.png"
+        hand_drawn_star().save(drawing)
+        page.goto("/")
+        page.check("input[name=preset][value=icon]")
+        page.fill("textarea[name=prompt]", "a flat blue star icon")
+        page.locator("#sketch-box summary").click()
+        page.set_input_files("#sketch-box input[type=file]", str(drawing))
+        page.locator("#sketch-box figure.sketch-shown img").wait_for(timeout=20_000)
+        page.check("#sketch-box input[name=sketch_mode][value=filled]")
+        page.locator("#sketch-box img[src*='mode=filled']").wait_for(timeout=20_000)
+        page.locator("#sketch-box").scroll_into_view_if_needed()
+        save(page, "sketch-box", full_page=False)
+        page.click("#generate-submit")
+        page.get_by_text("Drawn from a sketch").first.wait_for(timeout=20_000)
+        page.locator(".job.job-complete").first.wait_for(timeout=120_000)
+        page.goto("/")
+        save(page, "sketch-job", full_page=False)
+
+
+def shoot_inpaint(page: Page) -> None:
+    """The inpaint page with a stroke painted over the latest image."""
+    page.goto("/history/")
+    page.locator(".job-complete figure a").first.click()
+    page.wait_for_url("**/images/**")
+    page.get_by_role("link", name="Inpaint").click()
+    canvas = page.locator(".mask-editor canvas")
+    box = canvas.bounding_box()
+    if box:
+        page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.3)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.45, steps=10)
+        page.mouse.up()
+    page.fill("#inpaint-form textarea[name=prompt]", "a flat green heart icon")
+    save(page, "inpaint")
 
 
 def save(page: Page, name: str, *, full_page: bool = True) -> None:

@@ -3,6 +3,7 @@
 import io
 import math
 import zipfile
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -219,3 +220,40 @@ def test_a_studio_png_made_from_a_sketch_brings_the_sketch_back_to_its_owner(ali
     restored = alice_client.post(reverse("image-restore"), {"image": upload(png, "made.png")}, follow=True)
     page = restored.content.decode()
     assert f'value="{job.params["sketch"]["input"]}"' in page and "?mode=filled" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_picture_sent_twice_at_once_is_stored_once(alice, monkeypatch) -> None:
+    """Uploads of one drawing racing (two tabs, a retried request): one row, one file. Each
+    request is made to miss the others' row before it writes, as a real race would."""
+    import threading
+
+    from django.db import connection
+
+    from generation.control import inputs
+    from generation.control.inputs import store_upload
+
+    monkeypatch.setattr(inputs, "_existing", lambda owner, digest: None)
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises the writes: no race to lose")
+    barrier, rows, errors = threading.Barrier(4), [], []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            rows.append(store_upload(alice, io.BytesIO(star_sketch()), "star.png"))
+        except Exception as exc:  # noqa: BLE001 - the test reports any
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len({row.pk for row in rows}) == 1
+    assert InputImage.objects.count() == 1
+    folder = Path(InputImage.objects.get().file.path).parent
+    assert len(list(folder.iterdir())) == 1  # the losers' files are gone

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
 from PIL import Image, ImageOps
 
 from ..models import GeneratedImage, InputImage
@@ -48,12 +49,20 @@ def store_image(owner: Any, image: Image.Image, name: str, *, flatten: bool = Tr
     flat.save(buffer, format="PNG", optimize=False)
     data = buffer.getvalue()
     digest = hashlib.sha256(data).hexdigest()
-    existing = InputImage.objects.filter(owner=owner, sha256=digest).first()
-    if existing is not None:
+    if (existing := _existing(owner, digest)) is not None:
         return existing
     row = InputImage(owner=owner, sha256=digest, name=name[:200], width=flat.width, height=flat.height)
-    row.file.save(f"{digest}.png", ContentFile(data), save=True)
+    try:
+        with transaction.atomic():
+            row.file.save(f"{digest}.png", ContentFile(data), save=True)
+    except IntegrityError:  # the same picture sent twice at once: the other request stored it
+        default_storage.delete(str(row.file.name))
+        return InputImage.objects.get(owner=owner, sha256=digest)
     return row
+
+
+def _existing(owner: Any, digest: str) -> InputImage | None:
+    return InputImage.objects.filter(owner=owner, sha256=digest).first()
 
 
 def _flattened(image: Image.Image) -> Image.Image:
