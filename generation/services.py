@@ -294,8 +294,9 @@ def job_vary(*, image: GeneratedImage, strength: str) -> GenerationJob:
     model = ImageModel.objects.filter(key=job.model_key).first()
     variation: dict[str, object] = {"strength": strength, "of": str(image.pk), "of_seed": image.seed}
     params: dict[str, object] = {**job.params, "batch_size": min(count, settings.STUDIO_MAX_BATCH)}
-    for start in ("sketch", "inpaint", "edit"):  # the variations start from the image, not from what made it
-        params.pop(start, None)
+    # The variations start from the image, not from what steered the job that made it.
+    for steering in ("sketch", "inpaint", "edit", "control", "references", "reference_strength", "ip_adapter"):
+        params.pop(steering, None)
     if model is not None and model.supports_img2img:
         params.update(seeds=new_seeds(count), init_image=image.file.name, strength=VARIATION_STRENGTH[strength])
         variation["mode"] = "img2img"

@@ -217,3 +217,17 @@ def test_the_api_lists_what_each_model_can_be_steered_with(alice, sdxl_studio) -
     can = {m["key"]: m["can"] for m in api.get("/api/v1/models").json()}
     assert can["tiny-sdxl"] == ["sketch", "inpaint", "references"]
     assert can["demo-brand"] == ["sketch", "inpaint"]
+
+
+@pytest.mark.django_db
+def test_more_like_this_of_a_steered_image_starts_from_the_image_alone(alice_client, preset, sdxl_studio) -> None:
+    from generation import services
+
+    submit(alice_client, references=[png_file("red", "red.png")])
+    job = GenerationJob.objects.get()
+    runner.run_job(str(job.pk), worker="gpu@test")
+    varied = services.job_vary(image=job.images.first(), strength="subtle")
+    assert not {"references", "ip_adapter", "control", "sketch"} & set(varied.params)
+    runner.run_job(str(varied.pk), worker="gpu@test")
+    varied.refresh_from_db()
+    assert varied.status == JobStatus.COMPLETE, varied.error
