@@ -52,6 +52,7 @@ def zip_stream(
     notices: dict[str, list[str]] = {}
     sketches: set[str] = set()  # the inputs the images' jobs started from
     references: set[str] = set()  # and the style references they followed
+    masks: set[str] = set()  # and the masks they repainted
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
@@ -60,12 +61,14 @@ def zip_stream(
             if sketch := image.job.params.get("sketch"):
                 sketches.add(sketch["input"])
             references.update(r["input"] for r in image.job.params.get("references", []))
+            if inpaint := image.job.params.get("inpaint"):
+                masks.add(inpaint["mask"])
             yield from _member(archive, pipe, image.file, name)
             if image.svg:
                 svg_name = _unique(name.removesuffix(".png") + ".svg", names)
                 yield from _member(archive, pipe, image.svg, svg_name, deflate=True)
         # What the jobs started from goes with them (inputs/), once each however many images used it.
-        for kind, keys in (("sketch", sketches), ("reference", references)):
+        for kind, keys in (("sketch", sketches), ("reference", references), ("mask", masks)):
             for row in InputImage.objects.filter(pk__in=keys).order_by("created_at"):
                 yield from _member(archive, pipe, row.file, _unique(f"inputs/{kind}-{row.sha256[:12]}.png", names))
         if notices:  # images from models that do not allow production use say so in the zip

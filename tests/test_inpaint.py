@@ -42,6 +42,10 @@ def test_a_painted_mask_makes_a_job_that_repaints_only_it_on_the_same_weights(al
     assert job.status == JobStatus.COMPLETE, job.error
     page = alice_client.get(job.get_absolute_url()).content.decode()
     assert "Inpainted: a mask over" in page and f"seed {image.seed}" in page
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(alice_client.get(reverse("job-zip", args=[job.pk])))))
+    assert len([n for n in archive.namelist() if n.startswith("inputs/mask-")]) == 1
 
 
 def test_the_image_page_offers_inpaint_only_where_the_model_can(alice_client, alice, preset) -> None:
