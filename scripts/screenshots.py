@@ -225,6 +225,7 @@ def shoot_sketch(page: Page) -> None:
         page.locator("#sketch-box figure.sketch-shown img").wait_for(timeout=20_000)
         page.check("#sketch-box input[name=sketch_mode][value=filled]")
         page.locator("#sketch-box img[src*='mode=filled']").wait_for(timeout=20_000)
+        page.wait_for_load_state("networkidle")  # the preview drawn, not just its tag
         page.locator("#sketch-box").scroll_into_view_if_needed()
         save(page, "sketch-box", full_page=False)
         page.click("#generate-submit")
@@ -249,6 +250,10 @@ def shoot_inpaint(page: Page) -> None:
         page.mouse.up()
     page.fill("#inpaint-form textarea[name=prompt]", "a flat green heart icon")
     save(page, "inpaint")
+    page.get_by_role("button", name="Repaint").click()
+    page.get_by_text("Inpainted: a mask over").wait_for(timeout=20_000)
+    page.locator(".job.job-complete").first.wait_for(timeout=120_000)
+    save(page, "inpaint-result", full_page=False)
 
 
 def save(page: Page, name: str, *, full_page: bool = True) -> None:
