@@ -10,7 +10,17 @@ from . import services
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
-from .models import AddOn, AssetPreset, BrandLora, GeneratedImage, GenerationJob, ImageModel, PresetLora, Upscaler
+from .models import (
+    AddOn,
+    AssetPreset,
+    BrandLora,
+    BrandReference,
+    GeneratedImage,
+    GenerationJob,
+    ImageModel,
+    PresetLora,
+    Upscaler,
+)
 
 
 class StudioAdmin(admin.ModelAdmin):
@@ -33,6 +43,12 @@ class PresetLoraInline(StudioInline):
     autocomplete_fields = ["lora"]
 
 
+class BrandReferenceInline(StudioInline):
+    model = BrandReference
+    extra = 1
+    verbose_name_plural = "Brand references (style references for models with an IP-Adapter; at most 4)"
+
+
 @admin.register(BrandLora)
 class BrandLoraAdmin(StudioAdmin):
     list_display = ("name", "family", "file", "file_format", "trigger_words", "enabled")
@@ -44,7 +60,7 @@ class BrandLoraAdmin(StudioAdmin):
 @admin.register(AssetPreset)
 class AssetPresetAdmin(StudioAdmin):
     list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "enabled", "position")
-    inlines = [PresetLoraInline]
+    inlines = [PresetLoraInline, BrandReferenceInline]
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = [

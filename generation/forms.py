@@ -202,6 +202,11 @@ class GenerateForm(StorableForm):
     )
     reference_inputs = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
     reference_images = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    brand_references_off = forms.BooleanField(
+        required=False,
+        label="Without the asset type's brand references",
+        help_text="Where an asset type has brand references and the model takes them, jobs follow them by default.",
+    )
     reference_strength = forms.FloatField(
         required=False,
         min_value=0.05,
@@ -238,6 +243,7 @@ class GenerateForm(StorableForm):
         data = self.cleaned_data
         fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
         chosen = {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
+        chosen["brand_references"] = not data.get("brand_references_off")
         if data.get("references_chosen"):
             chosen |= {"references": data["references_chosen"], "reference_strength": data.get("reference_strength")}
         if data.get("sketch_chosen") is not None:

@@ -303,6 +303,43 @@ class ImageModel(models.Model):
         return self.repo_id + (f"@{self.revision}" if self.revision else "") if self.repo_id else self.local_path
 
 
+def brand_reference_upload_to(reference: "BrandReference", filename: str) -> str:
+    return f"brand-references/{reference.preset_id}/{uuid.uuid4().hex}.png"
+
+
+class BrandReference(models.Model):
+    """An asset type's brand look as an image: every job of that asset type on a model that takes
+    style references (an IP-Adapter add-on) follows these, unless the designer gives their own or
+    turns them off. Seen by every designer: they are the brand's own."""
+
+    preset = models.ForeignKey(AssetPreset, on_delete=models.CASCADE, related_name="brand_references")
+    file = models.ImageField(upload_to=brand_reference_upload_to, max_length=300)
+    name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or f"brand reference {self.pk}"
+
+    def clean(self) -> None:
+        from .uploads import UploadError, read_image
+
+        if not self.file:
+            return
+        self.file.seek(0)
+        try:
+            read_image(self.file.read(20 * 2**20 + 1), max_bytes=20 * 2**20, max_pixels=4096 * 4096)
+        except UploadError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        self.file.seek(0)
+        enabled = self.preset.brand_references.filter(enabled=True).exclude(pk=self.pk).count() if self.preset_id else 0
+        if self.enabled and enabled >= 4:
+            raise ValidationError("An asset type has at most 4 brand references; turn one off first.")
+
+
 class AddOnKind(models.TextChoices):
     IP_ADAPTER = "ip_adapter", "IP-Adapter (style references)"
     CONTROLNET = "controlnet", "ControlNet (a sketch's structure)"

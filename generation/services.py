@@ -26,6 +26,7 @@ from .finishing.plans import plan_for
 from .models import (
     AssetPreset,
     BrandLora,
+    BrandReference,
     GeneratedImage,
     GenerationJob,
     GroupKind,
@@ -193,6 +194,7 @@ def job_create(
     sketch_mode: str = "drawing",
     references: list[InputImage] | None = None,
     reference_strength: float | None = None,
+    brand_references: bool = True,
 ) -> GenerationJob:
     """One job, queued after commit. No per-user limits here: what designers submit goes through
     `job_submit`, the group functions or the follow-ups, which check them under a lock.
@@ -219,6 +221,8 @@ def job_create(
             params["model"] = {**params["model"], "commercial_use": False, "license_notice": notice}  # type: ignore[dict-item]
     if references:
         params |= reference_params(model, references, reference_strength, params["model"])  # type: ignore[arg-type]
+    elif brand_references and sketch is None and (defaults := _brand_references(preset, model)):
+        params |= reference_params(model, defaults, reference_strength, params["model"])  # type: ignore[arg-type]
     job = GenerationJob.objects.create(
         owner=owner,
         preset=preset,
@@ -233,8 +237,20 @@ def job_create(
     return job
 
 
+def _brand_references(preset: AssetPreset, model: ImageModel) -> list[BrandReference]:
+    """The asset type's own references, where the model can take style references."""
+    from .control.addons import reference_addon
+
+    if reference_addon(model) is None:
+        return []
+    return list(preset.brand_references.filter(enabled=True)[:4])
+
+
 def reference_params(
-    model: ImageModel, references: list[InputImage], strength: float | None, frozen_model: dict[str, Any]
+    model: ImageModel,
+    references: list[InputImage] | list[BrandReference],
+    strength: float | None,
+    frozen_model: dict[str, Any],
 ) -> dict[str, Any]:
     """What a job records of its style references and the IP-Adapter it takes them through;
     an add-on not for production use marks the job's outputs as a model's notice does."""
@@ -261,7 +277,9 @@ def reference_params(
     return record
 
 
-def _reference(row: InputImage) -> dict[str, str]:
+def _reference(row: InputImage | BrandReference) -> dict[str, str]:
+    if isinstance(row, BrandReference):  # the asset type's own: every designer may see it
+        return {"brand": str(row.pk), "name": row.name or "brand reference", "file": str(row.file.name)}
     return {"input": str(row.pk), "sha256": row.sha256, "name": row.name, "file": str(row.file.name)}
 
 
@@ -577,7 +595,7 @@ def job_settings(job: GenerationJob, *, seed: int | None = None) -> dict[str, ob
     if sketch := job.params.get("sketch"):
         values |= {"sketch_input": sketch["input"], "sketch_follow": sketch["follow"]}
         values["sketch_mode"] = sketch.get("mode", "drawing")
-    if references := job.params.get("references"):
+    if references := [r for r in job.params.get("references", []) if "input" in r]:
         values["reference_inputs"] = ",".join(r["input"] for r in references)
         values["reference_strength"] = job.params.get("reference_strength", 0.6)
     return values

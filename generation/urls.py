@@ -15,6 +15,7 @@ urlpatterns = [
     path("images/<uuid:pk>/", views.image, name="image"),
     path("images/<uuid:pk>/file/", views.image_file, name="image-file"),
     path("inputs/<uuid:pk>/", control_views.input_file, name="input-file"),
+    path("brand-references/<int:pk>/", control_views.brand_reference_file, name="brand-reference-file"),
     path("inputs/<uuid:pk>/prepared/", control_views.input_prepared, name="input-prepared"),
     path("studio/sketch/", control_views.sketch_box, name="sketch-box"),
     path("images/<uuid:pk>/as-sketch/", control_views.image_as_sketch, name="image-as-sketch"),

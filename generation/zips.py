@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.db.models.fields.files import FieldFile
 
-from .models import GeneratedImage, InputImage
+from .models import BrandReference, GeneratedImage, InputImage
 
 CHUNK = 256 * 1024
 
@@ -53,6 +53,7 @@ def zip_stream(
     sketches: set[str] = set()  # the inputs the images' jobs started from
     references: set[str] = set()  # and the style references they followed
     masks: set[str] = set()  # and the masks they repainted
+    brand: set[str] = set()  # and the asset type's brand references they followed
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
@@ -60,7 +61,8 @@ def zip_stream(
                 notices.setdefault(notice, []).append(name)
             if sketch := image.job.params.get("sketch"):
                 sketches.add(sketch["input"])
-            references.update(r["input"] for r in image.job.params.get("references", []))
+            references.update(r["input"] for r in image.job.params.get("references", []) if "input" in r)
+            brand.update(r["brand"] for r in image.job.params.get("references", []) if "brand" in r)
             if inpaint := image.job.params.get("inpaint"):
                 masks.add(inpaint["mask"])
             yield from _member(archive, pipe, image.file, name)
@@ -71,6 +73,10 @@ def zip_stream(
         for kind, keys in (("sketch", sketches), ("reference", references), ("mask", masks)):
             for row in InputImage.objects.filter(pk__in=keys).order_by("created_at"):
                 yield from _member(archive, pipe, row.file, _unique(f"inputs/{kind}-{row.sha256[:12]}.png", names))
+        for reference in BrandReference.objects.filter(pk__in=brand):
+            yield from _member(
+                archive, pipe, reference.file, _unique(f"inputs/brand-reference-{reference.pk}.png", names)
+            )
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
     yield pipe.take()

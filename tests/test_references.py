@@ -231,3 +231,57 @@ def test_more_like_this_of_a_steered_image_starts_from_the_image_alone(alice_cli
     runner.run_job(str(varied.pk), worker="gpu@test")
     varied.refresh_from_db()
     assert varied.status == JobStatus.COMPLETE, varied.error
+
+
+# --- the asset type's own brand references
+
+
+def brand_reference(preset, colour: str = "red"):
+    from django.core.files.base import ContentFile
+
+    from generation.models import BrandReference
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), colour).save(buffer, format="PNG")
+    reference = BrandReference(preset=preset, name=f"{colour} swatch")
+    reference.file.save("swatch.png", ContentFile(buffer.getvalue()), save=False)
+    reference.full_clean()
+    reference.save()
+    return reference
+
+
+@pytest.mark.django_db
+def test_an_asset_types_brand_references_steer_its_jobs_unless_turned_off(alice_client, preset, sdxl_studio) -> None:
+    reference = brand_reference(preset)
+    response = submit(alice_client)
+    job = GenerationJob.objects.get()
+    assert job.params["references"] == [{"brand": str(reference.pk), "name": "red swatch", "file": reference.file.name}]
+    assert "The asset type's brand reference at 0.6 through Tiny IP-Adapter" in response.content.decode()
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(alice_client.get(reverse("job-zip", args=[job.pk])))))
+    assert f"inputs/brand-reference-{reference.pk}.png" in archive.namelist()
+    assert alice_client.get(reverse("brand-reference-file", args=[reference.pk])).status_code == 200
+    submit(alice_client, brand_references_off="on")
+    assert "references" not in GenerationJob.objects.latest("created_at").params
+    submit(alice_client, model="tiny-flux")  # no IP-Adapter: the job is made without them
+    assert "references" not in GenerationJob.objects.latest("created_at").params
+    own = submit(alice_client, references=[png_file("blue", "blue.png")])  # the designer's own win
+    assert own.status_code == 200 and "input" in GenerationJob.objects.latest("created_at").params["references"][0]
+
+
+@pytest.mark.django_db
+def test_a_brand_reference_is_checked_when_an_admin_adds_it(preset) -> None:
+    from django.core.files.base import ContentFile
+
+    from generation.models import BrandReference
+
+    for colour in ("red", "green", "blue", "white"):
+        brand_reference(preset, colour)
+    with pytest.raises(ValidationError, match="at most 4 brand references"):
+        brand_reference(preset, "black")
+    broken = BrandReference(preset=preset)
+    broken.file.save("x.png", ContentFile(b"not an image"), save=False)
+    with pytest.raises(ValidationError, match="not a PNG, JPEG or WebP image"):
+        broken.full_clean()

@@ -82,11 +82,15 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
     return None
 
 
+# An asset type's brand references are the brand's own: every signed-in designer sees them.
+SHARED = {"brand-reference-file", "brand_reference_file"}
+
+
 def test_every_url_with_someone_elses_id_is_a_404_for_another_user(alices_things, bob_client, bob) -> None:
     api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=bob, name='b')[1]}")
     checked = []
     for name, pattern in patterns_with_ids():
-        if pattern.startswith(("admin/", "oauth/", "static/")) or name in ("", None):
+        if pattern.startswith(("admin/", "oauth/", "static/")) or name in ("", None) or name in SHARED:
             continue
         url = url_for(name, pattern, alices_things)
         assert url is not None, f"no test id for {name} ({pattern}): add it to url_for"
@@ -179,3 +183,11 @@ def test_htmx_posts_need_the_csrf_token_the_page_sends_in_a_header(alice) -> Non
     url = reverse("job-more", args=[job.id])
     assert browser.post(url, HTTP_HX_REQUEST="true").status_code == 403
     assert browser.post(url, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token).status_code == 200
+
+
+def test_brand_references_are_served_to_signed_in_designers_only(preset) -> None:
+    from tests.test_references import brand_reference
+
+    reference = brand_reference(preset)
+    assert Client().get(reverse("brand-reference-file", args=[reference.pk])).status_code == 302  # to sign in
+    assert Client().get(f"/api/v1/brand-references/{reference.pk}/file").status_code == 401

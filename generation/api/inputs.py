@@ -12,7 +12,7 @@ from ninja.errors import HttpError
 
 from ..control.inpaint import store_mask
 from ..control.inputs import MAX_BYTES, store_upload
-from ..models import InputImage
+from ..models import BrandReference, InputImage
 from ..uploads import UploadError, bytes_label
 from .common import absolute, user_of
 from .errors import BODY, ERRORS, FieldError
@@ -67,3 +67,10 @@ def input_file(request: HttpRequest, input_id: UUID) -> FileResponse:
     """The stored PNG (flattened on white, at most 2048 px a side)."""
     row = get_object_or_404(InputImage, pk=input_id, owner=user_of(request))
     return FileResponse(row.file.open("rb"), content_type="image/png")
+
+
+@router.get("/brand-references/{reference_id}/file", response={200: None, **ERRORS})
+def brand_reference_file(request: HttpRequest, reference_id: int) -> FileResponse:
+    """An asset type's brand reference, which its jobs follow as a style reference by default."""
+    row = get_object_or_404(BrandReference, pk=reference_id)
+    return FileResponse(row.file.open("rb"))

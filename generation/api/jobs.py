@@ -125,6 +125,12 @@ class VaryIn(InputSchema):
     strength: Literal["subtle", "strong"] = "subtle"
 
 
+def _reference_url(request: HttpRequest, reference: dict[str, str]) -> str:
+    if "brand" in reference:
+        return absolute(request, f"/api/v1/brand-references/{reference['brand']}/file")
+    return _input_url(request, reference["input"])
+
+
 def _input_url(request: HttpRequest, key: str) -> str:
     return absolute(request, f"/api/v1/inputs/{key}/file")
 
@@ -164,9 +170,7 @@ def job_out(
         "notes": [note for note in (job.params.get("subject_note"), *job.notes) if note],
         "license_notice": None if model.get("commercial_use", True) else model.get("license_notice") or "",
         "sketch": _sketch_out(request, job),
-        "references": [
-            absolute(request, f"/api/v1/inputs/{r['input']}/file") for r in job.params.get("references", [])
-        ],
+        "references": [_reference_url(request, r) for r in job.params.get("references", [])],
         "created_at": job.created_at.isoformat(),
         "images": [image_out(request, image, starred) for image in images],
         "zip_url": absolute(request, reverse("api-v1:job_zip", kwargs={"job_id": job.pk})),

@@ -20,7 +20,7 @@ from PIL import Image
 
 from .. import services
 from ..forms import GenerateForm
-from ..models import GeneratedImage, ImageModel, InputImage
+from ..models import BrandReference, GeneratedImage, ImageModel, InputImage
 from ..services import job_settings
 from ..uploads import UploadError
 from ..views import Request
@@ -192,3 +192,16 @@ def image_edit(request: Request, pk: UUID) -> HttpResponse:
                 return redirect(job)
     context = {"image": image, "form": form, "problem": problem, "edit_chain": chain(image)}
     return render(request, "generation/edit.html", context, status=status)
+
+
+@require_GET
+@login_required
+def brand_reference_file(request: Request, pk: int) -> FileResponse:
+    """An asset type's brand reference (every designer may see the brand's own)."""
+    reference = get_object_or_404(BrandReference, pk=pk)
+    try:
+        response = FileResponse(reference.file.open("rb"))
+    except OSError:
+        raise Http404("That brand reference's file is no longer in storage.") from None
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
