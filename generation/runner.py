@@ -465,7 +465,22 @@ def write_finished(job: GenerationJob, row: GeneratedImage, result: Finished, *,
 def _details(job: GenerationJob) -> dict[str, Any]:
     keys = ["prompt", "negative_prompt", "steps", "guidance_scale", "loras", "model", "width", "height"]
     keys += ["preset", "preset_version", "variation", "strength"]
-    return {"job": str(job.pk), **{k: job.params.get(k) for k in keys}}
+    details = {k: job.params.get(k) for k in keys}
+    # What steered it, each input named by its content hash (the files stay private in the
+    # studio, and in the job's zip); storage paths are left out.
+    for key in ("sketch", "references", "reference_strength", "inpaint", "edit", "control"):
+        if key in job.params:
+            details[key] = _without_paths(job.params[key])
+    return {"job": str(job.pk), **details}
+
+
+def _without_paths(value: Any) -> Any:
+    """A copy of a steering record without its storage paths (never the job's own params)."""
+    if isinstance(value, list):
+        return [_without_paths(item) for item in value]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("file", "mask_image", "path")}
+    return value
 
 
 class Progress:

@@ -217,6 +217,12 @@ def test_a_studio_png_made_from_a_sketch_brings_the_sketch_back_to_its_owner(ali
     image = job.images.first()
     with image.file.open("rb") as fh:
         png = fh.read()
+    import json
+
+    embedded = json.loads(Image.open(io.BytesIO(png)).info["brandstudio"])
+    assert embedded["sketch"]["sha256"] == job.params["sketch"]["sha256"] and "file" not in embedded["sketch"]
+    job.refresh_from_db()
+    assert "file" in job.params["sketch"]  # the job's own record keeps its path
     restored = alice_client.post(reverse("image-restore"), {"image": upload(png, "made.png")}, follow=True)
     page = restored.content.decode()
     assert f'value="{job.params["sketch"]["input"]}"' in page and "?mode=filled" in page
