@@ -333,52 +333,21 @@ def job_inpaint(*, image: GeneratedImage, mask: InputImage, prompt: str = "", va
     """Repaint where `mask` paints over `image` (its description, or a new one), keeping the rest:
     the family's inpaint pipeline over the image as the model drew it, finished as its job was.
     ValidationError when the model cannot, or the mask does not fit (generation/control/inpaint.py)."""
-    from .control.inpaint import inpaint_problem, mask_note
+    from .control.inpaint import mask_note
     from .uploads import UploadError
 
-    job = image.job
-    model = ImageModel.objects.filter(key=job.model_key).first()
-    if problem := inpaint_problem(model) if model else "The model that made this image is no longer installed.":
-        raise ValidationError(problem)
-    assert model is not None
+    job, model = image.job, _inpaint_model(image)
     try:
         note = mask_note(mask, image, (job.params["width"], job.params["height"]))
     except UploadError as exc:
         raise ValidationError(str(exc)) from None
-    width, height = job.params.get("requested_size") or [job.params["width"], job.params["height"]]
-    params = resolve_params(
-        preset=job.preset,
-        model=model,
-        prompt=prompt.strip() or job.prompt,
-        quality=job.quality,
-        variations=variations,
-        width=width,
-        height=height,
-        seed=None,
-    )
+    params = _params_from(image, model, prompt, variations)
     # The render as the model drew it, where finishing kept one (not the cut-out or the upscale).
     params["init_image"] = (image.rendered or image.file).name
     params["strength"] = 1.0  # the masked part drawn anew; the rest is the image's own pixels
-    params["inpaint"] = {
-        "of": str(image.pk),
-        "of_seed": image.seed,
-        "mask": str(mask.pk),
-        "mask_image": mask.file.name,
-        "note": note,
-    }
-    with within_limits(job.owner_id):
-        new = GenerationJob.objects.create(
-            owner=job.owner,
-            preset=job.preset,
-            model_key=model.key,
-            prompt=prompt.strip() or job.prompt,
-            quality=job.quality,
-            params=params,
-            images_total=variations,
-            source_image=image,
-        )
-        dispatch(job.owner_id)
-    return new
+    params["inpaint"] = {"of": str(image.pk), "of_seed": image.seed, "mask": str(mask.pk)}
+    params["inpaint"] |= {"mask_image": mask.file.name, "note": note}
+    return _job_on(image, model, prompt, params, variations)
 
 
 def job_outpaint(
@@ -389,16 +358,11 @@ def job_outpaint(
     The canvas and the mask are stored with the job like a designer's inputs."""
     from PIL import Image
 
-    from .control.inpaint import inpaint_problem
     from .control.inputs import store_image
     from .control.outpaint import MAX_SHARE, SIDES, canvas_and_mask, extended_size
     from .engine.families import size_multiple
 
-    job = image.job
-    model = ImageModel.objects.filter(key=job.model_key).first()
-    if problem := inpaint_problem(model) if model else "The model that made this image is no longer installed.":
-        raise ValidationError(problem)
-    assert model is not None
+    job, model = image.job, _inpaint_model(image)
     if not any(extend.get(side) for side in SIDES):
         raise ValidationError("Extend at least one side.")
     if any(not 0 <= extend.get(side, 0) <= MAX_SHARE for side in SIDES):
@@ -415,38 +379,15 @@ def job_outpaint(
     canvas, mask = canvas_and_mask(drawn, (width, height), pixels)
     canvas_row = store_image(job.owner, canvas, f"canvas of {image.pk}")
     mask_row = store_image(job.owner, mask, f"outpaint mask of {image.pk}", flatten=False)
-    params = resolve_params(
-        preset=job.preset,
-        model=model,
-        prompt=prompt.strip() or job.prompt,
-        quality=job.quality,
-        variations=variations,
-        width=width,
-        height=height,
-        seed=None,
-    )
+    params = _params_from(image, model, prompt, variations, size=(width, height))
     params |= {"init_image": canvas_row.file.name, "strength": 1.0}
-    params["inpaint"] = {
-        "of": str(image.pk),
-        "of_seed": image.seed,
-        "mask": str(mask_row.pk),
+    params["inpaint"] = {"of": str(image.pk), "of_seed": image.seed, "mask": str(mask_row.pk)}
+    params["inpaint"] |= {
         "mask_image": mask_row.file.name,
         "note": f"Outpainted from {render[0]}×{render[1]} to {width}×{height}.",
         "outpaint": {side: extend.get(side, 0) for side in SIDES},
     }
-    with within_limits(job.owner_id):
-        new = GenerationJob.objects.create(
-            owner=job.owner,
-            preset=job.preset,
-            model_key=model.key,
-            prompt=prompt.strip() or job.prompt,
-            quality=job.quality,
-            params=params,
-            images_total=variations,
-            source_image=image,
-        )
-        dispatch(job.owner_id)
-    return new
+    return _job_on(image, model, prompt, params, variations)
 
 
 def job_edit(
@@ -464,31 +405,61 @@ def job_edit(
     if problem := edit_problem(owner, model):
         raise ValidationError(problem)
     assert model is not None
-    width, height = job.params.get("requested_size") or [job.params["width"], job.params["height"]]
-    params = resolve_params(
+    params = _params_from(image, model, instruction, variations)
+    params["prompt"] = " ".join(instruction.split())  # an instruction, not a subject for the template
+    params["edit"] = {"of": str(image.pk), "of_seed": image.seed, "instruction": instruction, "file": image.file.name}
+    return _job_on(image, model, instruction, params, variations)
+
+
+def _inpaint_model(image: GeneratedImage) -> ImageModel:
+    """The model that made the image, where it can repaint (ValidationError naming those that can)."""
+    from .control.inpaint import inpaint_problem
+
+    model = ImageModel.objects.filter(key=image.job.model_key).first()
+    if model is None:
+        raise ValidationError("The model that made this image is no longer installed.")
+    if problem := inpaint_problem(model):
+        raise ValidationError(problem)
+    return model
+
+
+def _params_from(
+    image: GeneratedImage, model: ImageModel, prompt: str, variations: int, *, size: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """A new job's parameters from an image's job: its asset type, tier and size (or `size`),
+    frozen now, with the new prompt (its own when empty) and fresh seeds."""
+    job = image.job
+    width, height = size or job.params.get("requested_size") or [job.params["width"], job.params["height"]]
+    return resolve_params(
         preset=job.preset,
         model=model,
-        prompt=instruction,
+        prompt=prompt.strip() or job.prompt,
         quality=job.quality,
         variations=variations,
         width=width,
         height=height,
         seed=None,
     )
-    params["prompt"] = " ".join(instruction.split())  # an instruction, not a subject for the template
-    params["edit"] = {"of": str(image.pk), "of_seed": image.seed, "instruction": instruction, "file": image.file.name}
-    with within_limits(owner.pk):
+
+
+def _job_on(
+    image: GeneratedImage, model: ImageModel, prompt: str, params: dict[str, Any], variations: int
+) -> GenerationJob:
+    """A job made from one of a user's images (repainted, extended, edited), linked to it, queued
+    after commit within the per-user limits."""
+    job = image.job
+    with within_limits(job.owner_id):
         new = GenerationJob.objects.create(
-            owner=owner,
+            owner=job.owner,
             preset=job.preset,
             model_key=model.key,
-            prompt=instruction,
+            prompt=prompt.strip() or job.prompt,
             quality=job.quality,
             params=params,
             images_total=variations,
             source_image=image,
         )
-        dispatch(owner.pk)
+        dispatch(job.owner_id)
     return new
 
 

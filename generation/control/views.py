@@ -148,15 +148,20 @@ def _repaint(
 ) -> HttpResponse:
     """The job the page's form asked for, or the page again with why not."""
     shown = outpaint if made.func is services.job_outpaint else form
+    job = _made(shown, partial(made, prompt=data.get("prompt") or "", variations=data["variations"]))
+    return redirect(job) if job else _repaint_page(request, image, form, outpaint, status=422)
+
+
+def _made(form: Any, make: Any) -> Any:
+    """The job `make()` makes, or None with why not on the form (the model cannot, the input
+    does not fit, the designer's limits are reached)."""
     try:
-        job = made(prompt=data.get("prompt") or "", variations=data["variations"])
+        return make()
     except ValidationError as exc:
-        shown.add_error(None, exc.messages[0])
+        form.add_error(None, exc.messages[0])
     except services.QuotaExceeded as exc:
-        shown.add_error(None, str(exc))
-    else:
-        return redirect(job)
-    return _repaint_page(request, image, form, outpaint, status=422)
+        form.add_error(None, str(exc))
+    return None
 
 
 def _repaint_page(request: Request, image: GeneratedImage, form: Any, outpaint: Any, *, status: int) -> HttpResponse:
@@ -180,15 +185,8 @@ def image_edit(request: Request, pk: UUID) -> HttpResponse:
         status = 422
         if form.is_valid() and not problem:
             data = form.cleaned_data
-            try:
-                job = services.job_edit(
-                    image=image, instruction=data["instruction"], model=data["model"], variations=data["variations"]
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc.messages[0])
-            except services.QuotaExceeded as exc:
-                form.add_error(None, str(exc))
-            else:
+            make = partial(services.job_edit, image=image, instruction=data["instruction"], model=data["model"])
+            if job := _made(form, partial(make, variations=data["variations"])):
                 return redirect(job)
     context = {"image": image, "form": form, "problem": problem, "edit_chain": chain(image)}
     return render(request, "generation/edit.html", context, status=status)
