@@ -321,6 +321,14 @@ class GenerateForm(StorableForm):
             self.data = shown = copy.copy(self.data)  # a QueryDict's copy is mutable; the API's is a dict
             shown["sketch_input"] = str(sketch.pk)  # type: ignore[index]
 
+    def offers_references(self) -> bool:
+        """Whether any model this user may pick takes style references (else no field for them)."""
+        from .control.addons import reference_addon
+
+        field = self.fields["model"]
+        assert isinstance(field, forms.ModelChoiceField)
+        return any(reference_addon(model) is not None for model in field.queryset or [])
+
     def references_shown(self) -> list[InputImage]:
         """The references this form carries, to show (stored when the form was sent)."""
         if self.is_bound and hasattr(self, "cleaned_data"):

@@ -22,7 +22,10 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
 from . import ops, previews, services
+from .auth import models_for
+from .control.addons import reference_addon
 from .control.edit import chain as edit_chain
+from .control.edit import edit_models
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
 from .models import (
     AssetPreset,
@@ -295,6 +298,11 @@ def image(request: Request, pk: UUID) -> HttpResponse:
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
         "image_can_inpaint": any(m.supports_inpaint for m in ImageModel.objects.filter(key=image.job.model_key)),
         "edit_chain": edit_chain(image),
+        # Edit and Use as reference only where some model this designer may use can do them.
+        "image_can_edit": bool(edit_models(request.user)),
+        "image_can_reference": any(
+            reference_addon(m) for m in models_for(request.user, ImageModel.objects.filter(enabled=True))
+        ),
     }
     return render(request, "generation/image.html", context)
 

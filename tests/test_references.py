@@ -196,7 +196,7 @@ def test_the_api_takes_references_by_input_or_image(alice, preset, sdxl_studio) 
 
 
 @pytest.mark.django_db
-def test_use_as_reference_fills_the_form_with_the_image_as_a_reference(alice_client, alice, preset) -> None:
+def test_use_as_reference_fills_the_form_with_the_image_as_a_reference(alice_client, alice, preset, sdxl_studio):
     from tests.test_workflow import finished_job
 
     image = finished_job(alice, preset=preset).images.first()
@@ -285,3 +285,13 @@ def test_a_brand_reference_is_checked_when_an_admin_adds_it(preset) -> None:
     broken.file.save("x.png", ContentFile(b"not an image"), save=False)
     with pytest.raises(ValidationError, match="not a PNG, JPEG or WebP image"):
         broken.full_clean()
+
+
+@pytest.mark.django_db
+def test_without_an_ip_adapter_or_an_edit_model_nothing_offers_them(alice_client, alice, preset) -> None:
+    """The embedded studio: no field, button or link for what no model here can do."""
+    from tests.test_workflow import finished_job
+
+    assert "Style references" not in alice_client.get(reverse("studio")).content.decode()
+    page = alice_client.get(reverse("image", args=[finished_job(alice, preset=preset).images.first().pk]))
+    assert "Use as reference" not in page.content.decode() and ">Edit</a>" not in page.content.decode()
