@@ -323,11 +323,11 @@ class GenerateForm(StorableForm):
 
     def offers_references(self) -> bool:
         """Whether any model this user may pick takes style references (else no field for them)."""
-        from .control.addons import reference_addon
+        from .control.addons import any_takes_references
 
         field = self.fields["model"]
         assert isinstance(field, forms.ModelChoiceField)
-        return any(reference_addon(model) is not None for model in field.queryset or [])
+        return any_takes_references(field.queryset or [])
 
     def references_shown(self) -> list[InputImage]:
         """The references this form carries, to show (stored when the form was sent)."""

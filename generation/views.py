@@ -23,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 
 from . import ops, previews, services
 from .auth import models_for
-from .control.addons import reference_addon
+from .control.addons import any_takes_references
 from .control.edit import chain as edit_chain
 from .control.edit import edit_models
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
@@ -300,9 +300,7 @@ def image(request: Request, pk: UUID) -> HttpResponse:
         "edit_chain": edit_chain(image),
         # Edit and Use as reference only where some model this designer may use can do them.
         "image_can_edit": bool(edit_models(request.user)),
-        "image_can_reference": any(
-            reference_addon(m) for m in models_for(request.user, ImageModel.objects.filter(enabled=True))
-        ),
+        "image_can_reference": any_takes_references(models_for(request.user, ImageModel.objects.filter(enabled=True))),
     }
     return render(request, "generation/image.html", context)
 

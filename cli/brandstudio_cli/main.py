@@ -226,12 +226,7 @@ def generate(
     if sketch is not None:
         sent = upload_input(studio, sketch)
         payload["sketch"] = {"input": sent["id"], "follow": sketch_follow, "mode": sketch_mode}
-    job = studio.call("POST", "/jobs", json=payload)
-    if no_wait:
-        click.echo(job["id"])
-        return
-    job = follow(studio, job)
-    _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
+    _follow_and_save(studio, studio.call("POST", "/jobs", json=payload), out, fmt, no_wait=no_wait)
 
 
 def upload_input(studio: Studio, path: Path, kind: str = "sketch") -> dict[str, Any]:
@@ -264,12 +259,7 @@ def edit(
     body: dict[str, Any] = {"instruction": instruction, "variations": variations}
     if model:
         body["model"] = model
-    job = studio.call("POST", f"/images/{image_id}/edit", json=body)
-    if no_wait:
-        click.echo(job["id"])
-        return
-    job = follow(studio, job)
-    _finish(job, _saved_some(job["images"], save_images(studio, job, out, fmt), fmt))
+    _follow_and_save(studio, studio.call("POST", f"/images/{image_id}/edit", json=body), out, fmt, no_wait=no_wait)
 
 
 @cli.command()
@@ -301,7 +291,11 @@ def inpaint(
     body: dict[str, Any] = {"mask": sent["id"], "variations": variations}
     if description:
         body["description"] = description
-    job = studio.call("POST", f"/images/{image_id}/inpaint", json=body)
+    _follow_and_save(studio, studio.call("POST", f"/images/{image_id}/inpaint", json=body), out, fmt, no_wait=no_wait)
+
+
+def _follow_and_save(studio: Studio, job: dict[str, Any], out: Path, fmt: str, *, no_wait: bool) -> None:
+    """A submitted job: its id alone (--no-wait), or followed to its end and its images saved."""
     if no_wait:
         click.echo(job["id"])
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 
 from ..engine.families import controlnet_class, has_ip_adapter
 from ..models import AddOn, AddOnKind, ImageModel
@@ -42,6 +43,13 @@ def capabilities(model: ImageModel) -> list[str]:
     offered.append(("references", reference_addon(model) is not None))
     offered += [(f"control:{kind}", control_addon(model, kind) is not None) for kind in control_types()]
     return [name for name, able in offered if able]
+
+
+def any_takes_references(models: Iterable[ImageModel]) -> bool:
+    """Whether any of these models takes style references: one query, whatever their number
+    (the studio form and the image page ask on every view)."""
+    families = set(AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, enabled=True).values_list("family", flat=True))
+    return any(has_ip_adapter(model.family) and model.family in families for model in models)
 
 
 def reference_problem(model: ImageModel | None) -> str:
