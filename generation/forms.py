@@ -194,7 +194,7 @@ class GenerateForm(StorableForm):
         widget=forms.RadioSelect,
     )
 
-    # Style references (an IP-Adapter add-on): uploaded here, or named by id as sketches are.
+    # Style references (an IP-Adapter add-on, or the model's own input): uploaded here, or named by id as sketches are.
     references = MultipleFileField(
         required=False,
         label="Style references",
@@ -213,6 +213,7 @@ class GenerateForm(StorableForm):
         max_value=1.0,
         initial=0.6,
         label="How strongly",
+        help_text="Through an IP-Adapter; FLUX.2 [klein] follows its references as given.",
         widget=forms.NumberInput(attrs={"step": "0.05", "class": "narrow"}),
     )
 

@@ -290,8 +290,9 @@ def _steering(p: dict[str, Any]) -> dict[str, Any]:
         steering["mask_image"] = _mask_image(p["inpaint"])
     if p.get("references"):
         steering["references"] = [_init_image(r["file"], what="style reference") for r in p["references"]]
-        steering["reference_strength"] = p.get("reference_strength", 0.6)
-        steering["ip_adapter"] = _ip_adapter(p["ip_adapter"])
+        if p.get("ip_adapter"):  # else the model's own pipeline takes them (FLUX.2 klein)
+            steering["reference_strength"] = p.get("reference_strength", 0.6)
+            steering["ip_adapter"] = _ip_adapter(p["ip_adapter"])
     if control := p.get("control"):
         steering |= {"control_image": _control_image(p), "control_scale": control["scale"]}
         steering["controlnet"] = _controlnet(control)

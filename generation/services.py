@@ -239,9 +239,9 @@ def job_create(
 
 def _brand_references(preset: AssetPreset, model: ImageModel) -> list[BrandReference]:
     """The asset type's own references, where the model can take style references."""
-    from .control.addons import reference_addon
+    from .control.addons import takes_references
 
-    if reference_addon(model) is None:
+    if not takes_references(model):
         return []
     return list(preset.brand_references.filter(enabled=True)[:4])
 
@@ -252,13 +252,16 @@ def reference_params(
     strength: float | None,
     frozen_model: dict[str, Any],
 ) -> dict[str, Any]:
-    """What a job records of its style references and the IP-Adapter it takes them through;
-    an add-on not for production use marks the job's outputs as a model's notice does."""
-    from .control.addons import reference_addon, reference_problem
+    """What a job records of its style references and the IP-Adapter it takes them through
+    (none, with no strength, where the model's own pipeline takes them); an add-on not for
+    production use marks the job's outputs as a model's notice does."""
+    from .control.addons import reference_addon, reference_problem, takes_references
 
-    addon = reference_addon(model)
-    if addon is None:
+    if not takes_references(model):
         raise ValidationError(reference_problem(model))
+    addon = reference_addon(model)
+    if addon is None:  # FLUX.2 klein: the pipeline's own image input follows them as given
+        return {"references": [_reference(r) for r in references]}
     record: dict[str, Any] = {
         "references": [_reference(r) for r in references],
         "reference_strength": 0.6 if strength is None else strength,

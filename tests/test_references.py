@@ -1,5 +1,6 @@
 """Style references: an IP-Adapter add-on attached per job on the loaded weights, on tiny SDXL."""
 
+import functools
 import io
 import zipfile
 from pathlib import Path
@@ -295,3 +296,67 @@ def test_without_an_ip_adapter_or_an_edit_model_nothing_offers_them(alice_client
     assert "Style references" not in alice_client.get(reverse("studio")).content.decode()
     page = alice_client.get(reverse("image", args=[finished_job(alice, preset=preset).images.first().pk]))
     assert "Use as reference" not in page.content.decode() and ">Edit</a>" not in page.content.decode()
+
+
+# --- FLUX.2 klein: style references through its pipeline's own image input, no add-on
+
+
+def test_klein_takes_references_through_its_own_image_input_after_the_image_it_edits(tiny_flux_dir) -> None:
+    from generation.engine.tiny import build_tiny_flux2_klein
+
+    folder = tiny_flux_dir.parent / "tiny-klein"
+    if not folder.exists():
+        build_tiny_flux2_klein(folder)
+    engine = engine_class("flux2")(folder, device="cpu")
+    red, blue = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
+    seen: list = []
+    call = type(engine.pipe).__call__
+
+    @functools.wraps(call)  # the engine reads the call's signature
+    def spy(pipe, **kwargs):
+        seen.append(kwargs.get("image"))
+        return call(pipe, **kwargs)
+
+    type(engine.pipe).__call__ = spy
+    try:
+        plain = draw(engine)
+        with_red = draw(engine, references=[red])
+        both = draw(engine, references=[red, blue])
+        draw(engine, references=[blue], edit_images=[red])
+    finally:
+        type(engine.pipe).__call__ = call
+    assert np.abs(with_red - plain).max() > 0 and np.abs(both - with_red).max() > 0  # each reference counts
+    assert seen[0] is None and len(seen[2]) == 2
+    assert [image.getpixel((0, 0)) for image in seen[3]] == [(255, 0, 0), (0, 0, 255)]  # the edited image first
+    assert np.abs(draw(engine) - plain).max() == 0  # nothing left for the next job
+
+
+@pytest.fixture
+def klein_studio(db, tiny_flux_dir: Path) -> ImageModel:
+    from generation.engine.tiny import build_tiny_flux2_klein
+
+    if not (tiny_flux_dir.parent / "tiny-klein").exists():
+        build_tiny_flux2_klein(tiny_flux_dir.parent / "tiny-klein")
+    return ImageModel.objects.create(
+        key="tiny-klein", name="Tiny klein", family="flux2", local_path="tiny-klein", license_name="t", commercial_use=1
+    )
+
+
+@pytest.mark.django_db
+def test_a_klein_job_follows_references_without_an_add_on(alice_client, alice, preset, klein_studio) -> None:
+    from generation.tokens import token_create
+
+    page = alice_client.get(reverse("studio")).content.decode()
+    assert "Style references" in page and "follows its references as given" in page
+    response = submit(alice_client, model="tiny-klein", references=[png_file("red", "red.png")])
+    assert response.status_code == 200, response.content.decode()[:3000]
+    job = GenerationJob.objects.get()
+    assert len(job.params["references"]) == 1
+    assert "ip_adapter" not in job.params and "reference_strength" not in job.params  # none to set
+    assert "through the model's own image input" in response.content.decode()
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error
+    _, key = token_create(user=alice, name="cli")
+    models = alice_client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    assert "references" in next(m for m in models if m["key"] == "tiny-klein")["can"]

@@ -39,7 +39,8 @@ class ModelOut(Schema):
     subjects: list[str]
     can: list[str] = Field(
         description="How it can be steered: sketch (start from a drawing), inpaint (repaint a mask), edit "
-        "(follow an instruction on an image), references (style references through an IP-Adapter add-on), "
+        "(follow an instruction on an image), references (style references, through an IP-Adapter add-on or "
+        "the model's own image input), "
         "control:canny and control:tile (a sketch through a ControlNet add-on)",
         examples=[["sketch", "inpaint"]],
     )

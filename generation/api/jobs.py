@@ -54,9 +54,17 @@ class JobIn(InputSchema):
     seed: int | None = Field(None, ge=0, le=MAX_SEED - 8)
     sketch: SketchIn | None = Field(None, description="Start from a sketch: an uploaded input or a studio image")
     references: list[ReferenceIn] = Field(
-        default_factory=list, max_length=4, description="Style references (through the model's IP-Adapter add-on)"
+        default_factory=list,
+        max_length=4,
+        description="Style references (through the model's IP-Adapter add-on, or FLUX.2 klein's own image input)",
     )
-    reference_strength: float = Field(0.6, ge=0.05, le=1.0, description="How strongly the references steer")
+    reference_strength: float = Field(
+        0.6,
+        ge=0.05,
+        le=1.0,
+        description="How strongly the references steer (IP-Adapter models; FLUX.2 klein "
+        "follows its references as given)",
+    )
 
 
 class PreviewOut(Schema):

@@ -1,5 +1,7 @@
-"""Add-ons a model is steered with (an IP-Adapter for style references): which model can use
-which, and what is checked when an admin registers one, before any worker loads it."""
+"""Add-ons a model is steered with (an IP-Adapter for style references, ControlNets for a
+sketch's structure): which model can use which, and what is checked when an admin registers
+one, before any worker loads it. FLUX.2 klein takes style references without one, through its
+pipeline's own image input."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 import struct
 from collections.abc import Iterable
 
-from ..engine.families import controlnet_class, has_ip_adapter
+from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
 from ..models import AddOn, AddOnKind, ImageModel
 
 HEADER_LIMIT = 100 * 2**20  # a safetensors header this large is not an IP-Adapter's
@@ -18,6 +20,11 @@ def reference_addon(model: ImageModel | None) -> AddOn | None:
     if model is None or not has_ip_adapter(model.family):
         return None
     return AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, family=model.family, enabled=True).order_by("name").first()
+
+
+def takes_references(model: ImageModel | None) -> bool:
+    """Whether this model takes style references: through its own pipeline, or an IP-Adapter."""
+    return model is not None and (has_native_references(model.family) or reference_addon(model) is not None)
 
 
 def control_addon(model: ImageModel | None, control_type: str) -> AddOn | None:
@@ -40,7 +47,7 @@ def control_types() -> list[str]:
 def capabilities(model: ImageModel) -> list[str]:
     """What a designer can steer this model with, derived from its family and its add-ons."""
     offered = [("sketch", model.supports_img2img), ("inpaint", model.supports_inpaint), ("edit", model.supports_edit)]
-    offered.append(("references", reference_addon(model) is not None))
+    offered.append(("references", takes_references(model)))
     offered += [(f"control:{kind}", control_addon(model, kind) is not None) for kind in control_types()]
     return [name for name, able in offered if able]
 
@@ -48,16 +55,22 @@ def capabilities(model: ImageModel) -> list[str]:
 def any_takes_references(models: Iterable[ImageModel]) -> bool:
     """Whether any of these models takes style references: one query, whatever their number
     (the studio form and the image page ask on every view)."""
-    families = set(AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, enabled=True).values_list("family", flat=True))
-    return any(has_ip_adapter(model.family) and model.family in families for model in models)
+    families = _reference_families()
+    return any(model.family in families for model in models)
+
+
+def _reference_families() -> set[str]:
+    """The families whose models take style references here (their own input, or an add-on)."""
+    found = AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, enabled=True).values_list("family", flat=True)
+    return {f for f in found if has_ip_adapter(f)} | {f for f in FAMILIES if has_native_references(f)}
 
 
 def reference_problem(model: ImageModel | None) -> str:
     """Why `model` cannot take style references ("" when it can), naming the models that can."""
-    if model is None or reference_addon(model) is not None:
+    if model is None or takes_references(model):
         return ""
-    families = set(AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, enabled=True).values_list("family", flat=True))
-    able = ImageModel.objects.filter(enabled=True, for_testing=False, family__in=families).order_by("position", "name")
+    able = ImageModel.objects.filter(enabled=True, for_testing=False, family__in=_reference_families())
+    able = able.order_by("position", "name")
     names = ", ".join(able.values_list("name", flat=True)) or "none: no IP-Adapter is registered (Admin › Add-ons)"
     return f"{model.name} cannot take style references (no IP-Adapter for its family); models that can: {names}."
 

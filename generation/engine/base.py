@@ -59,6 +59,8 @@ class DiffusersEngine:
     control_image_argument: ClassVar[str] = "control_image"
     # Instruction edits: the base pipeline's argument for the image(s) to change ("" where none).
     edit_argument: ClassVar[str] = ""
+    # Style references through the base pipeline's own image input ("": through an IP-Adapter).
+    reference_argument: ClassVar[str] = ""
 
     def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
         path = Path(path)
@@ -118,8 +120,9 @@ class DiffusersEngine:
         self.validate(request)
         # 2. attach LoRAs and add-ons (and detach them afterwards so no state leaks into the next job)
         self._use_loras(request.loras)
-        self._use_ip_adapter(request.ip_adapter if request.references else None)
-        if request.references:
+        through_adapter = bool(request.references) and not self.reference_argument
+        self._use_ip_adapter(request.ip_adapter if through_adapter else None)
+        if through_adapter:
             self.pipe.set_ip_adapter_scale(request.reference_strength)
         try:
             # 3. run the seeds in batches, halving the batch when the GPU runs out of memory
@@ -177,9 +180,9 @@ class DiffusersEngine:
             if request.init_image is not None or request.mask_image is not None or request.references:
                 raise EngineError("A ControlNet sketch goes with a description alone.")
         if request.references:
-            if not self.supports_ip_adapter or request.ip_adapter is None:
+            if not self.reference_argument and (not self.supports_ip_adapter or request.ip_adapter is None):
                 raise EngineError(f"{self.family} models here take no style references (no IP-Adapter).")
-            if request.init_image is not None:
+            if request.init_image is not None or request.mask_image is not None:
                 raise EngineError("Style references go with a description alone, not with a sketch or an image.")
 
     @property
@@ -391,7 +394,11 @@ class DiffusersEngine:
         if request.control_image is not None:
             kwargs[self.control_image_argument] = request.control_image.convert("RGB").resize(size)
             kwargs["controlnet_conditioning_scale"] = request.control_scale
-        if request.references:
+        if request.references and self.reference_argument:
+            # The pipeline's own reference images, after the image an edit changes (its first).
+            references = [image.convert("RGB") for image in request.references]
+            kwargs[self.reference_argument] = [*kwargs.get(self.reference_argument, []), *references]
+        elif request.references:
             # One adapter, several images: diffusers takes them as one list for that adapter.
             kwargs["ip_adapter_image"] = [[image.convert("RGB") for image in request.references]]
         if request.mask_image is not None:

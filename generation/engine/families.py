@@ -3,6 +3,7 @@
 `img2img` says whether the adapter has an img2img twin ("More like this" from an image, sketches);
 `inpaint` whether it has an inpaint twin (repainting a mask; the tiny SD3 cannot prove one: its
 transformer has 4 latent channels where the inpaint pipeline needs 16, so SD3 is not offered).
+`references` whether its own pipeline takes style references (else an IP-Adapter add-on may).
 `size_multiple` is the grid sides must be on (16 unless said: SDXL's UNet does not patch its latents).
 `pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
 family's adapter loads, so an admin's new model entry is checked before any worker sees it.
@@ -32,6 +33,7 @@ FAMILIES: dict[str, dict[str, object]] = {
         "img2img": False,
         "inpaint": True,
         "edit": True,  # the image as a reference of the base pipeline: "make the background blue"
+        "references": True,  # style references through the same input: several images, no add-on
         "pipelines": ["Flux2KleinPipeline"],
     },
     "zimage": {"label": "Z-Image", "img2img": True, "inpaint": True, "pipelines": ["ZImagePipeline"]},
@@ -50,6 +52,12 @@ def has_img2img(family: str) -> bool:
 def has_ip_adapter(family: str) -> bool:
     """Style references through an IP-Adapter add-on (diffusers' load_ip_adapter on a UNet)."""
     return bool(FAMILIES.get(family, {}).get("ip_adapter"))
+
+
+def has_native_references(family: str) -> bool:
+    """Style references through the base pipeline's own image input (FLUX.2 klein): no add-on,
+    and no strength to set (the pipeline follows its references as given)."""
+    return bool(FAMILIES.get(family, {}).get("references"))
 
 
 def controlnet_class(family: str) -> str:

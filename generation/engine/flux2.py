@@ -15,6 +15,7 @@ class Flux2KleinEngine(DiffusersEngine):
     # No img2img twin for "More like this" or sketches; its inpaint pipeline repaints a mask.
     inpaint_class = Flux2KleinInpaintPipeline
     edit_argument = "image"  # klein edits with the image as a reference
+    reference_argument = "image"  # and takes style references the same way, after the image it edits
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # The pipeline has no negative prompt; the distilled klein models run at guidance 1.
