@@ -1,4 +1,5 @@
-"""A sketch's structure through a ControlNet add-on (canny edges, tile), on tiny SDXL and FLUX."""
+"""A sketch's structure through a ControlNet add-on (canny edges, tile), on tiny SDXL, FLUX.1,
+Qwen-Image and Z-Image."""
 
 import io
 from pathlib import Path
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw
 from generation import runner
 from generation.control.sketch import canny_edges, prepare
 from generation.engine import engine_class
-from generation.engine.tiny import build_tiny_controlnet, build_tiny_sdxl
+from generation.engine.tiny import TINY_BUILDERS, build_tiny_controlnet, build_tiny_zimage
 from generation.engine.types import ControlNetSpec, EngineError, GenerationRequest
 from generation.models import AddOn, AddOnKind, GenerationJob, ImageModel, JobStatus
 
@@ -40,11 +41,11 @@ def test_canny_edges_are_white_lines_on_black_where_the_sketch_has_strokes() -> 
     assert prepare(square_sketch(), "canny", (64, 64)).size == (64, 64)
 
 
-@pytest.mark.parametrize("family", ["sdxl", "flux"])
+@pytest.mark.parametrize("family", ["sdxl", "flux", "qwenimage", "zimage"])
 def test_a_controlnet_steers_every_step_and_the_base_pipeline_never_holds_it(
     family, tiny_flux_dir, tmp_path: Path
 ) -> None:
-    base = build_tiny_sdxl(tmp_path / "sdxl") if family == "sdxl" else tiny_flux_dir
+    base = tiny_flux_dir if family == "flux" else TINY_BUILDERS[family](tmp_path / family)
     spec = ControlNetSpec(build_tiny_controlnet(tmp_path / "controlnet", base, family))
     engine = engine_class(family)(base, device="cpu")
     plain = draw(engine)
@@ -159,3 +160,29 @@ def test_a_controlnet_made_for_another_size_of_model_is_not_offered_to_it(canny_
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text('{"joint_attention_dim": 4096}')
     assert control_addon(canny_studio, "canny") is not None and control_addon(other, "canny") is None
+
+
+@pytest.mark.django_db
+def test_a_z_image_controlnet_is_checked_against_the_installed_z_image_models(settings) -> None:
+    models = Path(settings.STUDIO_MODELS_DIR)
+    if not (models / "tiny-zimage").exists():
+        build_tiny_zimage(models / "tiny-zimage")
+    build_tiny_controlnet(models / "tiny-zimage-canny", models / "tiny-zimage", "zimage")
+    ImageModel.objects.create(
+        key="tiny-zimage", name="Tiny Z", family="zimage", local_path="tiny-zimage", license_name="t", commercial_use=1
+    )
+    addon = AddOn(
+        key="z-canny",
+        name="Z canny",
+        kind=AddOnKind.CONTROLNET,
+        control_type="canny",
+        family="zimage",
+        local_path="tiny-zimage-canny",
+        license_name="Apache-2.0",
+        commercial_use=True,
+    )
+    addon.full_clean()
+    config = models / "tiny-zimage-canny" / "config.json"
+    config.write_text(config.read_text().replace('"dim": 32', '"dim": 64'))
+    with pytest.raises(ValidationError, match="Its dim is 64; Tiny Z's is 32"):
+        addon.full_clean()

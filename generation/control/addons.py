@@ -131,16 +131,19 @@ def _fits(model: ImageModel, width: int | None) -> str:
 
 
 # A ControlNet's config names what must agree with the base model's own config.
-_MATCHING = {
-    "ControlNetModel": ("unet", "cross_attention_dim"),
-    "FluxControlNetModel": ("transformer", "joint_attention_dim"),
+_MATCHING: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ControlNetModel": ("unet", ("cross_attention_dim",)),
+    "FluxControlNetModel": ("transformer", ("joint_attention_dim", "num_attention_heads", "attention_head_dim")),
+    "QwenImageControlNetModel": ("transformer", ("joint_attention_dim", "num_attention_heads", "attention_head_dim")),
+    "ZImageControlNetModel": ("transformer", ("dim", "n_heads", "n_kv_heads")),
 }
 
 
 def _controlnet_problems(addon: AddOn) -> list[str]:
     expected = controlnet_class(addon.family)
     if not expected:
-        return [f"The {addon.get_family_display()} engine takes no ControlNet here (SDXL and FLUX.1 do)."]
+        able = ", ".join(str(info["label"]) for info in FAMILIES.values() if info.get("controlnet"))
+        return [f"The {addon.get_family_display()} engine takes no ControlNet here ({able} do)."]
     if not addon.control_type:
         return ["Say what the ControlNet was trained on (its control type)."]
     folder = addon.resolved_local_path
@@ -164,12 +167,13 @@ def _controlnet_problems(addon: AddOn) -> list[str]:
 def _controlnet_misfit(addon: AddOn, model: ImageModel) -> str:
     """Why the ControlNet does not fit this model's denoiser ("" when it does, or when either
     config is not on this machine: the worker's load says so then)."""
-    part, key = _MATCHING.get(controlnet_class(addon.family), ("", ""))
+    part, keys = _MATCHING.get(controlnet_class(addon.family), ("", ()))
     try:
         config = json.loads((addon.resolved_local_path / "config.json").read_text())
         base = json.loads((model.resolved_local_path / part / "config.json").read_text())
     except (OSError, ValueError):
         return ""
-    if base.get(key) != config.get(key):
-        return f"Its {key} is {config.get(key)}; {model.name}'s is {base.get(key)}."
+    for key in keys:
+        if base.get(key) != config.get(key):
+            return f"Its {key} is {config.get(key)}; {model.name}'s is {base.get(key)}."
     return ""

@@ -36,8 +36,20 @@ FAMILIES: dict[str, dict[str, object]] = {
         "references": True,  # style references through the same input: several images, no add-on
         "pipelines": ["Flux2KleinPipeline"],
     },
-    "zimage": {"label": "Z-Image", "img2img": True, "inpaint": True, "pipelines": ["ZImagePipeline"]},
-    "qwenimage": {"label": "Qwen-Image", "img2img": True, "inpaint": True, "pipelines": ["QwenImagePipeline"]},
+    "zimage": {
+        "label": "Z-Image",
+        "img2img": True,
+        "inpaint": True,
+        "controlnet": "ZImageControlNetModel",
+        "pipelines": ["ZImagePipeline"],
+    },
+    "qwenimage": {
+        "label": "Qwen-Image",
+        "img2img": True,
+        "inpaint": True,
+        "controlnet": "QwenImageControlNetModel",
+        "pipelines": ["QwenImagePipeline"],
+    },
 }
 
 

@@ -3,7 +3,13 @@
 from typing import Any
 
 import torch
-from diffusers import QwenImageImg2ImgPipeline, QwenImageInpaintPipeline, QwenImagePipeline
+from diffusers import (
+    QwenImageControlNetModel,
+    QwenImageControlNetPipeline,
+    QwenImageImg2ImgPipeline,
+    QwenImageInpaintPipeline,
+    QwenImagePipeline,
+)
 
 from .base import DiffusersEngine
 from .previews import Decoder
@@ -15,6 +21,8 @@ class QwenImageEngine(DiffusersEngine):
     pipeline_class = QwenImagePipeline
     img2img_class = QwenImageImg2ImgPipeline
     inpaint_class = QwenImageInpaintPipeline
+    controlnet_pipeline_class = QwenImageControlNetPipeline
+    controlnet_model_class = QwenImageControlNetModel
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Qwen-Image's guidance is true CFG (`true_cfg_scale`, two passes a step, with the negative

@@ -531,7 +531,9 @@ def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> 
 def build_tiny_controlnet(folder: Path, base_folder: Path, family: str, *, seed: int = 0) -> Path:
     """A ControlNet for a tiny base model, made from its own denoiser as diffusers does for
     training one (SDXL: ControlNetModel.from_unet; FLUX.1: FluxControlNetModel.from_transformer
-    with one double and one single block), with random control weights."""
+    with one double and one single block; Qwen-Image: QwenImageControlNetModel.from_transformer
+    with one block; Z-Image: the union ControlNet's layout at the transformer's widths), with
+    random control weights."""
     torch.manual_seed(seed)
     if family == "sdxl":
         from diffusers import ControlNetModel
@@ -548,6 +550,18 @@ def build_tiny_controlnet(folder: Path, base_folder: Path, family: str, *, seed:
             attention_head_dim=transformer.config.attention_head_dim,
             num_attention_heads=transformer.config.num_attention_heads,
         )
+    elif family == "qwenimage":
+        from diffusers import QwenImageControlNetModel, QwenImageTransformer2DModel
+
+        qwen = QwenImageTransformer2DModel.from_pretrained(base_folder / "transformer")
+        controlnet = QwenImageControlNetModel.from_transformer(
+            qwen,
+            num_layers=1,
+            attention_head_dim=qwen.config.attention_head_dim,
+            num_attention_heads=qwen.config.num_attention_heads,
+        )
+    elif family == "zimage":
+        controlnet = _tiny_zimage_controlnet(base_folder)
     else:
         raise ValueError(f"No tiny ControlNet for {family}")
     for parameter in controlnet.parameters():  # from_unet zeroes the control outputs: give them a say
@@ -555,3 +569,26 @@ def build_tiny_controlnet(folder: Path, base_folder: Path, family: str, *, seed:
             parameter.data.normal_(0, 0.2)
     controlnet.save_pretrained(folder)
     return folder
+
+
+def _tiny_zimage_controlnet(base_folder: Path) -> Any:
+    """Z-Image's ControlNet as Alibaba's Union 2.x checkpoints lay it out (control blocks at some
+    of the transformer's layers, its own refiner), at the tiny transformer's widths. It holds only
+    the control weights: the pipeline lends it the transformer's embedders (from_transformer)."""
+    from diffusers import ZImageControlNetModel
+
+    config = json.loads((base_folder / "transformer" / "config.json").read_text())
+    return ZImageControlNetModel(
+        control_layers_places=[0],
+        control_refiner_layers_places=[0],
+        control_in_dim=config["in_channels"],
+        add_control_noise_refiner="control_noise_refiner",
+        all_patch_size=tuple(config["all_patch_size"]),
+        all_f_patch_size=tuple(config["all_f_patch_size"]),
+        dim=config["dim"],
+        n_refiner_layers=config["n_refiner_layers"],
+        n_heads=config["n_heads"],
+        n_kv_heads=config["n_kv_heads"],
+        norm_eps=config["norm_eps"],
+        qk_norm=config["qk_norm"],
+    )

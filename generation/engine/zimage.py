@@ -2,7 +2,13 @@
 
 from typing import Any
 
-from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline, ZImagePipeline
+from diffusers import (
+    ZImageControlNetModel,
+    ZImageControlNetPipeline,
+    ZImageImg2ImgPipeline,
+    ZImageInpaintPipeline,
+    ZImagePipeline,
+)
 
 from .base import DiffusersEngine
 from .types import GenerationRequest
@@ -13,6 +19,8 @@ class ZImageEngine(DiffusersEngine):
     pipeline_class = ZImagePipeline
     img2img_class = ZImageImg2ImgPipeline
     inpaint_class = ZImageInpaintPipeline
+    controlnet_pipeline_class = ZImageControlNetPipeline
+    controlnet_model_class = ZImageControlNetModel
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # Turbo is distilled to run without CFG (guidance 0); the negative prompt only acts with CFG.
