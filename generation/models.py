@@ -358,7 +358,7 @@ class AddOn(models.Model):
     key = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=AddOnKind.choices, default=AddOnKind.IP_ADAPTER)
-    family = models.CharField(max_length=20, choices=family_choices())
+    family = models.CharField(max_length=20, choices=family_choices)
     local_path = models.CharField(
         max_length=500, help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/"
     )

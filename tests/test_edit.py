@@ -10,7 +10,7 @@ from PIL import Image
 
 from generation import runner, services
 from generation.engine import engine_class
-from generation.engine.tiny import build_tiny_flux2_klein
+from generation.engine.tiny import build_tiny_flux2_klein, build_tiny_flux_kontext
 from generation.engine.types import EngineError, GenerationRequest
 from generation.models import GenerationJob, ImageModel, JobStatus
 from generation.tokens import token_create
@@ -32,8 +32,14 @@ def klein(db, tiny_flux_dir: Path) -> ImageModel:
     )
 
 
-def test_the_engine_gives_the_image_to_the_pipeline_with_the_instruction(klein, tiny_flux_dir) -> None:
-    engine = engine_class("flux2")(tiny_flux_dir.parent / "tiny-klein", device="cpu")
+@pytest.mark.parametrize("family", ["flux2", "fluxkontext"])
+def test_the_engine_gives_the_image_to_the_pipeline_with_the_instruction(family, klein, tiny_flux_dir) -> None:
+    folder = tiny_flux_dir.parent / "tiny-klein"
+    if family == "fluxkontext":
+        folder = tiny_flux_dir.parent / "tiny-kontext"
+        if not folder.exists():
+            build_tiny_flux_kontext(folder)
+    engine = engine_class(family)(folder, device="cpu")
 
     def draw(**fields) -> np.ndarray:
         out: list = []
@@ -51,7 +57,7 @@ def test_the_engine_gives_the_image_to_the_pipeline_with_the_instruction(klein, 
         return np.asarray(out[0], dtype=np.float32)
 
     plain, red = draw(), draw(edit_images=[Image.new("RGB", (64, 64), "red")])
-    green = draw(edit_images=[Image.new("RGB", (64, 64), "green")])
+    green = draw(edit_images=[Image.new("RGB", (128, 96), "green")])  # a delivered image, larger than the render
     assert np.abs(plain - red).max() > 0 and np.abs(red - green).max() > 0  # the image reaches the model
     with pytest.raises(EngineError, match="cannot follow an edit instruction"):
         flux = engine_class("flux")(tiny_flux_dir, device="cpu")
@@ -119,3 +125,45 @@ def test_the_api_edits_by_instruction_and_refuses_what_cannot(alice, bob, preset
     assert other.status_code == 422 and other.json()["field"] == "model" and "tiny-klein" in other.json()["message"]
     bobs = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=bob, name='t')[1]}")
     assert bobs.post(url, {"instruction": "x"}, content_type="application/json").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_kontext_edit_runs_for_the_reference_group_and_its_outputs_carry_the_notice(
+    alice, bob, preset, tiny_flux_dir, settings
+) -> None:
+    """FLUX.1 Kontext [dev] is non-commercial: registered as such, only the reference group
+    edits with it, and the images say so."""
+    from django.contrib.auth.models import Group
+
+    from generation.auth import REFERENCE_GROUP
+
+    if not (tiny_flux_dir.parent / "tiny-kontext").exists():
+        build_tiny_flux_kontext(tiny_flux_dir.parent / "tiny-kontext")
+    kontext = ImageModel(
+        key="tiny-kontext",
+        name="Tiny Kontext",
+        family="fluxkontext",
+        local_path="tiny-kontext",
+        license_name="FLUX.1 [dev] Non-Commercial",
+        commercial_use=False,
+        license_notice="FLUX.1 Kontext [dev]: non-commercial use only.",
+    )
+    kontext.full_clean()
+    kontext.save()
+    settings.ENTRA_REFERENCE_GROUP = "reference-group-id"
+    alice.groups.add(Group.objects.get_or_create(name=REFERENCE_GROUP)[0])
+    image = finished_job(alice, preset=preset).images.first()
+    url = f"/api/v1/images/{image.pk}/edit"
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
+    created = api.post(url, {"instruction": "add a checkmark", "variations": 1}, content_type="application/json")
+    assert created.status_code == 202, created.content
+    job = GenerationJob.objects.get(pk=created.json()["id"])
+    assert job.model_key == "tiny-kontext"
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error
+    assert api.get(f"/api/v1/jobs/{job.pk}").json()["license_notice"] == kontext.license_notice
+    bobs = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=bob, name='t')[1]}")
+    bobs_image = finished_job(bob, preset=preset).images.first()
+    refused = bobs.post(f"/api/v1/images/{bobs_image.pk}/edit", {"instruction": "x"}, content_type="application/json")
+    assert refused.status_code == 422 and "No model here can follow an edit instruction" in refused.json()["message"]

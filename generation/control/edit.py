@@ -1,6 +1,6 @@
 """Instruction edits: "make the background blue", "add a checkmark" on a studio image, through
 a model whose pipeline takes the image with the instruction (FLUX.2 klein, the image as its
-reference). The result links to its source, so an image's page shows the chain of edits."""
+reference; FLUX.1 Kontext). The result links to its source, so an image's page shows the chain of edits."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def edit_problem(user: Any, model: ImageModel | None = None) -> str:
         return f"{model.name} cannot follow an edit instruction (no edit pipeline); models that can: {able}."
     if not edit_models(user):
         return (
-            "No model here can follow an edit instruction: an admin installs FLUX.2 [klein] (its pipeline edits "
-            "with the image as a reference) to offer Edit."
+            "No model here can follow an edit instruction: an admin installs FLUX.2 [klein] or FLUX.1 Kontext "
+            "(their pipelines change the image they are given) to offer Edit."
         )
     return ""
 

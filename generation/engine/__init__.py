@@ -11,6 +11,7 @@ from .types import Engine, EngineError
 # family -> adapter class. One self-contained module per model family.
 ENGINES: dict[str, str] = {
     "flux": "generation.engine.flux.FluxEngine",
+    "fluxkontext": "generation.engine.flux_kontext.FluxKontextEngine",
     "sd3": "generation.engine.sd3.SD3Engine",
     "sdxl": "generation.engine.sdxl.SDXLEngine",
     "hidream": "generation.engine.hidream.HiDreamEngine",

@@ -390,7 +390,7 @@ class DiffusersEngine:
             image = request.init_image.convert("RGB")
             kwargs.update(image=image if image.size == size else image.resize(size), strength=request.strength)
         if request.edit_images:
-            kwargs[self.edit_argument] = [image.convert("RGB") for image in request.edit_images]
+            kwargs[self.edit_argument] = self.edit_inputs([image.convert("RGB") for image in request.edit_images], size)
         if request.control_image is not None:
             kwargs[self.control_image_argument] = request.control_image.convert("RGB").resize(size)
             kwargs["controlnet_conditioning_scale"] = request.control_scale
@@ -412,6 +412,11 @@ class DiffusersEngine:
         # At the render size, not the size asked: finishing's size stage brings them there (with an
         # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
         return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
+
+    def edit_inputs(self, images: list[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
+        """The images an edit changes, as the pipeline takes them (as they are: FLUX.2 klein sizes
+        its references itself)."""
+        return images
 
     def refine(self, images: list[Image.Image], request: GenerationRequest, *, strength: float) -> list[Image.Image]:
         """The refiner pass: img2img at `strength` over finished renders, at the render size, with

@@ -17,6 +17,12 @@ FAMILIES: dict[str, dict[str, object]] = {
         "controlnet": "FluxControlNetModel",
         "pipelines": ["FluxPipeline"],
     },
+    "fluxkontext": {
+        "label": "FLUX.1 Kontext",
+        "inpaint": True,
+        "edit": True,  # FLUX.1's transformer trained to change the image it is given by an instruction
+        "pipelines": ["FluxKontextPipeline"],
+    },
     "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
     "sdxl": {
         "label": "SDXL",

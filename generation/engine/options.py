@@ -33,7 +33,11 @@ OPTIONS: dict[str, Option] = {
         "the side in px a small model was trained at: it draws there, the output is scaled", int, 16, 4096
     ),
     "max_sequence_length": Option(
-        "prompt tokens for T5 (a model trained on short sequences must run on them)", int, 1, 512, families=("flux",)
+        "prompt tokens for T5 (a model trained on short sequences must run on them)",
+        int,
+        1,
+        512,
+        families=("flux", "fluxkontext"),
     ),
     "refiner": Option(
         "a local folder of SDXL's refiner (StableDiffusionXLImg2ImgPipeline) for the refiner pass", families=("sdxl",)

@@ -27,7 +27,7 @@ class Reader:
 def readers(family: str, pipe: Any, max_sequence_length: int | None = None) -> list[Reader]:
     """The encoders of `pipe` whose token limit can cut a prompt, for its family."""
     clip: Any = getattr(pipe, "tokenizer", None)
-    if family == "flux":
+    if family in ("flux", "fluxkontext"):
         # FLUX.1 takes only CLIP's pooled vector (a summary); its T5 reads the words.
         return [Reader("T5", pipe.tokenizer_2, max_sequence_length or 512)]
     if family == "sd3":

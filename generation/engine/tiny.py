@@ -224,6 +224,16 @@ def build_tiny_flux(
         return save(pipe, Path(folder))
 
 
+def build_tiny_flux_kontext(folder: Path, *, seed: int = 0) -> Path:
+    """FLUX.1 Kontext: FLUX.1's own modules in FluxKontextPipeline (the image it edits joins the
+    transformer's tokens, so the architecture is FLUX.1's)."""
+    from diffusers import FluxKontextPipeline
+
+    with tempfile.TemporaryDirectory() as scratch:
+        flux = FluxPipeline.from_pretrained(build_tiny_flux(Path(scratch) / "flux", seed=seed))
+        return save(FluxKontextPipeline(**flux.components), Path(folder))
+
+
 def build_tiny_sd3(folder: Path, *, seed: int = 0) -> Path:
     """Stable Diffusion 3.5's MMDiT with its three text encoders (CLIP-L, CLIP-G, T5)."""
     torch.manual_seed(seed)
@@ -469,6 +479,7 @@ def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
 
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "flux": build_tiny_flux,
+    "fluxkontext": build_tiny_flux_kontext,
     "sd3": build_tiny_sd3,
     "sdxl": build_tiny_sdxl,
     "hidream": build_tiny_hidream,
