@@ -10,7 +10,7 @@ from PIL import Image
 
 from generation import runner, services
 from generation.engine import engine_class
-from generation.engine.tiny import build_tiny_flux2_klein, build_tiny_flux_kontext
+from generation.engine.tiny import TINY_BUILDERS, build_tiny_flux2_klein, build_tiny_flux_kontext
 from generation.engine.types import EngineError, GenerationRequest
 from generation.models import GenerationJob, ImageModel, JobStatus
 from generation.tokens import token_create
@@ -32,13 +32,13 @@ def klein(db, tiny_flux_dir: Path) -> ImageModel:
     )
 
 
-@pytest.mark.parametrize("family", ["flux2", "fluxkontext"])
+@pytest.mark.parametrize("family", ["flux2", "fluxkontext", "qwenimageedit"])
 def test_the_engine_gives_the_image_to_the_pipeline_with_the_instruction(family, klein, tiny_flux_dir) -> None:
     folder = tiny_flux_dir.parent / "tiny-klein"
-    if family == "fluxkontext":
-        folder = tiny_flux_dir.parent / "tiny-kontext"
+    if family != "flux2":
+        folder = tiny_flux_dir.parent / f"tiny-{family}"
         if not folder.exists():
-            build_tiny_flux_kontext(folder)
+            TINY_BUILDERS[family](folder)
     engine = engine_class(family)(folder, device="cpu")
 
     def draw(**fields) -> np.ndarray:
@@ -137,13 +137,13 @@ def test_a_kontext_edit_runs_for_the_reference_group_and_its_outputs_carry_the_n
 
     from generation.auth import REFERENCE_GROUP
 
-    if not (tiny_flux_dir.parent / "tiny-kontext").exists():
-        build_tiny_flux_kontext(tiny_flux_dir.parent / "tiny-kontext")
+    if not (tiny_flux_dir.parent / "tiny-fluxkontext").exists():
+        build_tiny_flux_kontext(tiny_flux_dir.parent / "tiny-fluxkontext")
     kontext = ImageModel(
         key="tiny-kontext",
         name="Tiny Kontext",
         family="fluxkontext",
-        local_path="tiny-kontext",
+        local_path="tiny-fluxkontext",
         license_name="FLUX.1 [dev] Non-Commercial",
         commercial_use=False,
         license_notice="FLUX.1 Kontext [dev]: non-commercial use only.",
@@ -167,3 +167,39 @@ def test_a_kontext_edit_runs_for_the_reference_group_and_its_outputs_carry_the_n
     bobs_image = finished_job(bob, preset=preset).images.first()
     refused = bobs.post(f"/api/v1/images/{bobs_image.pk}/edit", {"instruction": "x"}, content_type="application/json")
     assert refused.status_code == 422 and "No model here can follow an edit instruction" in refused.json()["message"]
+
+
+@pytest.mark.django_db
+def test_a_qwen_image_edit_job_runs_and_its_model_draws_from_words_too(alice, preset, tiny_flux_dir) -> None:
+    """Qwen-Image-Edit-Plus edits through its own pipeline; a job without a picture runs
+    Qwen-Image's text-to-image pipeline on the same weights."""
+    folder = tiny_flux_dir.parent / "tiny-qwenimageedit"
+    if not folder.exists():
+        TINY_BUILDERS["qwenimageedit"](folder)
+    qwen = ImageModel(
+        key="tiny-qwen-edit",
+        name="Tiny Qwen edit",
+        family="qwenimageedit",
+        local_path="tiny-qwenimageedit",
+        license_name="Apache-2.0",
+        commercial_use=True,
+    )
+    qwen.full_clean()
+    qwen.save()
+    image = finished_job(alice, preset=preset).images.first()
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
+    edit = api.post(
+        f"/api/v1/images/{image.pk}/edit",
+        {"instruction": "add a checkmark", "model": "tiny-qwen-edit", "variations": 1},
+        content_type="application/json",
+    )
+    plain = api.post(
+        "/api/v1/jobs",
+        {"asset_type": preset.slug, "description": "a star", "model": "tiny-qwen-edit", "variations": 1},
+        content_type="application/json",
+    )
+    assert edit.status_code == 202 and plain.status_code == 202, (edit.content, plain.content)
+    for created in (edit, plain):
+        runner.run_job(created.json()["id"], worker="gpu@test")
+        job = GenerationJob.objects.get(pk=created.json()["id"])
+        assert job.status == JobStatus.COMPLETE, job.error

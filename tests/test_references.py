@@ -301,13 +301,15 @@ def test_without_an_ip_adapter_or_an_edit_model_nothing_offers_them(alice_client
 # --- FLUX.2 klein: style references through its pipeline's own image input, no add-on
 
 
-def test_klein_takes_references_through_its_own_image_input_after_the_image_it_edits(tiny_flux_dir) -> None:
-    from generation.engine.tiny import build_tiny_flux2_klein
+@pytest.mark.parametrize(("family", "folder"), [("flux2", "tiny-klein"), ("qwenimageedit", "tiny-qwenimageedit")])
+def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(family, folder, tiny_flux_dir) -> None:
+    """FLUX.2 klein and Qwen-Image-Edit-Plus: references through the pipeline's own image input."""
+    from generation.engine.tiny import TINY_BUILDERS
 
-    folder = tiny_flux_dir.parent / "tiny-klein"
-    if not folder.exists():
-        build_tiny_flux2_klein(folder)
-    engine = engine_class("flux2")(folder, device="cpu")
+    path = tiny_flux_dir.parent / folder
+    if not path.exists():
+        TINY_BUILDERS[family](path)
+    engine = engine_class(family)(path, device="cpu")
     red, blue = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
     seen: list = []
     call = type(engine.pipe).__call__
@@ -326,8 +328,9 @@ def test_klein_takes_references_through_its_own_image_input_after_the_image_it_e
     finally:
         type(engine.pipe).__call__ = call
     assert np.abs(with_red - plain).max() > 0 and np.abs(both - with_red).max() > 0  # each reference counts
-    assert seen[0] is None and len(seen[2]) == 2
-    assert [image.getpixel((0, 0)) for image in seen[3]] == [(255, 0, 0), (0, 0, 255)]  # the edited image first
+    pictures = [images for images in seen if images]  # a plain job gets none (Qwen: not even this pipeline)
+    assert [len(images) for images in pictures] == [1, 2, 2]
+    assert [image.getpixel((0, 0)) for image in pictures[2]] == [(255, 0, 0), (0, 0, 255)]  # the edited image first
     assert np.abs(draw(engine) - plain).max() == 0  # nothing left for the next job
 
 

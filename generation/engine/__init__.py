@@ -18,6 +18,7 @@ ENGINES: dict[str, str] = {
     "flux2": "generation.engine.flux2.Flux2KleinEngine",
     "zimage": "generation.engine.zimage.ZImageEngine",
     "qwenimage": "generation.engine.qwenimage.QwenImageEngine",
+    "qwenimageedit": "generation.engine.qwenimage_edit.QwenImageEditEngine",
 }
 
 

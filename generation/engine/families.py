@@ -56,6 +56,12 @@ FAMILIES: dict[str, dict[str, object]] = {
         "controlnet": "QwenImageControlNetModel",
         "pipelines": ["QwenImagePipeline"],
     },
+    "qwenimageedit": {
+        "label": "Qwen-Image-Edit",
+        "edit": True,  # the image it changes, read by its vision-language encoder with the instruction
+        "references": True,  # and up to three pictures in all: style references after the image
+        "pipelines": ["QwenImageEditPlusPipeline"],
+    },
 }
 
 

@@ -419,30 +419,19 @@ def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
     return save(pipe, Path(folder))
 
 
-def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
-    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
-    torch.manual_seed(seed)
-    width, z_dim = 16, 4
-    transformer = QwenImageTransformer2DModel(
-        patch_size=2,
-        in_channels=4 * z_dim,
-        out_channels=z_dim,
-        num_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=width,
-        guidance_embeds=False,
-        axes_dims_rope=(8, 4, 4),
-    )
-    qwen_vae = AutoencoderKLQwenImage(
-        base_dim=16,
-        z_dim=z_dim,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-        latents_mean=[0.0] * z_dim,
-        latents_std=[1.0] * z_dim,
-    )
+def qwen_vl_tokenizer() -> PreTrainedTokenizerFast:
+    """Qwen's tokenizer with Qwen2.5-VL's vision tokens: where a picture's patches go in a prompt."""
+    tokenizer = qwen_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>", *QWEN_VISION_TOKENS]})
+    return tokenizer
+
+
+QWEN_VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def qwen_vl_encoder(width: int, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_VLForConditionalGeneration:
+    """A Qwen2.5-VL with a one-block vision tower, its vision token ids the tokenizer's own."""
+    start, end, image, video = (tokenizer.convert_tokens_to_ids(token) for token in QWEN_VISION_TOKENS)
     config = Qwen2_5_VLConfig(
         text_config={
             "hidden_size": width,
@@ -463,15 +452,74 @@ def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
         },
         hidden_size=width,
         vocab_size=512,
-        vision_start_token_id=500,
-        vision_end_token_id=501,
-        vision_token_id=502,
+        vision_start_token_id=start,
+        vision_end_token_id=end,
+        image_token_id=image,
+        video_token_id=video,
     )
+    return Qwen2_5_VLForConditionalGeneration(config).eval()
+
+
+def _qwen_denoiser(z_dim: int, width: int) -> tuple[QwenImageTransformer2DModel, AutoencoderKLQwenImage]:
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=4 * z_dim,
+        out_channels=z_dim,
+        num_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=width,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    qwen_vae = AutoencoderKLQwenImage(
+        base_dim=16,
+        z_dim=z_dim,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * z_dim,
+        latents_std=[1.0] * z_dim,
+    )
+    return transformer, qwen_vae
+
+
+def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
+    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
+    torch.manual_seed(seed)
+    transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16)
+    tokenizer = qwen_vl_tokenizer()
     pipe = QwenImagePipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
         vae=qwen_vae,
-        text_encoder=Qwen2_5_VLForConditionalGeneration(config).eval(),
-        tokenizer=qwen_tokenizer(),
+        text_encoder=qwen_vl_encoder(16, tokenizer),
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+    return save(pipe, Path(folder))
+
+
+def build_tiny_qwenimage_edit(folder: Path, *, seed: int = 0) -> Path:
+    """Qwen-Image-Edit-Plus (2509/2511): Qwen-Image's modules, the vision-language encoder
+    reading each input picture through Qwen2-VL's processor (patches of 14, merged 2x2)."""
+    from diffusers import QwenImageEditPlusPipeline
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    torch.manual_seed(seed)
+    transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16)
+    tokenizer = qwen_vl_tokenizer()
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=tokenizer.chat_template,
+    )
+    pipe = QwenImageEditPlusPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=qwen_vae,
+        text_encoder=qwen_vl_encoder(16, tokenizer),
+        tokenizer=tokenizer,
+        processor=processor,
         transformer=transformer,
     )
     return save(pipe, Path(folder))
@@ -486,6 +534,7 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "zimage": build_tiny_zimage,
     "flux2": build_tiny_flux2_klein,
     "qwenimage": build_tiny_qwenimage,
+    "qwenimageedit": build_tiny_qwenimage_edit,
 }
 
 
