@@ -2,6 +2,7 @@
 
 import functools
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -14,7 +15,13 @@ from PIL import Image
 
 from generation import runner
 from generation.engine import engine_class
-from generation.engine.tiny import IP_ADAPTER_WEIGHTS, build_tiny_ip_adapter, build_tiny_sdxl
+from generation.engine.tiny import (
+    IP_ADAPTER_WEIGHTS,
+    build_tiny_flux_ip_adapter,
+    build_tiny_ip_adapter,
+    build_tiny_sdxl,
+    build_tiny_zimage,
+)
 from generation.engine.types import EngineError, GenerationRequest, IPAdapterSpec
 from generation.models import AddOn, GenerationJob, ImageModel, InputImage, JobStatus
 
@@ -53,13 +60,28 @@ def test_references_steer_the_image_and_leave_no_trace_in_the_next_job(sdxl_dir,
     assert np.abs(draw(engine) - plain).max() == 0  # taken off: as if it had never been loaded
 
 
+def test_xlabs_flux_ip_adapter_steers_flux_and_leaves_no_trace(tiny_flux_dir, tmp_path) -> None:
+    """XLabs' FLUX IP-Adapter layout (ip_adapter_proj_model.*, double_blocks.N.processor.*)
+    through FluxPipeline's load_ip_adapter, attached per job like SDXL's."""
+    folder = build_tiny_flux_ip_adapter(tmp_path / "flux-ip", tiny_flux_dir / "transformer")
+    engine = engine_class("flux")(tiny_flux_dir, device="cpu")
+    spec = IPAdapterSpec(folder, IP_ADAPTER_WEIGHTS)
+    plain = draw(engine)
+    red = Image.new("RGB", (64, 64), "red")
+    with_red = draw(engine, references=[red], ip_adapter=spec)
+    assert np.abs(with_red - plain).mean() > 0.5
+    assert np.abs(draw(engine, references=[red], ip_adapter=spec, reference_strength=0.1) - with_red).mean() > 0.1
+    assert np.abs(draw(engine) - plain).max() == 0
+
+
 def test_a_family_without_an_ip_adapter_or_a_sketch_with_references_is_a_clear_error(
-    sdxl_dir, ip_adapter_dir, tiny_flux_dir
+    sdxl_dir, ip_adapter_dir, tmp_path
 ) -> None:
     red = Image.new("RGB", (64, 64), "red")
     spec = IPAdapterSpec(ip_adapter_dir, IP_ADAPTER_WEIGHTS)
+    zimage = engine_class("zimage")(build_tiny_zimage(tmp_path / "zimage"), device="cpu")
     with pytest.raises(EngineError, match="take no style references"):
-        draw(engine_class("flux")(tiny_flux_dir, device="cpu"), references=[red], ip_adapter=spec)
+        draw(zimage, references=[red], ip_adapter=spec)
     engine = engine_class("sdxl")(sdxl_dir, device="cpu")
     with pytest.raises(EngineError, match="not with a sketch"):
         draw(engine, references=[red], ip_adapter=spec, init_image=red, strength=0.6)
@@ -169,7 +191,10 @@ def test_an_add_on_is_checked_when_an_admin_saves_it(sdxl_studio, tiny_flux_dir)
     addon.weight_name = "cut.safetensors"
     with pytest.raises(ValidationError, match="cut short"):
         addon.full_clean()
-    addon.weight_name, addon.family = IP_ADAPTER_WEIGHTS, "flux"
+    addon.weight_name, addon.family = IP_ADAPTER_WEIGHTS, "flux"  # an SDXL one on FLUX.1: widths compared
+    with pytest.raises(ValidationError, match="transformer reads text of width 32"):
+        addon.full_clean()
+    addon.family = "zimage"
     with pytest.raises(ValidationError, match="takes no IP-Adapter"):
         addon.full_clean()
 
@@ -363,3 +388,43 @@ def test_a_klein_job_follows_references_without_an_add_on(alice_client, alice, p
     _, key = token_create(user=alice, name="cli")
     models = alice_client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {key}").json()
     assert "references" in next(m for m in models if m["key"] == "tiny-klein")["can"]
+
+
+@pytest.mark.django_db
+def test_a_flux_ip_adapter_is_checked_against_each_flux_model_and_offered_to_those_it_fits(
+    alice_client, preset, tiny_flux_dir, settings
+) -> None:
+    """The demo model and tiny FLUX are one family of two sizes: XLabs' layout is read, its
+    widths and block count compared, and only the model it fits takes references through it."""
+    from generation.control.addons import reference_addon
+
+    models = Path(settings.STUDIO_MODELS_DIR)
+    build_tiny_flux_ip_adapter(models / "tiny-flux-ip", tiny_flux_dir / "transformer")
+    addon = AddOn(
+        key="xlabs-tiny",
+        name="Tiny XLabs IP-Adapter",
+        family="flux",
+        local_path="tiny-flux-ip",
+        license_name="FLUX.1 [dev] Non-Commercial License",
+        commercial_use=False,
+    )
+    other = ImageModel.objects.create(
+        key="wide-flux", name="Wide FLUX", family="flux", local_path="wide-flux", license_name="t", commercial_use=1
+    )
+    (models / "wide-flux" / "transformer").mkdir(parents=True, exist_ok=True)
+    config = json.loads((tiny_flux_dir / "transformer" / "config.json").read_text())
+    (models / "wide-flux" / "transformer" / "config.json").write_text(json.dumps(config | {"num_layers": 3}))
+    with pytest.raises(ValidationError, match="layers for 1 double blocks; Wide FLUX has 3"):
+        addon.full_clean()
+    other.delete()
+    addon.full_clean()
+    addon.save()
+    tiny = ImageModel.objects.get(key="tiny-flux")
+    assert reference_addon(tiny) == addon
+    response = submit(alice_client, model="tiny-flux", references=[png_file("red", "red.png")])
+    assert response.status_code == 200, response.content.decode()[:3000]
+    job = GenerationJob.objects.get()
+    assert job.params["ip_adapter"]["key"] == "xlabs-tiny" and job.params["model"]["commercial_use"] is False
+    runner.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE, job.error

@@ -5,9 +5,11 @@ pipeline's own image input."""
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Iterable
+from pathlib import Path
 
 from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
 from ..models import AddOn, AddOnKind, ImageModel
@@ -19,7 +21,9 @@ def reference_addon(model: ImageModel | None) -> AddOn | None:
     """The IP-Adapter this model takes style references through, or None."""
     if model is None or not has_ip_adapter(model.family):
         return None
-    return AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, family=model.family, enabled=True).order_by("name").first()
+    found = AddOn.objects.filter(kind=AddOnKind.IP_ADAPTER, family=model.family, enabled=True).order_by("name")
+    # As with ControlNets: one family, several sizes of model (the demo model is a small FLUX).
+    return next((addon for addon in found if not _fits(model, _ip_shapes(addon))), None)
 
 
 def takes_references(model: ImageModel | None) -> bool:
@@ -80,7 +84,8 @@ def addon_problems(addon: AddOn) -> list[str]:
     if addon.kind == AddOnKind.CONTROLNET:
         return _controlnet_problems(addon)
     if not has_ip_adapter(addon.family):
-        return [f"The {addon.get_family_display()} engine takes no IP-Adapter here (SDXL does)."]
+        able = ", ".join(str(info["label"]) for info in FAMILIES.values() if info.get("ip_adapter"))
+        return [f"The {addon.get_family_display()} engine takes no IP-Adapter here ({able} do)."]
     folder = addon.resolved_local_path
     weights = folder / addon.weight_name
     if not weights.is_file():
@@ -91,11 +96,37 @@ def addon_problems(addon: AddOn) -> list[str]:
         header = _header(weights.read_bytes())
     except ValueError as exc:
         return [f"{addon.weight_name}: {exc}"]
-    keys = set(header) - {"__metadata__"}
-    if not any(k.startswith("image_proj.") for k in keys) or not any(k.startswith("ip_adapter.") for k in keys):
-        return [f"{addon.weight_name} holds no image_proj.* and ip_adapter.* tensors: it is not an IP-Adapter."]
-    width = header.get("image_proj.norm.weight", {}).get("shape", [None])[0]
-    return [problem for model in _installed(addon.family) if (problem := _fits(model, width))]
+    shapes = _shapes(header)
+    if not shapes["image_proj"] or not shapes["ip_adapter"]:
+        return [
+            f"{addon.weight_name} holds no image_proj.* and ip_adapter.* tensors (nor XLabs' ip_adapter_proj_model.* "
+            "and double_blocks.*): it is not an IP-Adapter."
+        ]
+    return [problem for model in _installed(addon.family) if (problem := _fits(model, shapes))]
+
+
+def _shapes(header: dict) -> dict[str, dict[str, list[int]]]:
+    """The IP-Adapter's tensor shapes by the names diffusers' loader gives them."""
+    from ..engine.ip_adapters import split_ip_adapter
+
+    return split_ip_adapter({k: v["shape"] for k, v in header.items() if k != "__metadata__"})
+
+
+@functools.lru_cache(maxsize=64)
+def _header_shapes(path: Path, mtime: float) -> dict[str, dict[str, list[int]]]:
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        return _shapes(json.loads(fh.read(min(length, HEADER_LIMIT))))
+
+
+def _ip_shapes(addon: AddOn) -> dict[str, dict[str, list[int]]]:
+    """The add-on's tensor shapes from its header only (read once per file version; the whole
+    file is checked when it is saved). Empty when it is not on this machine."""
+    path = addon.resolved_local_path / addon.weight_name
+    try:
+        return _header_shapes(path, path.stat().st_mtime)
+    except (OSError, ValueError, struct.error):
+        return {"image_proj": {}, "ip_adapter": {}}
 
 
 def _header(data: bytes) -> dict:
@@ -119,14 +150,32 @@ def _installed(family: str) -> list[ImageModel]:
     return [m for m in ImageModel.objects.filter(family=family, enabled=True) if m.local_path]
 
 
-def _fits(model: ImageModel, width: int | None) -> str:
-    config = model.resolved_local_path / "unet" / "config.json"
+def _fits(model: ImageModel, shapes: dict[str, dict[str, list[int]]]) -> str:
+    """Why the IP-Adapter does not fit this model's denoiser ("" when it does, or when either is
+    not on this machine: the worker's load says so then)."""
+    part = "transformer" if model.family == "flux" else "unet"
     try:
-        cross = json.loads(config.read_text()).get("cross_attention_dim")
+        config = json.loads((model.resolved_local_path / part / "config.json").read_text())
     except (OSError, ValueError):
-        return ""  # not on this machine: checked when it is
-    if width is not None and cross != width:
-        return f"It projects images to width {width}; {model.name}'s UNet attends to width {cross}."
+        return ""
+    width = shapes["image_proj"].get("norm.weight", [None])[0]
+    if part == "unet":
+        cross = config.get("cross_attention_dim")
+        if width is not None and cross != width:
+            return f"It projects images to width {width}; {model.name}'s UNet attends to width {cross}."
+        return ""
+    text, inner = (
+        config.get("joint_attention_dim"),
+        config.get("num_attention_heads", 0) * config.get("attention_head_dim", 0),
+    )
+    if width is not None and width != text:
+        return f"It projects images to width {width}; {model.name}'s transformer reads text of width {text}."
+    blocks = {key.split(".")[0] for key in shapes["ip_adapter"]}
+    if len(blocks) != config.get("num_layers"):
+        return f"It has layers for {len(blocks)} double blocks; {model.name} has {config.get('num_layers')}."
+    key_shape = shapes["ip_adapter"].get("0.to_k_ip.weight")
+    if key_shape and key_shape != [inner, text]:
+        return f"Its image keys are {key_shape[0]} wide; {model.name}'s attention is {inner} wide."
     return ""
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
 from .families import size_multiple
+from .ip_adapters import split_ip_adapter
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .prompts import cut_notes, readers
 from .types import (
@@ -50,7 +51,8 @@ class DiffusersEngine:
     img2img_class: ClassVar[Any] = None
     # Its inpaint twin, the same way (None: the family cannot repaint a mask).
     inpaint_class: ClassVar[Any] = None
-    # Style references through an IP-Adapter add-on (diffusers' IPAdapterMixin on a UNet).
+    # Style references through an IP-Adapter add-on (diffusers' IPAdapterMixin on a UNet, or
+    # FluxIPAdapterMixin on FLUX.1's transformer).
     supports_ip_adapter: ClassVar[bool] = False
     # A sketch's structure through a ControlNet add-on: the family's ControlNet pipeline (from_pipe
     # with the add-on's model), its ControlNet class, and the call argument that takes the image.
@@ -323,8 +325,8 @@ class DiffusersEngine:
         if spec is None:
             return
         weights, encoder = self._ip_adapter_files(spec)
-        self.pipe.register_modules(image_encoder=encoder)
-        self.pipe.load_ip_adapter(weights, subfolder="", weight_name=spec.weight_name, image_encoder_folder=None)
+        self.pipe.register_modules(image_encoder=encoder)  # so the loader reads no encoder of its own
+        self.pipe.load_ip_adapter(weights, subfolder="", weight_name=spec.weight_name)
         self._ip_attached = spec
 
     def _ip_adapter_files(self, spec: IPAdapterSpec) -> tuple[dict[str, Any], Any]:
@@ -340,11 +342,7 @@ class DiffusersEngine:
             except Exception as exc:  # safetensors' and transformers' own errors too: a file, not a bug
                 reason = without_paths(str(exc))
                 raise EngineError(f"The IP-Adapter in {spec.folder.name} cannot be read: {reason}") from exc
-            weights: dict[str, Any] = {"image_proj": {}, "ip_adapter": {}}
-            for key, tensor in flat.items():
-                part, _, rest = key.partition(".")
-                if part in weights:
-                    weights[part][rest] = tensor.to(self.dtype)
+            weights = split_ip_adapter({key: tensor.to(self.dtype) for key, tensor in flat.items()})
             self._ip_adapters[spec] = (weights, encoder)
         return self._ip_adapters[spec]
 

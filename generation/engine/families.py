@@ -14,6 +14,7 @@ FAMILIES: dict[str, dict[str, object]] = {
         "label": "FLUX.1",
         "img2img": True,
         "inpaint": True,
+        "ip_adapter": True,  # XLabs' FLUX IP-Adapter
         "controlnet": "FluxControlNetModel",
         "pipelines": ["FluxPipeline"],
     },

@@ -25,6 +25,7 @@ class FluxEngine(DiffusersEngine):
     inpaint_class = FluxInpaintPipeline
     controlnet_pipeline_class = FluxControlNetPipeline
     controlnet_model_class = FluxControlNetModel
+    supports_ip_adapter = True  # XLabs' FLUX IP-Adapter (non-commercial): the reference group's
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         # FLUX.1 is guidance-distilled: `guidance_scale` is an embedding, and a negative prompt

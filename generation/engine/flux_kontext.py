@@ -18,6 +18,7 @@ class FluxKontextEngine(FluxEngine):
     inpaint_class = FluxKontextInpaintPipeline
     controlnet_pipeline_class = None
     controlnet_model_class = None
+    supports_ip_adapter = False
     edit_argument = "image"
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:

@@ -544,16 +544,10 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
 IP_ADAPTER_WEIGHTS = "ip-adapter.safetensors"
 
 
-def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> Path:
-    """An IP-Adapter for a UNet (SDXL): a tiny CLIP vision encoder with projection in
-    `image_encoder/`, and `ip-adapter.safetensors` in the layout diffusers' load_ip_adapter
-    reads (image_proj.* for ImageProjection, ip_adapter.{n}.to_k_ip/to_v_ip for each
-    cross-attention processor, numbered 1, 3, 5... in processor order)."""
-    from safetensors.torch import save_file
+def _tiny_image_encoder(folder: Path) -> None:
+    """A tiny CLIP vision encoder with projection (32 wide), as IP-Adapters ship theirs."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_pretrained(unet_folder)
     encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
             hidden_size=32,
@@ -567,6 +561,43 @@ def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> 
     )
     folder.mkdir(parents=True, exist_ok=True)
     encoder.save_pretrained(folder / "image_encoder")
+
+
+def build_tiny_flux_ip_adapter(folder: Path, transformer_folder: Path, *, seed: int = 0) -> Path:
+    """An IP-Adapter for a FLUX.1 transformer in XLabs' layout (their flux-ip-adapter files):
+    `ip_adapter_proj_model.*` projecting the CLIP image embedding to 4 tokens of the T5 width,
+    and `double_blocks.{n}.processor.ip_adapter_double_stream_{k,v}_proj` for each double block."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    config = json.loads((transformer_folder / "config.json").read_text())
+    _tiny_image_encoder(folder)
+    text, inner = config["joint_attention_dim"], config["num_attention_heads"] * config["attention_head_dim"]
+    weights = {
+        "ip_adapter_proj_model.proj.weight": torch.randn(text * 4, 32) * 0.5,
+        "ip_adapter_proj_model.proj.bias": torch.zeros(text * 4),
+        "ip_adapter_proj_model.norm.weight": torch.ones(text),
+        "ip_adapter_proj_model.norm.bias": torch.zeros(text),
+    }
+    for n in range(config["num_layers"]):
+        for part in ("k", "v"):
+            name = f"double_blocks.{n}.processor.ip_adapter_double_stream_{part}_proj"
+            weights[f"{name}.weight"] = torch.randn(inner, text) * 0.5
+            weights[f"{name}.bias"] = torch.zeros(inner)
+    save_file(weights, folder / IP_ADAPTER_WEIGHTS)
+    return folder
+
+
+def build_tiny_ip_adapter(folder: Path, unet_folder: Path, *, seed: int = 0) -> Path:
+    """An IP-Adapter for a UNet (SDXL): a tiny CLIP vision encoder with projection in
+    `image_encoder/`, and `ip-adapter.safetensors` in the layout diffusers' load_ip_adapter
+    reads (image_proj.* for ImageProjection, ip_adapter.{n}.to_k_ip/to_v_ip for each
+    cross-attention processor, numbered 1, 3, 5... in processor order)."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(unet_folder)
+    _tiny_image_encoder(folder)
     cross, widths = unet.config.cross_attention_dim, list(unet.config.block_out_channels)
     weights = {
         "image_proj.proj.weight": torch.randn(cross * 4, 32) * 0.5,
