@@ -111,9 +111,11 @@ def _run_job(job_id: str, *, worker: str) -> None:
             if engine is not None and already < job.images_total:
                 note_prompt_cuts(job, engine)
                 progress = Progress(job, already=already)
+                request = build_request(job, skip=already)
+                make_room_for_addons(engine, request, job.model_key)
                 with clock.measure("run"):
                     engine.generate(
-                        build_request(job, skip=already),
+                        request,
                         max_batch=job.params.get("batch_size", settings.STUDIO_MAX_BATCH),
                         on_step=progress.on_step,
                         on_images=on_images,
@@ -248,12 +250,27 @@ def _load_engine(model_key: str) -> Engine:
     return _engines[model_key]
 
 
-def _make_room(needed: int) -> None:
+def _make_room(needed: int, *, keep: str = "") -> None:
+    """Unload the least recently used models (the default model last, `keep` never) until
+    `needed` more bytes fit the budget."""
     budget = settings.STUDIO_MEMORY_BUDGET_GB * 2**30
     while _engines and sum(e.memory_bytes for e in _engines.values()) + needed > budget:
-        victims = [key for key in _engines if key != settings.STUDIO_DEFAULT_MODEL] or list(_engines)
+        others = [key for key in _engines if key != keep]
+        victims = [key for key in others if key != settings.STUDIO_DEFAULT_MODEL] or others
+        if not victims:
+            log.warning("%s with its add-ons is over STUDIO_MEMORY_BUDGET_GB on its own", keep)
+            return
         log.info("Unloading %s to stay within STUDIO_MEMORY_BUDGET_GB", victims[0])
         _engines.pop(victims[0]).unload()
+
+
+def make_room_for_addons(engine: Engine, request: GenerationRequest, model_key: str) -> None:
+    """Add-ons are read by the job that first needs them: the other models make room first, as
+    for a model of their size."""
+    needed = engine.addon_bytes(request)
+    if needed:
+        with engines_lock:
+            _make_room(needed, keep=model_key)
 
 
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:

@@ -2,6 +2,7 @@
 Qwen-Image and Z-Image."""
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,14 @@ def test_a_controlnet_steers_every_step_and_the_base_pipeline_never_holds_it(
     base = tiny_flux_dir if family == "flux" else TINY_BUILDERS[family](tmp_path / family)
     spec = ControlNetSpec(build_tiny_controlnet(tmp_path / "controlnet", base, family))
     engine = engine_class(family)(base, device="cpu")
-    plain = draw(engine)
+    plain, held = draw(engine), engine.memory_bytes
     edges = canny_edges(square_sketch(64))
+    asked = GenerationRequest(
+        prompt="", negative_prompt="", width=64, height=64, steps=1, guidance_scale=1, seeds=[1], control_image=edges
+    )
+    assert engine.addon_bytes(replace(asked, controlnet=spec)) > 0  # its files, before it is read
     steered = draw(engine, control_image=edges, controlnet=spec)
+    assert engine.memory_bytes > held and engine.addon_bytes(replace(asked, controlnet=spec)) == 0  # counted once
     assert np.abs(steered - plain).mean() > 0.3
     assert np.abs(draw(engine, control_image=edges, controlnet=spec) - steered).max() == 0  # reproducible
     weaker = draw(engine, control_image=edges, controlnet=spec, control_scale=0.2)

@@ -48,9 +48,10 @@ def draw(engine, **fields) -> np.ndarray:
 def test_references_steer_the_image_and_leave_no_trace_in_the_next_job(sdxl_dir, ip_adapter_dir) -> None:
     engine = engine_class("sdxl")(sdxl_dir, device="cpu")
     spec = IPAdapterSpec(ip_adapter_dir, IP_ADAPTER_WEIGHTS)
-    plain = draw(engine)
+    plain, held = draw(engine), engine.memory_bytes
     red, noise = Image.new("RGB", (64, 64), "red"), Image.effect_noise((64, 64), 90).convert("RGB")
     with_red = draw(engine, references=[red], ip_adapter=spec)
+    assert engine.memory_bytes > held  # its encoder and weights count against the worker's budget
     assert np.abs(with_red - plain).mean() > 0.5  # the reference moved the image
     assert np.abs(draw(engine, references=[red], ip_adapter=spec) - with_red).max() == 0  # reproducible
     assert np.abs(draw(engine, references=[red, noise], ip_adapter=spec) - with_red).mean() > 0.1  # both count

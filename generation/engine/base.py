@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..lora_files import LoraError
-from .devices import default_dtype, free_memory, is_out_of_memory, pipeline_bytes, place, resolve_device
+from .devices import default_dtype, free_memory, is_out_of_memory, module_bytes, place, resolve_device
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
@@ -101,7 +101,25 @@ class DiffusersEngine:
 
     @property
     def memory_bytes(self) -> int:
-        return pipeline_bytes(self.pipe)
+        """The base weights and everything read for jobs since: ControlNets, IP-Adapters (their
+        encoders and weights), the refiner; each module counted once (twins share the base's)."""
+        modules: dict[int, torch.nn.Module] = {}
+        pipes = [self.pipe, *self._control_pipes.values(), *([self._refiner] if self._refiner is not None else [])]
+        for pipe in pipes:
+            modules |= {id(m): m for m in pipe.components.values() if isinstance(m, torch.nn.Module)}
+        for _weights, encoder in self._ip_adapters.values():
+            modules[id(encoder)] = encoder
+        tensors = [t for weights, _ in self._ip_adapters.values() for part in weights.values() for t in part.values()]
+        return sum(module_bytes(m) for m in modules.values()) + sum(t.numel() * t.element_size() for t in tensors)
+
+    def addon_bytes(self, request: GenerationRequest) -> int:
+        """What this job's add-ons will add when first read (their files' size; 0 once loaded)."""
+        folders = []
+        if request.controlnet is not None and request.control_image is not None:
+            folders += [] if request.controlnet in self._control_pipes else [request.controlnet.folder]
+        if request.ip_adapter is not None and request.references and request.ip_adapter not in self._ip_adapters:
+            folders.append(request.ip_adapter.folder)
+        return sum(f.stat().st_size for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file())
 
     def unload(self) -> None:
         del self.pipe

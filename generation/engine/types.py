@@ -99,6 +99,10 @@ class Engine(Protocol):
         """What the loaded weights take (parameters and buffers), for the worker's budget."""
         ...
 
+    def addon_bytes(self, request: GenerationRequest) -> int:
+        """What the request's add-ons (ControlNet, IP-Adapter) will add when first read."""
+        ...
+
     def unload(self) -> None: ...
 
     def prompt_notes(self, prompt: str, *, typed: tuple[int, int] | None = None) -> list[str]:
