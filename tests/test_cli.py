@@ -168,6 +168,16 @@ def test_inpaint_uploads_the_mask_and_names_the_image(run, alice, preset, tmp_pa
     assert refused.exit_code == 4 and "mask: The mask paints nothing" in refused.output
 
 
+def test_outpaint_extends_the_canvas_and_says_when_nothing_is_added(run, alice, preset) -> None:
+    image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
+    result = run("outpaint", str(image.pk), "--left", "25", "--right", "25", "--no-wait")
+    assert result.exit_code == 0, result.output
+    job = GenerationJob.objects.get(pk=result.output.strip())
+    assert job.params["width"] > image.job.params["width"] and job.source_image == image
+    refused = run("outpaint", str(image.pk))
+    assert refused.exit_code == 4 and "Extend at least one side" in refused.output
+
+
 def test_generate_with_references_uploads_each_and_names_them(run, preset, tmp_path, monkeypatch) -> None:
     files = []
     for colour in ("red", "blue"):

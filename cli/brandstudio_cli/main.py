@@ -294,6 +294,38 @@ def inpaint(
     _follow_and_save(studio, studio.call("POST", f"/images/{image_id}/inpaint", json=body), out, fmt, no_wait=no_wait)
 
 
+@cli.command()
+@click.argument("image_id")
+@click.option("--left", type=click.IntRange(0, 100), default=0, help="% of the image's width added on the left")
+@click.option("--right", type=click.IntRange(0, 100), default=0, help="% of its width added on the right")
+@click.option("--top", type=click.IntRange(0, 100), default=0, help="% of its height added on top")
+@click.option("--bottom", type=click.IntRange(0, 100), default=0, help="% of its height added below")
+@click.option("--description", "-d", default=None, help="What goes there (default: the image's description)")
+@click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@_format_option
+@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@pass_studio
+def outpaint(
+    studio: Studio,
+    image_id: str,
+    left: int,
+    right: int,
+    top: int,
+    bottom: int,
+    description: str | None,
+    variations: int,
+    out: Path,
+    fmt: str,
+    no_wait: bool,
+) -> None:
+    """Extend the studio image IMAGE_ID's canvas (e.g. --left 25 --right 25); the model draws the new part."""
+    body: dict[str, Any] = {"left": left, "right": right, "top": top, "bottom": bottom, "variations": variations}
+    if description:
+        body["description"] = description
+    _follow_and_save(studio, studio.call("POST", f"/images/{image_id}/outpaint", json=body), out, fmt, no_wait=no_wait)
+
+
 def _follow_and_save(studio: Studio, job: dict[str, Any], out: Path, fmt: str, *, no_wait: bool) -> None:
     """A submitted job: its id alone (--no-wait), or followed to its end and its images saved."""
     if no_wait:

@@ -52,10 +52,15 @@ export interface Job {
   images: StudioImage[];
 }
 
-/** Input ids (POST /inputs) a job is steered with. */
+/** Input ids (POST /inputs) a job is steered with, and how (the studio's own choices). */
 export interface Steering {
   sketch?: string;
+  /** How closely the sketch is followed, and whether its outlines are filled first. */
+  follow?: "close" | "loose";
+  mode?: "drawing" | "filled";
   references?: string[];
+  /** How strongly the references steer (IP-Adapter models; FLUX.2 klein follows them as given). */
+  referenceStrength?: number;
 }
 
 export class StudioError extends Error {
@@ -108,8 +113,13 @@ export class StudioApi {
 
   submit(assetType: string, description: string, variations = 4, steering: Steering = {}): Promise<Job> {
     const body: Record<string, unknown> = { asset_type: assetType, description, variations };
-    if (steering.sketch) body.sketch = { input: steering.sketch, follow: "close", mode: "drawing" };
-    if (steering.references?.length) body.references = steering.references.map((input) => ({ input }));
+    if (steering.sketch) {
+      body.sketch = { input: steering.sketch, follow: steering.follow ?? "close", mode: steering.mode ?? "drawing" };
+    }
+    if (steering.references?.length) {
+      body.references = steering.references.map((input) => ({ input }));
+      if (steering.referenceStrength !== undefined) body.reference_strength = steering.referenceStrength;
+    }
     return this.call("POST", "/jobs", body);
   }
 

@@ -40,9 +40,27 @@ async function attach(purpose: "sketch" | "reference", bytes: Uint8Array, name: 
     steeringNames = purpose === "sketch" ? [`sketch: ${name}`] : [...steeringNames.filter((n) => !n.startsWith("sketch")), name].slice(-4);
     $("steering").hidden = false;
     $("steering").textContent = `The next job uses ${steeringNames.join(", ")} (Generate clears it).`;
+    $("sketch-options").hidden = !steering.sketch;
+    $("reference-options").hidden = !steering.references?.length;
   } catch (error) {
     showError(error);
   }
+}
+
+/** The steering with what the panel's choices say of it: the sketch's mode and closeness, the references' strength. */
+function withChoices(chosen: Steering): Steering {
+  if (chosen.sketch) {
+    return {
+      ...chosen,
+      mode: $<HTMLSelectElement>("sketch-mode").value as Steering["mode"],
+      follow: $<HTMLSelectElement>("sketch-follow").value as Steering["follow"],
+    };
+  }
+  if (chosen.references?.length) {
+    const strength = Number($<HTMLInputElement>("reference-strength").value);
+    return Number.isFinite(strength) ? { ...chosen, referenceStrength: strength } : chosen;
+  }
+  return chosen;
 }
 
 async function edit(imageId: string, nodeId: string): Promise<void> {
@@ -188,10 +206,10 @@ $("settings").onclick = () => {
 $("generate").onclick = () => {
   const description = $<HTMLTextAreaElement>("description").value.trim();
   if (!description) return showError("Describe what you need.");
-  const using = steering;
+  const using = withChoices(steering);
   steering = {};
   steeringNames = [];
-  $("steering").hidden = true;
+  $("steering").hidden = $("sketch-options").hidden = $("reference-options").hidden = true;
   void run(api!.submit($<HTMLSelectElement>("asset-type").value, description, 4, using));
 };
 $("as-sketch").onclick = () => send({ type: "export-selection", purpose: "sketch" });

@@ -84,6 +84,10 @@ test("the panel uploads the selection, then sends its id with the job; an edit n
   await api.edit("img-1", "make the background blue");
   assert.equal(calls[3].url, "http://studio/api/v1/images/img-1/edit");
   assert.deepEqual(JSON.parse(String(calls[3].init?.body)), { instruction: "make the background blue", variations: 1 });
+  await api.submit("icon", "a star", 4, { sketch: id, mode: "filled", follow: "loose" });
+  assert.deepEqual(JSON.parse(String(calls[4].init?.body)).sketch, { input: "in-1", follow: "loose", mode: "filled" });
+  await api.submit("icon", "a star", 4, { references: ["in-1"], referenceStrength: 0.3 });
+  assert.equal(JSON.parse(String(calls[5].init?.body)).reference_strength, 0.3);
 });
 
 test("a refused upload says why, naming the file field", async () => {
