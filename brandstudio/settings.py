@@ -295,6 +295,9 @@ STUDIO_MAX_OUTPUT_SIDE = env_int("STUDIO_MAX_OUTPUT_SIDE", 4096)
 STUDIO_DEFAULT_MODEL = env_str("STUDIO_DEFAULT_MODEL", "demo-brand")
 # The demo brand model ships in the repository; `build_default_model` installs it from here.
 STUDIO_DEMO_MODEL_DIR = Path(env_str("STUDIO_DEMO_MODEL_DIR", str(BASE_DIR / "demo" / "brand-model")))
+STUDIO_DEMO_CONTROLNET_DIR = Path(
+    env_str("STUDIO_DEMO_CONTROLNET_DIR", str(BASE_DIR / "demo" / "brand-controlnet-canny"))
+)
 # Memory the loaded models of one worker process may take (GPU memory on a GPU worker).
 STUDIO_MEMORY_BUDGET_GB = float(env_str("STUDIO_MEMORY_BUDGET_GB", "20"))
 STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...

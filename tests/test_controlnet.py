@@ -192,3 +192,52 @@ def test_a_z_image_controlnet_is_checked_against_the_installed_z_image_models(se
     config.write_text(config.read_text().replace('"dim": 32', '"dim": 64'))
     with pytest.raises(ValidationError, match="Its dim is 64; Tiny Z's is 32"):
         addon.full_clean()
+
+
+def test_canny_edges_are_found_at_the_size_the_model_draws(tiny_flux_dir, tmp_path) -> None:
+    """A small model renders smaller than the job: the sketch is shrunk first and its edges found
+    after, so they stay full-strength lines (edges found at the job's size would fade to grey)."""
+    import functools
+
+    spec = ControlNetSpec(build_tiny_controlnet(tmp_path / "controlnet", tiny_flux_dir, "flux"))
+    engine = engine_class("flux")(tiny_flux_dir, device="cpu", options={"native_size": 64})
+    seen: list = []
+    call = type(engine._control_pipe(spec)).__call__
+
+    @functools.wraps(call)
+    def spy(pipe, **kwargs):
+        seen.append(kwargs["control_image"])
+        return call(pipe, **kwargs)
+
+    type(engine._control_pipe(spec)).__call__ = spy
+    try:
+        images: list = []
+        request = GenerationRequest(
+            prompt="a square",
+            negative_prompt="",
+            width=512,
+            height=512,
+            steps=1,
+            guidance_scale=3.5,
+            seeds=[1],
+            control_image=square_sketch(512),
+            control_edges="canny",
+            controlnet=spec,
+        )
+        engine.generate(request, max_batch=1, on_step=lambda *_: None, on_images=lambda _, b: images.extend(b))
+    finally:
+        type(engine._control_pipe(spec)).__call__ = call
+    edges = np.asarray(seen[0].convert("L"))
+    assert seen[0].size == (64, 64) and edges.max() == 255 and edges[32, 32] == 0 and (edges > 0).mean() < 0.3
+
+
+def test_the_demo_controlnets_sketches_are_edges_of_the_glyphs_outline() -> None:
+    import random
+
+    from generation.training.demo_controlnet import control_image
+
+    glyph = Image.new("RGB", (256, 256), (245, 245, 240))
+    ImageDraw.Draw(glyph).ellipse((64, 64, 192, 192), fill=(30, 90, 200))
+    for seed in range(3):  # a pen sketch of its outline, or the glyph itself: edges where the outline is
+        edges = np.asarray(control_image(glyph, random.Random(seed)).convert("L"))
+        assert edges.shape == (64, 64) and edges[32, 32] == 0 and edges[:, :10].max() == 0 and edges[32].max() == 255

@@ -196,3 +196,62 @@ def test_the_learning_rate_warms_up_then_anneals_to_zero_at_the_plans_end() -> N
     assert one_cycle(50, total=1000) == pytest.approx(1.0)
     assert one_cycle(1000, total=1000) == pytest.approx(0.0)
     assert one_cycle(400, total=1000) > one_cycle(600, total=1000)
+
+
+CONTROLNET = Path(settings.STUDIO_DEMO_CONTROLNET_DIR)
+
+
+@pytest.mark.django_db
+def test_its_canny_controlnet_ships_small_and_is_registered_for_it_alone(settings, tmp_path) -> None:
+    from generation.control.addons import control_addon
+    from generation.models import AddOn
+
+    size = sum(f.stat().st_size for f in CONTROLNET.rglob("*") if f.is_file())
+    assert (CONTROLNET / "config.json").is_file() and size < 8 * 2**20
+    settings.STUDIO_MODELS_DIR = tmp_path
+    call_command("build_default_model", stdout=StringIO())
+    addon = AddOn.objects.get(key="demo-canny")
+    addon.full_clean()  # the admin's checks: a FluxControlNetModel whole, fitting the installed FLUX models
+    assert control_addon(ImageModel.objects.get(key="demo-brand"), "canny") == addon
+    assert control_addon(ImageModel.objects.get(key="tiny-flux"), "canny") is None  # another size of FLUX
+
+
+def test_its_canny_controlnet_draws_a_sketch_along_its_edges() -> None:
+    """A hand-drawn star, off centre: through the ControlNet the drawings cover the sketch's
+    outline far better than the same prompt alone (scripts/sketch_report.py has the figures)."""
+    import numpy as np
+
+    from generation.control.sketch import prepare
+    from generation.engine import engine_class
+    from generation.engine.types import ControlNetSpec, GenerationRequest
+    from generation.training.demo_kit import foreground
+    from generation.training.demo_model import MODEL_OPTIONS
+    from scripts.sketch_report import filled_outline, hand_drawn_star
+
+    engine = engine_class("flux")(DEMO, device="cpu", options=MODEL_OPTIONS)
+    sketch, target = hand_drawn_star(), filled_outline(hand_drawn_star(), 64)
+
+    def iou(**steering) -> float:
+        images: list = []
+        request = GenerationRequest(
+            prompt="a flat blue star icon",
+            negative_prompt="",
+            width=512,
+            height=512,
+            steps=20,
+            guidance_scale=3.5,
+            seeds=[0, 1, 2, 3],
+            **steering,
+        )
+        engine.generate(request, max_batch=4, on_step=lambda *_: None, on_images=lambda _, b: images.extend(b))
+        masks = [foreground(image.resize((64, 64))) for image in images]
+        return float(np.mean([(m & target).sum() / max(1, (m | target).sum()) for m in masks]))
+
+    plain = iou()
+    steered = iou(
+        control_image=prepare(sketch, "drawing", (512, 512)),
+        control_edges="canny",
+        controlnet=ControlNetSpec(CONTROLNET),
+    )
+    print(f"\nstar sketch IoU: {plain:.3f} without, {steered:.3f} through the canny ControlNet")
+    assert steered > plain + 0.1

@@ -415,13 +415,14 @@ def test_a_flux_ip_adapter_is_checked_against_each_flux_model_and_offered_to_tho
     (models / "wide-flux" / "transformer").mkdir(parents=True, exist_ok=True)
     config = json.loads((tiny_flux_dir / "transformer" / "config.json").read_text())
     (models / "wide-flux" / "transformer" / "config.json").write_text(json.dumps(config | {"num_layers": 3}))
-    with pytest.raises(ValidationError, match="layers for 1 double blocks; Wide FLUX has 3"):
-        addon.full_clean()
-    other.delete()
-    addon.full_clean()
+    addon.full_clean()  # it fits tiny FLUX, so it is saved, and offered to it alone
     addon.save()
     tiny = ImageModel.objects.get(key="tiny-flux")
-    assert reference_addon(tiny) == addon
+    assert reference_addon(tiny) == addon and reference_addon(other) is None
+    ImageModel.objects.filter(key="tiny-flux").update(enabled=False)  # the wide one alone: refused, saying why
+    with pytest.raises(ValidationError, match="layers for 1 double blocks; Wide FLUX has 3"):
+        addon.full_clean()
+    ImageModel.objects.filter(key="tiny-flux").update(enabled=True)
     response = submit(alice_client, model="tiny-flux", references=[png_file("red", "red.png")])
     assert response.status_code == 200, response.content.decode()[:3000]
     job = GenerationJob.objects.get()

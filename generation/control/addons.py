@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
@@ -102,7 +102,7 @@ def addon_problems(addon: AddOn) -> list[str]:
             f"{addon.weight_name} holds no image_proj.* and ip_adapter.* tensors (nor XLabs' ip_adapter_proj_model.* "
             "and double_blocks.*): it is not an IP-Adapter."
         ]
-    return [problem for model in _installed(addon.family) if (problem := _fits(model, shapes))]
+    return _unless_one_fits(addon, lambda model: _fits(model, shapes))
 
 
 def _shapes(header: dict) -> dict[str, dict[str, list[int]]]:
@@ -144,6 +144,15 @@ def _header(data: bytes) -> dict:
     if max(ends, default=0) > len(data) - 8 - length:
         raise ValueError("the file is cut short: its tensors' data is not all there")
     return header
+
+
+def _unless_one_fits(addon: AddOn, misfit: Callable[[ImageModel], str]) -> list[str]:
+    """Nothing when the add-on fits one installed model of its family (it is offered to those
+    alone: a family comes in several sizes, the demo model and a full FLUX.1), else why each
+    refuses it."""
+    # Models whose weights are not on this machine are checked when they are (the worker's load).
+    problems = [misfit(model) for model in _installed(addon.family) if model.resolved_local_path.is_dir()]
+    return [] if not problems or not all(problems) else problems
 
 
 def _installed(family: str) -> list[ImageModel]:
@@ -210,7 +219,7 @@ def _controlnet_problems(addon: AddOn) -> list[str]:
             _header(file.read_bytes())
         except ValueError as exc:
             return [f"{file.name}: {exc}"]
-    return [problem for model in _installed(addon.family) if (problem := _controlnet_misfit(addon, model))]
+    return _unless_one_fits(addon, lambda model: _controlnet_misfit(addon, model))
 
 
 def _controlnet_misfit(addon: AddOn, model: ImageModel) -> str:

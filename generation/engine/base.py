@@ -408,7 +408,13 @@ class DiffusersEngine:
         if request.edit_images:
             kwargs[self.edit_argument] = self.edit_inputs([image.convert("RGB") for image in request.edit_images], size)
         if request.control_image is not None:
-            kwargs[self.control_image_argument] = request.control_image.convert("RGB").resize(size)
+            control = request.control_image.convert("RGB")
+            control = control if control.size == size else control.resize(size, Image.Resampling.LANCZOS)
+            if request.control_edges == "canny":
+                from ..control.sketch import canny_edges
+
+                control = canny_edges(control)
+            kwargs[self.control_image_argument] = control
             kwargs["controlnet_conditioning_scale"] = request.control_scale
         if request.references and self.reference_argument:
             # The pipeline's own reference images, after the image an edit changes (its first).

@@ -72,6 +72,9 @@ class GenerationRequest:
     ip_adapter: IPAdapterSpec | None = None
     # A sketch's structure through a ControlNet add-on: every step follows this image.
     control_image: Image | None = None
+    # "canny": the engine finds the image's edges at the size the model draws (a small model's
+    # render is smaller than the job; edges found first would fade when it is shrunk).
+    control_edges: str = ""
     control_scale: float = 1.0
     controlnet: ControlNetSpec | None = None
     # Instruction edit: the image(s) the prompt's instruction changes, given to the pipeline itself.

@@ -314,8 +314,9 @@ def _train_transformer(
 
 @dataclass
 class Progress:
-    """The transformer's training state in `folder` (none when None): the latest, to resume
-    from, and a weights-only snapshot per checkpoint with its step and training time."""
+    """A module's training state (the transformer, or the demo ControlNet) in `folder` (none when
+    None): the latest, to resume from, and a weights-only snapshot per checkpoint with its step
+    and training time."""
 
     folder: Path | None
     transformer: FluxTransformer2DModel

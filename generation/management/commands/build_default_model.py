@@ -7,12 +7,15 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+DEMO_CONTROLNET = "demo-canny"  # its folder under STUDIO_MODELS_DIR and its add-on's key
+
 
 class Command(BaseCommand):
     help = (
         "Install the offline models the embedded studio uses, if missing: the demo brand model "
-        "(shipped in demo/brand-model, trained by `manage.py train_demo_model`) and the tiny "
-        "random-weight FLUX (built here)."
+        "(shipped in demo/brand-model, trained by `manage.py train_demo_model`), its canny ControlNet "
+        "(demo/brand-controlnet-canny, `manage.py train_demo_controlnet`; registered as an add-on) and the "
+        "tiny random-weight FLUX (built here)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -26,6 +29,32 @@ class Command(BaseCommand):
         self._install(demo, force or _differs(Path(settings.STUDIO_DEMO_MODEL_DIR), demo), self._copy_demo)
         self._install(models_dir / "tiny-flux", force, self._build_tiny)
         self._sync_subjects(demo)
+        self._install_controlnet(models_dir / DEMO_CONTROLNET, force)
+
+    def _install_controlnet(self, target: Path, force: bool) -> None:
+        """The demo model's canny ControlNet, copied like the model and registered as its add-on
+        (a checkout without it goes on without: the sketch box then offers img2img alone)."""
+        from generation.models import AddOn, AddOnKind
+
+        source = Path(settings.STUDIO_DEMO_CONTROLNET_DIR)
+        if not (source / "config.json").is_file():
+            self.stdout.write(f"No demo ControlNet in {source}: sketches on the demo model start from them only")
+            return
+        stale = force or _differs(source, target, marker="config.json")
+        self._install(target, stale, lambda folder: Path(shutil.copytree(source, folder)), marker="config.json")
+        AddOn.objects.update_or_create(
+            key=DEMO_CONTROLNET,
+            defaults={
+                "name": "Demo canny ControlNet",
+                "kind": AddOnKind.CONTROLNET,
+                "control_type": "canny",
+                "family": "flux",
+                "local_path": DEMO_CONTROLNET,
+                "license_name": "MIT (trained here on Fluent UI System Icons)",
+                "commercial_use": True,
+                "enabled": True,
+            },
+        )
 
     def _sync_subjects(self, folder: Path) -> None:
         """The demo model's registry entry lists the subjects its card says it was taught."""
@@ -38,8 +67,8 @@ class Command(BaseCommand):
                 subjects=list(card["subjects"])
             )
 
-    def _install(self, target: Path, force: bool, make: Any) -> None:
-        if (target / "model_index.json").is_file() and not force:
+    def _install(self, target: Path, force: bool, make: Any, *, marker: str = "model_index.json") -> None:
+        if (target / marker).is_file() and not force:
             self.stdout.write(f"Model already at {target}")
             return
         # Made beside the target and moved in whole, so a half-written folder is never loaded.
@@ -69,10 +98,10 @@ class Command(BaseCommand):
         return build_tiny_flux(folder)
 
 
-def _differs(source: Path, target: Path) -> bool:
+def _differs(source: Path, target: Path, *, marker: str = "model_index.json") -> bool:
     """True when the shipped model's files are not those installed: other names, sizes or bytes
     (a refitted decoder keeps its file's size)."""
-    if not (source / "model_index.json").is_file() or not (target / "model_index.json").is_file():
+    if not (source / marker).is_file() or not (target / marker).is_file():
         return False
     listing = _listing(source)
     if listing != _listing(target):
