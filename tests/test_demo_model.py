@@ -255,3 +255,25 @@ def test_its_canny_controlnet_draws_a_sketch_along_its_edges() -> None:
     )
     print(f"\nstar sketch IoU: {plain:.3f} without, {steered:.3f} through the canny ControlNet")
     assert steered > plain + 0.1
+
+
+@needs_icons
+def test_its_controlnet_trainer_saves_a_controlnet_the_engine_loads_and_resumes(tmp_path) -> None:
+    from diffusers import FluxControlNetModel
+
+    from generation.training.demo_controlnet import ControlPlan, train_demo_controlnet
+
+    plan = ControlPlan(steps=2, per_pair=1, checkpoint_every=1)
+    train_demo_controlnet(DEMO, tmp_path / "out", templates=[], plan=plan, checkpoints=tmp_path / "ck")
+    assert FluxControlNetModel.from_pretrained(tmp_path / "out").config.num_layers == 1
+    steps: list[int] = []
+    longer = ControlPlan(steps=3, per_pair=1, checkpoint_every=1)
+    train_demo_controlnet(
+        DEMO,
+        tmp_path / "out",
+        templates=[],
+        plan=longer,
+        checkpoints=tmp_path / "ck",
+        report=lambda stage, step, total, loss: steps.append(step),
+    )
+    assert steps == [3]  # resumed after the two steps it had made
