@@ -3,11 +3,29 @@
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery.signals import worker_process_init, worker_ready
 
 log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def exit_with_the_worker(**kwargs: Any) -> None:
+    """A pool process ends within half a second of its worker, even a worker killed -9 (as
+    `./studio up` kills its children when it is killed itself): billiard's pool processes
+    otherwise wait on a queue that a dead worker never closes. Its job, if any, goes back to
+    the queue by the job's lease, as when a worker dies."""
+    worker = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == worker:
+            time.sleep(0.5)
+        log.warning("The worker (pid %d) is gone; this pool process exits", worker)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-the-worker", daemon=True).start()
 
 
 @worker_process_init.connect

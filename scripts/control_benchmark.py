@@ -6,7 +6,9 @@ against loading the base model.
     .venv/bin/python scripts/control_benchmark.py          # every family with the pipelines
     .venv/bin/python scripts/control_benchmark.py --json
 
-Also a style reference (SDXL's IP-Adapter) and a canny ControlNet (SDXL, FLUX.1) on tiny add-ons.
+Also a style reference (SDXL's IP-Adapter, FLUX.1's in XLabs' layout; FLUX.2 klein through its
+own image input, no add-on) and a canny ControlNet (SDXL, FLUX.1, Qwen-Image, Z-Image) on tiny
+add-ons.
 Targets (issue 14): a reference, a control image or an inpaint adds at most 30 % to the plain
 job; attaching an add-on costs under 5 % of loading the base model. The sketch runs `strength`
 x steps (0.6 here, "follow closely"), so it is cheaper than the plain job; the inpaint runs every
@@ -28,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-FAMILIES = ["flux", "sdxl", "zimage", "qwenimage", "flux2"]
+FAMILIES = ["flux", "sdxl", "zimage", "qwenimage", "flux2", "qwenimageedit"]
 SIZE, STEPS, REPEAT = 64, 8, 5
 
 
@@ -75,14 +77,7 @@ def measure(family: str) -> dict[str, Any]:
     from generation.engine import engine_class, tiny
     from generation.engine.types import GenerationRequest
 
-    builders = {
-        "flux": tiny.build_tiny_flux,
-        "sdxl": tiny.build_tiny_sdxl,
-        "zimage": tiny.build_tiny_zimage,
-        "qwenimage": tiny.build_tiny_qwenimage,
-        "flux2": tiny.build_tiny_flux2_klein,
-    }
-    folder = builders[family](Path(tempfile.mkdtemp(prefix=f"control-{family}-")) / family)
+    folder = tiny.TINY_BUILDERS[family](Path(tempfile.mkdtemp(prefix=f"control-{family}-")) / family)
     started = time.perf_counter()
     engine = engine_class(family)(folder, device="cpu")
     row: dict[str, Any] = {"family": family, "load_s": round(time.perf_counter() - started, 3)}
@@ -123,7 +118,7 @@ def measure(family: str) -> dict[str, Any]:
 
 
 def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """A style reference (SDXL's IP-Adapter) and a canny ControlNet (SDXL, FLUX.1), each on a tiny
+    """A style reference and a canny ControlNet where the family takes them, each on a tiny
     add-on; attaching is timed after the worker has read it once (what every later job pays)."""
     from PIL import Image
 
@@ -134,8 +129,12 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
     cases: dict[str, Any] = {}
     square = Image.new("RGB", (SIZE, SIZE), "white")
     square.paste((0, 0, 0), (16, 16, 48, 48))
-    if engine.supports_ip_adapter:
-        spec = IPAdapterSpec(tiny.build_tiny_ip_adapter(folder.parent / "ip", folder / "unet"), tiny.IP_ADAPTER_WEIGHTS)
+    if engine.reference_argument:  # the pipeline's own image input: nothing to attach
+        cases["reference"] = GenerationRequest(**{**plain.__dict__, "references": [square]})
+    elif engine.supports_ip_adapter:
+        build = tiny.build_tiny_ip_adapter if family == "sdxl" else tiny.build_tiny_flux_ip_adapter
+        denoiser = folder / ("unet" if family == "sdxl" else "transformer")
+        spec = IPAdapterSpec(build(folder.parent / "ip", denoiser), tiny.IP_ADAPTER_WEIGHTS)
         engine._use_ip_adapter(spec)  # read from disk: once per worker
         engine._use_ip_adapter(None)
         started = time.perf_counter()

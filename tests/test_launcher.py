@@ -116,6 +116,20 @@ def studio_processes(var_dir: Path) -> dict[str, list[int]]:
     return kinds
 
 
+def survivors(var_dir: Path) -> str:
+    """What of the studio is still alive: each process with its parent, state and command line."""
+    lines = []
+    for kind, pids in studio_processes(var_dir).items():
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+            except OSError:
+                continue
+            lines.append(f"{kind} {pid} (parent {fields[1]}, state {fields[0]}): {command}")
+    return "\n".join(lines) or "none by now"
+
+
 def _kind(command: str) -> str:
     for marker, kind in ((" studio", "launcher"), ("gunicorn", "web"), (" worker ", "worker"), (" beat ", "beat")):
         if marker in command:
@@ -163,7 +177,10 @@ def test_each_process_killed_comes_back_alone_and_none_outlive_the_launcher(tmp_
             )
         os.kill(launcher.pid, signal.SIGKILL)
         launcher.wait()
-        wait_for(lambda: not studio_processes(var_dir), timeout=15, what=f"no orphans: {studio_processes(var_dir)}")
+        try:
+            wait_for(lambda: not studio_processes(var_dir), timeout=15, what="no orphans")
+        except AssertionError as exc:  # which outlived it, said as they stand after the wait
+            raise AssertionError(f"{exc}: {survivors(var_dir)}") from None
     finally:
         for pids in studio_processes(var_dir).values():
             for pid in pids:
