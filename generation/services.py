@@ -215,6 +215,7 @@ def job_create(
         if problem := sketch_problem(model, sketch_mode):
             raise ValidationError(problem)
         params |= sketch_params(sketch, sketch_follow, sketch_mode, model)
+        params["subject_note"] = ""  # the sketch gives the shape, whatever the description names
         control: Any = params.get("control")
         if control and not control["commercial_use"]:
             notice = f"Made with {control['name']}, whose license does not allow production use."

@@ -108,6 +108,7 @@ def test_a_canny_sketch_job_runs_through_the_add_on_and_the_box_previews_its_edg
     job = GenerationJob.objects.get()
     assert job.params["control"]["key"] == "tiny-canny" and job.params["control"]["scale"] == 1.0
     assert "init_image" not in job.params
+    assert "its canny through Tiny canny ControlNet (scale 1.0)" in response.content.decode()
     runner.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error

@@ -65,6 +65,12 @@ def test_a_description_the_demo_model_does_not_know_gets_a_note(alice, preset) -
     assert f"or the {len(demo.subjects) - 8} others listed under the model picker" in job.params["subject_note"]
     known = services.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
     assert known.params["subject_note"] == ""
+    from generation.control.inputs import store_upload
+    from tests.test_controlnet import square_sketch, upload
+
+    sketch = store_upload(alice, upload(square_sketch()))
+    drawn = services.job_create(owner=alice, preset=preset, prompt="a padlock", model=demo, sketch=sketch)
+    assert drawn.params["subject_note"] == ""  # the sketch gives the shape
 
 
 def test_a_model_without_a_subject_list_draws_anything(alice, preset) -> None:
