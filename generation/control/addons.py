@@ -73,10 +73,10 @@ def reference_problem(model: ImageModel | None) -> str:
     """Why `model` cannot take style references ("" when it can), naming the models that can."""
     if model is None or takes_references(model):
         return ""
-    able = ImageModel.objects.filter(enabled=True, for_testing=False, family__in=_reference_families())
-    able = able.order_by("position", "name")
-    names = ", ".join(able.values_list("name", flat=True)) or "none: no IP-Adapter is registered (Admin › Add-ons)"
-    return f"{model.name} cannot take style references (no IP-Adapter for its family); models that can: {names}."
+    candidates = ImageModel.objects.filter(enabled=True, for_testing=False, family__in=_reference_families())
+    able = [m.name for m in candidates.order_by("position", "name") if takes_references(m)]  # the sizes it fits
+    names = ", ".join(able) or "none: no IP-Adapter is registered (Admin › Add-ons)"
+    return f"{model.name} cannot take style references (no IP-Adapter that fits it); models that can: {names}."
 
 
 def addon_problems(addon: AddOn) -> list[str]:
