@@ -214,6 +214,9 @@ def test_its_canny_controlnet_ships_small_and_is_registered_for_it_alone(setting
     addon.full_clean()  # the admin's checks: a FluxControlNetModel whole, fitting the installed FLUX models
     assert control_addon(ImageModel.objects.get(key="demo-brand"), "canny") == addon
     assert control_addon(ImageModel.objects.get(key="tiny-flux"), "canny") is None  # another size of FLUX
+    AddOn.objects.filter(key="demo-canny").update(enabled=False)
+    call_command("build_default_model", stdout=StringIO())
+    assert not AddOn.objects.get(key="demo-canny").enabled  # the admin's choice outlasts a restart
 
 
 def test_its_canny_controlnet_draws_a_sketch_along_its_edges() -> None:

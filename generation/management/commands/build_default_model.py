@@ -42,7 +42,8 @@ class Command(BaseCommand):
             return
         stale = force or _differs(source, target, marker="config.json")
         self._install(target, stale, lambda folder: Path(shutil.copytree(source, folder)), marker="config.json")
-        AddOn.objects.update_or_create(
+        # Registered once: an admin who turns it off or renames it keeps that across restarts.
+        AddOn.objects.get_or_create(
             key=DEMO_CONTROLNET,
             defaults={
                 "name": "Demo canny ControlNet",
