@@ -153,6 +153,18 @@ _format_option = click.option(
 )
 
 
+_out_option = click.option(
+    "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+_no_wait_option = click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+
+
+def _with(options: list[Any], function: Any) -> Any:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def _job_options(function: Any) -> Any:
     options = [
         click.option("--asset-type", "-a", default="icon", show_default=True),
@@ -160,14 +172,15 @@ def _job_options(function: Any) -> Any:
         click.option("--quality", "-q", type=click.Choice(["draft", "standard", "high", "ultra"]), default="standard"),
         click.option("--size", default=None, help="WIDTHxHEIGHT (default: the asset type's)"),
         click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True),
-        click.option(
-            "--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
-        ),
+        _out_option,
         _format_option,
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return _with(options, function)
+
+
+def _follow_options(function: Any) -> Any:
+    """Where a follow-up job's images go (--out, --format), or only its id (--no-wait)."""
+    return _with([_out_option, _format_option, _no_wait_option], function)
 
 
 @cli.command()
@@ -203,7 +216,7 @@ def _job_options(function: Any) -> Any:
     help="A style reference (repeat for up to 4), for models with an IP-Adapter add-on",
 )
 @click.option("--reference-strength", type=click.FloatRange(0.05, 1.0), default=0.6, show_default=True)
-@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@_no_wait_option
 @pass_studio
 def generate(
     studio: Studio,
@@ -241,9 +254,7 @@ def upload_input(studio: Studio, path: Path, kind: str = "sketch") -> dict[str, 
 @click.argument("instruction")
 @click.option("--model", "-m", default=None, help="An edit model's key (default: the studio's first)")
 @click.option("--variations", "-n", type=click.IntRange(1, 8), default=2, show_default=True)
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
-@_format_option
-@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@_follow_options
 @pass_studio
 def edit(
     studio: Studio,
@@ -272,9 +283,7 @@ def edit(
 )
 @click.option("--description", "-d", default=None, help="What goes there (default: the image's description)")
 @click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True)
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
-@_format_option
-@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@_follow_options
 @pass_studio
 def inpaint(
     studio: Studio,
@@ -302,9 +311,7 @@ def inpaint(
 @click.option("--bottom", type=click.IntRange(0, 100), default=0, help="% of its height added below")
 @click.option("--description", "-d", default=None, help="What goes there (default: the image's description)")
 @click.option("--variations", "-n", type=click.IntRange(1, 8), default=4, show_default=True)
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
-@_format_option
-@click.option("--no-wait", is_flag=True, help="Print the job id and return at once")
+@_follow_options
 @pass_studio
 def outpaint(
     studio: Studio,
