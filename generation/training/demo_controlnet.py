@@ -154,14 +154,7 @@ def _train(
             embeddings.extra,
             generator,
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        report("controlnet", step, plan.steps, loss.item())
-        if plan.checkpoint_every and (step % plan.checkpoint_every == 0 or step == plan.steps):
-            progress.save(step, loss.item())
+        progress.step(step, plan.steps, loss, stage="controlnet", report=report, every=plan.checkpoint_every)
     controlnet.eval()
     return controlnet
 

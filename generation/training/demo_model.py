@@ -301,14 +301,9 @@ def _train_transformer(
         rows = torch.randint(len(latents), (plan.batch,), generator=generator).tolist()
         picks = torch.tensor([index[chooser.choice(captions[row])] for row in rows])
         loss = objective.loss(latents[rows], embeddings, picks, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        report("transformer", step, plan.transformer_steps, loss.item())
-        if plan.checkpoint_every and (step % plan.checkpoint_every == 0 or step == plan.transformer_steps):
-            progress.save(step, loss.item())
+        progress.step(
+            step, plan.transformer_steps, loss, stage="transformer", report=report, every=plan.checkpoint_every
+        )
     transformer.eval()
 
 
@@ -348,6 +343,18 @@ class Progress:
         self.seconds = state["seconds"]
         log.info("Resuming the transformer at step %d (%.0f s trained)", state["step"], self.seconds)
         return int(state["step"])
+
+    def step(self, step: int, total: int, loss: torch.Tensor, *, stage: str, report: Report, every: int) -> None:
+        """One optimiser step on `loss` (gradients clipped to 1), reported, and checkpointed every
+        `every` steps (0: never) and at the last."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.transformer.parameters(), 1.0)
+        self.optimizer.step()
+        self.schedule.step()
+        report(stage, step, total, loss.item())
+        if every and (step % every == 0 or step == total):
+            self.save(step, loss.item())
 
     def save(self, step: int, loss: float) -> None:
         if not self.folder:
