@@ -217,15 +217,7 @@ def shoot_sketch(page: Page) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         drawing = Path(scratch) / "star-sketch.png"
         hand_drawn_star().save(drawing)
-        page.goto("/")
-        page.check("input[name=preset][value=icon]")
-        page.fill("textarea[name=prompt]", "a flat blue star icon")
-        page.locator("#sketch-box summary").click()
-        page.set_input_files("#sketch-box input[type=file]", str(drawing))
-        page.locator("#sketch-box figure.sketch-shown img").wait_for(timeout=20_000)
-        page.check("#sketch-box input[name=sketch_mode][value=filled]")
-        page.locator("#sketch-box img[src*='mode=filled']").wait_for(timeout=20_000)
-        page.wait_for_load_state("networkidle")  # the preview drawn, not just its tag
+        choose_sketch(page, drawing, "a flat blue star icon", mode="filled")
         page.locator("#sketch-box").scroll_into_view_if_needed()
         save(page, "sketch-box", full_page=False)
         page.click("#generate-submit")
@@ -236,6 +228,19 @@ def shoot_sketch(page: Page) -> None:
         shoot_canny(page, Path(scratch))
 
 
+def choose_sketch(page: Page, drawing: Path, prompt: str, *, mode: str) -> None:
+    """An Icon described and `drawing` chosen in the sketch box in `mode`, its preview drawn."""
+    page.goto("/")
+    page.check("input[name=preset][value=icon]")
+    page.fill("textarea[name=prompt]", prompt)
+    page.locator("#sketch-box summary").click()
+    page.set_input_files("#sketch-box input[type=file]", str(drawing))
+    page.locator("#sketch-box figure.sketch-shown img").wait_for(timeout=20_000)
+    page.check(f"#sketch-box input[name=sketch_mode][value={mode}]")
+    page.locator(f"#sketch-box img[src*='mode={mode}']").wait_for(timeout=20_000)
+    page.wait_for_load_state("networkidle")  # the preview drawn, not just its tag
+
+
 def shoot_canny(page: Page, scratch: Path) -> None:
     """A hand-drawn arrow (a shape the demo model was never taught) followed by its edges
     through the demo model's canny ControlNet: the box's preview, then the job."""
@@ -243,15 +248,7 @@ def shoot_canny(page: Page, scratch: Path) -> None:
 
     drawing = scratch / "arrow-sketch.png"
     hand_drawn_arrow().save(drawing)
-    page.goto("/")
-    page.check("input[name=preset][value=icon]")
-    page.fill("textarea[name=prompt]", "a flat green arrow icon")
-    page.locator("#sketch-box summary").click()
-    page.set_input_files("#sketch-box input[type=file]", str(drawing))
-    page.locator("#sketch-box figure.sketch-shown img").wait_for(timeout=20_000)
-    page.check("#sketch-box input[name=sketch_mode][value=canny]")
-    page.locator("#sketch-box img[src*='mode=canny']").wait_for(timeout=20_000)
-    page.wait_for_load_state("networkidle")
+    choose_sketch(page, drawing, "a flat green arrow icon", mode="canny")
     page.click("#generate-submit")
     page.get_by_text("its canny through").first.wait_for(timeout=20_000)
     page.locator(".job.job-complete").nth(1).wait_for(timeout=120_000)  # this one and the star's
