@@ -484,19 +484,23 @@ def _qwen_denoiser(z_dim: int, width: int) -> tuple[QwenImageTransformer2DModel,
     return transformer, qwen_vae
 
 
-def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
-    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
+def _qwen_parts(seed: int) -> dict[str, Any]:
+    """Qwen-Image's modules, which its edit pipeline shares."""
     torch.manual_seed(seed)
     transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16)
     tokenizer = qwen_vl_tokenizer()
-    pipe = QwenImagePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=qwen_vae,
-        text_encoder=qwen_vl_encoder(16, tokenizer),
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
-    return save(pipe, Path(folder))
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0),
+        "vae": qwen_vae,
+        "text_encoder": qwen_vl_encoder(16, tokenizer),
+        "tokenizer": tokenizer,
+        "transformer": transformer,
+    }
+
+
+def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
+    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
+    return save(QwenImagePipeline(**_qwen_parts(seed)), Path(folder))
 
 
 def build_tiny_qwenimage_edit(folder: Path, *, seed: int = 0) -> Path:
@@ -505,24 +509,14 @@ def build_tiny_qwenimage_edit(folder: Path, *, seed: int = 0) -> Path:
     from diffusers import QwenImageEditPlusPipeline
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    torch.manual_seed(seed)
-    transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16)
-    tokenizer = qwen_vl_tokenizer()
+    parts = _qwen_parts(seed)
     processor = Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(),
-        tokenizer=tokenizer,
+        tokenizer=parts["tokenizer"],
         video_processor=Qwen2VLVideoProcessor(),
-        chat_template=tokenizer.chat_template,
+        chat_template=parts["tokenizer"].chat_template,
     )
-    pipe = QwenImageEditPlusPipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=qwen_vae,
-        text_encoder=qwen_vl_encoder(16, tokenizer),
-        tokenizer=tokenizer,
-        processor=processor,
-        transformer=transformer,
-    )
-    return save(pipe, Path(folder))
+    return save(QwenImageEditPlusPipeline(**parts, processor=processor), Path(folder))
 
 
 TINY_BUILDERS: dict[str, Callable[..., Path]] = {
