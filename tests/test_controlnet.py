@@ -18,6 +18,7 @@ from generation.engine import engine_class
 from generation.engine.tiny import TINY_BUILDERS, build_tiny_controlnet, build_tiny_zimage
 from generation.engine.types import ControlNetSpec, EngineError, GenerationRequest
 from generation.models import AddOn, AddOnKind, GenerationJob, ImageModel, JobStatus
+from tests.pipes import record_argument
 
 
 def square_sketch(size: int = 128) -> Image.Image:
@@ -195,39 +196,25 @@ def test_a_z_image_controlnet_is_checked_against_the_installed_z_image_models(se
         addon.full_clean()
 
 
-def test_canny_edges_are_found_at_the_size_the_model_draws(tiny_flux_dir, tmp_path) -> None:
+def test_canny_edges_are_found_at_the_size_the_model_draws(tiny_flux_dir, tmp_path, monkeypatch) -> None:
     """A small model renders smaller than the job: the sketch is shrunk first and its edges found
     after, so they stay full-strength lines (edges found at the job's size would fade to grey)."""
-    import functools
-
     spec = ControlNetSpec(build_tiny_controlnet(tmp_path / "controlnet", tiny_flux_dir, "flux"))
     engine = engine_class("flux")(tiny_flux_dir, device="cpu", options={"native_size": 64})
-    seen: list = []
-    call = type(engine._control_pipe(spec)).__call__
-
-    @functools.wraps(call)
-    def spy(pipe, **kwargs):
-        seen.append(kwargs["control_image"])
-        return call(pipe, **kwargs)
-
-    type(engine._control_pipe(spec)).__call__ = spy
-    try:
-        images: list = []
-        request = GenerationRequest(
-            prompt="a square",
-            negative_prompt="",
-            width=512,
-            height=512,
-            steps=1,
-            guidance_scale=3.5,
-            seeds=[1],
-            control_image=square_sketch(512),
-            control_edges="canny",
-            controlnet=spec,
-        )
-        engine.generate(request, max_batch=1, on_step=lambda *_: None, on_images=lambda _, b: images.extend(b))
-    finally:
-        type(engine._control_pipe(spec)).__call__ = call
+    seen = record_argument(monkeypatch, type(engine._control_pipe(spec)), "control_image")
+    request = GenerationRequest(
+        prompt="a square",
+        negative_prompt="",
+        width=512,
+        height=512,
+        steps=1,
+        guidance_scale=3.5,
+        seeds=[1],
+        control_image=square_sketch(512),
+        control_edges="canny",
+        controlnet=spec,
+    )
+    engine.generate(request, max_batch=1, on_step=lambda *_: None, on_images=lambda *_: None)
     edges = np.asarray(seen[0].convert("L"))
     assert seen[0].size == (64, 64) and edges.max() == 255 and edges[32, 32] == 0 and (edges > 0).mean() < 0.3
 

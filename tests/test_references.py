@@ -1,6 +1,5 @@
 """Style references: an IP-Adapter add-on attached per job on the loaded weights, on tiny SDXL."""
 
-import functools
 import io
 import json
 import zipfile
@@ -24,6 +23,7 @@ from generation.engine.tiny import (
 )
 from generation.engine.types import EngineError, GenerationRequest, IPAdapterSpec
 from generation.models import AddOn, GenerationJob, ImageModel, InputImage, JobStatus
+from tests.pipes import record_argument
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +328,9 @@ def test_without_an_ip_adapter_or_an_edit_model_nothing_offers_them(alice_client
 
 
 @pytest.mark.parametrize(("family", "folder"), [("flux2", "tiny-klein"), ("qwenimageedit", "tiny-qwenimageedit")])
-def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(family, folder, tiny_flux_dir) -> None:
+def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(
+    family, folder, tiny_flux_dir, monkeypatch
+) -> None:
     """FLUX.2 klein and Qwen-Image-Edit-Plus: references through the pipeline's own image input."""
     from generation.engine.tiny import TINY_BUILDERS
 
@@ -337,22 +339,11 @@ def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(fa
         TINY_BUILDERS[family](path)
     engine = engine_class(family)(path, device="cpu")
     red, blue = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
-    seen: list = []
-    call = type(engine.pipe).__call__
-
-    @functools.wraps(call)  # the engine reads the call's signature
-    def spy(pipe, **kwargs):
-        seen.append(kwargs.get("image"))
-        return call(pipe, **kwargs)
-
-    type(engine.pipe).__call__ = spy
-    try:
-        plain = draw(engine)
-        with_red = draw(engine, references=[red])
-        both = draw(engine, references=[red, blue])
-        draw(engine, references=[blue], edit_images=[red])
-    finally:
-        type(engine.pipe).__call__ = call
+    seen = record_argument(monkeypatch, type(engine.pipe), "image")
+    plain = draw(engine)
+    with_red = draw(engine, references=[red])
+    both = draw(engine, references=[red, blue])
+    draw(engine, references=[blue], edit_images=[red])
     assert np.abs(with_red - plain).max() > 0 and np.abs(both - with_red).max() > 0  # each reference counts
     pictures = [images for images in seen if images]  # a plain job gets none (Qwen: not even this pipeline)
     assert [len(images) for images in pictures] == [1, 2, 2]
