@@ -267,7 +267,7 @@ def _make_room(needed: int, *, keep: str = "") -> None:
 def make_room_for_addons(engine: Engine, request: GenerationRequest, model_key: str) -> None:
     """Add-ons are read by the job that first needs them: the other models make room first, as
     for a model of their size."""
-    needed = engine.addon_bytes(request)
+    needed = sum(folder_size(folder) for folder in engine.unread_addons(request) if folder.is_dir())
     if needed:
         with engines_lock:
             _make_room(needed, keep=model_key)

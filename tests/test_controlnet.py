@@ -55,9 +55,9 @@ def test_a_controlnet_steers_every_step_and_the_base_pipeline_never_holds_it(
     asked = GenerationRequest(
         prompt="", negative_prompt="", width=64, height=64, steps=1, guidance_scale=1, seeds=[1], control_image=edges
     )
-    assert engine.addon_bytes(replace(asked, controlnet=spec)) > 0  # its files, before it is read
+    assert engine.unread_addons(replace(asked, controlnet=spec)) == [spec.folder]  # before it is read
     steered = draw(engine, control_image=edges, controlnet=spec)
-    assert engine.memory_bytes > held and engine.addon_bytes(replace(asked, controlnet=spec)) == 0  # counted once
+    assert engine.memory_bytes > held and engine.unread_addons(replace(asked, controlnet=spec)) == []  # read once
     assert np.abs(steered - plain).mean() > 0.3
     assert np.abs(draw(engine, control_image=edges, controlnet=spec) - steered).max() == 0  # reproducible
     weaker = draw(engine, control_image=edges, controlnet=spec, control_scale=0.2)

@@ -126,15 +126,21 @@ def test_the_least_recently_used_model_is_unloaded_to_fit_the_budget(settings, m
     assert list(runner._engines) == ["tiny-flux", "recent"] and old.unloaded and not default.unloaded
 
 
-def test_an_add_on_read_by_a_job_makes_room_but_never_unloads_the_jobs_own_model(settings, monkeypatch) -> None:
+def test_an_add_on_read_by_a_job_makes_room_but_never_unloads_the_jobs_own_model(
+    settings, monkeypatch, tmp_path
+) -> None:
     settings.STUDIO_MEMORY_BUDGET_GB = 3
     gb = 2**30
     default, other, current = FakeEngine(gb), FakeEngine(gb), FakeEngine(gb)
-    current.addon_bytes = lambda request: gb  # type: ignore[attr-defined]
+    addon = tmp_path / "controlnet"
+    addon.mkdir()
+    current.unread_addons = lambda request: [addon]  # type: ignore[attr-defined]
+    sizes = {addon: gb}
+    monkeypatch.setattr(runner, "folder_size", lambda folder: sizes[folder])
     monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("other", other), ("sdxl", current)]))
     runner.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
     assert list(runner._engines) == ["tiny-flux", "sdxl"] and other.unloaded
-    current.addon_bytes = lambda request: 5 * gb  # type: ignore[attr-defined]
+    sizes[addon] = 5 * gb
     runner.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
     assert list(runner._engines) == ["sdxl"] and not current.unloaded  # over on its own: it runs, said in the log
 

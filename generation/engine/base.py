@@ -112,14 +112,14 @@ class DiffusersEngine:
         tensors = [t for weights, _ in self._ip_adapters.values() for part in weights.values() for t in part.values()]
         return sum(module_bytes(m) for m in modules.values()) + sum(t.numel() * t.element_size() for t in tensors)
 
-    def addon_bytes(self, request: GenerationRequest) -> int:
-        """What this job's add-ons will add when first read (their files' size; 0 once loaded)."""
+    def unread_addons(self, request: GenerationRequest) -> list[Path]:
+        """The folders of this job's add-ons that this engine has not read yet."""
         folders = []
         if request.controlnet is not None and request.control_image is not None:
             folders += [] if request.controlnet in self._control_pipes else [request.controlnet.folder]
         if request.ip_adapter is not None and request.references and request.ip_adapter not in self._ip_adapters:
             folders.append(request.ip_adapter.folder)
-        return sum(f.stat().st_size for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file())
+        return folders
 
     def unload(self) -> None:
         del self.pipe

@@ -102,8 +102,8 @@ class Engine(Protocol):
         """What the loaded weights take (parameters and buffers), for the worker's budget."""
         ...
 
-    def addon_bytes(self, request: GenerationRequest) -> int:
-        """What the request's add-ons (ControlNet, IP-Adapter) will add when first read."""
+    def unread_addons(self, request: GenerationRequest) -> list[Path]:
+        """The folders of the request's add-ons (ControlNet, IP-Adapter) not read yet."""
         ...
 
     def unload(self) -> None: ...
