@@ -256,13 +256,14 @@ def reference_params(
     """What a job records of its style references and the IP-Adapter it takes them through
     (none, with no strength, where the model's own pipeline takes them); an add-on not for
     production use marks the job's outputs as a model's notice does."""
-    from .control.addons import reference_addon, reference_problem, takes_references
+    from .control.addons import reference_addon, reference_problem
+    from .engine.families import has_native_references
 
-    if not takes_references(model):
-        raise ValidationError(reference_problem(model))
-    addon = reference_addon(model)
-    if addon is None:  # FLUX.2 klein: the pipeline's own image input follows them as given
+    if has_native_references(model.family):  # FLUX.2 klein: its own image input follows them as given
         return {"references": [_reference(r) for r in references]}
+    addon = reference_addon(model)
+    if addon is None:
+        raise ValidationError(reference_problem(model))
     record: dict[str, Any] = {
         "references": [_reference(r) for r in references],
         "reference_strength": 0.6 if strength is None else strength,
