@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from diffusers import FluxControlNetModel, FluxPipeline
 from PIL import Image
 
-from .demo_kit import read_kit_card
+from .demo_kit import foreground, read_kit_card
 from .demo_model import (
     MAX_SEQUENCE_LENGTH,
     SIZE,
@@ -103,9 +103,7 @@ def control_image(glyph: Image.Image, rng: random.Random) -> Image.Image:
 
     if rng.random() < 1 / 3:
         return canny_edges(glyph.resize((SIZE, SIZE), Image.Resampling.LANCZOS))
-    pixels = np.asarray(glyph.convert("RGB")).astype(np.int16)
-    background = pixels[0, 0]
-    ink = (np.abs(pixels - background).sum(axis=2) > 60).astype(np.uint8)
+    ink = foreground(glyph).astype(np.uint8)
     contours, _ = cv2.findContours(ink, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     paper = np.full(ink.shape, 255, np.uint8)
     cv2.drawContours(paper, contours, -1, 0, thickness=rng.randint(2, 7))
