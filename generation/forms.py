@@ -221,11 +221,12 @@ class GenerateForm(StorableForm):
         super().__init__(*args, **kwargs)
         self.user = user
         limit_models(self, user)
-        # The ControlNet modes only where some add-on follows them; the form checks the model.
+        # The ControlNet modes shown only where some add-on follows them; any mode is accepted, and
+        # clean() says why the chosen model cannot follow one (naming those that can).
         offered = control_types()
         mode = self.fields["sketch_mode"]
-        assert isinstance(mode, forms.ChoiceField)
-        mode.choices = [(key, label) for key, label in MODES.items() if key not in CONTROL_MODES or key in offered]
+        shown = [(key, label) for key, label in MODES.items() if key not in CONTROL_MODES or key in offered]
+        mode.widget.choices = shown
         preset = self._selected_preset()
         choices = [("", f"Default ({preset.default_size})")] if preset else [("", "Default")]
         choices += [(size, size) for size in (preset.size_choices if preset else [])]

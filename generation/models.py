@@ -343,11 +343,13 @@ class BrandReference(models.Model):
 class AddOnKind(models.TextChoices):
     IP_ADAPTER = "ip_adapter", "IP-Adapter (style references)"
     CONTROLNET = "controlnet", "ControlNet (a sketch's structure)"
+    DEPTH_ESTIMATOR = "depth_estimator", "Depth estimator (a sketch's depth, for depth ControlNets)"
 
 
 class ControlType(models.TextChoices):
     CANNY = "canny", "Canny edges"
     TILE = "tile", "Tile (layout and colours)"
+    DEPTH = "depth", "Depth map"
 
 
 class AddOn(models.Model):
@@ -358,9 +360,16 @@ class AddOn(models.Model):
     key = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=AddOnKind.choices, default=AddOnKind.IP_ADAPTER)
-    family = models.CharField(max_length=20, choices=family_choices)
+    family = models.CharField(
+        max_length=20,
+        choices=family_choices,
+        blank=True,
+        help_text="Blank for a depth estimator: it serves every family",
+    )
     local_path = models.CharField(
-        max_length=500, help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/"
+        max_length=500,
+        help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/; for a depth "
+        "estimator, a transformers depth-estimation folder (config.json, preprocessor_config.json, weights)",
     )
     weight_name = models.CharField(
         max_length=200, default="ip-adapter.safetensors", help_text="An IP-Adapter's file; unused for a ControlNet"

@@ -292,11 +292,11 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
 def _control_image(p: dict[str, Any]) -> Image:
     """What a ControlNet follows: the sketch on paper at the job's size (the engine finds its
     canny edges at the size the model draws), or the tile."""
-    from .control.sketch import prepare
+    from .control.sketch import DERIVED, prepare
 
     sketch = _init_image(p["sketch"]["file"], sketch=True)
     mode = p["sketch"]["mode"]
-    return prepare(sketch, "drawing" if mode == "canny" else mode, (p["width"], p["height"]))
+    return prepare(sketch, "drawing" if mode in DERIVED else mode, (p["width"], p["height"]))
 
 
 def _steering(p: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +314,9 @@ def _steering(p: dict[str, Any]) -> dict[str, Any]:
             steering["ip_adapter"] = _ip_adapter(p["ip_adapter"])
     if control := p.get("control"):
         steering |= {"control_image": _control_image(p), "control_scale": control["scale"]}
-        steering["control_edges"] = "canny" if p["sketch"]["mode"] == "canny" else ""
+        steering["control_edges"] = p["sketch"]["mode"] if p["sketch"]["mode"] in ("canny", "depth") else ""
+        if depth := control.get("depth"):
+            steering["depth_estimator"] = Path(settings.STUDIO_MODELS_DIR) / depth["path"]
         steering["controlnet"] = _controlnet(control)
     if edit := p.get("edit"):
         steering["edit_images"] = [_on_white(_init_image(edit["file"], what="image this edit changes"))]

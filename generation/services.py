@@ -218,7 +218,7 @@ def job_create(
         params["subject_note"] = ""  # the sketch gives the shape, whatever the description names
         control: Any = params.get("control")
         if control and not control["commercial_use"]:
-            notice = f"Made with {control['name']}, whose license does not allow production use."
+            notice = control["license_notice"]
             params["model"] = {**params["model"], "commercial_use": False, "license_notice": notice}  # type: ignore[dict-item]
     if references:
         params |= reference_params(model, references, reference_strength, params["model"])  # type: ignore[arg-type]

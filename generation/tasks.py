@@ -20,6 +20,14 @@ def finish_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped
 
 
 @shared_task
+def estimate_depth_preview(input_id: str, side: int) -> None:
+    """The studio form's preview of a sketch's depth map: only a worker runs the depth model."""
+    from .control.depth import store_preview
+
+    store_preview(input_id, side)
+
+
+@shared_task
 def reap_stale_jobs() -> int:
     from .services import dispatch_waiting, jobs_reap_stale
     from .training.services import runs_reap_stale

@@ -17,6 +17,7 @@ urlpatterns = [
     path("inputs/<uuid:pk>/", control_views.input_file, name="input-file"),
     path("brand-references/<int:pk>/", control_views.brand_reference_file, name="brand-reference-file"),
     path("inputs/<uuid:pk>/prepared/", control_views.input_prepared, name="input-prepared"),
+    path("inputs/<uuid:pk>/depth/", control_views.input_depth, name="input-depth"),
     path("studio/sketch/", control_views.sketch_box, name="sketch-box"),
     path("images/<uuid:pk>/as-sketch/", control_views.image_as_sketch, name="image-as-sketch"),
     path("images/<uuid:pk>/as-reference/", control_views.image_as_reference, name="image-as-reference"),

@@ -203,10 +203,12 @@ def _follow_options(function: Any) -> Any:
 )
 @click.option(
     "--sketch-mode",
-    type=click.Choice(["drawing", "filled", "canny", "tile"]),
+    "--control",
+    "sketch_mode",
+    type=click.Choice(["drawing", "filled", "canny", "tile", "depth"]),
     default="drawing",
     show_default=True,
-    help="filled: fill its closed outlines first; canny, tile: follow it through the model's ControlNet",
+    help="filled: fill its closed outlines first; canny, tile, depth: follow it through the model's ControlNet",
 )
 @click.option(
     "--reference",

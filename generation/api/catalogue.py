@@ -41,7 +41,8 @@ class ModelOut(Schema):
         description="How it can be steered: sketch (start from a drawing), inpaint (repaint a mask), edit "
         "(follow an instruction on an image), references (style references, through an IP-Adapter add-on or "
         "the model's own image input), "
-        "control:canny and control:tile (a sketch through a ControlNet add-on)",
+        "control:canny, control:tile and control:depth (a sketch through a ControlNet add-on; depth also needs "
+        "a depth estimator add-on)",
         examples=[["sketch", "inpaint"]],
     )
 

@@ -32,10 +32,11 @@ class SketchIn(InputSchema):
     input: UUID | None = Field(None, description="An input image's id (POST /inputs)")
     image: UUID | None = Field(None, description="One of your studio images' id")
     follow: Literal["close", "loose"] = Field("close", description="How closely the model follows it")
-    mode: Literal["drawing", "filled", "canny", "tile"] = Field(
+    mode: Literal["drawing", "filled", "canny", "tile", "depth"] = Field(
         "drawing",
         description="Start from the drawing as it is or with its closed outlines filled (img2img), or follow "
-        "its canny edges or its layout (tile) through the model's ControlNet add-on (see GET /models: can)",
+        "its canny edges, its layout (tile) or its depth (estimated by the depth estimator add-on) through the "
+        "model's ControlNet add-on (see GET /models: can)",
     )
 
 
@@ -85,7 +86,12 @@ class SketchOut(Schema):
     input: UUID
     follow: str
     mode: str
-    strength: float = Field(description="The share of the steps redrawn from the sketch (img2img strength)")
+    strength: float | None = Field(
+        description="The share of the steps redrawn from the sketch (img2img strength); null through a ControlNet"
+    )
+    control: str | None = Field(None, description="The ControlNet add-on's key, where one follows the sketch")
+    control_scale: float | None = Field(None, description="Its conditioning scale")
+    depth_estimator: str | None = Field(None, description="The depth estimator add-on's key (mode depth)")
     url: str
 
 
@@ -149,7 +155,10 @@ def _sketch_out(request: HttpRequest, job: GenerationJob) -> dict[str, Any] | No
         return None
     url = _input_url(request, sketch["input"])
     record = {"input": sketch["input"], "follow": sketch["follow"], "mode": sketch.get("mode", "drawing")}
-    return record | {"strength": job.params["strength"], "url": url}
+    control = job.params.get("control") or {}
+    steered = {"control": control.get("key"), "control_scale": control.get("scale")}
+    steered["depth_estimator"] = (control.get("depth") or {}).get("key")
+    return record | steered | {"strength": job.params.get("strength"), "url": url}
 
 
 def job_out(

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
-from ..models import AddOn, AddOnKind, ImageModel
+from ..models import AddOn, AddOnKind, ControlType, ImageModel
+from .depth import depth_estimator, estimator_problems
 
 HEADER_LIMIT = 100 * 2**20  # a safetensors header this large is not an IP-Adapter's
 
@@ -32,8 +33,11 @@ def takes_references(model: ImageModel | None) -> bool:
 
 
 def control_addon(model: ImageModel | None, control_type: str) -> AddOn | None:
-    """The ControlNet this model follows a sketch's `control_type` (canny, tile) through, or None."""
+    """The ControlNet this model follows a sketch's `control_type` (canny, tile, depth) through,
+    or None. Depth needs a depth estimator too: the ControlNet follows the sketch's depth map."""
     if model is None or not controlnet_class(model.family):
+        return None
+    if control_type == ControlType.DEPTH and depth_estimator() is None:
         return None
     found = AddOn.objects.filter(
         kind=AddOnKind.CONTROLNET, family=model.family, control_type=control_type, enabled=True
@@ -45,7 +49,10 @@ def control_addon(model: ImageModel | None, control_type: str) -> AddOn | None:
 def control_types() -> list[str]:
     """The control types some enabled ControlNet add-on offers (the sketch box lists them)."""
     found = AddOn.objects.filter(kind=AddOnKind.CONTROLNET, enabled=True).exclude(control_type="")
-    return sorted(set(found.values_list("control_type", flat=True)))
+    types = set(found.values_list("control_type", flat=True))
+    if ControlType.DEPTH in types and depth_estimator() is None:
+        types.discard(ControlType.DEPTH)  # a depth ControlNet follows a depth map nobody here can make
+    return sorted(types)
 
 
 def capabilities(model: ImageModel) -> list[str]:
@@ -81,6 +88,10 @@ def reference_problem(model: ImageModel | None) -> str:
 
 def addon_problems(addon: AddOn) -> list[str]:
     """What is wrong with an add-on's files for its family (empty: it can be saved)."""
+    if addon.kind == AddOnKind.DEPTH_ESTIMATOR:
+        return estimator_problems(addon)
+    if not addon.family:
+        return [f"Choose the model family this {addon.get_kind_display()} is for."]
     if addon.kind == AddOnKind.CONTROLNET:
         return _controlnet_problems(addon)
     if not has_ip_adapter(addon.family):

@@ -1,6 +1,7 @@
 """A sketch or layout to start from. As drawn or filled, the model starts from it (img2img on
 the family's own pipeline, from_pipe on the loaded weights) at a strength the designer picks;
-by its canny edges or as a tile, a ControlNet add-on steers every step from noise instead.
+by its canny edges, as a tile or by its depth (estimated on the worker, generation/control/depth.py),
+a ControlNet add-on steers every step from noise instead.
 Models without the pipeline or the add-on cannot take one, and say so, naming those that can.
 """
 
@@ -24,8 +25,11 @@ MODES = {
     "filled": "Fill its closed outlines (a line drawing of solid shapes)",
     "canny": "Its edges (canny, through a ControlNet)",
     "tile": "Its layout and colours (tile, through a ControlNet)",
+    "depth": "Its depth (estimated, through a ControlNet)",
 }
-CONTROL_MODES = ("canny", "tile")  # the ones a ControlNet add-on follows; the others are img2img
+CONTROL_MODES = ("canny", "tile", "depth")  # the ones a ControlNet add-on follows; the others are img2img
+# What the engine makes of the sketch at the size the model draws, for these modes.
+DERIVED = ("canny", "depth")
 # A ControlNet's conditioning scale for each "how closely".
 CONTROL_SCALE = {"close": 1.0, "loose": 0.6}
 FILL = (60, 60, 60)  # dark and neutral: the description's colour replaces it
@@ -35,9 +39,12 @@ def sketch_problem(model: ImageModel | None, mode: str = "drawing") -> str:
     """Why `model` cannot take a sketch in `mode` ("" when it can), naming the models that can."""
     from ..models import ImageModel
     from .addons import control_addon
+    from .depth import depth_estimator
 
     if model is None:
         return ""
+    if mode == "depth" and depth_estimator() is None:
+        return f"{model.name} cannot follow a sketch's depth: no depth estimator is installed (Admin › Add-ons)."
     if mode in CONTROL_MODES:
         if control_addon(model, mode) is not None:
             return ""
@@ -57,6 +64,7 @@ def sketch_params(
     """What a job records of its sketch (`params`): img2img modes start from `init_image`
     prepared by `mode`; control modes name the ControlNet add-on and its scale."""
     from .addons import control_addon
+    from .depth import depth_estimator, estimator_record
 
     record = {"input": str(sketch.pk), "sha256": sketch.sha256, "name": sketch.name, "follow": follow, "mode": mode}
     record["file"] = str(sketch.file.name)
@@ -65,7 +73,18 @@ def sketch_params(
     addon = control_addon(model, mode)
     assert addon is not None, "sketch_problem() first"
     control = {"key": addon.key, "name": addon.name, "path": addon.local_path, "scale": CONTROL_SCALE[follow]}
-    return {"sketch": record, "control": control | {"type": mode, "commercial_use": addon.commercial_use}}
+    control |= {"type": mode, "commercial_use": addon.commercial_use}
+    if mode == "depth" and (estimator := depth_estimator()) is not None:
+        control["depth"] = estimator_record(estimator)
+        if not estimator.commercial_use:  # its depth maps steer every output
+            control |= {"commercial_use": False, "license_notice": estimator.license_notice or _not_for(estimator.name)}
+    if not addon.commercial_use:
+        control["license_notice"] = addon.license_notice or _not_for(addon.name)
+    return {"sketch": record, "control": control}
+
+
+def _not_for(name: str) -> str:
+    return f"Made with {name}, whose license does not allow production use."
 
 
 def fit_on_paper(image: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -84,7 +103,8 @@ def prepare(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image
     """The image the model starts from (and the form previews): in "filled" mode with its closed
     outlines filled (OpenCV's outer contours of the dark strokes, found at the drawing's own
     resolution, where a pen line is still a line, with gaps of about 1 % closed), then fitted
-    to the render size."""
+    to the render size. In "depth" mode, the sketch on paper: its depth needs a depth model, which
+    only a worker runs (depth.py)."""
     if mode == "canny":
         return canny_edges(fit_on_paper(image, size))
     if mode != "filled":

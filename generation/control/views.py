@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -24,6 +25,7 @@ from ..models import BrandReference, GeneratedImage, ImageModel, InputImage
 from ..services import job_settings
 from ..uploads import UploadError
 from ..views import Request
+from .depth import depth_estimator, preview_name
 from .edit import chain, edit_problem
 from .forms import EditForm, InpaintForm, OutpaintForm
 from .inpaint import inpaint_problem
@@ -83,11 +85,13 @@ PREVIEW_SIDE = 256  # the form's preview of what the model starts from
 
 @require_GET
 @login_required
-def input_prepared(request: Request, pk: UUID) -> HttpResponse:
+def input_prepared(request: Request, pk: UUID) -> HttpResponse | FileResponse:
     """What the model starts from in a mode (?mode=filled): the preview the form shows."""
     mode = request.GET.get("mode", "drawing")
     if mode not in MODES:
         return HttpResponse(f"mode is one of {', '.join(MODES)}.", status=400, content_type="text/plain")
+    if mode == "depth":  # estimated by a worker (input_depth asks for it), then kept in storage
+        return _depth_preview(request, pk)
     with _opened(request, pk) as fh:
         picture = Image.open(fh)
         picture.load()
@@ -96,6 +100,50 @@ def input_prepared(request: Request, pk: UUID) -> HttpResponse:
     response = HttpResponse(buffer.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"  # the input never changes under its id
     return response
+
+
+def _depth_preview(request: Request, pk: UUID) -> FileResponse:
+    stored = get_object_or_404(InputImage, pk=pk, owner=request.user)
+    estimator = depth_estimator()
+    name = preview_name(stored, estimator, PREVIEW_SIDE) if estimator else ""
+    if not name or not default_storage.exists(name):
+        raise Http404("Its depth has not been estimated yet.")
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"  # named by the input and the estimator
+    return response
+
+
+DEPTH_POLLS = 40  # the sketch box asks every 1.5 s for a minute, then says the job will estimate it
+
+
+@require_GET
+@login_required
+def input_depth(request: Request, pk: UUID) -> HttpResponse:
+    """The sketch box's depth preview (htmx): the map once a worker has estimated it, else a
+    note that asks again shortly; the first ask sends the worker its task."""
+    from ..tasks import estimate_depth_preview
+
+    stored = get_object_or_404(InputImage, pk=pk, owner=request.user)
+    estimator = depth_estimator()
+    polls = _polls(request.GET.get("polls"))
+    context: dict[str, Any] = {"sketch": stored, "estimator": estimator, "polls": polls + 1, "waiting": False}
+    if estimator is not None and not default_storage.exists(preview_name(stored, estimator, PREVIEW_SIDE)):
+        try:
+            if polls == 0:
+                estimate_depth_preview.apply_async((str(stored.pk), PREVIEW_SIDE), expires=120)
+        except Exception as exc:  # the broker is down: say so, as a job would
+            context["error"] = f"The job queue is unreachable ({exc.__class__.__name__}); the job estimates it."
+        else:
+            context["waiting"] = polls < DEPTH_POLLS
+            context["gave_up"] = polls >= DEPTH_POLLS
+    return render(request, "generation/studio.html#depth-preview", context)
+
+
+def _polls(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
 
 
 @require_http_methods(["GET", "POST"])

@@ -410,10 +410,7 @@ class DiffusersEngine:
         if request.control_image is not None:
             control = request.control_image.convert("RGB")
             control = control if control.size == size else control.resize(size, Image.Resampling.LANCZOS)
-            if request.control_edges == "canny":
-                from ..control.sketch import canny_edges
-
-                control = canny_edges(control)
+            control = self.derived_control(control, request)
             kwargs[self.control_image_argument] = control
             kwargs["controlnet_conditioning_scale"] = request.control_scale
         if request.references and self.reference_argument:
@@ -434,6 +431,21 @@ class DiffusersEngine:
         # At the render size, not the size asked: finishing's size stage brings them there (with an
         # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
         return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
+
+    def derived_control(self, control: Image.Image, request: GenerationRequest) -> Image.Image:
+        """What the ControlNet follows, made from the sketch at the size the model draws: its canny
+        edges, or its depth map by the job's depth estimator; else the image as it is (a tile)."""
+        if request.control_edges == "canny":
+            from ..control.sketch import canny_edges
+
+            return canny_edges(control)
+        if request.control_edges == "depth":
+            if request.depth_estimator is None or not request.depth_estimator.is_dir():
+                raise EngineError("This job follows a sketch's depth, but its depth estimator is not on this worker.")
+            from ..control.depth import depth_map
+
+            return depth_map(control, request.depth_estimator, self.device)
+        return control
 
     def edit_inputs(self, images: list[Image.Image], size: tuple[int, int]) -> list[Image.Image]:
         """The images an edit changes, as the pipeline takes them (as they are: FLUX.2 klein sizes

@@ -677,3 +677,35 @@ def _tiny_zimage_controlnet(base_folder: Path) -> Any:
         norm_eps=config["norm_eps"],
         qk_norm=config["qk_norm"],
     )
+
+
+def build_tiny_depth_estimator(folder: Path, *, seed: int = 0) -> Path:
+    """A depth estimator laid out as Depth Anything V2 is (a DINOv2 backbone, DPT's neck and head,
+    DPTImageProcessor with its multiple of 14), at tiny widths with random weights: the folder
+    transformers' AutoModelForDepthEstimation reads, as the workers read the real one."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    backbone = Dinov2Config(
+        image_size=56,
+        patch_size=14,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=32,
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+        head_hidden_size=8,
+    )
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    processor = DPTImageProcessor(
+        size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14, do_pad=False, resample=3
+    )
+    processor.save_pretrained(folder)
+    return folder

@@ -74,7 +74,9 @@ class GenerationRequest:
     control_image: Image | None = None
     # "canny": the engine finds the image's edges at the size the model draws (a small model's
     # render is smaller than the job; edges found first would fade when it is shrunk).
+    # "depth": the engine estimates the image's depth with the depth model in `depth_estimator`.
     control_edges: str = ""
+    depth_estimator: Path | None = None
     control_scale: float = 1.0
     controlnet: ControlNetSpec | None = None
     # Instruction edit: the image(s) the prompt's instruction changes, given to the pipeline itself.
