@@ -16,8 +16,9 @@ from django.urls import reverse
 from PIL import Image, ImageDraw
 
 from generation import runner, tasks
-from generation.control.depth import depth_map, store_preview
+from generation.control.depth import store_preview
 from generation.control.sketch import sketch_problem
+from generation.engine.depth import depth_map
 from generation.engine.tiny import build_tiny_controlnet, build_tiny_depth_estimator
 from generation.models import AddOn, AddOnKind, GenerationJob, ImageModel, InputImage, JobStatus
 from generation.tokens import token_create

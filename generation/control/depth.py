@@ -8,10 +8,8 @@ admin saves the add-on, and the form's preview of the depth map is estimated by 
 
 from __future__ import annotations
 
-import functools
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -19,13 +17,6 @@ from PIL import Image
 
 from ..models import AddOn, AddOnKind, InputImage
 from .sketch import fit_on_paper
-
-if TYPE_CHECKING:
-    import torch
-
-# Models whose output is a distance (far is large) rather than a relative inverse depth (near is
-# large, as MiDaS, DPT and Depth Anything give and as depth ControlNets were trained on).
-_METRIC_MODEL_TYPES = {"glpn", "zoedepth", "depth_pro"}
 
 
 def depth_estimator() -> AddOn | None:
@@ -72,40 +63,6 @@ def estimator_record(addon: AddOn) -> dict[str, Any]:
     }
 
 
-# --- worker side: torch from here on, imported inside the functions
-
-
-@functools.lru_cache(maxsize=2)
-def _loaded(folder: str, device: str) -> tuple[Any, Any, bool]:
-    """The estimator's processor and model, read once per worker (a small model: Depth Anything
-    V2 Small is 25 M parameters), and whether it gives distances rather than inverse depth."""
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    processor = AutoImageProcessor.from_pretrained(folder)
-    model = AutoModelForDepthEstimation.from_pretrained(folder).to(device).eval()
-    config = model.config
-    metric = config.model_type in _METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", "") == "metric"
-    return processor, model, metric
-
-
-def depth_map(image: Image.Image, folder: Path, device: str | torch.device = "cpu") -> Image.Image:
-    """The image's depth as a depth ControlNet takes it: grey, near is white, at the image's size."""
-    import numpy as np
-    import torch
-
-    processor, model, metric = _loaded(str(folder), str(device))
-    inputs = processor(images=image.convert("RGB"), return_tensors="pt").to(device)
-    with torch.inference_mode():
-        predicted = model(**inputs).predicted_depth.float()
-    size = (image.height, image.width)
-    depth = torch.nn.functional.interpolate(predicted[:, None], size=size, mode="bicubic", align_corners=False)[0, 0]
-    depth = -depth if metric else depth
-    low, high = depth.min(), depth.max()
-    scaled = (depth - low) / (high - low) if high > low else torch.zeros_like(depth)
-    grey = (scaled.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(grey)).convert("RGB")
-
-
 # --- the form's preview, estimated by a worker
 
 
@@ -119,6 +76,7 @@ def store_preview(input_id: str, side: int) -> str:
     returns its storage name, or "" when no estimator is enabled any more."""
     from django.conf import settings
 
+    from ..engine.depth import depth_map
     from ..engine.devices import resolve_device
 
     estimator = depth_estimator()

@@ -442,7 +442,7 @@ class DiffusersEngine:
         if request.control_edges == "depth":
             if request.depth_estimator is None or not request.depth_estimator.is_dir():
                 raise EngineError("This job follows a sketch's depth, but its depth estimator is not on this worker.")
-            from ..control.depth import depth_map
+            from .depth import depth_map
 
             return depth_map(control, request.depth_estimator, self.device)
         return control

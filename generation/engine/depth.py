@@ -1,0 +1,45 @@
+"""A depth map for a depth ControlNet, by a transformers depth-estimation model (Depth Anything,
+DPT, ...) read from a local folder once per worker. Torch only, no Django: the engine calls it
+at the size the model draws, the preview task through generation/control/depth.py."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Models whose output is a distance (far is large) rather than a relative inverse depth (near is
+# large, as MiDaS, DPT and Depth Anything give and as depth ControlNets were trained on).
+_METRIC_MODEL_TYPES = {"glpn", "zoedepth", "depth_pro"}
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(folder: str, device: str) -> tuple[Any, Any, bool]:
+    """The estimator's processor and model, read once per worker (a small model: Depth Anything
+    V2 Small is 25 M parameters), and whether it gives distances rather than inverse depth."""
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    processor = AutoImageProcessor.from_pretrained(folder)
+    model = AutoModelForDepthEstimation.from_pretrained(folder).to(device).eval()
+    config = model.config
+    metric = config.model_type in _METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", "") == "metric"
+    return processor, model, metric
+
+
+def depth_map(image: Image.Image, folder: Path, device: str | torch.device = "cpu") -> Image.Image:
+    """The image's depth as a depth ControlNet takes it: grey, near is white, at the image's size."""
+    processor, model, metric = _loaded(str(folder), str(device))
+    inputs = processor(images=image.convert("RGB"), return_tensors="pt").to(device)
+    with torch.inference_mode():
+        predicted = model(**inputs).predicted_depth.float()
+    size = (image.height, image.width)
+    depth = torch.nn.functional.interpolate(predicted[:, None], size=size, mode="bicubic", align_corners=False)[0, 0]
+    depth = -depth if metric else depth
+    low, high = depth.min(), depth.max()
+    scaled = (depth - low) / (high - low) if high > low else torch.zeros_like(depth)
+    grey = (scaled.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(grey)).convert("RGB")
