@@ -10,7 +10,8 @@ Also a style reference (SDXL's IP-Adapter, FLUX.1's in XLabs' layout; FLUX.2 kle
 own image input, no add-on) and a canny ControlNet (SDXL, FLUX.1, Qwen-Image, Z-Image) on tiny
 add-ons.
 Targets (issue 14): a reference, a control image or an inpaint adds at most 30 % to the plain
-job; attaching an add-on costs under 5 % of loading the base model. The sketch runs `strength`
+job; attaching an add-on costs under 5 % of loading the base model. An add-on is read from disk
+once per worker ("read once", also printed); "attach" is what each later job pays. The sketch runs `strength`
 x steps (0.6 here, "follow closely"), so it is cheaper than the plain job; the inpaint runs every
 step and also encodes the image.
 """
@@ -38,25 +39,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", action="append", choices=FAMILIES)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per case (the median is printed)")
     args = parser.parse_args()
+    globals()["REPEAT"] = args.repeat
     rows = [measure(family) for family in args.family or FAMILIES]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     print(f"{SIZE} px, {STEPS} steps, median of {REPEAT}; CPU, tiny random-weight pipelines")
     jobs, twins = ["sketch", "inpaint", "reference", "control"], ["img2img", "inpaint", "reference", "control"]
+    add_ons = ["reference", "control"]
     columns = [
         "family",
         "load s",
         "plain s",
         *(f"{j} s (+%)" for j in jobs),
         *(f"attach {t} ms (% of load)" for t in twins),
+        *(f"read {a} once ms (% of load)" for a in add_ons),
     ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:
         cells = [r["family"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
-        print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins)]) + " |")
+        reads = [_attach(r, a, "read") for a in add_ons]
+        print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins), *reads]) + " |")
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -65,10 +71,10 @@ def _cell(row: dict[str, Any], key: str) -> str:
     return f"{row[f'{key}_s']} ({row[f'{key}_over_plain']:+.0%})"
 
 
-def _attach(row: dict[str, Any], key: str) -> str:
-    if row.get(f"attach_{key}_ms") is None:
+def _attach(row: dict[str, Any], key: str, what: str = "attach") -> str:
+    if row.get(f"{what}_{key}_ms") is None:
         return "–"
-    return f"{row[f'attach_{key}_ms']} ({row[f'attach_{key}_of_load']:.1%})"
+    return f"{row[f'{what}_{key}_ms']} ({row[f'{what}_{key}_of_load']:.1%})"
 
 
 def measure(family: str) -> dict[str, Any]:
@@ -135,7 +141,10 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
         build = tiny.build_tiny_ip_adapter if family == "sdxl" else tiny.build_tiny_flux_ip_adapter
         denoiser = folder / ("unet" if family == "sdxl" else "transformer")
         spec = IPAdapterSpec(build(folder.parent / "ip", denoiser), tiny.IP_ADAPTER_WEIGHTS)
+        started = time.perf_counter()
         engine._use_ip_adapter(spec)  # read from disk: once per worker
+        row["read_reference_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        row["read_reference_of_load"] = round(row["read_reference_ms"] / 1000 / row["load_s"], 4)
         engine._use_ip_adapter(None)
         started = time.perf_counter()
         engine._use_ip_adapter(spec)
@@ -147,8 +156,12 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
         spec = ControlNetSpec(tiny.build_tiny_controlnet(folder.parent / "controlnet", folder, family))
         started = time.perf_counter()
         engine._control_pipe(spec)  # read from disk and built: once per worker
-        row["attach_control_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        row["attach_control_of_load"] = round(row["attach_control_ms"] / 1000 / row["load_s"], 4)
+        row["read_control_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        row["read_control_of_load"] = round(row["read_control_ms"] / 1000 / row["load_s"], 4)
+        started = time.perf_counter()
+        engine._control_pipe(spec)  # every later job: the kept pipeline, nothing read or moved
+        row["attach_control_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        row["attach_control_of_load"] = round(row["attach_control_ms"] / 1000 / row["load_s"], 6)
         edges = canny_edges(square)
         cases["control"] = GenerationRequest(**{**plain.__dict__, "control_image": edges, "controlnet": spec})
     return cases
