@@ -157,6 +157,16 @@ def _header(data: bytes) -> dict:
     return header
 
 
+def broken_weights(files: Iterable[Path]) -> str:
+    """The first safetensors file that is cut short or unreadable, with why ("" when all are whole)."""
+    for file in files:
+        try:
+            _header(file.read_bytes())
+        except ValueError as exc:
+            return f"{file.name}: {exc}"
+    return ""
+
+
 def _unless_one_fits(addon: AddOn, misfit: Callable[[ImageModel], str]) -> list[str]:
     """Nothing when the add-on fits one installed model of its family (it is offered to those
     alone: a family comes in several sizes, the demo model and a full FLUX.1), else why each
@@ -225,11 +235,8 @@ def _controlnet_problems(addon: AddOn) -> list[str]:
     weights = list(folder.glob("diffusion_pytorch_model*.safetensors"))
     if not weights:
         return [f"No diffusion_pytorch_model.safetensors in {addon.local_path!r}."]
-    for file in weights:
-        try:
-            _header(file.read_bytes())
-        except ValueError as exc:
-            return [f"{file.name}: {exc}"]
+    if broken := broken_weights(weights):
+        return [broken]
     return _unless_one_fits(addon, lambda model: _controlnet_misfit(addon, model))
 
 

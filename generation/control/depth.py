@@ -26,7 +26,7 @@ def depth_estimator() -> AddOn | None:
 
 def estimator_problems(addon: AddOn) -> list[str]:
     """What is wrong with a depth estimator's folder (empty: it can be saved), from its files alone."""
-    from .addons import _header
+    from .addons import broken_weights
 
     if addon.family:
         return ["A depth estimator serves every family: leave the family blank."]
@@ -44,12 +44,7 @@ def estimator_problems(addon: AddOn) -> list[str]:
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         return [f"No .safetensors weights in {addon.local_path!r}."]
-    for file in weights:
-        try:
-            _header(file.read_bytes())
-        except ValueError as exc:
-            return [f"{file.name}: {exc}"]
-    return []
+    return [broken] if (broken := broken_weights(weights)) else []
 
 
 def estimator_record(addon: AddOn) -> dict[str, Any]:
