@@ -73,7 +73,7 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         return reverse(name, args=args)
     if name == "lora-action":
         return reverse(name, args=[1, "publish"])
-    if name in ("input-file", "input-prepared"):
+    if name in ("input-file", "input-prepared", "input-depth"):
         return reverse(name, args=[ids["input"]])
     if name == "ops-cancel":
         return reverse(name, args=[ids["job"]])
