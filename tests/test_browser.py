@@ -209,6 +209,10 @@ def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, li
     """The plugin's built panel, its parent (Figma's main thread) replaced by a recorder: it
     talks to the studio from the null origin with a token, follows the job, shows the WebP
     thumbnails, and a click fetches the full PNG and sends its bytes to be placed."""
+    from django.conf import settings
+
+    from generation.control.addons import capabilities
+    from generation.models import ImageModel
     from generation.tokens import token_create
 
     token = token_create(user=alice, name="figma")[1]
@@ -226,6 +230,12 @@ def test_the_figma_plugin_panel_generates_and_asks_to_place_an_image(browser, li
     settings_message = {"type": "settings", "settings": {"server": live_server.url, "token": token}}
     page.evaluate("m => window.postMessage({pluginMessage: m}, '*')", settings_message)
     page.wait_for_selector("#main:not([hidden])")
+    # It offers what the studio's default model can follow, as GET /models says.
+    can = capabilities(ImageModel.objects.get(key=settings.STUDIO_DEFAULT_MODEL))
+    modes = page.eval_on_selector_all("#sketch-mode option", "options => options.map(o => o.value)")
+    expected = [m for m in ("drawing", "filled") if "sketch" in can]
+    assert modes == expected + [m for m in ("canny", "tile", "depth") if f"control:{m}" in can]
+    assert page.is_disabled("#as-reference") == ("references" not in can)
     page.select_option("#asset-type", preset.slug)
     page.fill("#description", "a flat blue circle")
     page.click("#generate")

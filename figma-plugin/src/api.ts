@@ -52,12 +52,23 @@ export interface Job {
   images: StudioImage[];
 }
 
+/** A model this user may use (GET /models); `can` lists how it can be steered. */
+export interface StudioModel {
+  key: string;
+  name: string;
+  default: boolean;
+  can: string[];
+}
+
+/** Start from the drawing as it is or filled (img2img), or follow its edges, layout or depth (a ControlNet). */
+export type SketchMode = "drawing" | "filled" | "canny" | "tile" | "depth";
+
 /** Input ids (POST /inputs) a job is steered with, and how (the studio's own choices). */
 export interface Steering {
   sketch?: string;
-  /** How closely the sketch is followed, and whether its outlines are filled first. */
+  /** How closely the sketch is followed, and how it is read. */
   follow?: "close" | "loose";
-  mode?: "drawing" | "filled";
+  mode?: SketchMode;
   references?: string[];
   /** How strongly the references steer (IP-Adapter models; FLUX.2 klein follows them as given). */
   referenceStrength?: number;
@@ -109,6 +120,10 @@ export class StudioApi {
 
   assetTypes(): Promise<AssetType[]> {
     return this.call("GET", "/asset-types");
+  }
+
+  models(): Promise<StudioModel[]> {
+    return this.call("GET", "/models");
   }
 
   submit(assetType: string, description: string, variations = 4, steering: Steering = {}): Promise<Job> {

@@ -2,6 +2,7 @@
 // to store settings and to place images on the canvas.
 import { complianceLabel, type Job, type Steering, StudioApi, type StudioImage } from "./api";
 import { type MainMessage, type Settings, type UiMessage, vectorsOn } from "./messages";
+import { type Offer, steeringOffer } from "./offer";
 import { placeMessage } from "./place";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -88,7 +89,8 @@ async function connect(settings: Settings | null): Promise<void> {
   }
   api = new StudioApi(settings.server, settings.token);
   try {
-    const types = await api.assetTypes();
+    const [types, models] = await Promise.all([api.assetTypes(), api.models()]);
+    offerSteering(steeringOffer(models));
     $<HTMLSelectElement>("asset-type").replaceChildren(
       ...types.map((t) => Object.assign(document.createElement("option"), { value: t.slug, textContent: t.name })),
     );
@@ -99,6 +101,21 @@ async function connect(settings: Settings | null): Promise<void> {
     $("setup").hidden = false;
     showError(error);
   }
+}
+
+/** Only what the studio's default model can follow: the sketch's modes, references; the buttons say why not. */
+function offerSteering(offer: Offer): void {
+  $<HTMLSelectElement>("sketch-mode").replaceChildren(
+    ...offer.sketchModes.map((m) => Object.assign(document.createElement("option"), { value: m.value, textContent: m.label })),
+  );
+  const sketch = $<HTMLButtonElement>("as-sketch");
+  sketch.disabled = !offer.sketchModes.length;
+  sketch.title = offer.sketchWhy || "Export the selected layer and start from it";
+  const reference = $<HTMLButtonElement>("as-reference");
+  reference.disabled = !offer.references;
+  reference.title = offer.referenceWhy || "Export the selected layer as a style reference";
+  $("cannot").hidden = !(offer.sketchWhy || offer.referenceWhy);
+  $("cannot").textContent = [offer.sketchWhy, offer.referenceWhy].filter(Boolean).join(" ");
 }
 
 async function run(start: Promise<Job>, replaceNodeId?: string): Promise<void> {
