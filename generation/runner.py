@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -254,7 +255,7 @@ def _make_room(needed: int, *, keep: str = "") -> None:
     """Unload the least recently used models (the default model last, `keep` never) until
     `needed` more bytes fit the budget."""
     budget = settings.STUDIO_MEMORY_BUDGET_GB * 2**30
-    while _engines and sum(e.memory_bytes for e in _engines.values()) + needed > budget:
+    while _engines and sum(e.memory_bytes for e in _engines.values()) + _estimator_bytes() + needed > budget:
         others = [key for key in _engines if key != keep]
         victims = [key for key in others if key != settings.STUDIO_DEFAULT_MODEL] or others
         if not victims:
@@ -262,6 +263,22 @@ def _make_room(needed: int, *, keep: str = "") -> None:
             return
         log.info("Unloading %s to stay within STUDIO_MEMORY_BUDGET_GB", victims[0])
         _engines.pop(victims[0]).unload()
+
+
+def _estimator_bytes() -> int:
+    """What the depth estimators this worker has read take (none before the first depth job:
+    the module, and torch, are imported by that job)."""
+    depth = sys.modules.get("generation.engine.depth")
+    return depth.loaded_bytes() if depth is not None else 0
+
+
+def make_room_for_estimator(folder: Path) -> None:
+    """A depth preview reads the estimator outside a job: the models make room for it first."""
+    from .engine.depth import is_read
+
+    if folder.is_dir() and not is_read(folder):
+        with engines_lock:
+            _make_room(folder_size(folder))
 
 
 def make_room_for_addons(engine: Engine, request: GenerationRequest, model_key: str) -> None:

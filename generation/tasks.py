@@ -22,8 +22,11 @@ def finish_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped
 @shared_task
 def estimate_depth_preview(input_id: str, side: int) -> None:
     """The studio form's preview of a sketch's depth map: only a worker runs the depth model."""
-    from .control.depth import store_preview
+    from .control.depth import depth_estimator, store_preview
+    from .runner import make_room_for_estimator
 
+    if (estimator := depth_estimator()) is not None:
+        make_room_for_estimator(estimator.resolved_local_path)
     store_preview(input_id, side)
 
 

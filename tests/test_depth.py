@@ -103,6 +103,34 @@ def test_a_depth_map_is_grey_at_the_image_size_spans_black_to_white_and_is_repro
     assert (np.asarray(depth_map(image, tiny_depth_dir)) == pixels).all()
 
 
+def test_a_depth_estimator_a_worker_has_read_counts_in_its_memory_budget(
+    tiny_depth_dir, tmp_path, settings, monkeypatch
+) -> None:
+    from collections import OrderedDict
+
+    from generation.engine import depth
+    from generation.engine.base import DiffusersEngine
+    from generation.engine.types import GenerationRequest
+    from tests.test_runner import FakeEngine
+
+    monkeypatch.setattr(depth, "_read", {})
+    request = GenerationRequest(
+        "a ball", "", 64, 64, 4, 1.0, [1], control_edges="depth", depth_estimator=tiny_depth_dir
+    )
+    engine = type("Engine", (), {"_control_pipes": {}, "_ip_adapters": {}})()
+    assert DiffusersEngine.unread_addons(engine, request) == [tiny_depth_dir]  # the job makes room for it
+    depth_map(ball(32), tiny_depth_dir)
+    assert DiffusersEngine.unread_addons(engine, request) == []  # read once per worker
+    held = depth.loaded_bytes()
+    assert held > 0 and runner._estimator_bytes() == held
+    # Two models that fit the budget only without the estimator: the older one goes.
+    default, old = FakeEngine(10_000), FakeEngine(10_000)
+    monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("old", old)]))
+    settings.STUDIO_MEMORY_BUDGET_GB = (20_000 + held - 1) / 2**30
+    runner._make_room(0)
+    assert list(runner._engines) == ["tiny-flux"] and old.unloaded
+
+
 @pytest.mark.django_db
 def test_depth_is_not_offered_until_a_depth_estimator_is_installed(alice_client, preset, depth_controlnet) -> None:
     form = alice_client.get(reverse("studio")).content.decode()

@@ -113,12 +113,17 @@ class DiffusersEngine:
         return sum(module_bytes(m) for m in modules.values()) + sum(t.numel() * t.element_size() for t in tensors)
 
     def unread_addons(self, request: GenerationRequest) -> list[Path]:
-        """The folders of this job's add-ons that this engine has not read yet."""
+        """The folders of this job's add-ons that this engine (or, for a depth estimator, which
+        engines share, this worker) has not read yet."""
         folders = []
         if request.controlnet is not None and request.control_image is not None:
             folders += [] if request.controlnet in self._control_pipes else [request.controlnet.folder]
         if request.ip_adapter is not None and request.references and request.ip_adapter not in self._ip_adapters:
             folders.append(request.ip_adapter.folder)
+        if request.control_edges == "depth" and request.depth_estimator is not None:
+            from .depth import is_read
+
+            folders += [] if is_read(request.depth_estimator) else [request.depth_estimator]
         return folders
 
     def unload(self) -> None:

@@ -4,7 +4,7 @@ at the size the model draws, the preview task through generation/control/depth.p
 
 from __future__ import annotations
 
-import functools
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +12,32 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .devices import module_bytes
+
 # Models whose output is a distance (far is large) rather than a relative inverse depth (near is
 # large, as MiDaS, DPT and Depth Anything give and as depth ControlNets were trained on).
 _METRIC_MODEL_TYPES = {"glpn", "zoedepth", "depth_pro"}
 
 
-@functools.lru_cache(maxsize=2)
+# The estimators this worker has read, by (folder, device): kept between jobs, counted in the
+# worker's memory budget (runner._make_room), two at most.
+_read: dict[tuple[str, str], tuple[Any, Any, bool]] = {}
+_lock = threading.Lock()
+KEPT = 2
+
+
 def _loaded(folder: str, device: str) -> tuple[Any, Any, bool]:
     """The estimator's processor and model, read once per worker (a small model: Depth Anything
     V2 Small is 25 M parameters), and whether it gives distances rather than inverse depth."""
+    with _lock:
+        if (folder, device) not in _read:
+            while len(_read) >= KEPT:
+                _read.pop(next(iter(_read)))
+            _read[(folder, device)] = _read_estimator(folder, device)
+        return _read[(folder, device)]
+
+
+def _read_estimator(folder: str, device: str) -> tuple[Any, Any, bool]:
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
     processor = AutoImageProcessor.from_pretrained(folder)
@@ -28,6 +45,16 @@ def _loaded(folder: str, device: str) -> tuple[Any, Any, bool]:
     config = model.config
     metric = config.model_type in _METRIC_MODEL_TYPES or getattr(config, "depth_estimation_type", "") == "metric"
     return processor, model, metric
+
+
+def is_read(folder: Path) -> bool:
+    """Whether this worker holds the estimator in `folder` (on any device)."""
+    return any(read == str(folder) for read, _device in list(_read))
+
+
+def loaded_bytes() -> int:
+    """What the estimators this worker holds take, for its memory budget."""
+    return sum(module_bytes(model) for _processor, model, _metric in list(_read.values()))
 
 
 def depth_map(image: Image.Image, folder: Path, device: str | torch.device = "cpu") -> Image.Image:
