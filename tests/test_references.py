@@ -59,6 +59,9 @@ def test_references_steer_the_image_and_leave_no_trace_in_the_next_job(sdxl_dir,
     assert np.abs(weaker - with_red).mean() > 0.1
     assert len(engine._ip_adapters) == 1  # read from disk once for the worker
     assert np.abs(draw(engine) - plain).max() == 0  # taken off: as if it had never been loaded
+    # Put back as built the first time (not built again): the same image, then none of it.
+    assert np.abs(draw(engine, references=[red], ip_adapter=spec) - with_red).max() == 0
+    assert np.abs(draw(engine) - plain).max() == 0
 
 
 def test_xlabs_flux_ip_adapter_steers_flux_and_leaves_no_trace(tiny_flux_dir, tmp_path) -> None:
@@ -72,6 +75,8 @@ def test_xlabs_flux_ip_adapter_steers_flux_and_leaves_no_trace(tiny_flux_dir, tm
     with_red = draw(engine, references=[red], ip_adapter=spec)
     assert np.abs(with_red - plain).mean() > 0.5
     assert np.abs(draw(engine, references=[red], ip_adapter=spec, reference_strength=0.1) - with_red).mean() > 0.1
+    assert np.abs(draw(engine) - plain).max() == 0
+    assert np.abs(draw(engine, references=[red], ip_adapter=spec) - with_red).max() == 0  # put back as built
     assert np.abs(draw(engine) - plain).max() == 0
 
 

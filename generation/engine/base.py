@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..lora_files import LoraError
-from .devices import default_dtype, free_memory, is_out_of_memory, module_bytes, place, resolve_device
+from .devices import default_dtype, free_memory, is_out_of_memory, place, resolve_device
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
@@ -81,6 +81,9 @@ class DiffusersEngine:
         # IP-Adapters read once per worker (weights, image encoder), attached to the jobs that
         # ask for one and taken off before the next job that does not.
         self._ip_adapters: dict[IPAdapterSpec, tuple[dict[str, Any], Any]] = {}
+        # ... and, once attached, what diffusers' loader built from them: the denoiser's
+        # attention processors and image projection, put back as they are by every later job.
+        self._ip_built: dict[IPAdapterSpec, tuple[dict[str, Any], Any, Any]] = {}
         self._ip_attached: IPAdapterSpec | None = None
         self._control_pipes: dict[ControlNetSpec, Any] = {}  # ControlNets read once per worker
         self._refiner: Any = None  # SDXL's refiner checkpoint, loaded by the first refiner pass
@@ -109,8 +112,14 @@ class DiffusersEngine:
             modules |= {id(m): m for m in pipe.components.values() if isinstance(m, torch.nn.Module)}
         for _weights, encoder in self._ip_adapters.values():
             modules[id(encoder)] = encoder
-        tensors = [t for weights, _ in self._ip_adapters.values() for part in weights.values() for t in part.values()]
-        return sum(module_bytes(m) for m in modules.values()) + sum(t.numel() * t.element_size() for t in tensors)
+        for processors, projection, _extractor in self._ip_built.values():
+            built = [*processors.values(), projection]
+            modules |= {id(m): m for m in built if isinstance(m, torch.nn.Module)}
+        # By tensor: an attached IP-Adapter's processors are also inside the denoiser.
+        tensors = {id(t): t for m in modules.values() for t in (*m.parameters(), *m.buffers())}
+        raw = [t for weights, _ in self._ip_adapters.values() for part in weights.values() for t in part.values()]
+        tensors |= {id(t): t for t in raw}
+        return sum(t.numel() * t.element_size() for t in tensors.values())
 
     def unread_addons(self, request: GenerationRequest) -> list[Path]:
         """The folders of this job's add-ons that this engine (or, for a depth estimator, which
@@ -347,10 +356,34 @@ class DiffusersEngine:
             self._ip_attached = None
         if spec is None:
             return
-        weights, encoder = self._ip_adapter_files(spec)
-        self.pipe.register_modules(image_encoder=encoder)  # so the loader reads no encoder of its own
-        self.pipe.load_ip_adapter(weights, subfolder="", weight_name=spec.weight_name)
+        if spec in self._ip_built:
+            self._reattach_ip_adapter(spec)
+        else:
+            weights, encoder = self._ip_adapter_files(spec)
+            self.pipe.register_modules(image_encoder=encoder)  # so the loader reads no encoder of its own
+            self.pipe.load_ip_adapter(weights, subfolder="", weight_name=spec.weight_name)
+            denoiser = self._denoiser()
+            processors = dict(denoiser.attn_processors)
+            extractor = getattr(self.pipe, "feature_extractor", None)
+            self._ip_built[spec] = (processors, denoiser.encoder_hid_proj, extractor)
+            self._ip_adapters[spec] = ({}, encoder)  # the built processors hold the weights now
         self._ip_attached = spec
+
+    def _reattach_ip_adapter(self, spec: IPAdapterSpec) -> None:
+        """What load_ip_adapter leaves on the pipeline, put back without building it again:
+        building copies every weight and moves the whole denoiser, a fifth of a tiny model's
+        load, where this is a few dictionary writes."""
+        processors, projection, extractor = self._ip_built[spec]
+        denoiser = self._denoiser()
+        denoiser.set_attn_processor(dict(processors))
+        denoiser.encoder_hid_proj = projection
+        denoiser.config.encoder_hid_dim_type = "ip_image_proj"  # as the loader sets it
+        self.pipe.register_modules(image_encoder=self._ip_adapters[spec][1])
+        if extractor is not None:
+            self.pipe.register_modules(feature_extractor=extractor)
+
+    def _denoiser(self) -> Any:
+        return getattr(self.pipe, "unet", None) or self.pipe.transformer
 
     def _ip_adapter_files(self, spec: IPAdapterSpec) -> tuple[dict[str, Any], Any]:
         if spec not in self._ip_adapters:
