@@ -1,7 +1,7 @@
 """What steering costs, on the tiny architecture-true pipelines the tests use (random weights,
 CPU): a plain job against the same job from a sketch (img2img) and an inpaint, and the cost of
-attaching a family's img2img or inpaint twin (diffusers' from_pipe on the loaded modules)
-against loading the base model.
+a family's img2img or inpaint twin (diffusers' from_pipe on the loaded modules: built once per
+worker, then taken by every job) against loading the base model.
 
     .venv/bin/python scripts/control_benchmark.py          # every family with the pipelines
     .venv/bin/python scripts/control_benchmark.py --json
@@ -43,19 +43,20 @@ def main() -> None:
     args = parser.parse_args()
     globals()["REPEAT"] = args.repeat
     rows = [measure(family) for family in args.family or FAMILIES]
+    published = published_sizes()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"tiny": rows, "published_controlnet_size_of_denoiser": published}, indent=2))
         return
     print(f"{SIZE} px, {STEPS} steps, median of {REPEAT}; CPU, tiny random-weight pipelines")
     jobs, twins = ["sketch", "inpaint", "reference", "control"], ["img2img", "inpaint", "reference", "control"]
-    add_ons = ["reference", "control"]
+    add_ons = ["img2img", "inpaint", "reference", "control"]
     columns = [
         "family",
         "load s",
         "plain s",
         *(f"{j} s (+%)" for j in jobs),
         *(f"attach {t} ms (% of load)" for t in twins),
-        *(f"read {a} once ms (% of load)" for a in add_ons),
+        *(f"read or build {a} once ms (% of load)" for a in add_ons),
     ]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -63,6 +64,12 @@ def main() -> None:
         cells = [r["family"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
         reads = [_attach(r, a, "read") for a in add_ons]
         print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins), *reads]) + " |")
+    print("\nControlNet size against the denoiser's (what it adds to each step):")
+    for r in rows:
+        if "control_size_of_denoiser" in r:
+            print(f"  tiny {r['family']}: {r['control_size_of_denoiser']:.0%}")
+    for name, share in published.items():
+        print(f"  published {name}: {share:.0%}")
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -101,11 +108,12 @@ def measure(family: str) -> dict[str, Any]:
         can = engine.supports_img2img if name == "img2img" else engine.inpaint_class is not None
         if not can:
             continue
-        started = time.perf_counter()
-        getattr(engine, twin)
-        attach = time.perf_counter() - started
-        row[f"attach_{name}_ms"] = round(attach * 1000, 1)
-        row[f"attach_{name}_of_load"] = round(attach / row["load_s"], 4)
+        for what in ("read", "attach"):  # built by from_pipe once per worker; later jobs take it
+            started = time.perf_counter()
+            getattr(engine, twin)
+            took = time.perf_counter() - started
+            row[f"{what}_{name}_ms"] = round(took * 1000, 3)
+            row[f"{what}_{name}_of_load"] = round(took / row["load_s"], 6)
         cases["sketch" if name == "img2img" else "inpaint"] = request
     cases |= add_on_cases(engine, family, folder, plain, row)
     for name, request in cases.items():
@@ -158,6 +166,9 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
         engine._control_pipe(spec)  # read from disk and built: once per worker
         row["read_control_ms"] = round((time.perf_counter() - started) * 1000, 1)
         row["read_control_of_load"] = round(row["read_control_ms"] / 1000 / row["load_s"], 4)
+        # What the ControlNet adds to each step is about its size against the denoiser's.
+        control = engine._control_pipe(spec).controlnet
+        row["control_size_of_denoiser"] = round(_params(control) / _params(engine._denoiser()), 3)
         started = time.perf_counter()
         engine._control_pipe(spec)  # every later job: the kept pipeline, nothing read or moved
         row["attach_control_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -165,6 +176,56 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
         edges = canny_edges(square)
         cases["control"] = GenerationRequest(**{**plain.__dict__, "control_image": edges, "controlnet": spec})
     return cases
+
+
+def _params(module: Any) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def published_sizes() -> dict[str, float]:
+    """Published ControlNets' sizes against their denoisers', from their configs on the meta
+    device (no weights: nothing is read or downloaded). Per step a ControlNet costs about its
+    share of the denoiser's parameters, since both see the same tokens."""
+    from accelerate import init_empty_weights
+    from diffusers import ControlNetModel, FluxControlNetModel, FluxTransformer2DModel, UNet2DConditionModel
+
+    flux = {
+        "patch_size": 1,
+        "in_channels": 64,
+        "attention_head_dim": 128,
+        "num_attention_heads": 24,
+        "joint_attention_dim": 4096,
+        "pooled_projection_dim": 768,
+        "guidance_embeds": True,
+        "axes_dims_rope": [16, 56, 56],
+    }
+    sizes = {}
+    with init_empty_weights():
+        denoiser = _params(FluxTransformer2DModel(num_layers=19, num_single_layers=38, **flux))
+        for name, double, single, modes in (
+            ("FLUX.1: InstantX Union (5 double + 10 single blocks)", 5, 10, 10),
+            ("FLUX.1: Shakker-Labs Union Pro 2.0 (6 double blocks)", 6, 0, None),
+            ("FLUX.1: 2 double blocks (XLabs' layout)", 2, 0, None),
+        ):
+            net = FluxControlNetModel(num_layers=double, num_single_layers=single, num_mode=modes, **flux)
+            sizes[name] = round(_params(net) / denoiser, 3)
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            block_out_channels=(320, 640, 1280),
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            cross_attention_dim=2048,
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        )
+        sizes["SDXL: a full ControlNet (ControlNetModel.from_unet)"] = round(
+            _params(ControlNetModel.from_unet(unet)) / _params(unet), 3
+        )
+    return sizes
 
 
 if __name__ == "__main__":
