@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.base import DiffusersEngine
@@ -271,3 +272,25 @@ def test_a_flux_model_trained_on_short_text_runs_on_short_text(tiny_flux_dir) ->
     engine = engine_class("flux")(tiny_flux_dir, device="cpu", options={"max_sequence_length": 16})
     assert engine.call_kwargs(request())["max_sequence_length"] == 16
     assert len(generate(engine, request(seeds=[1]))) == 1
+
+
+def test_a_flux_model_with_true_cfg_runs_two_passes_a_step_against_the_negative_prompt(tiny_flux_dir) -> None:
+    plain = engine_class("flux")(tiny_flux_dir, device="cpu")
+    guided = engine_class("flux")(tiny_flux_dir, device="cpu", options={"true_cfg_scale": 1.75})
+    assert "negative_prompt" not in plain.call_kwargs(request(negative_prompt="clutter"))
+    assert guided.call_kwargs(request(negative_prompt="clutter")) | {"guidance_scale": 0} == {
+        "guidance_scale": 0,
+        "true_cfg_scale": 1.75,
+        "negative_prompt": "clutter",
+    }
+    masked = request(negative_prompt="clutter", mask_image=Image.new("L", (64, 64), 255))
+    assert "true_cfg_scale" not in guided.call_kwargs(masked)  # an inpaint keeps more without it
+    calls = []
+    hook = guided.pipe.transformer.register_forward_hook(lambda *_: calls.append(1))
+    against_clutter = generate(guided, request(seeds=[2], steps=3, negative_prompt="clutter"))[0]
+    hook.remove()
+    assert len(calls) == 6  # each step with the prompt and with the negative prompt
+    unguided = generate(plain, request(seeds=[2], steps=3))[0]
+    assert differ(against_clutter, unguided)
+    # Against the prompt itself there is nothing to push from: the unguided image.
+    assert close(generate(guided, request(seeds=[2], steps=3, negative_prompt="a blue circle"))[0], unguided)

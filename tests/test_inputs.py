@@ -425,6 +425,8 @@ class TestModelOptionsInTheAdmin:
             ({"native_size": "64"}, "native_size must be a whole number from 16 to 4096"),
             ({"native_size": True}, "native_size must be a whole number"),
             ({"max_sequence_length": 4096}, "max_sequence_length must be from 1 to 512, not 4096"),
+            ({"true_cfg_scale": "2"}, "true_cfg_scale must be a number from 1 to 10, not"),
+            ({"true_cfg_scale": 0.5}, "true_cfg_scale must be from 1 to 10, not 0.5"),
             ([1, 2], "Options are a JSON object"),
         ],
     )
@@ -435,6 +437,12 @@ class TestModelOptionsInTheAdmin:
         assert message.replace("'", "&#x27;") in page
         model.refresh_from_db()
         assert model.options == before
+
+    def test_true_cfg_is_a_flux_option_taking_fractions(self) -> None:
+        from generation.engine.options import option_errors
+
+        assert option_errors("flux", {"true_cfg_scale": 1.75}) == option_errors("flux", {"true_cfg_scale": 3}) == []
+        assert option_errors("sdxl", {"true_cfg_scale": 2})[0].startswith("'true_cfg_scale' is not an option of SDXL")
 
     def test_hidream_takes_its_llama_option(self) -> None:
         from generation.engine.options import option_errors

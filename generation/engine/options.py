@@ -1,7 +1,7 @@
 """The loading options a model entry carries (`ImageModel.options`), checked without torch.
 
 The engine reads them when it loads a model (`base.py`: memory_mode, native_size, and refiner for
-the refiner pass; `flux.py`: max_sequence_length; `hidream.py`: llama). The admin checks an entry
+the refiner pass; `flux.py`: max_sequence_length, true_cfg_scale; `hidream.py`: llama). The admin checks an entry
 against this table on save, so a typo or a wrong type is refused there instead of failing on a
 worker later.
 """
@@ -21,8 +21,8 @@ MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
 class Option:
     meaning: str
     kind: type = str
-    low: int = 0
-    high: int = 0
+    low: float = 0
+    high: float = 0
     choices: tuple[str, ...] = ()
     families: tuple[str, ...] = ()  # empty: every family
 
@@ -38,6 +38,14 @@ OPTIONS: dict[str, Option] = {
         1,
         512,
         families=("flux", "fluxkontext"),
+    ),
+    "true_cfg_scale": Option(
+        "true classifier-free guidance: each step runs twice, with and without the prompt (the asset "
+        "type's negative prompt), and is pushed this far from the second; 1 is off (inpaint runs without it)",
+        float,
+        1,
+        10,
+        families=("flux",),
     ),
     "refiner": Option(
         "a local folder of SDXL's refiner (StableDiffusionXLImg2ImgPipeline) for the refiner pass", families=("sdxl",)
@@ -78,9 +86,11 @@ def option_errors(family: str, options: Any) -> list[str]:
 
 
 def _value_problem(option: Option, value: Any) -> str | None:
-    if option.kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be a whole number{_range(option)}, not {value!r}"
+    if option.kind in (int, float):
+        numeric = (int, float) if option.kind is float else int
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            kind = "number" if option.kind is float else "whole number"
+            return f"must be a {kind}{_range(option)}, not {value!r}"
         if not option.low <= value <= option.high:
             return f"must be{_range(option)}, not {value}"
         return None
@@ -92,6 +102,6 @@ def _value_problem(option: Option, value: Any) -> str | None:
 
 
 def _range(option: Option) -> str:
-    if option.kind is int:
-        return f" from {option.low} to {option.high}"
+    if option.kind in (int, float):
+        return f" from {option.low:g} to {option.high:g}"
     return f" ({', '.join(option.choices)})" if option.choices else ""

@@ -156,7 +156,7 @@ def on_background(image: Image.Image) -> Image.Image:
 def native(folder: Path, items: list[Ask], *, seeds: int = 2, steps: int = 28) -> Iterator[tuple[Ask, Image.Image]]:
     """The engine's own renders, at the model's native size, as the Icon asset type prompts it."""
     engine = engine_class("flux")(folder, device="cpu", options=MODEL_OPTIONS)
-    size = MODEL_OPTIONS["native_size"]
+    size = int(MODEL_OPTIONS["native_size"])
     for ask in items:
         request = GenerationRequest(
             prompt=ICON_TEMPLATE.replace("{subject}", ask.prompt),
