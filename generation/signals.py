@@ -6,9 +6,18 @@ import threading
 import time
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 
 log = logging.getLogger(__name__)
+
+# The worker's own pid, set in it before it forks its pool processes, which inherit it.
+_worker_pid = 0
+
+
+@worker_init.connect
+def remember_the_worker(**kwargs: Any) -> None:
+    global _worker_pid
+    _worker_pid = os.getpid()
 
 
 @worker_process_init.connect
@@ -16,8 +25,11 @@ def exit_with_the_worker(**kwargs: Any) -> None:
     """A pool process ends within half a second of its worker, even a worker killed -9 (as
     `./studio up` kills its children when it is killed itself): billiard's pool processes
     otherwise wait on a queue that a dead worker never closes. Its job, if any, goes back to
-    the queue by the job's lease, as when a worker dies."""
-    worker = os.getppid()
+    the queue by the job's lease, as when a worker dies.
+
+    The worker is the pid it had before the fork, not os.getppid() here: a pool process just
+    forked when its worker died would read init's pid (1) and wait on it for ever, an orphan."""
+    worker = _worker_pid or os.getppid()
 
     def watch() -> None:
         while os.getppid() == worker:
