@@ -276,18 +276,20 @@ def make_room_for_estimator(folder: Path) -> None:
     """A depth preview reads the estimator outside a job: the models make room for it first."""
     from .engine.depth import is_read
 
-    if folder.is_dir() and not is_read(folder):
-        with engines_lock:
-            _make_room(folder_size(folder))
+    _make_room_for([] if is_read(folder) else [folder])
 
 
 def make_room_for_addons(engine: Engine, request: GenerationRequest, model_key: str) -> None:
     """Add-ons are read by the job that first needs them: the other models make room first, as
     for a model of their size."""
-    needed = sum(folder_size(folder) for folder in engine.unread_addons(request) if folder.is_dir())
+    _make_room_for(engine.unread_addons(request), keep=model_key)
+
+
+def _make_room_for(folders: list[Path], *, keep: str = "") -> None:
+    needed = sum(folder_size(folder) for folder in folders if folder.is_dir())
     if needed:
         with engines_lock:
-            _make_room(needed, keep=model_key)
+            _make_room(needed, keep=keep)
 
 
 def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
