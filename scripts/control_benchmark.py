@@ -14,6 +14,17 @@ job; attaching an add-on costs under 5 % of loading the base model. An add-on is
 once per worker ("read once", also printed); "attach" is what each later job pays. The sketch runs `strength`
 x steps (0.6 here, "follow closely"), so it is cheaper than the plain job; the inpaint runs every
 step and also encodes the image.
+
+A ControlNet runs beside the denoiser every step, so what it adds is about its size against the
+denoiser's. The tests' tiny bases have one block, as their ControlNets do, so there a ControlNet
+doubles the denoiser, and at 64 px Python's cost per module call outweighs the arithmetic. The
+benchmark therefore also measures ControlNet families at 128 px on bases 8x wider (16 heads)
+and deepened to a published ControlNet's share ("published proportions": FLUX.1 4 + 4 blocks
+against the ControlNet's 1 + 1, 27 %, as InstantX's Union is 28 % of FLUX.1 [dev]; Qwen-Image
+12 layers against 1, 9 %, as InstantX's Union is; Z-Image 12 layers against 1 and a refiner,
+32 %, near Alibaba's Union 1.0 at 26 %), and sizes published ControlNets from their configs on
+the meta device. Cases run in turn within each repeat, so a drift in the VM's speed falls on
+all of them alike.
 """
 
 from __future__ import annotations
@@ -33,6 +44,14 @@ sys.path.insert(0, str(ROOT))
 
 FAMILIES = ["flux", "sdxl", "zimage", "qwenimage", "flux2", "qwenimageedit"]
 SIZE, STEPS, REPEAT = 64, 8, 5
+# A base wide enough that its matrix products, not Python's per-module cost, take the time, and
+# deep enough that its one-block ControlNet has a published ControlNet's share; drawn at WIDE px.
+PUBLISHED_SHAPE: dict[str, dict[str, int]] = {
+    "flux": {"layers": 4, "single_layers": 4, "heads": 16},
+    "qwenimage": {"layers": 12, "heads": 16},
+    "zimage": {"layers": 12, "heads": 16},
+}
+WIDE = 128
 
 
 def main() -> None:
@@ -42,12 +61,36 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per case (the median is printed)")
     args = parser.parse_args()
     globals()["REPEAT"] = args.repeat
-    rows = [measure(family) for family in args.family or FAMILIES]
+    families = args.family or FAMILIES
+    rows = [measure(family) for family in families]
+    deeper = [measure(family, PUBLISHED_SHAPE[family], WIDE) for family in families if family in PUBLISHED_SHAPE]
     published = published_sizes()
     if args.json:
-        print(json.dumps({"tiny": rows, "published_controlnet_size_of_denoiser": published}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "tiny": rows,
+                    "tiny_published_proportions": deeper,
+                    "published_controlnet_size_of_denoiser": published,
+                },
+                indent=2,
+            )
+        )
         return
     print(f"{SIZE} px, {STEPS} steps, median of {REPEAT}; CPU, tiny random-weight pipelines")
+    print_table(rows)
+    if deeper:
+        print(f"\nThe same at {WIDE} px on wider bases deepened to published ControlNets' proportions:")
+        print_table(deeper)
+    print("\nControlNet size against the denoiser's (what it adds to each step):")
+    for r in rows + deeper:
+        if "control_size_of_denoiser" in r:
+            print(f"  tiny {r['family']}{r['depth']}: {r['control_size_of_denoiser']:.0%}")
+    for name, share in published.items():
+        print(f"  published {name}: {share:.0%}")
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
     jobs, twins = ["sketch", "inpaint", "reference", "control"], ["img2img", "inpaint", "reference", "control"]
     add_ons = ["img2img", "inpaint", "reference", "control"]
     columns = [
@@ -61,15 +104,9 @@ def main() -> None:
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:
-        cells = [r["family"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
+        cells = [r["family"] + r["depth"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
         reads = [_attach(r, a, "read") for a in add_ons]
         print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins), *reads]) + " |")
-    print("\nControlNet size against the denoiser's (what it adds to each step):")
-    for r in rows:
-        if "control_size_of_denoiser" in r:
-            print(f"  tiny {r['family']}: {r['control_size_of_denoiser']:.0%}")
-    for name, share in published.items():
-        print(f"  published {name}: {share:.0%}")
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
@@ -84,22 +121,24 @@ def _attach(row: dict[str, Any], key: str, what: str = "attach") -> str:
     return f"{row[f'{what}_{key}_ms']} ({row[f'{what}_{key}_of_load']:.1%})"
 
 
-def measure(family: str) -> dict[str, Any]:
+def measure(family: str, shape: dict[str, int] | None = None, size: int = SIZE) -> dict[str, Any]:
     from PIL import Image
 
     from generation.engine import engine_class, tiny
     from generation.engine.types import GenerationRequest
 
-    folder = tiny.TINY_BUILDERS[family](Path(tempfile.mkdtemp(prefix=f"control-{family}-")) / family)
+    scratch = Path(tempfile.mkdtemp(prefix=f"control-{family}-"))
+    folder = tiny.TINY_BUILDERS[family](scratch / family, **(shape or {}))
     started = time.perf_counter()
     engine = engine_class(family)(folder, device="cpu")
-    row: dict[str, Any] = {"family": family, "load_s": round(time.perf_counter() - started, 3)}
+    label = " (" + ", ".join(f"{k} {v}" for k, v in shape.items()) + f", {size} px)" if shape else ""
+    row: dict[str, Any] = {"family": family, "depth": label, "load_s": round(time.perf_counter() - started, 3)}
     plain = GenerationRequest(
-        prompt="a star", negative_prompt="", width=SIZE, height=SIZE, steps=STEPS, guidance_scale=3.5, seeds=[1]
+        prompt="a star", negative_prompt="", width=size, height=size, steps=STEPS, guidance_scale=3.5, seeds=[1]
     )
-    picture = Image.new("RGB", (SIZE, SIZE), "white")
-    mask = Image.new("L", (SIZE, SIZE), 0)
-    mask.paste(255, (16, 16, 48, 48))
+    picture = Image.new("RGB", (size, size), "white")
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
     cases = {"plain": plain}
     for name, twin, request in (
         ("img2img", "img2img_pipe", GenerationRequest(**{**plain.__dict__, "init_image": picture, "strength": 0.6})),
@@ -115,23 +154,28 @@ def measure(family: str) -> dict[str, Any]:
             row[f"{what}_{name}_ms"] = round(took * 1000, 3)
             row[f"{what}_{name}_of_load"] = round(took / row["load_s"], 6)
         cases["sketch" if name == "img2img" else "inpaint"] = request
-    cases |= add_on_cases(engine, family, folder, plain, row)
-    for name, request in cases.items():
-        run = partial(engine.generate, request, max_batch=1, on_step=lambda *_: None, on_images=lambda *_: None)
+    cases |= add_on_cases(engine, family, folder, plain, row, size)
+    runs = {
+        name: partial(engine.generate, request, max_batch=1, on_step=lambda *_: None, on_images=lambda *_: None)
+        for name, request in cases.items()
+    }
+    for run in runs.values():
         run()  # warm
-        times = []
-        for _ in range(REPEAT):
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(REPEAT):  # in turn, so the VM's drift in speed falls on every case alike
+        for name, run in runs.items():
             started = time.perf_counter()
             run()
-            times.append(time.perf_counter() - started)
-        row[f"{name}_s"] = round(statistics.median(times), 4)
+            times[name].append(time.perf_counter() - started)
+    for name in runs:
+        row[f"{name}_s"] = round(statistics.median(times[name]), 4)
     for name in ("sketch", "inpaint", "reference", "control"):
         if f"{name}_s" in row:
             row[f"{name}_over_plain"] = round(row[f"{name}_s"] / row["plain_s"] - 1, 3)
     return row
 
 
-def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[str, Any]) -> dict[str, Any]:
+def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[str, Any], size: int) -> dict[str, Any]:
     """A style reference and a canny ControlNet where the family takes them, each on a tiny
     add-on; attaching is timed after the worker has read it once (what every later job pays)."""
     from PIL import Image
@@ -141,8 +185,8 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
     from generation.engine.types import ControlNetSpec, GenerationRequest, IPAdapterSpec
 
     cases: dict[str, Any] = {}
-    square = Image.new("RGB", (SIZE, SIZE), "white")
-    square.paste((0, 0, 0), (16, 16, 48, 48))
+    square = Image.new("RGB", (size, size), "white")
+    square.paste((0, 0, 0), (size // 4, size // 4, 3 * size // 4, 3 * size // 4))
     if engine.reference_argument:  # the pipeline's own image input: nothing to attach
         cases["reference"] = GenerationRequest(**{**plain.__dict__, "references": [square]})
     elif engine.supports_ip_adapter:
@@ -225,6 +269,37 @@ def published_sizes() -> dict[str, float]:
         sizes["SDXL: a full ControlNet (ControlNetModel.from_unet)"] = round(
             _params(ControlNetModel.from_unet(unet)) / _params(unet), 3
         )
+        sizes |= _published_qwen_and_zimage()
+    return sizes
+
+
+def _published_qwen_and_zimage() -> dict[str, float]:
+    """Qwen-Image's and Z-Image's published ControlNets; both models' defaults in diffusers are
+    the published configs. Z-Image's Union 2.x has 15 control layers (diffusers' single-file
+    loader tells it by `control_layers.14`), 1.0 six, one every fifth layer."""
+    from diffusers import (
+        QwenImageControlNetModel,
+        QwenImageTransformer2DModel,
+        ZImageControlNetModel,
+        ZImageTransformer2DModel,
+    )
+
+    sizes = {}
+    qwen = _params(QwenImageTransformer2DModel())
+    instantx = _params(QwenImageControlNetModel(num_layers=5))
+    sizes["Qwen-Image: InstantX Union (5 of 60 layers)"] = round(instantx / qwen, 3)
+    zimage = _params(ZImageTransformer2DModel())
+    for name, places in (
+        ("Z-Image: Alibaba Union 1.0 (6 of 30 layers, 2 refiner)", list(range(0, 30, 5))),
+        ("Z-Image: Alibaba Union 2.x (15 of 30 layers, 2 refiner)", list(range(0, 30, 2))),
+    ):
+        net = ZImageControlNetModel(
+            control_layers_places=places,
+            control_refiner_layers_places=[0, 1],
+            control_in_dim=16,
+            add_control_noise_refiner="control_noise_refiner",
+        )
+        sizes[name] = round(_params(net) / zimage, 3)
     return sizes
 
 

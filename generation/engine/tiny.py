@@ -348,19 +348,20 @@ def build_tiny_hidream(folder: Path, *, seed: int = 0) -> Path:
         return save(pipe, Path(folder))
 
 
-def build_tiny_zimage(folder: Path, *, seed: int = 0) -> Path:
-    """Z-Image: a single-stream DiT reading the second-to-last layer of a Qwen3 encoder."""
+def build_tiny_zimage(folder: Path, *, seed: int = 0, layers: int = 1, heads: int = 2) -> Path:
+    """Z-Image: a single-stream DiT reading the second-to-last layer of a Qwen3 encoder.
+    `layers` and `heads` (of 16 dimensions each) grow it (the steering benchmark's)."""
     torch.manual_seed(seed)
     width = 16
     transformer = ZImageTransformer2DModel(
         all_patch_size=(2,),
         all_f_patch_size=(1,),
         in_channels=4,
-        dim=32,
-        n_layers=1,
+        dim=16 * heads,
+        n_layers=layers,
         n_refiner_layers=1,
-        n_heads=2,
-        n_kv_heads=2,
+        n_heads=heads,
+        n_kv_heads=heads,
         norm_eps=1e-5,
         qk_norm=True,
         cap_feat_dim=width,
@@ -460,14 +461,16 @@ def qwen_vl_encoder(width: int, tokenizer: PreTrainedTokenizerFast) -> Qwen2_5_V
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
-def _qwen_denoiser(z_dim: int, width: int) -> tuple[QwenImageTransformer2DModel, AutoencoderKLQwenImage]:
+def _qwen_denoiser(
+    z_dim: int, width: int, layers: int = 1, heads: int = 2
+) -> tuple[QwenImageTransformer2DModel, AutoencoderKLQwenImage]:
     transformer = QwenImageTransformer2DModel(
         patch_size=2,
         in_channels=4 * z_dim,
         out_channels=z_dim,
-        num_layers=1,
+        num_layers=layers,
         attention_head_dim=16,
-        num_attention_heads=2,
+        num_attention_heads=heads,
         joint_attention_dim=width,
         guidance_embeds=False,
         axes_dims_rope=(8, 4, 4),
@@ -484,10 +487,10 @@ def _qwen_denoiser(z_dim: int, width: int) -> tuple[QwenImageTransformer2DModel,
     return transformer, qwen_vae
 
 
-def _qwen_parts(seed: int) -> dict[str, Any]:
+def _qwen_parts(seed: int, layers: int = 1, heads: int = 2) -> dict[str, Any]:
     """Qwen-Image's modules, which its edit pipeline shares."""
     torch.manual_seed(seed)
-    transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16)
+    transformer, qwen_vae = _qwen_denoiser(z_dim=4, width=16, layers=layers, heads=heads)
     tokenizer = qwen_vl_tokenizer()
     return {
         "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0),
@@ -498,9 +501,10 @@ def _qwen_parts(seed: int) -> dict[str, Any]:
     }
 
 
-def build_tiny_qwenimage(folder: Path, *, seed: int = 0) -> Path:
-    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE."""
-    return save(QwenImagePipeline(**_qwen_parts(seed)), Path(folder))
+def build_tiny_qwenimage(folder: Path, *, seed: int = 0, layers: int = 1, heads: int = 2) -> Path:
+    """Qwen-Image: an MMDiT conditioned on a Qwen2.5-VL encoder, with its own video-style VAE.
+    `layers` and `heads` grow the transformer (the steering benchmark's)."""
+    return save(QwenImagePipeline(**_qwen_parts(seed, layers, heads)), Path(folder))
 
 
 def build_tiny_qwenimage_edit(folder: Path, *, seed: int = 0) -> Path:
