@@ -2,12 +2,14 @@ import copy
 import csv
 import io
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.files.uploadedfile import UploadedFile
+from django.forms.models import ModelChoiceIterator
 from django.forms.utils import ErrorDict
 
 from .control.addons import control_types, reference_problem
@@ -90,12 +92,31 @@ class TokenRevokeForm(StorableForm):
     )
 
 
+class FetchedOnceIterator(ModelChoiceIterator):
+    """Choices from the field's queryset as fetched the first time. Django's iterator queries
+    again on every loop, and the studio form loops over its models three times a page (the
+    radios, the license notes, which of them take references)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset:  # the queryset's own result cache
+            yield self.choice(obj)
+
+    def __len__(self) -> int:
+        return len(self.queryset) + (1 if self.field.empty_label is not None else 0)
+
+
 class NamedChoiceField(forms.ModelChoiceField):
+    iterator = FetchedOnceIterator
+
     def label_from_instance(self, obj: Any) -> str:
         return str(obj.name)
 
 
 class NamedMultipleChoiceField(forms.ModelMultipleChoiceField):
+    iterator = FetchedOnceIterator
+
     def label_from_instance(self, obj: AssetPreset | ImageModel) -> str:
         return obj.name
 
@@ -267,8 +288,14 @@ class GenerateForm(StorableForm):
         key = (self.data.get("model") if self.is_bound else self.initial.get("model")) or settings.STUDIO_DEFAULT_MODEL
         model = key if isinstance(key, ImageModel) else None
         if model is None and storable(key):
-            model = ImageModel.objects.filter(key=key, enabled=True).first()
+            model = next((m for m in self._offered("model") if m.key == key), None)
         return tier_notes(preset, model)
+
+    def _offered(self, name: str) -> Any:
+        """A choice field's queryset, fetched once for the form (its radios loop over it too)."""
+        field = self.fields[name]
+        assert isinstance(field, forms.ModelChoiceField)
+        return field.queryset
 
     def _selected_preset(self) -> AssetPreset | None:
         # Asked for by the size choices, the LoRA versions and the tier notes: looked up once.
@@ -278,12 +305,10 @@ class GenerateForm(StorableForm):
 
     def _find_preset(self) -> AssetPreset | None:
         slug = self.data.get("preset") if self.is_bound else self.initial.get("preset")
-        queryset = AssetPreset.objects.filter(enabled=True)
         if isinstance(slug, AssetPreset):
             return slug
-        if not storable(slug):
-            slug = None  # the field's own validation reports it
-        return (queryset.filter(slug=slug).first() if slug else None) or queryset.first()
+        offered = list(self._offered("preset"))  # enabled, in the radios' order
+        return next((p for p in offered if slug and p.slug == slug), None) or (offered[0] if offered else None)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -327,9 +352,7 @@ class GenerateForm(StorableForm):
         """Whether any model this user may pick takes style references (else no field for them)."""
         from .control.addons import any_takes_references
 
-        field = self.fields["model"]
-        assert isinstance(field, forms.ModelChoiceField)
-        return any_takes_references(field.queryset or [])
+        return any_takes_references(self._offered("model"))
 
     def references_shown(self) -> list[InputImage]:
         """The references this form carries, to show (stored when the form was sent)."""

@@ -175,6 +175,21 @@ def test_a_fresh_studio_form_starts_on_the_first_asset_type(alice_client) -> Non
     assert form.initial["preset"] == "icon" and form.initial["model"] == "tiny-flux"
 
 
+def test_the_studio_form_reads_its_models_and_asset_types_once_a_page(alice_client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ImageModel.objects.create(
+        key="second", name="Second model", family="flux", local_path="/nowhere", license_name="MIT", commercial_use=True
+    )
+    with CaptureQueriesContext(connection) as queries:
+        page = alice_client.get(reverse("studio")).content.decode()
+    # The radios, the license notes, the tier notes and "takes references" share one read each.
+    froms = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in queries.captured_queries if " FROM " in q["sql"]]
+    assert froms.count('"generation_imagemodel"') == 1 and froms.count('"generation_assetpreset"') == 1
+    assert 'value="second"' in page and 'value="tiny-flux"' in page and 'value="icon"' in page
+
+
 def test_text_the_database_cannot_hold_is_a_form_error_not_a_500(alice_client, preset) -> None:
     from django.urls import reverse
 
