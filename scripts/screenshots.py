@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument(
-        "--only", help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,sketch,inpaint,tablet"
+        "--only",
+        help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,sketch,inpaint,steering,tablet",
     )
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
@@ -59,6 +60,7 @@ def main() -> None:
             ("training", shoot_training),
             ("sketch", shoot_sketch),
             ("inpaint", shoot_inpaint),
+            ("steering", shoot_steering),
         ]:
             if want(name):
                 shoot(page)
@@ -275,6 +277,37 @@ def shoot_inpaint(page: Page) -> None:
     page.get_by_text("Inpainted: a mask over").wait_for(timeout=20_000)
     page.locator(".job.job-complete").first.wait_for(timeout=120_000)
     save(page, "inpaint-result", full_page=False)
+
+
+TINY_KLEIN = "Tiny FLUX.2 [klein] (random weights)"  # as install_tiny_model names it
+
+
+def shoot_steering(page: Page) -> None:
+    """Style references in the form and a chain of two edits on an image's page. The demo model
+    takes neither, so these need `./studio manage install_tiny_model flux2` (a random-weight
+    FLUX.2 klein, offered to staff): its images are noise, the pages are what they show."""
+    page.goto("/history/")
+    page.locator(".job-complete figure a").first.click()
+    page.wait_for_url("**/images/**")
+    source = page.url
+    page.get_by_role("link", name="Use as reference").click()
+    page.check("input[name=model][value=tiny-flux2]")
+    page.fill("textarea[name=prompt]", "a flat blue star icon")
+    boxes = page.locator(".references-box")
+    boxes.wait_for(timeout=20_000)
+    boxes.scroll_into_view_if_needed()
+    save(page, "references-form", full_page=False)
+    page.goto(source)
+    for instruction in ("make the background blue", "add a checkmark"):
+        page.get_by_role("link", name="Edit", exact=True).click()
+        page.fill("textarea[name=instruction]", instruction)
+        page.select_option("select[name=model]", label=TINY_KLEIN)
+        page.fill("input[name=variations]", "1")
+        page.get_by_role("button", name="Edit").click()
+        page.locator(".job.job-complete").first.wait_for(timeout=120_000)
+        page.locator(".job-complete figure a").first.click()
+        page.wait_for_url("**/images/**")
+    save(page, "edit-chain")
 
 
 def save(page: Page, name: str, *, full_page: bool = True) -> None:

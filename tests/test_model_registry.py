@@ -263,3 +263,19 @@ def test_an_admin_resave_reads_the_limits_once_the_repo_is_in_the_cache(admin_cl
     assert admin_client.post(change, form).status_code == 302
     model.refresh_from_db()
     assert model.size_limits["max_side"] == 1536
+
+
+def test_install_tiny_model_registers_a_random_weight_model_that_only_staff_are_offered(
+    settings, tmp_path, alice_client, admin_client
+) -> None:
+    settings.STUDIO_MODELS_DIR = tmp_path / "models"
+    out = StringIO()
+    call_command("install_tiny_model", "flux2", stdout=out)
+    model = ImageModel.objects.get(key="tiny-flux2")
+    assert model.for_testing and model.enabled and model.family == "flux2"
+    assert (tmp_path / "models" / "tiny-flux2" / "model_index.json").is_file() and model.size_limits
+    assert "Registered tiny-flux2" in out.getvalue()
+    assert 'value="tiny-flux2"' in admin_client.get(reverse("studio")).content.decode()
+    assert 'value="tiny-flux2"' not in alice_client.get(reverse("studio")).content.decode()
+    call_command("install_tiny_model", "flux2", stdout=out)  # again: kept, not rebuilt
+    assert "Model already at" in out.getvalue() and ImageModel.objects.filter(key="tiny-flux2").count() == 1

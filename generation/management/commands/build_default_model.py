@@ -69,16 +69,7 @@ class Command(BaseCommand):
             )
 
     def _install(self, target: Path, force: bool, make: Any, *, marker: str = "model_index.json") -> None:
-        if (target / marker).is_file() and not force:
-            self.stdout.write(f"Model already at {target}")
-            return
-        # Made beside the target and moved in whole, so a half-written folder is never loaded.
-        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-            made = make(Path(scratch) / "model")
-            if target.exists():
-                shutil.rmtree(target)
-            made.rename(target)
-        self.stdout.write(self.style.SUCCESS(f"Installed {target}"))
+        install_folder(target, force, make, self.stdout, self.style, marker=marker)
 
     def _copy_demo(self, folder: Path) -> Path:
         source = Path(settings.STUDIO_DEMO_MODEL_DIR)
@@ -97,6 +88,22 @@ class Command(BaseCommand):
         from generation.engine.tiny import build_tiny_flux
 
         return build_tiny_flux(folder)
+
+
+def install_folder(
+    target: Path, force: bool, make: Any, stdout: Any, style: Any, *, marker: str = "model_index.json"
+) -> None:
+    """`make(folder)` builds a model folder unless `target` holds one already (or `force`)."""
+    if (target / marker).is_file() and not force:
+        stdout.write(f"Model already at {target}")
+        return
+    # Made beside the target and moved in whole, so a half-written folder is never loaded.
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        made = make(Path(scratch) / "model")
+        if target.exists():
+            shutil.rmtree(target)
+        made.rename(target)
+    stdout.write(style.SUCCESS(f"Installed {target}"))
 
 
 def _differs(source: Path, target: Path, *, marker: str = "model_index.json") -> bool:

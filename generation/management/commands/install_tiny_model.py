@@ -1,0 +1,45 @@
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from generation.engine.families import FAMILIES
+from generation.models import ImageModel
+
+from .build_default_model import install_folder
+
+
+class Command(BaseCommand):
+    help = (
+        "Build a tiny random-weight model of a family (the tests' architecture-true pipelines) and register "
+        "it for staff only, so that the paths the demo model cannot take (style references and edits on "
+        "FLUX.2 [klein] or Qwen-Image-Edit, SDXL, ...) can be tried offline. It draws noise: the pages, "
+        "the API and the worker's loading are what it shows."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        from generation.engine.tiny import TINY_BUILDERS  # torch and diffusers: only when it runs
+
+        parser.add_argument("families", nargs="+", choices=sorted(TINY_BUILDERS), metavar="FAMILY")
+
+    def handle(self, *args: Any, families: list[str], **options: Any) -> None:
+        from generation.engine.tiny import TINY_BUILDERS
+
+        models_dir = Path(settings.STUDIO_MODELS_DIR)
+        models_dir.mkdir(parents=True, exist_ok=True)
+        for family in families:
+            key = f"tiny-{family}"
+            install_folder(models_dir / key, False, TINY_BUILDERS[family], self.stdout, self.style)
+            model = ImageModel.objects.filter(key=key).first() or ImageModel(key=key)
+            model.name = f"Tiny {FAMILIES[family]['label']} (random weights)"
+            model.family, model.local_path, model.repo_id = family, key, ""
+            model.license_name, model.commercial_use = "Random weights (a test model)", True
+            model.for_testing, model.enabled = True, True  # offered to staff only (auth.models_for)
+            model.position = model.position or 95
+            try:
+                model.full_clean()
+            except Exception as exc:  # a folder the registry's checks refuse: say why, not a traceback
+                raise CommandError(f"{key}: {exc}") from exc
+            model.save()
+            self.stdout.write(self.style.SUCCESS(f"Registered {key} ({model.name}), for staff"))
