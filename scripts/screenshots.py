@@ -287,7 +287,8 @@ def shoot_steering(page: Page) -> None:
     takes neither, so these need `./studio manage install_tiny_model flux2` (a random-weight
     FLUX.2 klein, offered to staff): its images are noise, the pages are what they show."""
     page.goto("/history/")
-    page.locator(".job-complete figure a").first.click()
+    drawn = page.locator(".job-complete").filter(has_not_text="random weights")  # a demo icon
+    drawn.first.locator("figure a").first.click()
     page.wait_for_url("**/images/**")
     source = page.url
     page.get_by_role("link", name="Use as reference").click()
@@ -295,8 +296,9 @@ def shoot_steering(page: Page) -> None:
     page.fill("textarea[name=prompt]", "a flat blue star icon")
     boxes = page.locator(".references-box")
     boxes.wait_for(timeout=20_000)
-    boxes.scroll_into_view_if_needed()
-    save(page, "references-form", full_page=False)
+    path = DOCS / "references-form.png"
+    page.locator("#generate-form").screenshot(path=str(path))  # the model picked and its references
+    print(f"wrote {path.relative_to(DOCS.parent)}")
     page.goto(source)
     for instruction in ("make the background blue", "add a checkmark"):
         page.get_by_role("link", name="Edit", exact=True).click()
