@@ -111,7 +111,7 @@ class ImageModelAdmin(StudioAdmin):
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
         ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side", "size_limits"]}),
         ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
-        ("Capabilities", {"fields": ["supports_negative_prompt", "supports_img2img"]}),
+        ("Capabilities", {"fields": ["supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
     ]
 

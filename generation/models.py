@@ -206,7 +206,7 @@ class ImageModel(models.Model):
         help_text="What its own config allows (sizes a multiple of, largest side), read when it is saved here with "
         "its weights on this machine, or when `pull_model` downloads it; checked when a job is submitted",
     )
-    supports_negative_prompt = models.BooleanField(default=False)
+    # Whether the negative prompt acts comes from the family and the guidance (engine/families.py).
     # Starting from an image: "More like this" and sketches (generation/control/). What else a
     # model can be steered with comes from its family and its add-ons, not from checkboxes.
     supports_img2img = models.BooleanField(default=False)

@@ -108,7 +108,8 @@ def resolve_params(
         "preset": preset.slug,
         "preset_version": preset.version,
         "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
-        "negative_prompt": " ".join(preset.negative_prompt.split()),
+        # Recorded only where the model's pipeline acts on it, so the image page says what was used.
+        "negative_prompt": negative_prompt(preset, model, guidance),
         "width": width,
         "height": height,
         "requested_size": requested,
@@ -130,6 +131,14 @@ def resolve_params(
         # (as JSON gives it back, lists for tuples, so a job's params compare equal once saved).
         "finishing": json.loads(json.dumps(plan.to_params())),
     }
+
+
+def negative_prompt(preset: AssetPreset, model: ImageModel, guidance: float, *, masked: bool = False) -> str:
+    """The asset type's negative prompt where this model's pipeline acts on it, else ""."""
+    from .engine.families import uses_negative_prompt
+
+    used = uses_negative_prompt(model.family, model.options, guidance, masked=masked)
+    return " ".join(preset.negative_prompt.split()) if used else ""
 
 
 def subject_note(model: ImageModel, prompt: str) -> str:
@@ -346,7 +355,7 @@ def job_inpaint(*, image: GeneratedImage, mask: InputImage, prompt: str = "", va
         note = mask_note(mask, image, (job.params["width"], job.params["height"]))
     except UploadError as exc:
         raise ValidationError(str(exc)) from None
-    params = _params_from(image, model, prompt, variations)
+    params = _params_from(image, model, prompt, variations, masked=True)
     # The render as the model drew it, where finishing kept one (not the cut-out or the upscale).
     params["init_image"] = (image.rendered or image.file).name
     params["strength"] = 1.0  # the masked part drawn anew; the rest is the image's own pixels
@@ -384,7 +393,7 @@ def job_outpaint(
     canvas, mask = canvas_and_mask(drawn, (width, height), pixels)
     canvas_row = store_image(job.owner, canvas, f"canvas of {image.pk}")
     mask_row = store_image(job.owner, mask, f"outpaint mask of {image.pk}", flatten=False)
-    params = _params_from(image, model, prompt, variations, size=(width, height))
+    params = _params_from(image, model, prompt, variations, size=(width, height), masked=True)
     params |= {"init_image": canvas_row.file.name, "strength": 1.0}
     params["inpaint"] = {"of": str(image.pk), "of_seed": image.seed, "mask": str(mask_row.pk)}
     params["inpaint"] |= {
@@ -429,13 +438,20 @@ def _inpaint_model(image: GeneratedImage) -> ImageModel:
 
 
 def _params_from(
-    image: GeneratedImage, model: ImageModel, prompt: str, variations: int, *, size: tuple[int, int] | None = None
+    image: GeneratedImage,
+    model: ImageModel,
+    prompt: str,
+    variations: int,
+    *,
+    size: tuple[int, int] | None = None,
+    masked: bool = False,
 ) -> dict[str, Any]:
     """A new job's parameters from an image's job: its asset type, tier and size (or `size`),
-    frozen now, with the new prompt (its own when empty) and fresh seeds."""
+    frozen now, with the new prompt (its own when empty) and fresh seeds. `masked`: a repaint,
+    which FLUX.1 runs without true CFG (so without the negative prompt)."""
     job = image.job
     width, height = size or job.params.get("requested_size") or [job.params["width"], job.params["height"]]
-    return resolve_params(
+    params = resolve_params(
         preset=job.preset,
         model=model,
         prompt=prompt.strip() or job.prompt,
@@ -445,6 +461,10 @@ def _params_from(
         height=height,
         seed=None,
     )
+    if masked:
+        guidance = float(params["guidance_scale"])  # type: ignore[arg-type]
+        params["negative_prompt"] = negative_prompt(job.preset, model, guidance, masked=True)
+    return params
 
 
 def _job_on(

@@ -294,3 +294,28 @@ def test_a_flux_model_with_true_cfg_runs_two_passes_a_step_against_the_negative_
     assert differ(against_clutter, unguided)
     # Against the prompt itself there is nothing to push from: the unguided image.
     assert close(generate(guided, request(seeds=[2], steps=3, negative_prompt="a blue circle"))[0], unguided)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.5])
+def test_a_job_records_its_negative_prompt_exactly_where_the_familys_call_acts_on_it(
+    engine: DiffusersEngine, family: str, guidance: float
+) -> None:
+    """The web side decides from engine/families.py what a job records (it cannot import the
+    adapters); the adapters' call arguments must agree, for every family, guidance and option."""
+    from generation.engine.families import uses_negative_prompt
+
+    def acts(kwargs: dict) -> bool:
+        negative = kwargs.get("negative_prompt")
+        scale = kwargs.get("true_cfg_scale", kwargs.get("guidance_scale", 0))
+        return bool(negative and negative.strip()) and scale > 1
+
+    kept = engine.options
+    try:
+        for options in ({}, {"true_cfg_scale": 1.5}):
+            engine.options = options
+            for mask in (None, Image.new("L", (64, 64), 255)):
+                call = engine.call_kwargs(request(guidance_scale=guidance, mask_image=mask))
+                expected = uses_negative_prompt(family, options, guidance, masked=mask is not None)
+                assert acts(call) == expected, (options, mask is not None)
+    finally:
+        engine.options = kept

@@ -160,3 +160,22 @@ def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:
     services.job_enqueue(job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "queue is unreachable" in job.error
+
+
+def test_a_job_records_the_negative_prompt_only_where_its_model_acts_on_it(preset) -> None:
+    model = tiny()
+
+    def recorded() -> str:
+        params = services.resolve_params(
+            preset=preset, prompt="x", quality="draft", variations=1, width=64, height=64, seed=1, model=model
+        )
+        return str(params["negative_prompt"])
+
+    assert preset.negative_prompt and recorded() == ""  # guidance-distilled FLUX.1 ignores it
+    model.options = {"true_cfg_scale": 1.5}  # two passes a step: the negative prompt acts
+    assert recorded() == preset.negative_prompt
+    model.family, model.options = "sdxl", {}
+    preset.guidance_scale = 1.0  # no classifier-free guidance, no negative prompt
+    assert recorded() == ""
+    preset.guidance_scale = 5.0
+    assert recorded() == preset.negative_prompt

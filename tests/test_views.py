@@ -41,7 +41,7 @@ class TestStudioPage:
         assert response.status_code == 302 and response.url == job.get_absolute_url()
         assert job.owner == alice and job.status == JobStatus.QUEUED and job.images_total == 4
         assert job.params["prompt"] == "a clipboard, flat icon"
-        assert job.params["negative_prompt"] == "blurry"
+        assert job.params["negative_prompt"] == ""  # tiny FLUX.1 without true CFG ignores "blurry"
         assert (job.params["width"], job.params["height"]) == (128, 64)
         assert job.params["seeds"] == [42, 43, 44, 45]
         assert job.params["steps"] == 2  # draft halves the preset's 4 steps
@@ -188,6 +188,8 @@ def test_the_studio_form_reads_its_models_and_asset_types_once_a_page(alice_clie
     froms = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in queries.captured_queries if " FROM " in q["sql"]]
     assert froms.count('"generation_imagemodel"') == 1 and froms.count('"generation_assetpreset"') == 1
     assert 'value="second"' in page and 'value="tiny-flux"' in page and 'value="icon"' in page
+    ImageModel.objects.filter(key="second").update(enabled=False)  # read again by the next page
+    assert 'value="second"' not in alice_client.get(reverse("studio")).content.decode()
 
 
 def test_text_the_database_cannot_hold_is_a_form_error_not_a_500(alice_client, preset) -> None:

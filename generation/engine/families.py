@@ -5,6 +5,9 @@
 transformer has 4 latent channels where the inpaint pipeline needs 16, so SD3 is not offered).
 `references` whether its own pipeline takes style references (else an IP-Adapter add-on may).
 `size_multiple` is the grid sides must be on (16 unless said: SDXL's UNet does not patch its latents).
+`negative_prompt` says when the adapter's call makes the asset type's negative prompt act:
+"guidance" (classifier-free guidance above 1), "true_cfg" (FLUX.1: only where the entry's
+`true_cfg_scale` option asks for two passes a step, and not on a masked repaint) or never.
 `pipelines` lists the diffusers pipeline classes (`_class_name` in model_index.json) that a
 family's adapter loads, so an admin's new model entry is checked before any worker sees it.
 """
@@ -16,25 +19,38 @@ FAMILIES: dict[str, dict[str, object]] = {
         "inpaint": True,
         "ip_adapter": True,  # XLabs' FLUX IP-Adapter
         "controlnet": "FluxControlNetModel",
+        "negative_prompt": "true_cfg",
         "pipelines": ["FluxPipeline"],
     },
     "fluxkontext": {
         "label": "FLUX.1 Kontext",
         "inpaint": True,
         "edit": True,  # FLUX.1's transformer trained to change the image it is given by an instruction
+        "negative_prompt": "true_cfg",
         "pipelines": ["FluxKontextPipeline"],
     },
-    "sd3": {"label": "Stable Diffusion 3.5", "img2img": True, "pipelines": ["StableDiffusion3Pipeline"]},
+    "sd3": {
+        "label": "Stable Diffusion 3.5",
+        "img2img": True,
+        "negative_prompt": "guidance",
+        "pipelines": ["StableDiffusion3Pipeline"],
+    },
     "sdxl": {
         "label": "SDXL",
         "img2img": True,
         "inpaint": True,
         "ip_adapter": True,
         "controlnet": "ControlNetModel",
+        "negative_prompt": "guidance",
         "pipelines": ["StableDiffusionXLPipeline"],
         "size_multiple": 8,
     },
-    "hidream": {"label": "HiDream-I1", "img2img": False, "pipelines": ["HiDreamImagePipeline"]},
+    "hidream": {
+        "label": "HiDream-I1",
+        "img2img": False,
+        "negative_prompt": "guidance",
+        "pipelines": ["HiDreamImagePipeline"],
+    },
     "flux2": {
         "label": "FLUX.2 [klein]",
         "img2img": False,
@@ -48,6 +64,7 @@ FAMILIES: dict[str, dict[str, object]] = {
         "img2img": True,
         "inpaint": True,
         "controlnet": "ZImageControlNetModel",
+        "negative_prompt": "guidance",
         "pipelines": ["ZImagePipeline"],
     },
     "qwenimage": {
@@ -55,12 +72,14 @@ FAMILIES: dict[str, dict[str, object]] = {
         "img2img": True,
         "inpaint": True,
         "controlnet": "QwenImageControlNetModel",
+        "negative_prompt": "guidance",  # true CFG at the job's guidance
         "pipelines": ["QwenImagePipeline"],
     },
     "qwenimageedit": {
         "label": "Qwen-Image-Edit",
         "edit": True,  # the image it changes, read by its vision-language encoder with the instruction
         "references": True,  # and up to three pictures in all: style references after the image
+        "negative_prompt": "guidance",
         "pipelines": ["QwenImageEditPlusPipeline"],
     },
 }
@@ -94,6 +113,17 @@ def controlnet_class(family: str) -> str:
 def has_edit(family: str) -> bool:
     """Instruction edits: the family's pipeline takes the image to change with the instruction."""
     return bool(FAMILIES.get(family, {}).get("edit"))
+
+
+def uses_negative_prompt(family: str, options: dict | None, guidance: float, *, masked: bool = False) -> bool:
+    """Whether a job's negative prompt acts on this family's pipeline (else the job records none).
+    The adapters' call_kwargs decide; tests/test_engines.py checks that the two agree."""
+    rule = FAMILIES.get(family, {}).get("negative_prompt")
+    if rule == "guidance":
+        return guidance > 1
+    if rule == "true_cfg":
+        return float((options or {}).get("true_cfg_scale", 1.0)) > 1.0 and not masked
+    return False
 
 
 def has_inpaint(family: str) -> bool:
