@@ -102,6 +102,7 @@ def resolve_params(
             "family": model.family,
             "source": model.source,
             "license": model.license_name,
+            "license_url": model.license_url,
             "commercial_use": model.commercial_use,
             "license_notice": model.license_notice,
         },

@@ -199,3 +199,21 @@ def test_text_the_database_cannot_hold_is_a_form_error_not_a_500(alice_client, p
         payload = {"preset": preset.slug, "prompt": "a key", "quality": "draft", "variations": "1"} | data
         assert alice_client.post(reverse("studio"), payload).status_code == 422
     assert alice_client.get(reverse("history"), {"q": "key\x00"}).status_code == 200
+
+
+def test_a_models_license_link_is_shown_where_its_license_is(alice_client, alice, preset) -> None:
+    from generation.tokens import token_create
+
+    url = "https://example.com/license"
+    ImageModel.objects.filter(key="tiny-flux").update(license_url=url, license_notice="Read it first.")
+    assert (
+        f'<a href="{url}" rel="noopener noreferrer">The license</a>'
+        in alice_client.get(reverse("studio")).content.decode()
+    )
+    submit(alice_client, quality="draft")
+    image = image_for(GenerationJob.objects.get())
+    page = alice_client.get(reverse("image", args=[image.id])).content.decode()
+    assert f'Model license: <a href="{url}"' in page
+    token = token_create(user=alice, name="cli")[1]
+    models = alice_client.get("/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert [m["license_url"] for m in models if m["key"] == "tiny-flux"] == [url]

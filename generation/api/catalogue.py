@@ -34,6 +34,7 @@ class ModelOut(Schema):
     license: str
     commercial_use: bool
     license_notice: str
+    license_url: str = Field("", description="The license's text, where the registry links one")
     max_side: int
     default: bool
     subjects: list[str]
@@ -73,6 +74,7 @@ def models_list(request: HttpRequest) -> list[dict[str, Any]]:
             "license": m.license_name,
             "commercial_use": m.commercial_use,
             "license_notice": m.license_notice,
+            "license_url": m.license_url,
             "max_side": m.max_side,
             "default": m.key == settings.STUDIO_DEFAULT_MODEL,
             "subjects": m.subjects,
