@@ -278,4 +278,5 @@ def test_install_tiny_model_registers_a_random_weight_model_that_only_staff_are_
     assert 'value="tiny-flux2"' in admin_client.get(reverse("studio")).content.decode()
     assert 'value="tiny-flux2"' not in alice_client.get(reverse("studio")).content.decode()
     call_command("install_tiny_model", "flux2", stdout=out)  # again: kept, not rebuilt
-    assert "Model already at" in out.getvalue() and ImageModel.objects.filter(key="tiny-flux2").count() == 1
+    assert "Model already at" in out.getvalue() and "registered already" in out.getvalue()
+    assert ImageModel.objects.filter(key="tiny-flux2").count() == 1

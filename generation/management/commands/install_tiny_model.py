@@ -2,6 +2,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from generation.engine.families import FAMILIES
@@ -31,15 +32,16 @@ class Command(BaseCommand):
         for family in families:
             key = f"tiny-{family}"
             install_folder(models_dir / key, False, TINY_BUILDERS[family], self.stdout, self.style)
-            model = ImageModel.objects.filter(key=key).first() or ImageModel(key=key)
-            model.name = f"Tiny {FAMILIES[family]['label']} (random weights)"
-            model.family, model.local_path, model.repo_id = family, key, ""
+            if ImageModel.objects.filter(key=key).exists():  # an admin's edits to the entry are kept
+                self.stdout.write(f"{key} is registered already")
+                continue
+            model = ImageModel(key=key, name=f"Tiny {FAMILIES[family]['label']} (random weights)", family=family)
+            model.local_path, model.position = key, 95
             model.license_name, model.commercial_use = "Random weights (a test model)", True
-            model.for_testing, model.enabled = True, True  # offered to staff only (auth.models_for)
-            model.position = model.position or 95
+            model.for_testing = True  # offered to staff only (auth.models_for)
             try:
                 model.full_clean()
-            except Exception as exc:  # a folder the registry's checks refuse: say why, not a traceback
-                raise CommandError(f"{key}: {exc}") from exc
+            except ValidationError as exc:  # a folder the registry's checks refuse: say why, not a traceback
+                raise CommandError(f"{key}: {'; '.join(exc.messages)}") from exc
             model.save()
             self.stdout.write(self.style.SUCCESS(f"Registered {key} ({model.name}), for staff"))
