@@ -83,6 +83,7 @@ def test_a_distilled_model_brings_its_own_steps_and_guidance(preset) -> None:
         "family": "flux",
         "source": "black-forest-labs/FLUX.1-schnell",
         "license": "Apache-2.0",
+        "license_url": "https://huggingface.co/black-forest-labs/FLUX.1-schnell",
         "commercial_use": True,
         "license_notice": "Apache-2.0: outputs may be used in products.",
     }
