@@ -82,11 +82,13 @@ def resolve_params(
     height: int,
     seed: int | None,
     brand_lora: str = "",
+    masked: bool = False,
 ) -> dict[str, object]:
     """Every parameter the worker needs, frozen at submission so the job can be reproduced.
 
     Steps and guidance come from the asset type unless the model sets its own (a distilled
     model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
+    `masked`: a repaint, which FLUX.1 runs without true CFG (so without the negative prompt).
     """
     tier = QUALITY[Quality(quality)]
     requested = [width, height]
@@ -110,7 +112,7 @@ def resolve_params(
         "preset_version": preset.version,
         "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
         # Recorded only where the model's pipeline acts on it, so the image page says what was used.
-        "negative_prompt": negative_prompt(preset, model, guidance),
+        "negative_prompt": negative_prompt(preset, model, guidance, masked=masked),
         "width": width,
         "height": height,
         "requested_size": requested,
@@ -448,11 +450,10 @@ def _params_from(
     masked: bool = False,
 ) -> dict[str, Any]:
     """A new job's parameters from an image's job: its asset type, tier and size (or `size`),
-    frozen now, with the new prompt (its own when empty) and fresh seeds. `masked`: a repaint,
-    which FLUX.1 runs without true CFG (so without the negative prompt)."""
+    frozen now, with the new prompt (its own when empty) and fresh seeds."""
     job = image.job
     width, height = size or job.params.get("requested_size") or [job.params["width"], job.params["height"]]
-    params = resolve_params(
+    return resolve_params(
         preset=job.preset,
         model=model,
         prompt=prompt.strip() or job.prompt,
@@ -461,11 +462,8 @@ def _params_from(
         width=width,
         height=height,
         seed=None,
+        masked=masked,
     )
-    if masked:
-        guidance = float(params["guidance_scale"])  # type: ignore[arg-type]
-        params["negative_prompt"] = negative_prompt(job.preset, model, guidance, masked=True)
-    return params
 
 
 def _job_on(

@@ -85,7 +85,7 @@ def main() -> None:
     print("\nControlNet size against the denoiser's (what it adds to each step):")
     for r in rows + deeper:
         if "control_size_of_denoiser" in r:
-            print(f"  tiny {r['family']}{r['depth']}: {r['control_size_of_denoiser']:.0%}")
+            print(f"  tiny {r['family']}{r['shape']}: {r['control_size_of_denoiser']:.0%}")
     for name, share in published.items():
         print(f"  published {name}: {share:.0%}")
 
@@ -104,7 +104,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for r in rows:
-        cells = [r["family"] + r["depth"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
+        cells = [r["family"] + r["shape"], str(r["load_s"]), str(r["plain_s"]), *(_cell(r, j) for j in jobs)]
         reads = [_attach(r, a, "read") for a in add_ons]
         print("| " + " | ".join([*cells, *(_attach(r, t) for t in twins), *reads]) + " |")
 
@@ -132,7 +132,7 @@ def measure(family: str, shape: dict[str, int] | None = None, size: int = SIZE) 
     started = time.perf_counter()
     engine = engine_class(family)(folder, device="cpu")
     label = " (" + ", ".join(f"{k} {v}" for k, v in shape.items()) + f", {size} px)" if shape else ""
-    row: dict[str, Any] = {"family": family, "depth": label, "load_s": round(time.perf_counter() - started, 3)}
+    row: dict[str, Any] = {"family": family, "shape": label, "load_s": round(time.perf_counter() - started, 3)}
     plain = GenerationRequest(
         prompt="a star", negative_prompt="", width=size, height=size, steps=STEPS, guidance_scale=3.5, seeds=[1]
     )

@@ -166,15 +166,24 @@ def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:
 def test_a_job_records_the_negative_prompt_only_where_its_model_acts_on_it(preset) -> None:
     model = tiny()
 
-    def recorded() -> str:
+    def recorded(masked: bool = False) -> str:
         params = services.resolve_params(
-            preset=preset, prompt="x", quality="draft", variations=1, width=64, height=64, seed=1, model=model
+            preset=preset,
+            prompt="x",
+            quality="draft",
+            variations=1,
+            width=64,
+            height=64,
+            seed=1,
+            model=model,
+            masked=masked,
         )
         return str(params["negative_prompt"])
 
     assert preset.negative_prompt and recorded() == ""  # guidance-distilled FLUX.1 ignores it
     model.options = {"true_cfg_scale": 1.5}  # two passes a step: the negative prompt acts
     assert recorded() == preset.negative_prompt
+    assert recorded(masked=True) == ""  # a FLUX.1 repaint runs without true CFG
     model.family, model.options = "sdxl", {}
     preset.guidance_scale = 1.0  # no classifier-free guidance, no negative prompt
     assert recorded() == ""
