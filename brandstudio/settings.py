@@ -268,6 +268,8 @@ CELERY_TASK_TIME_LIMIT = STUDIO_JOB_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = STUDIO_JOB_TIME_LIMIT - 30
 CELERY_TASK_ROUTES = {
     "generation.tasks.run_generation_job": {"queue": "gpu"},
+    # "Retry finishing" goes with the jobs: an Ultra refinish loads the model, any may load an upscaler.
+    "generation.tasks.finish_generation_job": {"queue": "gpu"},
     "generation.tasks.estimate_depth_preview": {"queue": "gpu"},  # where torch and the depth model are
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
     "generation.tasks.run_training_task": {"queue": "training"},

@@ -6,10 +6,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
+from .jobs import lifecycle
 from .models import (
     AddOn,
     AssetPreset,
@@ -172,5 +172,5 @@ class GenerationJobAdmin(StudioAdmin):
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[GenerationJob]) -> None:
         running = [job for job in queryset if not job.is_ended]
         for job in running:
-            services.job_cancel(job=job)
+            lifecycle.job_cancel(job=job)
         self.message_user(request, f"Cancelled {len(running)} job(s).", messages.SUCCESS)

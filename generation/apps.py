@@ -6,4 +6,4 @@ class GenerationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (worker start-up hooks)
+        from .worker import signals  # noqa: F401  (worker start-up hooks)

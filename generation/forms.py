@@ -12,12 +12,13 @@ from django.core.files.uploadedfile import UploadedFile
 from django.forms.models import ModelChoiceIterator
 from django.forms.utils import ErrorDict
 
-from .control.addons import control_types, reference_problem
+from .auth import models_for
+from .control.addons import any_takes_references, control_types, reference_problem
 from .control.inputs import from_studio_image, owned_input, store_upload
 from .control.sketch import CONTROL_MODES, FOLLOW_LABELS, MODES, sketch_problem
 from .finishing.plans import check_output_side, tier_notes
-from .models import AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
-from .services import MAX_SEED
+from .jobs.recipe import MAX_SEED
+from .models import QUALITY, AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
 from .storable import MESSAGE as UNSTORABLE
 from .storable import search_text, storable
 from .uploads import UploadError
@@ -262,7 +263,7 @@ class GenerateForm(StorableForm):
             self.initial.setdefault("model", settings.STUDIO_DEFAULT_MODEL)
 
     def job_fields(self) -> dict[str, Any]:
-        """The validated form as `services.job_create` arguments (the studio page and the API)."""
+        """The validated form as `jobs.submit.job_create` arguments (the studio page and the API)."""
         data = self.cleaned_data
         fields = ("preset", "prompt", "model", "quality", "variations", "width", "height", "seed")
         chosen = {name: data[name] for name in fields} | {"brand_lora": data.get("brand_lora") or ""}
@@ -350,8 +351,6 @@ class GenerateForm(StorableForm):
 
     def offers_references(self) -> bool:
         """Whether any model this user may pick takes style references (else no field for them)."""
-        from .control.addons import any_takes_references
-
         return any_takes_references(self._offered("model"))
 
     def references_shown(self) -> list[InputImage]:
@@ -426,9 +425,7 @@ def _owned_image(owner: Any, key: str) -> GeneratedImage | None:
 
 def check_output(preset: AssetPreset, quality: str, width: int, height: int) -> None:
     """The finished size (the size asked × the tier's upscale) within STUDIO_MAX_OUTPUT_SIDE:
-    the same check `services.resolve_params` makes, here so the form (and so the API) says so."""
-    from .services import QUALITY
-
+    the same check `jobs.recipe.resolve_params` makes, here so the form (and so the API) says so."""
     tier = QUALITY[Quality(quality)]
     factor = tier.upscale if preset.use_upscaler else 1
     check_output_side(quality, (width, height), (width * factor, height * factor))
@@ -450,8 +447,6 @@ def size_for(preset: AssetPreset, model: ImageModel | None, size: str | None) ->
 
 def limit_models(form: forms.Form, user: Any) -> None:
     """Offer each user the models they may use (see `auth.models_for`)."""
-    from .auth import models_for
-
     field = form.fields["models" if "models" in form.fields else "model"]
     assert isinstance(field, forms.ModelChoiceField)
     field.queryset = models_for(user, field.queryset)  # type: ignore[arg-type]

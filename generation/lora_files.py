@@ -163,33 +163,3 @@ def detect(keys: list[str]) -> tuple[set[str], str]:
         if any(pattern.search(n) for n in names):
             return set(families), "diffusers"
     raise LoraError("The LoRA's layer names match no model family the studio runs.")
-
-
-def validate(
-    path: Path, *, family: str, labels: dict[str, str], models: list[tuple[str, str, Path]]
-) -> tuple[str, list[str], list[str]]:
-    """Raise LoraError with a message for an admin; return the LoRA's format, the keys of the
-    models it fits and, for each one it does not fit, why.
-
-    `models` are the (key, name, folder) of installed models of `family`: the LoRA, converted to
-    the family's layout as the engine converts it, is checked against each. It must fit at
-    least one (a LoRA for FLUX.1's 3072 width cannot fit the 32-wide test model, and need not);
-    jobs on the others leave it out.
-    """
-    from .lora_layout import check_fits, model_layout
-
-    header = read_header(path)
-    families, fmt = detect(list(header))
-    if family not in families:
-        found = " or ".join(sorted(labels.get(f, f) for f in families))
-        raise LoraError(f"This is a {found} LoRA ({fmt} format), not one for {labels.get(family, family)}.")
-    fits, errors = [], []
-    for key, name, folder in models:
-        try:
-            check_fits(header, fmt, model_layout(folder, name))
-            fits.append(key)
-        except LoraError as exc:
-            errors.append(f"{name}: {exc}")
-    if models and not fits:
-        raise LoraError("The LoRA does not fit the installed models: " + "; ".join(errors))
-    return fmt, fits, errors

@@ -42,14 +42,6 @@ def local_weights(model: ImageModel) -> Path:
     return path
 
 
-def is_installed(model: ImageModel) -> bool:
-    try:
-        local_weights(model)
-    except EngineError:
-        return False
-    return True
-
-
 def folder_size(path: Path) -> int:
     """Bytes under `path`, following the HF cache's symlinks into its blob store."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

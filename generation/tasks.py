@@ -1,20 +1,30 @@
-"""Celery tasks: thin wrappers that take ids and call one function."""
+"""Celery tasks: thin wrappers that take ids and call one function.
+
+The web side sends them by name (jobs/lifecycle.py); each has a route in CELERY_TASK_ROUTES.
+What runs a job lives in generation/worker/, imported inside the task so that torch loads in
+the worker's pool process only.
+"""
 
 from celery import shared_task
 from django.conf import settings
 
+from .control.depth import depth_estimator, store_preview
+from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
+from .training.services import run_fail_to_start, runs_reap_stale
+
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
 def run_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
-    from .runner import run_job  # torch loads in the worker only
+    from .worker.run import run_job  # torch loads in the worker only
 
     run_job(job_id, worker=self.request.hostname or "unknown")
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
 def finish_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped-def]
-    """ "Retry finishing": the job's renders are stored, so run_job only finishes them."""
-    from .runner import run_job
+    """ "Retry finishing": the job's renders are stored, so run_job only finishes them. Routed with
+    the jobs: a refinish may load the model (Ultra's refiner) or an upscaler."""
+    from .worker.run import run_job  # torch loads in the worker only
 
     run_job(job_id, worker=self.request.hostname or "unknown")
 
@@ -22,8 +32,7 @@ def finish_generation_job(self, job_id: str) -> None:  # type: ignore[no-untyped
 @shared_task
 def estimate_depth_preview(input_id: str, side: int) -> None:
     """The studio form's preview of a sketch's depth map: only a worker runs the depth model."""
-    from .control.depth import depth_estimator, store_preview
-    from .runner import make_room_for_estimator
+    from .worker.engines import make_room_for_estimator  # torch loads in the worker only
 
     if (estimator := depth_estimator()) is not None:
         make_room_for_estimator(estimator.resolved_local_path)
@@ -32,9 +41,6 @@ def estimate_depth_preview(input_id: str, side: int) -> None:
 
 @shared_task
 def reap_stale_jobs() -> int:
-    from .services import dispatch_waiting, jobs_reap_stale
-    from .training.services import runs_reap_stale
-
     return jobs_reap_stale() + runs_reap_stale() + dispatch_waiting()
 
 
@@ -46,8 +52,7 @@ def reap_stale_jobs() -> int:
     soft_time_limit=settings.STUDIO_TRAINING_TIME_LIMIT - 60,
 )
 def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def]
-    from .runner import engines_lock
-    from .training.services import run_fail_to_start
+    from .worker.engines import engines_lock  # torch loads in the worker only
 
     try:
         # The preload thread may be importing diffusers right now; its lazy imports are not thread-safe.

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from django.core.files.base import ContentFile
 
+from .models import GeneratedImage
+
 if TYPE_CHECKING:
     from PIL.Image import Image
-
-    from .models import GeneratedImage
 
 THUMBNAIL_SIDE = 384
 # Lossy is fine at grid size and several times smaller than lossless; the full PNG stays exact.
@@ -56,8 +56,6 @@ def backfill(row: GeneratedImage) -> bool:
     Raises OSError / ValueError / DecompressionBombError when the PNG cannot be read.
     """
     from PIL import Image as PILImage
-
-    from .models import GeneratedImage
 
     with row.file.open("rb") as fh:
         image = PILImage.open(fh, formats=["PNG"])

@@ -1,6 +1,5 @@
-import io
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -8,9 +7,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import Count, prefetch_related_objects
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -19,14 +17,16 @@ from django.utils.html import escape
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
-from django_htmx.middleware import HtmxDetails
 
-from . import ops, previews, services
+from . import ops
 from .auth import models_for
 from .control.addons import any_takes_references
 from .control.edit import chain as edit_chain
 from .control.edit import edit_models
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
+from .http import Request, job_zip_response, thumbnail_response, webp_response, zip_response
+from .jobs import lifecycle, limits, recipe, submit
+from .jobs.selectors import COMPLIANCE_FLOORS, HISTORY_SORTS, attach_live_previews, jobs_sorted, jobs_with_compliance
 from .models import (
     AssetPreset,
     Favorite,
@@ -39,22 +39,14 @@ from .models import (
     Upscaler,
 )
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
-from .zips import zip_stream
+from .tokens import token_create, token_revoke
 
 RECENT_JOBS = 10
 HISTORY_PAGE = 20
 MAX_SELECTION = 500
-THUMBNAIL_MAX_AGE = 7 * 86400
 # The live channel's panels: the name a page sends their stamps under -> the partial drawn for them.
 LIVE_PANELS = {"job": "generation/job.html#job-panel", "item": "generation/group.html#group-item"}
 LIVE_MAX_PANELS = 200  # a batch has at most 50 items; a studio page shows 10 jobs and the ones added to it
-
-
-class Request(HttpRequest):
-    """What these views receive: a signed-in user (login_required) and htmx details (middleware)."""
-
-    htmx: HtmxDetails
-    user: User
 
 
 def _get_job_for_user(request: Request, pk: UUID) -> GenerationJob:
@@ -73,7 +65,7 @@ def _favorite_ids(request: Request, **shown: object) -> set[object]:
 
 
 def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
-    previews.attach([job])
+    attach_live_previews([job])
     context = {"job": job, "favorite_ids": _favorite_ids(request, image__job=job)}
     response = render(request, "generation/job.html#job-panel", context)
     if request.htmx and not job.is_ended:
@@ -86,7 +78,7 @@ def _job_panel(request: Request, job: GenerationJob) -> HttpResponse:
     return response
 
 
-def _over_quota(request: Request, exc: services.QuotaExceeded) -> HttpResponse:
+def _over_quota(request: Request, exc: limits.QuotaExceeded) -> HttpResponse:
     """A 429 saying why and when to try again (a full page goes back with the message)."""
     if request.htmx:
         response = HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=429)
@@ -103,8 +95,8 @@ def studio(request: Request) -> HttpResponse:
         form = GenerateForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             try:
-                job = services.job_submit(owner=request.user, **form.job_fields())
-            except services.QuotaExceeded as exc:
+                job = submit.job_submit(owner=request.user, **form.job_fields())
+            except limits.QuotaExceeded as exc:
                 return _over_quota(request, exc)
             return _job_panel(request, job) if request.htmx else redirect(job)
         if request.htmx:
@@ -117,7 +109,7 @@ def studio(request: Request) -> HttpResponse:
         status = 200
     jobs = GenerationJob.objects.filter(owner=request.user).select_related("preset").prefetch_related("images")
     recent = list(jobs[:RECENT_JOBS])
-    previews.attach(recent)
+    attach_live_previews(recent)
     context = {
         "form": form,
         "jobs": recent,
@@ -125,7 +117,7 @@ def studio(request: Request) -> HttpResponse:
         "live": any(not job.is_ended for job in recent),
     }
     if request.user.is_staff:
-        context["missing_loras"] = services.missing_loras()
+        context["missing_loras"] = recipe.missing_loras()
     return render(request, "generation/studio.html", context, status=status)
 
 
@@ -147,7 +139,7 @@ def job(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
     if request.htmx:
         return _job_panel(request, job)
-    previews.attach([job])
+    attach_live_previews([job])
     context = {"job": job, "favorite_ids": _favorite_ids(request, image__job=job), "live": not job.is_ended}
     return render(request, "generation/job.html", context)
 
@@ -181,7 +173,7 @@ def live(request: Request) -> HttpResponse:
 
 def _live_progress(request: Request, jobs: list[GenerationJob]) -> str:
     """The bar, step and previews of running jobs whose panel is otherwise as the page has it."""
-    previews.attach(jobs)
+    attach_live_previews(jobs)
     template = "generation/job.html#job-progress"
     return "".join(render_to_string(template, {"job": job, "progress_oob": True}, request) for job in jobs)
 
@@ -205,7 +197,7 @@ def _live_panels(request: Request, jobs: list[GenerationJob], kinds: dict[UUID, 
     if not jobs:
         return ""
     with_images = _prefetch_stored_images(jobs)
-    previews.attach(jobs)
+    attach_live_previews(jobs)
     starred = _favorite_ids(request, image__job__in=with_images) if with_images else set()
     shared = {"oob": True, "favorite_ids": starred}
     parts, groups = [], _live_groups([job for job in jobs if kinds[job.pk] == "item"])
@@ -245,7 +237,7 @@ def _live_groups(items: list[GenerationJob]) -> list[tuple[JobGroup, list[Genera
 @require_POST
 @login_required
 def job_retry(request: Request, pk: UUID) -> HttpResponse:
-    return _follow_up(request, pk, services.job_retry)
+    return _follow_up(request, pk, submit.job_retry)
 
 
 def _follow_up(request: Request, pk: UUID, make: Callable[..., GenerationJob]) -> HttpResponse:
@@ -253,7 +245,7 @@ def _follow_up(request: Request, pk: UUID, make: Callable[..., GenerationJob]) -
     job = _get_job_for_user(request, pk)
     try:
         new = make(job=job)
-    except services.QuotaExceeded as exc:
+    except limits.QuotaExceeded as exc:
         return _over_quota(request, exc)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
@@ -264,8 +256,8 @@ def job_refinish(request: Request, pk: UUID) -> HttpResponse:
     """ "Retry finishing" on a job whose finishing failed: its renders are finished again."""
     job = _get_job_for_user(request, pk)
     try:
-        job = services.job_refinish(job)
-    except services.CannotRefinish as exc:
+        job = lifecycle.job_refinish(job)
+    except lifecycle.CannotRefinish as exc:
         if request.htmx:
             return HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=409)
         messages.error(request, str(exc))
@@ -276,7 +268,7 @@ def job_refinish(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def job_cancel(request: Request, pk: UUID) -> HttpResponse:
     job = _get_job_for_user(request, pk)
-    services.job_cancel(job=job)
+    lifecycle.job_cancel(job=job)
     job.refresh_from_db()
     return _job_panel(request, job) if request.htmx else redirect(job)
 
@@ -312,7 +304,7 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
     image = _get_image_for_user(request, pk)
     download = request.GET.get("download") == "1"
     if request.GET.get("format") == "webp":
-        return _webp(image, download=download)
+        return webp_response(image, download=download)
     if request.GET.get("format") == "svg":
         return _svg(request, image, download=download)
     if download and settings.STUDIO_SIGNED_DOWNLOADS:
@@ -331,23 +323,6 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
 @login_required
 def image_thumbnail(request: Request, pk: UUID) -> FileResponse:
     return thumbnail_response(_get_image_for_user(request, pk))
-
-
-def thumbnail_response(image: GeneratedImage) -> FileResponse:
-    """The grid-sized WebP. Images stored before thumbnails existed (or whose thumbnail is gone
-    from storage) show their full PNG until `manage.py make_thumbnails` has run, cached
-    briefly so the thumbnail takes over soon after."""
-    if image.thumbnail:
-        try:
-            response = FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
-        except OSError:
-            pass
-        else:
-            response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"  # never changes once made
-            return response
-    response = FileResponse(image.file.open("rb"), content_type="image/png")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
 
 
 def finishing_rows(image: GeneratedImage) -> list[dict[str, Any]]:
@@ -385,24 +360,6 @@ def _svg(request: Request, image: GeneratedImage, *, download: bool) -> HttpResp
     response["Content-Security-Policy"] = SVG_POLICY
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=86400"
-    return response
-
-
-def _webp(image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
-    """The finished WebP the worker stored (alpha kept); images from before finishing get one
-    re-encoded from the PNG (lossless keeps flat brand colours exact)."""
-    from PIL import Image
-
-    name = image.download_name.removesuffix(".png") + ".webp"
-    if image.webp:
-        stored = FileResponse(image.webp.open("rb"), content_type="image/webp", as_attachment=download, filename=name)
-        stored["Cache-Control"] = "private, max-age=86400"
-        return stored
-    buffer = io.BytesIO()
-    with image.file.open("rb") as source:
-        Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
-    response = HttpResponse(buffer.getvalue(), content_type="image/webp")
-    response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
     return response
 
 
@@ -468,17 +425,6 @@ def history(request: Request) -> HttpResponse:
     return render(request, "generation/history.html", context)
 
 
-# History's compliance filter (percent: "on-brand ≥ 90 %") and orders. Compliance is a column of
-# each image, so both stay inside the page's one query for jobs: no query per job.
-COMPLIANCE_FLOORS = [50, 75, 90, 95, 98]
-HISTORY_SORTS = {
-    "-created": "Newest first",
-    "created": "Oldest first",
-    "-compliance": "Most on-brand first",
-    "compliance": "Least on-brand first",
-}
-
-
 def _percent(value: str) -> float | None:
     try:
         number = float(value)
@@ -487,44 +433,10 @@ def _percent(value: str) -> float | None:
     return min(100.0, max(0.0, number)) if math.isfinite(number) else None
 
 
-def jobs_with_compliance(
-    jobs: QuerySet[GenerationJob], *, minimum: float | None = None, maximum: float | None = None
-) -> QuerySet[GenerationJob]:
-    """The jobs with at least one image whose finished score is within [minimum, maximum] (0–1)."""
-    images = GeneratedImage.objects.filter(job=OuterRef("pk"), compliance_after__isnull=False)
-    if minimum is not None:
-        images = images.filter(compliance_after__gte=minimum)
-    if maximum is not None:
-        images = images.filter(compliance_after__lte=maximum)
-    return jobs.filter(Exists(images))
-
-
-def jobs_sorted(jobs: QuerySet[GenerationJob], sort: str) -> QuerySet[GenerationJob]:
-    """Jobs in one of HISTORY_SORTS' orders (anything else: newest first). A job's compliance is
-    its best image's; jobs without a score come last either way."""
-    if sort == "created":
-        return jobs.order_by("created_at")
-    if sort not in ("compliance", "-compliance"):
-        return jobs.order_by("-created_at")
-    best = GeneratedImage.objects.filter(job=OuterRef("pk")).order_by().values("job")
-    jobs = jobs.annotate(best_compliance=Subquery(best.annotate(best=Max("compliance_after")).values("best")))
-    score = F("best_compliance")
-    order = score.desc(nulls_last=True) if sort == "-compliance" else score.asc(nulls_last=True)
-    return jobs.order_by(order, "-created_at")
-
-
 def _without_page(request: Request) -> str:
     query = request.GET.copy()
     query.pop("page", None)
     return query.urlencode()
-
-
-def _zip_response(
-    images: Iterable[GeneratedImage], filename: str, *, folder: Callable[[GeneratedImage], str] | None = None
-) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(zip_stream(images, folder=folder), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @require_GET
@@ -533,17 +445,11 @@ def job_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
     return job_zip_response(_get_job_for_user(request, pk))
 
 
-def job_zip_response(job: GenerationJob) -> StreamingHttpResponse:
-    """A job's images as one streamed zip (the page's download and the API's)."""
-    images = job.images.select_related("job__preset").order_by("index")
-    return _zip_response(images.iterator(), f"{job.preset.slug}-{str(job.pk)[:8]}.zip")
-
-
 @require_GET
 @login_required
 def favorites_zip(request: Request) -> StreamingHttpResponse:
     images = GeneratedImage.objects.filter(favorites__user=request.user).select_related("job__preset")
-    return _zip_response(images.order_by("-favorites__created_at").iterator(), "favorites.zip")
+    return zip_response(images.order_by("-favorites__created_at").iterator(), "favorites.zip")
 
 
 @require_GET
@@ -562,7 +468,7 @@ def images_zip(request: Request) -> HttpResponse | StreamingHttpResponse:
     images = GeneratedImage.objects.filter(pk__in=ids, job__owner=request.user).select_related("job__preset")
     if images.count() != len(ids):
         return JsonResponse({"error": "Some of the selected images do not exist or are not yours."}, status=404)
-    return _zip_response(images.order_by("job__created_at", "index").iterator(), "selection.zip")
+    return zip_response(images.order_by("job__created_at", "index").iterator(), "selection.zip")
 
 
 def _studio_with(values: dict[str, object]) -> HttpResponse:
@@ -573,14 +479,14 @@ def _studio_with(values: dict[str, object]) -> HttpResponse:
 @login_required
 def job_more(request: Request, pk: UUID) -> HttpResponse:
     """Same settings, new seeds; htmx puts the new panel right after the one it came from."""
-    return _follow_up(request, pk, services.job_more)
+    return _follow_up(request, pk, submit.job_more)
 
 
 @require_GET
 @login_required
 def job_reuse(request: Request, pk: UUID) -> HttpResponse:
     """Tweak prompt: the studio form filled with every setting of this job."""
-    return _studio_with(services.job_settings(_get_job_for_user(request, pk)))
+    return _studio_with(recipe.job_settings(_get_job_for_user(request, pk)))
 
 
 @require_GET
@@ -588,7 +494,7 @@ def job_reuse(request: Request, pk: UUID) -> HttpResponse:
 def image_reuse(request: Request, pk: UUID) -> HttpResponse:
     """Reuse settings: this image's job and its seed."""
     image = _get_image_for_user(request, pk)
-    return _studio_with(services.job_settings(image.job, seed=image.seed))
+    return _studio_with(recipe.job_settings(image.job, seed=image.seed))
 
 
 @require_POST
@@ -613,11 +519,11 @@ def image_vary(request: Request, pk: UUID) -> HttpResponse:
     """More like this: Subtle or Strong variations of one image."""
     image = _get_image_for_user(request, pk)
     strength = request.POST.get("strength", "")
-    if strength not in services.VARIATION_STRENGTH:
+    if strength not in recipe.VARIATION_STRENGTH:
         return JsonResponse({"error": "strength must be subtle or strong."}, status=400)
     try:
-        new = services.job_vary(image=image, strength=strength)
-    except services.QuotaExceeded as exc:
+        new = submit.job_vary(image=image, strength=strength)
+    except limits.QuotaExceeded as exc:
         return _over_quota(request, exc)
     return _job_panel(request, new) if request.htmx else redirect(new)
 
@@ -630,7 +536,7 @@ def compare(request: Request) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                group = services.group_compare(
+                group = submit.group_compare(
                     owner=request.user,
                     prompt=data["prompt"],
                     presets=data["presets"],
@@ -639,7 +545,7 @@ def compare(request: Request) -> HttpResponse:
                     variations=data["variations"],
                     seed=data["seed"],
                 )
-            except services.QuotaExceeded as exc:
+            except limits.QuotaExceeded as exc:
                 return _over_quota(request, exc)
             return redirect(group)
     else:
@@ -663,7 +569,7 @@ def batch(request: Request) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                group = services.group_batch(
+                group = submit.group_batch(
                     owner=request.user,
                     preset=data["preset"],
                     model=data["model"],
@@ -673,7 +579,7 @@ def batch(request: Request) -> HttpResponse:
                     width=data["width"],
                     height=data["height"],
                 )
-            except services.QuotaExceeded as exc:
+            except limits.QuotaExceeded as exc:
                 return _over_quota(request, exc)
             return redirect(group)
     else:
@@ -692,7 +598,7 @@ def _group_form_page(request: Request, form: CompareForm | BatchForm, template: 
 def group(request: Request, pk: UUID) -> HttpResponse:
     group = get_object_or_404(JobGroup, pk=pk, owner=request.user)
     jobs = list(group.jobs.select_related("preset").prefetch_related("images").order_by("created_at"))
-    previews.attach(jobs)
+    attach_live_previews(jobs)
     context = {
         "group": group,
         "jobs": jobs,
@@ -717,7 +623,7 @@ def group_zip(request: Request, pk: UUID) -> StreamingHttpResponse:
     images = GeneratedImage.objects.filter(job__group=group).select_related("job__preset")
     images = images.order_by("job__created_at", "index")
     folder = (lambda image: image.job.model_key) if group.kind == GroupKind.MODELS else None
-    return _zip_response(images.iterator(), f"{group.kind}-{str(group.pk)[:8]}.zip", folder=folder)
+    return zip_response(images.iterator(), f"{group.kind}-{str(group.pk)[:8]}.zip", folder=folder)
 
 
 @require_GET
@@ -750,7 +656,7 @@ def ops_dashboard(request: Request) -> HttpResponse:
 @staff_member_required
 def ops_cancel(request: Request, pk: UUID) -> HttpResponse:
     job = get_object_or_404(GenerationJob, pk=pk)
-    services.job_cancel(job=job)
+    lifecycle.job_cancel(job=job)
     messages.success(request, f"Cancelled {job.owner}'s job “{job.prompt[:60]}”.")
     return redirect(request.headers.get("Referer") or "ops")
 
@@ -758,8 +664,6 @@ def ops_cancel(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def profile(request: Request) -> HttpResponse:
     """Personal API tokens: create (the secret is shown once, here), list, revoke."""
-    from .tokens import token_create, token_revoke
-
     secret, form = None, TokenForm()
     if request.method == "POST" and "revoke" in request.POST:
         revoke = TokenRevokeForm(request.POST)

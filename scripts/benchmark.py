@@ -41,7 +41,7 @@ def median_time(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
 
 def build_mid_flux(folder: Path) -> Path:
     """A FLUX.1-architecture pipeline of about 9 M parameters (the tiny default is 0.3 M)."""
-    from generation.engine.tiny import build_tiny_flux
+    from generation.devtools.tiny import build_tiny_flux
 
     return build_tiny_flux(folder, width=64, heads=4, head_dim=64, layers=2, single_layers=4, rope=(8, 28, 28))
 
@@ -78,7 +78,7 @@ def bench_raw_vs_studio(engine, var: Path, runs: int) -> dict[str, list[float]]:
     from django.core.management import call_command
     from django.db import transaction
 
-    from generation import services
+    from generation.jobs import submit
     from generation.management.commands.studio import worker_command
     from generation.models import AssetPreset, GenerationJob, ImageModel
 
@@ -109,7 +109,7 @@ def bench_raw_vs_studio(engine, var: Path, runs: int) -> dict[str, list[float]]:
 
     def job() -> GenerationJob:
         with transaction.atomic():
-            created = services.job_create(
+            created = submit.job_create(
                 owner=user, preset=preset, prompt="a flat blue circle icon", model=model, variations=4, seed=11
             )
         while not GenerationJob.objects.filter(pk=created.pk, status__in=["complete", "failed"]).exists():
@@ -148,9 +148,9 @@ def bench_batching(engine, runs: int) -> tuple[float, float]:  # type: ignore[no
 
 
 def bench_lora_switch(model_dir: Path, var: Path, runs: int) -> tuple[float, float, float]:
+    from generation.devtools.loras import make_lora
     from generation.engine.flux import FluxEngine
     from generation.engine.types import LoraSpec
-    from tests.loras import make_lora
 
     base_load = median_time(lambda: FluxEngine(model_dir, device="cpu"), runs)
     engine = FluxEngine(model_dir, device="cpu")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _throwaway import ROOT, throwaway_studio
+from sandbox_studio import ROOT, sandbox_studio
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--curve-every", type=int, default=1000, help="with --curve: judge every Nth step's snapshot")
     parser.add_argument("--no-delivered", action="store_true", help="judge the native renders only (faster)")
     args = parser.parse_args()
-    throwaway_studio("demo-quality", model=args.model)
+    sandbox_studio("demo-quality", model=args.model)
     if args.curve:
         print(json.dumps(curve(args.curve, args.steps, args.curve_every), indent=1))
         return
@@ -55,7 +55,7 @@ def main() -> None:
 
 
 def measure(model: Path, *, seeds: int, steps: int, delivered: bool, sheet: Path | None) -> dict[str, Any]:
-    from generation.training import demo_quality as dq
+    from generation.devtools import demo_quality as dq
 
     card = dq.card_of(model)
     references = dq.card_references(card)
@@ -94,10 +94,10 @@ def delivered_scores(items: list[Any], references: dict[str, Any], seeds: int) -
     """Each ask as an Icon job at Standard, run in this process as a worker runs it."""
     from django.contrib.auth.models import User
 
-    from generation import runner
-    from generation.training import demo_quality as dq
+    from generation.devtools import demo_quality as dq
+    from generation.worker import finish as worker_finish
 
-    runner.prepare_finishing()
+    worker_finish.prepare_finishing()
     user = User.objects.create_user("quality")
     plain, other, images = dq.Score(), dq.Score(), []
     for ask in items:
@@ -112,8 +112,8 @@ def delivered_scores(items: list[Any], references: dict[str, Any], seeds: int) -
 
 def curve(checkpoints: Path, steps: int, every: int) -> list[dict[str, Any]]:
     """Native accuracy of every snapshot of a training run, with its step and training time."""
-    from generation.training import demo_quality as dq
-    from generation.training.demo_model import write_kit_card
+    from generation.devtools import demo_quality as dq
+    from generation.devtools.demo_model import write_kit_card
 
     log = [json.loads(line) for line in (checkpoints / "snapshots" / "log.jsonl").read_text().splitlines()]
     base = checkpoints / "base"

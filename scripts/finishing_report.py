@@ -1,6 +1,6 @@
 """What finishing does to the demo model's Icons: renders the demo brand's 24 prompts and 8
 rephrased ones it was not trained on through the Icon asset type at Standard and High, through
-the worker's own code (`runner.run_job`: render, refine, upscale, palette, sharpen, transparency,
+the worker's own code (`worker_run.run_job`: render, refine, upscale, palette, sharpen, transparency,
 SVG, stored as a job's images are), and prints a table, or with --json one JSON object.
 
     .venv/bin/python scripts/finishing_report.py            # table
@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _throwaway import throwaway_studio
+from sandbox_studio import sandbox_studio
 
 # Said in other words than the captions the demo model was trained on ("a flat blue person icon").
 REPHRASED = [
@@ -52,9 +52,9 @@ def main() -> None:
     parser.add_argument("--no-table", action="store_true", help="no lookup table: the memo alone")
     args = parser.parse_args()
     tables = "" if args.no_table else str(args.tables or "{var}/palette-tables")
-    throwaway_studio("finishing-report", STUDIO_PALETTE_TABLES_DIR=tables)
+    sandbox_studio("finishing-report", STUDIO_PALETTE_TABLES_DIR=tables)
     table_seconds = build_tables()
-    from generation.runner import prepare_finishing
+    from generation.worker.finish import prepare_finishing
 
     prepare_finishing()  # as a starting worker does: the upscaler loaded before the first job
     rows = run([t.strip() for t in args.tiers.split(",") if t.strip()], args.seeds)
@@ -85,9 +85,10 @@ def run(tiers: list[str], seeds: int) -> list[dict[str, Any]]:
     """Each prompt as a job of the Icon type per tier, run in this process as a worker runs it."""
     from django.contrib.auth.models import User
 
-    from generation import runner, services
+    from generation.devtools.demo_kit import DEMO_PROMPTS
+    from generation.jobs import submit
     from generation.models import AssetPreset, GenerationJob, ImageModel
-    from generation.training.demo_kit import DEMO_PROMPTS
+    from generation.worker import run as worker_run
 
     user = User.objects.create_user("report")
     preset = AssetPreset.objects.get(slug="icon")
@@ -96,11 +97,11 @@ def run(tiers: list[str], seeds: int) -> list[dict[str, Any]]:
     rows = []
     for tier in tiers:
         for prompt, trained in prompts:
-            job = services.job_create(
+            job = submit.job_create(
                 owner=user, preset=preset, prompt=prompt, model=model, quality=tier, variations=seeds
             )
             started = time.perf_counter()
-            runner.run_job(str(job.pk), worker="report")
+            worker_run.run_job(str(job.pk), worker="report")
             seconds = time.perf_counter() - started
             job = GenerationJob.objects.get(pk=job.pk)
             if job.status != "complete":

@@ -49,10 +49,10 @@ def main() -> None:
 
     from PIL import Image
 
+    from generation.devtools.demo_kit import draw_icon
     from generation.finishing import palette, sharpen, svg, transparency
     from generation.finishing.colours import colours_of, image_words
     from generation.finishing.plan import Palette
-    from generation.training.demo_kit import draw_icon
 
     brand = Palette(("#0f6cbd", "#107c10", "#f7630c", "#8764b8"), "#f6f7f9", 10.0)
     warm = draw_icon(args.colour, args.shape, size=64)

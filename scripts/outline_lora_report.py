@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _throwaway import ROOT, throwaway_studio
+from sandbox_studio import ROOT, sandbox_studio
 
 OVERRIDES = ("steps", "rank", "learning_rate", "batch_size", "caption_dropout", "prior_images", "prior_weight")
 
@@ -43,8 +43,8 @@ def main() -> None:
     for name in OVERRIDES:
         parser.add_argument("--" + name.replace("_", "-"), type=float, help=f"override the default {name}")
     args = parser.parse_args()
-    throwaway_studio("outline-lora", model=args.model, STUDIO_LORA_ROOT="{var}/loras", ALLOWED_HOSTS="testserver")
-    from generation.training.outline_experiment import Experiment
+    sandbox_studio("outline-lora", model=args.model, STUDIO_LORA_ROOT="{var}/loras", ALLOWED_HOSTS="testserver")
+    from generation.devtools.outline_experiment import Experiment
 
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name) is not None}
     started = time.perf_counter()

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/preview_benchmark.py [--runs 5] [--device cpu]
 
-Each job runs through the worker's own progress writer (generation.runner.Progress), so the
+Each job runs through the worker's own progress writer (generation.worker.progress.Progress), so the
 preview's real work is in the figure: the latent->RGB projection, the WebP encoding and the
 database rows, plus the progress writes both runs share. Three settings alternate, so a drift in
 machine speed hits them alike: previews off (STUDIO_PREVIEW_SECONDS=0), the studio's default (one a
@@ -63,21 +63,21 @@ def a_running_job():  # type: ignore[no-untyped-def]
 def timed_job(engine, width: int, steps: int, every: float) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from django.conf import settings
 
-    from generation import previews
     from generation.engine.types import GenerationRequest
-    from generation.runner import Progress
+    from generation.worker import progress as worker_progress
+    from generation.worker.progress import Progress
 
     settings.STUDIO_PREVIEW_SECONDS = every
     job = a_running_job()
     progress = Progress(job)
     written = []
-    real_save = previews.save
+    real_save = worker_progress.save_previews
 
     def counting_save(*args):  # type: ignore[no-untyped-def]
         written.append(1)
         real_save(*args)
 
-    previews.save = counting_save
+    worker_progress.save_previews = counting_save
     request = GenerationRequest(
         prompt="a flat orange star icon",
         negative_prompt="",
@@ -93,9 +93,9 @@ def timed_job(engine, width: int, steps: int, every: float) -> tuple[float, int]
             request, max_batch=4, on_step=progress.on_step, on_images=lambda f, i: None, on_preview=progress.on_preview
         )
     finally:
-        previews.save = real_save
+        worker_progress.save_previews = real_save
     elapsed = time.perf_counter() - start
-    previews.clear(job.pk)
+    worker_progress.clear_previews(job.pk)
     return elapsed, len(written)
 
 
@@ -133,7 +133,7 @@ def main() -> None:
     setup(var)
     import torch
 
-    from generation.engine.tiny import build_tiny_flux
+    from generation.devtools.tiny import build_tiny_flux
 
     print(f"Machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     for label, folder, options, width, steps in MODELS:

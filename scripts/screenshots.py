@@ -195,7 +195,7 @@ def shoot_training(page: Page) -> None:
 
 
 def _demo_zip() -> bytes:
-    from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
+    from generation.devtools.demo_kit import PALETTE, SHAPES, caption, draw_icon
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -196,7 +196,7 @@ def seed() -> tuple[object, list]:
     from django.contrib.auth.models import User
     from django.utils import timezone
 
-    from generation import services
+    from generation.jobs import submit
     from generation.models import AssetPreset, Favorite, GeneratedImage, GenerationJob, ImageModel, JobStatus
 
     user = User.objects.create_user("bench", password="bench")
@@ -204,7 +204,7 @@ def seed() -> tuple[object, list]:
     model = ImageModel.objects.get(key="demo-brand")
     jobs = []
     for n in range(JOBS):
-        job = services.job_create(
+        job = submit.job_create(
             owner=user, preset=preset, prompt=f"a flat blue circle icon {n}", model=model, variations=IMAGES
         )
         done = n < JOBS - RUNNING

@@ -97,11 +97,11 @@ def measure(
     folder: Path, prompt: str, seeds: int, controlnet: Path | None = None, *, sketch: str = "star"
 ) -> tuple[dict[str, Any], list[list[Image.Image]]]:
     from generation.control.sketch import CONTROL_SCALE, FOLLOW, prepare
+    from generation.devtools.demo_kit import card_references, foreground, judge_glyph, read_kit_card
+    from generation.devtools.demo_model import MODEL_OPTIONS
+    from generation.devtools.demo_quality import ICON_TEMPLATE, _collect, _quiet
     from generation.engine import engine_class
     from generation.engine.types import ControlNetSpec, GenerationRequest
-    from generation.training.demo_kit import card_references, foreground, judge_glyph, read_kit_card
-    from generation.training.demo_model import MODEL_OPTIONS
-    from generation.training.demo_quality import ICON_TEMPLATE, _collect, _quiet
 
     engine = engine_class("flux")(folder, device="cpu", options=MODEL_OPTIONS)
     size = MODEL_OPTIONS["native_size"]

@@ -30,7 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generation.training.demo_kit import PALETTE, SHAPES, draw_icon  # noqa: E402
+from generation.devtools.demo_kit import PALETTE, SHAPES, draw_icon  # noqa: E402
 
 SCALE, HIGH = 4, 256
 LOW = HIGH // SCALE

@@ -28,7 +28,7 @@ settings.configure(STUDIO_UPSCALERS_DIR={folder!r})
 import torch
 from generation.finishing import upscale
 from generation.finishing.plan import UpscalerRef
-from generation.training.demo_kit import draw_icon
+from generation.devtools.demo_kit import draw_icon
 from generation.engine.devices import resolve_device
 torch.set_num_threads({threads})
 ref = UpscalerRef("demo", "Demo icons 4x", {file!r}, 4, "", True)

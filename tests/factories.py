@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from generation import services
+from generation.jobs import recipe
 from generation.models import AssetPreset, GenerationJob, ImageModel
 
 PASSWORD = "correct horse battery staple"
@@ -44,7 +44,7 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
     prompt = "a blue circle"
     images_total = 2
     params = factory.LazyAttribute(
-        lambda o: services.resolve_params(
+        lambda o: recipe.resolve_params(
             preset=o.preset,
             model=ImageModel.objects.get(key="tiny-flux"),
             prompt=o.prompt,
@@ -139,7 +139,7 @@ class FinishedJobFactory(GenerationJobFactory):
     status = "complete"
     params = factory.LazyAttribute(
         lambda o: (
-            services.resolve_params(
+            recipe.resolve_params(
                 preset=o.preset,
                 model=ImageModel.objects.get(key="tiny-flux"),
                 prompt=o.prompt,

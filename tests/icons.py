@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from generation.training import glyphs
+from generation.devtools import glyphs
 
 INSTALLED = (glyphs.package_dir() / "icons").is_dir()
 if not INSTALLED and os.environ.get("STUDIO_REQUIRE_ICONS"):

@@ -65,9 +65,9 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, what: str, inte
 class Worker:
     """A real `celery worker` process group whose log is kept for the assertions."""
 
-    def __init__(self, env: dict[str, str], log: Path, *, name: str, beat: bool = False) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, name: str, beat: bool = False, **options: str) -> None:
         self.log = log
-        command = worker_command(name=name, beat=beat, schedule=str(log.with_suffix(".beat")))
+        command = worker_command(name=name, beat=beat, schedule=str(log.with_suffix(".beat")), **options)
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -92,8 +92,11 @@ class Worker:
 
 
 @contextmanager
-def worker(env: dict[str, str], log: Path, *, name: str = "gpu@e2e", beat: bool = False) -> Iterator[Worker]:
-    w = Worker(env, log, name=name, beat=beat)
+def worker(
+    env: dict[str, str], log: Path, *, name: str = "gpu@e2e", beat: bool = False, **options: str
+) -> Iterator[Worker]:
+    """`options`: worker_command's, e.g. queues="gpu" for a worker that takes jobs only."""
+    w = Worker(env, log, name=name, beat=beat, **options)
     try:
         yield w
     finally:

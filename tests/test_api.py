@@ -8,9 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from generation import runner
 from generation.models import ApiToken, Favorite, GenerationJob, JobStatus
 from generation.tokens import token_create
+from generation.worker import run as worker_run
 from tests.test_workflow import finished_job
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ class TestJobs:
         assert response.status_code == 202
         body = response.json()
         assert body["status"] == "queued" and body["images_total"] == 2 and body["images"] == []
-        runner.run_job(body["id"], worker="gpu@test")
+        worker_run.run_job(body["id"], worker="gpu@test")
         body = api.get(f"/api/v1/jobs/{body['id']}").json()
         assert body["status"] == "complete" and body["progress"] == 1.0
         assert [image["seed"] for image in body["images"]] == [10, 11]

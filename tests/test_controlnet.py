@@ -12,12 +12,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
-from generation import runner
 from generation.control.sketch import canny_edges, prepare
+from generation.devtools.tiny import TINY_BUILDERS, build_tiny_controlnet, build_tiny_zimage
 from generation.engine import engine_class
-from generation.engine.tiny import TINY_BUILDERS, build_tiny_controlnet, build_tiny_zimage
 from generation.engine.types import ControlNetSpec, EngineError, GenerationRequest
 from generation.models import AddOn, AddOnKind, GenerationJob, ImageModel, JobStatus
+from generation.worker import run as worker_run
 from tests.pipes import record_argument
 
 
@@ -110,7 +110,7 @@ def test_a_canny_sketch_job_runs_through_the_add_on_and_the_box_previews_its_edg
     assert job.params["control"]["key"] == "tiny-canny" and job.params["control"]["scale"] == 1.0
     assert "init_image" not in job.params
     assert "its canny through Tiny canny ControlNet (scale 1.0)" in response.content.decode()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     preview = alice_client.get(reverse("input-prepared", args=[job.params["sketch"]["input"]]), {"mode": "canny"})
@@ -222,7 +222,7 @@ def test_canny_edges_are_found_at_the_size_the_model_draws(tiny_flux_dir, tmp_pa
 def test_the_demo_controlnets_sketches_are_edges_of_the_glyphs_outline() -> None:
     import random
 
-    from generation.training.demo_controlnet import control_image
+    from generation.devtools.demo_controlnet import control_image
 
     glyph = Image.new("RGB", (256, 256), (245, 245, 240))
     ImageDraw.Draw(glyph).ellipse((64, 64, 192, 192), fill=(30, 90, 200))

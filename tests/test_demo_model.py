@@ -12,10 +12,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from generation.devtools.demo_kit import read_kit_card
+from generation.devtools.demo_model import one_cycle
+from generation.devtools.demo_quality import evaluate_native
 from generation.models import ImageModel
-from generation.training.demo_kit import read_kit_card
-from generation.training.demo_model import one_cycle
-from generation.training.demo_quality import evaluate_native
 from tests.icons import needs_icons
 
 DEMO = Path(settings.STUDIO_DEMO_MODEL_DIR)
@@ -99,7 +99,7 @@ def test_refitting_the_decoder_keeps_the_encoder_and_so_the_latents(tmp_path) ->
     import torch
     from diffusers import AutoencoderKL
 
-    from generation.training.demo_model import Plan, refit_model_decoder
+    from generation.devtools.demo_model import Plan, refit_model_decoder
 
     refit_model_decoder(DEMO, tmp_path / "model", plan=Plan(decoder_steps=2, batch=2), report=lambda *a: None)
     before = AutoencoderKL.from_pretrained(DEMO / "vae")
@@ -125,8 +125,8 @@ def decoder_colour_check(folder: Path, *, subjects: int) -> tuple[int, int]:
     from diffusers import AutoencoderKL
     from PIL import Image
 
-    from generation.training import glyphs
-    from generation.training.demo_kit import BACKGROUND, GLYPH_SUBJECTS, PALETTE, card_references, judge_glyph
+    from generation.devtools import glyphs
+    from generation.devtools.demo_kit import BACKGROUND, GLYPH_SUBJECTS, PALETTE, card_references, judge_glyph
 
     card = read_kit_card(folder)
     references = card_references(card)
@@ -149,7 +149,7 @@ def decoder_colour_check(folder: Path, *, subjects: int) -> tuple[int, int]:
 @needs_icons
 def test_a_few_training_steps_of_the_demo_recipe_run_end_to_end(tmp_path) -> None:
     """The recipe behind the shipped weights, shrunk to seconds: it trains and saves a pipeline."""
-    from generation.training.demo_model import Plan, train_demo_model
+    from generation.devtools.demo_model import Plan, train_demo_model
 
     folder = train_demo_model(
         tmp_path / "model",
@@ -168,7 +168,7 @@ class Killed(Exception):
 
 @needs_icons
 def test_a_training_run_stopped_midway_resumes_from_its_last_checkpoint(tmp_path) -> None:
-    from generation.training.demo_model import Plan, train_demo_model
+    from generation.devtools.demo_model import Plan, train_demo_model
 
     plan = Plan(
         subjects=2, vae_steps=1, decoder_steps=0, transformer_steps=4, batch=2, per_pair=1, width=64, checkpoint_every=2
@@ -225,10 +225,10 @@ def test_its_canny_controlnet_draws_a_sketch_along_its_edges() -> None:
     import numpy as np
 
     from generation.control.sketch import prepare
+    from generation.devtools.demo_kit import foreground
+    from generation.devtools.demo_model import MODEL_OPTIONS
     from generation.engine import engine_class
     from generation.engine.types import ControlNetSpec, GenerationRequest
-    from generation.training.demo_kit import foreground
-    from generation.training.demo_model import MODEL_OPTIONS
     from scripts.sketch_report import filled_outline, hand_drawn_star
 
     engine = engine_class("flux")(DEMO, device="cpu", options=MODEL_OPTIONS)
@@ -264,7 +264,7 @@ def test_its_canny_controlnet_draws_a_sketch_along_its_edges() -> None:
 def test_its_controlnet_trainer_saves_a_controlnet_the_engine_loads_and_resumes(tmp_path) -> None:
     from diffusers import FluxControlNetModel
 
-    from generation.training.demo_controlnet import ControlPlan, train_demo_controlnet
+    from generation.devtools.demo_controlnet import ControlPlan, train_demo_controlnet
 
     plan = ControlPlan(steps=2, per_pair=1, checkpoint_every=1)
     train_demo_controlnet(DEMO, tmp_path / "out", templates=[], plan=plan, checkpoints=tmp_path / "ck")

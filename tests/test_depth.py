@@ -15,13 +15,15 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
-from generation import runner, tasks
+from brandstudio.celery import app as celery_app
 from generation.control.depth import store_preview
 from generation.control.sketch import sketch_problem
+from generation.devtools.tiny import build_tiny_controlnet, build_tiny_depth_estimator
 from generation.engine.depth import depth_map
-from generation.engine.tiny import build_tiny_controlnet, build_tiny_depth_estimator
 from generation.models import AddOn, AddOnKind, GenerationJob, ImageModel, InputImage, JobStatus
 from generation.tokens import token_create
+from generation.worker import engines as worker_engines
+from generation.worker import run as worker_run
 from tests.pipes import record_argument
 
 
@@ -122,13 +124,13 @@ def test_a_depth_estimator_a_worker_has_read_counts_in_its_memory_budget(
     depth_map(ball(32), tiny_depth_dir)
     assert DiffusersEngine.unread_addons(engine, request) == []  # read once per worker
     held = depth.loaded_bytes()
-    assert held > 0 and runner._estimator_bytes() == held
+    assert held > 0 and worker_engines._estimator_bytes() == held
     # Two models that fit the budget only without the estimator: the older one goes.
     default, old = FakeEngine(10_000), FakeEngine(10_000)
-    monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("old", old)]))
+    monkeypatch.setattr(worker_engines, "_engines", OrderedDict([("tiny-flux", default), ("old", old)]))
     settings.STUDIO_MEMORY_BUDGET_GB = (20_000 + held - 1) / 2**30
-    runner._make_room(0)
-    assert list(runner._engines) == ["tiny-flux"] and old.unloaded
+    worker_engines._make_room(0)
+    assert list(worker_engines._engines) == ["tiny-flux"] and old.unloaded
 
 
 @pytest.mark.django_db
@@ -188,7 +190,7 @@ def test_a_depth_sketch_job_follows_the_estimated_depth_map_at_the_size_the_mode
         "commercial_use": True,
     }
     assert "its depth through Tiny depth ControlNet (scale 1.0)" in response.content.decode()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     (given,) = seen
@@ -216,14 +218,14 @@ def test_the_sketch_box_asks_a_worker_for_the_depth_preview_and_shows_it_once_ma
     alice_client, bob, preset, depth_studio, monkeypatch
 ) -> None:
     sent: list = []
-    monkeypatch.setattr(tasks.estimate_depth_preview, "apply_async", lambda args, **kw: sent.append((args, kw)))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args, **kw: sent.append((name, args, kw)))
     box = alice_client.post(reverse("sketch-box"), {"sketch": upload(ball()), "sketch_mode": "depth"})
     stored = InputImage.objects.get()
     depth_url = reverse("input-depth", args=[stored.pk])
     assert depth_url in box.content.decode()
     waiting = alice_client.get(depth_url).content.decode()
     assert "A worker is estimating its depth with Tiny Depth Anything" in waiting and "polls=1" in waiting
-    assert sent == [((str(stored.pk), 256), {"expires": 120})]
+    assert sent == [("generation.tasks.estimate_depth_preview", (str(stored.pk), 256), {"expires": 120})]
     alice_client.get(depth_url, {"polls": "1"})
     assert len(sent) == 1  # asked once
     assert alice_client.get(reverse("input-prepared", args=[stored.pk]), {"mode": "depth"}).status_code == 404

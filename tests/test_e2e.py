@@ -19,8 +19,8 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import Image
 
+from generation.devtools.demo_kit import BACKGROUND, card_references, judge_glyph, read_kit_card
 from generation.models import GenerationJob, ImageModel, JobStatus
-from generation.training.demo_kit import BACKGROUND, card_references, judge_glyph, read_kit_card
 from tests.factories import AssetPresetFactory
 from tests.processes import ROOT, base_env, ended, flush_broker, free_port, wait_for, worker, worker_env
 
@@ -201,8 +201,8 @@ def test_a_lora_trained_by_a_real_worker_is_used_by_the_next_job(alice_client, a
     """Upload a set, train on the `training` queue, pick the new version in the studio, render."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from generation.devtools.demo_kit import PALETTE, SHAPES, caption, draw_icon
     from generation.models import AssetPreset, BrandLora, TrainingRun, TrainingSet
-    from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
 
     settings.STUDIO_LORA_ROOT = tmp_path / "loras"
     staff = alice

@@ -8,12 +8,13 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from generation import runner, services
+from generation.devtools.tiny import TINY_BUILDERS, build_tiny_flux2_klein, build_tiny_flux_kontext
 from generation.engine import engine_class
-from generation.engine.tiny import TINY_BUILDERS, build_tiny_flux2_klein, build_tiny_flux_kontext
 from generation.engine.types import EngineError, GenerationRequest
+from generation.jobs import submit
 from generation.models import GenerationJob, ImageModel, JobStatus
 from generation.tokens import token_create
+from generation.worker import run as worker_run
 from tests.test_workflow import finished_job
 
 
@@ -87,11 +88,11 @@ def test_an_edit_on_the_page_makes_a_linked_job_and_the_chain_shows_on_the_resul
     job = GenerationJob.objects.get(model_key="tiny-klein")
     assert response.status_code == 302 and job.source_image == image
     assert job.params["prompt"] == "make the background blue" and job.params["edit"]["of"] == str(image.pk)
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
-    second = services.job_edit(image=job.images.first(), instruction="add a checkmark", variations=1)
-    runner.run_job(str(second.pk), worker="gpu@test")
+    second = submit.job_edit(image=job.images.first(), instruction="add a checkmark", variations=1)
+    worker_run.run_job(str(second.pk), worker="gpu@test")
     page = alice_client.get(reverse("image", args=[second.images.first().pk])).content.decode()
     steps = page[page.index('<ol class="edit-chain">') :]
     steps = steps[: steps.index("</ol>")]
@@ -159,7 +160,7 @@ def test_a_kontext_edit_runs_for_the_reference_group_and_its_outputs_carry_the_n
     assert created.status_code == 202, created.content
     job = GenerationJob.objects.get(pk=created.json()["id"])
     assert job.model_key == "tiny-kontext"
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     assert api.get(f"/api/v1/jobs/{job.pk}").json()["license_notice"] == kontext.license_notice
@@ -200,6 +201,6 @@ def test_a_qwen_image_edit_job_runs_and_its_model_draws_from_words_too(alice, pr
     )
     assert edit.status_code == 202 and plain.status_code == 202, (edit.content, plain.content)
     for created in (edit, plain):
-        runner.run_job(created.json()["id"], worker="gpu@test")
+        worker_run.run_job(created.json()["id"], worker="gpu@test")
         job = GenerationJob.objects.get(pk=created.json()["id"])
         assert job.status == JobStatus.COMPLETE, job.error

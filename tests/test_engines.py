@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from generation.devtools.loras import make_lora
+from generation.devtools.tiny import TINY_BUILDERS
 from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.base import DiffusersEngine
 from generation.engine.families import has_img2img, has_inpaint
-from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import Cancelled, GenerationRequest, LoraSpec
-from tests.loras import make_lora
 
 FAMILIES = sorted(ENGINES)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from generation import runner, services
+from generation.jobs import submit
 from generation.models import GenerationJob, JobStatus
+from generation.worker import run as worker_run
 from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactory
 from tests.processes import ended, flush_broker, free_port, wait_for, worker, worker_env
 
@@ -31,7 +32,7 @@ def slow_preset(db):
 def test_sigterm_mid_job_lets_the_job_finish_before_the_worker_exits(alice, slow_preset, tmp_path: Path) -> None:
     """What `docker stop` does: SIGTERM to the main process; Celery's warm shutdown finishes the job."""
     with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
-        job = services.job_create(owner=alice, preset=slow_preset, prompt="a slow key", variations=2)
+        job = submit.job_create(owner=alice, preset=slow_preset, prompt="a slow key", variations=2)
         wait_for(
             lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=2).first(), timeout=60, what="steps"
         )
@@ -83,9 +84,7 @@ def test_jobs_queued_in_redis_survive_a_redis_restart(alice, tmp_path: Path) -> 
     server = RedisServer(tmp_path / "redis")
     preset = AssetPresetFactory(slug="quick")
     try:
-        jobs = [
-            services.job_create(owner=UserFactory(username=f"u{n}"), preset=preset, prompt="a key") for n in range(3)
-        ]
+        jobs = [submit.job_create(owner=UserFactory(username=f"u{n}"), preset=preset, prompt="a key") for n in range(3)]
         server.enqueue(jobs)
         wait_for(lambda: server.client.llen("gpu") == 3, timeout=10, what="three queued messages")
         server.kill()
@@ -117,7 +116,7 @@ def test_a_storage_that_refuses_writes_fails_the_job_with_a_reason_and_no_half_r
 
     monkeypatch.setattr(FileSystemStorage, "_save", refuse)
     job = GenerationJobFactory(images_total=2)
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "No space left on device" in job.error
     assert "could not be stored" in job.error and job.images.count() == 0
@@ -128,8 +127,8 @@ def test_users_take_turns_on_one_worker(alice, bob, tmp_path: Path) -> None:
     preset = AssetPresetFactory(
         slug="turns", steps=30, default_width=256, default_height=256, allowed_sizes=[[256, 256]]
     )
-    alices = [services.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=1) for n in range(6)]
-    bobs = services.job_create(owner=bob, preset=preset, prompt="a map", variations=1)
+    alices = [submit.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=1) for n in range(6)]
+    bobs = submit.job_create(owner=bob, preset=preset, prompt="a map", variations=1)
     with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
         for job in [*alices, bobs]:
             job = wait_for(lambda job=job: ended(job), timeout=120, what="every job")
@@ -151,7 +150,7 @@ def test_a_job_redelivered_while_it_runs_runs_once(alice, tmp_path: Path) -> Non
         "STUDIO_HEARTBEAT_SECONDS": "1",
     }
     with worker(worker_env(tmp_path, **short), tmp_path / "first.log", name="gpu@first") as first:
-        job = services.job_create(owner=alice, preset=preset, prompt="a long key", variations=2)
+        job = submit.job_create(owner=alice, preset=preset, prompt="a long key", variations=2)
         wait_for(
             lambda: GenerationJob.objects.filter(pk=job.pk, progress_step__gte=1).first(), timeout=60, what="steps"
         )
@@ -172,9 +171,7 @@ def test_a_worker_rides_out_a_redis_restart_and_takes_the_jobs_that_waited(alice
     env = worker_env(tmp_path) | {"CELERY_BROKER_URL": server.url}
     try:
         with worker(env, tmp_path / "worker.log") as w:
-            jobs = [
-                services.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=2) for n in range(3)
-            ]
+            jobs = [submit.job_create(owner=alice, preset=preset, prompt=f"a key {n}", variations=2) for n in range(3)]
             server.enqueue(jobs)
             wait_for(
                 lambda: GenerationJob.objects.filter(pk=jobs[0].pk, progress_step__gte=1).first(),

@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from generation import services
+from generation.jobs import lifecycle, limits
+from generation.jobs import submit as jobs_submit
 from generation.models import GenerationJob, JobStatus
 from tests.factories import AssetPresetFactory, UserFactory
 
@@ -14,13 +15,15 @@ pytestmark = pytest.mark.django_db
 def sent(monkeypatch) -> list:
     """The broker messages sent, in order (job ids)."""
     messages: list = []
-    monkeypatch.setattr(services, "job_enqueue", lambda job_id: messages.append(job_id))
+    monkeypatch.setattr(lifecycle, "job_enqueue", lambda job_id: messages.append(job_id))
     return messages
 
 
 def submit(user, count: int, prompt: str = "a key") -> list[GenerationJob]:
     preset = AssetPresetFactory(slug="fair")
-    return [services.job_create(owner=user, preset=preset, prompt=f"{prompt} {n}", variations=1) for n in range(count)]
+    return [
+        jobs_submit.job_create(owner=user, preset=preset, prompt=f"{prompt} {n}", variations=1) for n in range(count)
+    ]
 
 
 def test_a_big_batch_waits_in_the_database_while_others_go_ahead(
@@ -34,7 +37,7 @@ def test_a_big_batch_waits_in_the_database_while_others_go_ahead(
     assert sent[-1] == bobs[0].pk  # bob does not wait behind alice's eight
     GenerationJob.objects.filter(pk=alices[0].pk).update(status=JobStatus.PROCESSING)
     with django_capture_on_commit_callbacks(execute=True):
-        services.job_complete(alices[0].pk)
+        lifecycle.job_complete(alices[0].pk)
     assert sent[-1] == alices[2].pk  # her next one goes as one of hers ends
 
 
@@ -42,8 +45,8 @@ def test_cancelling_or_failing_frees_the_slot_for_the_next_job(alice, sent, djan
     with django_capture_on_commit_callbacks(execute=True):
         jobs = submit(alice, 4)
     with django_capture_on_commit_callbacks(execute=True):
-        services.job_cancel(job=jobs[0])
-        services.job_fail(jobs[1].pk, "broken")
+        lifecycle.job_cancel(job=jobs[0])
+        lifecycle.job_fail(jobs[1].pk, "broken")
     assert sent == [job.pk for job in jobs]
 
 
@@ -52,10 +55,10 @@ def test_the_reaper_dispatches_what_was_missed(alice, sent, django_capture_on_co
         jobs = submit(alice, 4)
     GenerationJob.objects.filter(pk__in=[jobs[0].pk, jobs[1].pk]).update(status=JobStatus.PROCESSING)
     with django_capture_on_commit_callbacks(execute=False):  # the dispatch after the job ends is lost
-        services.job_complete(jobs[0].pk)
+        lifecycle.job_complete(jobs[0].pk)
     assert sent == [jobs[0].pk, jobs[1].pk]
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.dispatch_waiting() == 1
+        assert lifecycle.dispatch_waiting() == 1
     assert sent[-1] == jobs[2].pk
 
 
@@ -68,7 +71,7 @@ def test_jobs_in_flight_past_the_limit_are_a_429(alice_client, alice, preset, se
     assert response.status_code == 429 and "limit is 2" in response.content.decode()
     assert GenerationJob.objects.count() == 2
     other = UserFactory(username="carol")
-    services.quota_check(other)  # the limit is per user
+    limits.quota_check(other)  # the limit is per user
 
 
 def test_a_batch_counts_once_per_minute_but_its_jobs_count_in_flight(alice_client, preset, settings) -> None:

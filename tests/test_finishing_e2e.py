@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "brand-model"
 
 
-def test_a_real_worker_finishes_high_and_ultra_icons_on_the_demo_model(
+def test_a_real_worker_on_the_gpu_queue_alone_finishes_high_and_ultra_icons_and_retries_their_finishing(
     alice_client, settings, tmp_path: Path, tiny_flux_dir: Path
 ) -> None:
     flush_broker()
@@ -38,17 +38,28 @@ def test_a_real_worker_finishes_high_and_ultra_icons_on_the_demo_model(
         assert response.status_code == 200, response.content.decode()[:2000]
         return GenerationJob.objects.latest("created_at")
 
-    with worker(worker_env(tmp_path), tmp_path / "worker.log") as w:
+    # Only the gpu queue, as a GPU container runs: "Retry finishing" must reach it too (an Ultra
+    # refinish loads the model for its refiner pass; the maintenance worker has no models).
+    with worker(worker_env(tmp_path), tmp_path / "worker.log", queues="gpu") as w:
         high, ultra = submit("high"), submit("ultra")
         for job in (high, ultra):
             wait_for(lambda job=job: ended(job), timeout=240, what=f"the {job.quality} job")
             assert job.status == JobStatus.COMPLETE, (job.error, w.output()[-3000:])
+        timings = {job.pk: job.timings for job in (high, ultra)}  # a refinish renders nothing: its own differ
+        finished = {row.pk: row.file.name for row in ultra.images.all()}
+        GenerationJob.objects.filter(pk=ultra.pk).update(status=JobStatus.FAILED, error="Finishing failed")
+        ultra.images.update(finishing=[])  # as a failed finishing leaves them: rendered, not finished
+        assert alice_client.post(reverse("job-refinish", args=[ultra.pk])).status_code == 302
+        wait_for(lambda: ended(ultra), timeout=240, what="the Ultra job's retried finishing")
+        assert ultra.status == JobStatus.COMPLETE, (ultra.error, w.output()[-3000:])
+        assert "generation.tasks.finish_generation_job" in w.output()
+        assert all(row.finishing and row.file.name != finished[row.pk] for row in ultra.images.all())
 
     for job, side, stages in [
         (high, 128, ["upscale", "palette", "transparent", "svg"]),
         (ultra, 256, ["refine", "upscale", "palette", "transparent", "svg"]),
     ]:
-        assert {*stages, "render", "load"} <= set(job.timings), job.timings
+        assert {*stages, "render", "load"} <= set(timings[job.pk]), timings[job.pk]
         for row in job.images.all():
             assert (row.width, row.height) == (side, side), job.quality
             with default_storage.open(row.file.name) as fh:

@@ -8,11 +8,14 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from generation import runner, services
 from generation.finishing import pipeline, plans
 from generation.finishing.pipeline import FinishingError
 from generation.finishing.plan import Palette, Plan
+from generation.jobs import lifecycle
+from generation.jobs import submit as jobs_submit
 from generation.models import AssetPreset, GenerationJob, ImageModel, JobStatus, Upscaler
+from generation.worker import engines as worker_engines
+from generation.worker import run as worker_run
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +32,7 @@ def demo(settings, tmp_path, tiny_flux_dir) -> ImageModel:
     (models_dir / "tiny-flux").symlink_to(tiny_flux_dir)
     (models_dir / "demo-brand").symlink_to(DEMO_DIR)
     settings.STUDIO_MODELS_DIR = models_dir
-    runner._engines.clear()
+    worker_engines._engines.clear()
     return ImageModel.objects.get(key="demo-brand")
 
 
@@ -46,14 +49,14 @@ def icon() -> AssetPreset:
 def submit(
     preset: AssetPreset, model: ImageModel, quality: str = "standard", variations: int = 2, **size: int
 ) -> GenerationJob:
-    return services.job_create(
+    return jobs_submit.job_create(
         owner=UserFactory(), preset=preset, model=model, prompt="a flat blue circle icon", quality=quality,
         variations=variations, seed=11, **size,
     )  # fmt: skip
 
 
 def run(job: GenerationJob) -> GenerationJob:
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     return job
 
@@ -117,8 +120,8 @@ def test_a_stage_that_raises_fails_the_job_keeps_the_renders_and_retry_finishing
 
     monkeypatch.setattr(transparency, "cut_out", real)
     rendered = [r.rendered.name for r in rows]
-    monkeypatch.setattr(runner, "load_engine", lambda *a, **k: pytest.fail("a refinish renders nothing"))
-    services.job_refinish(job)
+    monkeypatch.setattr(worker_run, "load_engine", lambda *a, **k: pytest.fail("a refinish renders nothing"))
+    lifecycle.job_refinish(job)
     job = run(job)
     assert job.status == JobStatus.COMPLETE, job.error
     rows = list(job.images.all())
@@ -128,8 +131,8 @@ def test_a_stage_that_raises_fails_the_job_keeps_the_renders_and_retry_finishing
 
 def test_retry_finishing_is_refused_for_a_job_that_did_not_fail(demo, icon) -> None:
     job = run(submit(icon, demo, variations=1))
-    with pytest.raises(services.CannotRefinish):
-        services.job_refinish(job)
+    with pytest.raises(lifecycle.CannotRefinish):
+        lifecycle.job_refinish(job)
 
 
 def test_a_job_queued_before_finishing_existed_still_runs_at_its_size(demo, icon) -> None:
@@ -207,7 +210,7 @@ def test_retry_finishing_runs_the_planned_refiner_again_on_the_kept_renders(demo
     job = run(submit(icon, demo, quality="ultra", variations=1))
     assert job.status == JobStatus.FAILED and "at the svg stage" in job.error
     monkeypatch.setattr(svg, "trace", real)
-    services.job_refinish(job)
+    lifecycle.job_refinish(job)
     job = run(job)
     assert job.status == JobStatus.COMPLETE, job.error
     row = job.images.get()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from generation.devtools.demo_kit import BACKGROUND, PALETTE, draw_icon
 from generation.finishing import colours, palette, sharpen, svg, transparency
 from generation.finishing.plan import Palette
-from generation.training.demo_kit import BACKGROUND, PALETTE, draw_icon
 
 BRAND = Palette(("#0f6cbd", "#107c10", "#f7630c", "#8764b8"), "#f6f7f9", 10.0)
 BLUE = PALETTE["blue"]

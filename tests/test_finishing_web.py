@@ -12,8 +12,8 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from PIL import Image
 
-from generation import services
 from generation.admin import AssetPresetAdmin
+from generation.jobs import submit
 from generation.models import AssetPreset, GeneratedImage, GenerationJob, ImageModel, JobStatus, Upscaler
 from generation.tokens import token_create
 
@@ -42,7 +42,7 @@ def png(mode: str = "RGBA") -> bytes:
 
 def finished_image(owner, preset: AssetPreset, *, svg: bool = True, score: float = 0.97) -> GeneratedImage:
     """An image as the worker leaves it after finishing an Icon (RGBA PNG and WebP, SVG, record)."""
-    job = services.job_create(owner=owner, preset=preset, prompt="a flat blue circle icon", variations=1, seed=5)
+    job = submit.job_create(owner=owner, preset=preset, prompt="a flat blue circle icon", variations=1, seed=5)
     GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.COMPLETE, images_done=1)
     row = GeneratedImage(job=job, index=0, seed=5, width=64, height=64, has_alpha=True)
     row.file.save("01-5-finished.png", ContentFile(png()), save=False)
@@ -142,10 +142,10 @@ def test_grid_tiles_show_the_on_brand_score_and_flag_it_below_the_floor(alice, a
 def test_retry_finishing_is_offered_on_a_failed_finishing_and_requeues_only_the_finishing(
     alice, alice_client, icon, monkeypatch, django_capture_on_commit_callbacks
 ) -> None:
-    from generation import tasks
+    from brandstudio.celery import app
 
-    sent: list[str] = []
-    monkeypatch.setattr(tasks.finish_generation_job, "delay", sent.append)
+    sent: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **options: sent.append((name, args)))
     image = finished_image(alice, icon)
     reason = "Finishing failed at the upscale stage: out of memory"
     GenerationJob.objects.filter(pk=image.job_id).update(status=JobStatus.FAILED, error=reason)
@@ -156,7 +156,7 @@ def test_retry_finishing_is_offered_on_a_failed_finishing_and_requeues_only_the_
     assert response.status_code == 302
     job = GenerationJob.objects.get(pk=image.job_id)
     assert job.status == JobStatus.QUEUED and not job.error and job.images.count() == 1
-    assert sent == [str(job.pk)]
+    assert sent == [("generation.tasks.finish_generation_job", (str(job.pk),))]
 
 
 def test_retry_finishing_is_refused_for_a_job_that_did_not_fail(alice, alice_client, icon) -> None:
@@ -166,7 +166,7 @@ def test_retry_finishing_is_refused_for_a_job_that_did_not_fail(alice, alice_cli
 
 
 def test_a_running_panel_says_which_image_is_being_finished(alice, alice_client, icon) -> None:
-    job = services.job_create(owner=alice, preset=icon, prompt="a flat circle", variations=4, seed=5)
+    job = submit.job_create(owner=alice, preset=icon, prompt="a flat circle", variations=4, seed=5)
     GenerationJob.objects.filter(pk=job.pk).update(
         status=JobStatus.PROCESSING, images_done=2, progress_step=6, progress_steps=6, timings={"finishing": 2}
     )

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from generation.training import glyphs
-from generation.training.demo_kit import (
+from generation.devtools import glyphs
+from generation.devtools.demo_kit import (
     GLYPH_SUBJECTS,
     PALETTE,
     card_references,
@@ -84,7 +84,7 @@ def test_an_svg_that_does_not_render_is_left_out_with_a_warning(monkeypatch, tmp
     (package / "icons" / "key_24_filled.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'><path d='M0 0")
     monkeypatch.setenv("STUDIO_FLUENT_ICONS", str(package))
     glyphs._coverage.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="generation.training.glyphs"):
+    with caplog.at_level(logging.WARNING, logger="generation.devtools.glyphs"):
         kit = glyph_kit(["person", "key"], 1)
     assert {item.shape for item in kit} == {"person"}
     assert "Skipped key (filled): it does not render" in caplog.text
@@ -92,7 +92,7 @@ def test_an_svg_that_does_not_render_is_left_out_with_a_warning(monkeypatch, tmp
 
 @needs_icons
 def test_a_trained_models_card_carries_its_subjects_references_and_the_glyphs_license(tmp_path: Path) -> None:
-    from generation.training.demo_model import write_kit_card
+    from generation.devtools.demo_model import write_kit_card
 
     write_kit_card(tmp_path, ["person", "shield"])
     card = read_kit_card(tmp_path)

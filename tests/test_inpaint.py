@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
-from generation import runner, services
 from generation.control.inpaint import mask_of
+from generation.jobs import submit
 from generation.models import GenerationJob, ImageModel, InputImage, JobStatus
+from generation.worker import run as worker_run
 from tests.test_workflow import finished_job
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_a_painted_mask_makes_a_job_that_repaints_only_it_on_the_same_weights(al
     assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
     assert job.source_image == image and job.params["inpaint"]["of"] == str(image.pk)
     assert job.prompt == "a red square" and job.images_total == 2
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     page = alice_client.get(job.get_absolute_url()).content.decode()
@@ -82,7 +83,7 @@ def test_a_mask_of_another_size_but_the_same_shape_is_scaled_and_the_job_says_so
     buffer = io.BytesIO()
     mask_of(Image.open(mask_png(size=(128, 128), box=(32, 32, 96, 96)))).save(buffer, format="PNG")
     mask.file.save("m.png", io.BytesIO(buffer.getvalue()))
-    job = services.job_inpaint(image=image, mask=mask)
+    job = submit.job_inpaint(image=image, mask=mask)
     assert job.params["inpaint"]["note"] == "The mask (128×128) was scaled to the image (64×64)."
 
 
@@ -108,10 +109,10 @@ def test_the_demo_model_keeps_what_is_not_painted_and_redraws_what_is() -> None:
 
     import numpy as np
 
+    from generation.devtools.demo_model import MODEL_OPTIONS
+    from generation.devtools.demo_quality import ICON_TEMPLATE, _collect, _quiet
     from generation.engine import engine_class
     from generation.engine.types import GenerationRequest
-    from generation.training.demo_model import MODEL_OPTIONS
-    from generation.training.demo_quality import ICON_TEMPLATE, _collect, _quiet
 
     engine = engine_class("flux")(Path("demo/brand-model"), device="cpu", options=MODEL_OPTIONS)
     ask = partial(GenerationRequest, negative_prompt="", width=64, height=64, steps=28, guidance_scale=3.5, seeds=[0])
@@ -177,7 +178,7 @@ def test_extending_the_canvas_draws_a_larger_image_around_the_old_one(alice_clie
     assert response.status_code == 302 and job.source_image == image
     assert (job.params["width"], job.params["height"]) == (96, 64)
     assert job.params["inpaint"]["note"] == "Outpainted from 64×64 to 96×64."
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     assert (job.images.first().width, job.images.first().height) == (96, 64)

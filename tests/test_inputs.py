@@ -456,20 +456,20 @@ class TestModelOptionsInTheAdmin:
 
 class TestFinishedJobProgress:
     def test_a_complete_job_reports_its_last_step_in_the_api(self, alice) -> None:
-        from generation import runner
+        from generation.worker import run as worker_run
 
         job = GenerationJobFactory(owner=alice, images_total=2)
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='t')[1]}")
         body = api.get(f"/api/v1/jobs/{job.pk}").json()
         assert body["status"] == "complete" and body["progress"] == 1.0
         assert body["step"] == body["steps"] == job.params["steps"]
 
     def test_once_the_last_images_are_stored_the_page_does_not_say_step_0(self, alice, alice_client) -> None:
-        from generation import runner
+        from generation.worker import store as worker_store
 
         job = GenerationJobFactory(owner=alice, images_total=1, status=JobStatus.PROCESSING)
         GenerationJob.objects.filter(pk=job.pk).update(progress_step=4, progress_steps=4)
-        runner.store_images(job, 0, [Image.new("RGB", (64, 64), "white")])
+        worker_store.store_images(job, 0, [Image.new("RGB", (64, 64), "white")])
         page = alice_client.get(reverse("job", args=[job.pk])).content.decode()
         assert "Step 4 of 4" in page and "Step 0 of" not in page

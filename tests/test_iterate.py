@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from generation import runner
 from generation.models import AssetPreset, GenerationJob, GroupKind, ImageModel, JobGroup, JobStatus
+from generation.worker import run as worker_run
 from tests.factories import AssetPresetFactory
 from tests.test_workflow import finished_job
 
@@ -69,7 +69,7 @@ class TestMoreLikeThis:
         image = finished_job(alice).images.first()
         vary(alice_client, image)
         job = GenerationJob.objects.latest("created_at")
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == JobStatus.COMPLETE, job.error
         assert job.images.count() == 2
@@ -79,7 +79,7 @@ class TestMoreLikeThis:
         vary(alice_client, image)
         job = GenerationJob.objects.latest("created_at")
         default_storage.delete(image.file.name)
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and "no longer available" in job.error
 
@@ -211,7 +211,7 @@ class TestBatch:
         batch(alice_client, descriptions="a paper plane\na key")
         group = JobGroup.objects.get()
         for job in group.jobs.all():
-            runner.run_job(str(job.pk), worker="gpu@test")
+            worker_run.run_job(str(job.pk), worker="gpu@test")
         response = alice_client.get(reverse("group-zip", args=[group.id]))
         archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
         names = archive.namelist()

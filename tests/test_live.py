@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
 
-from generation import previews, services
+from generation.jobs import submit
 from generation.models import Favorite, GenerationJob, ImageModel, JobStatus
+from generation.worker.progress import save_previews
 from tests.factories import GenerationJobFactory
 from tests.test_views import image_for
 from tests.test_workflow import finished_job
@@ -64,7 +65,7 @@ def test_a_step_brings_only_the_bar_and_the_previews_with_the_new_stamp(
 ) -> None:
     job = running(alice, images_total=2)[0]
     stamp = job.live_stamp
-    previews.save(job.pk, 0, 5, [webp_preview("red"), webp_preview("blue")])
+    save_previews(job.pk, 0, 5, [webp_preview("red"), webp_preview("blue")])
     GenerationJob.objects.filter(pk=job.pk).update(progress_step=5)
     with django_assert_max_num_queries(4):  # session, user, the jobs, their previews
         response = ask(alice_client, [job], stamp=stamp)
@@ -140,7 +141,7 @@ def test_the_queries_of_an_update_are_few_and_do_not_grow_with_the_panels(
     for job in one + ten:  # a stored image, starred, and a preview: everything a panel reads
         image = image_for(job)
         Favorite.objects.create(user=alice, image=image)
-        previews.save(job.pk, 1, 3, [webp_preview("red")])
+        save_previews(job.pk, 1, 3, [webp_preview("red")])
     # session, user, what moved, the rows of those jobs, their images, their previews, the stars on them
     with django_assert_max_num_queries(7):
         ask(alice_client, one, stamp="old")
@@ -154,7 +155,7 @@ def test_unchanged_panels_cost_one_query_beyond_the_session(alice_client, alice,
 
 
 def test_group_items_come_back_with_the_groups_header_and_their_numbers(alice_client, alice, preset) -> None:
-    group = services.group_batch(
+    group = submit.group_batch(
         owner=alice,
         preset=preset,
         model=ImageModel.objects.get(key="tiny-flux"),
@@ -188,7 +189,7 @@ def test_a_panel_that_starts_running_brings_the_live_channel_with_it(alice_clien
 
 @pytest.mark.parametrize("page", ["studio", "job", "group"])
 def test_a_page_polls_through_one_channel_however_many_jobs_run(alice_client, alice, preset, page) -> None:
-    group = services.group_batch(
+    group = submit.group_batch(
         owner=alice,
         preset=preset,
         model=ImageModel.objects.get(key="tiny-flux"),
@@ -218,7 +219,7 @@ def webp_preview(colour: str) -> Image.Image:
 
 def test_a_running_panel_shows_the_previews_of_the_images_not_stored_yet(alice_client, alice) -> None:
     job = running(alice, images_total=2, images_done=1)[0]
-    previews.save(job.pk, 0, 3, [webp_preview("red"), webp_preview("blue")])
+    save_previews(job.pk, 0, 3, [webp_preview("red"), webp_preview("blue")])
     body = ask(alice_client, [job], stamp="old").content.decode()
     uris = re.findall(r'src="data:image/webp;base64,([^"]+)"', body)
     assert len(uris) == 1 and "Variation 2 as it takes shape, step 3" in body  # image 1 is stored already

@@ -4,9 +4,9 @@ run page when the brand's colours drift (the outline experiment's first LoRA tur
 import pytest
 from django.test import Client
 
+from generation.devtools.demo_kit import draw_icon
 from generation.finishing.plan import Palette
 from generation.models import AssetPreset, JobStatus, TrainingRun, TrainingSet
-from generation.training.demo_kit import draw_icon
 from generation.training.drift import drift, drift_note, look
 from tests.factories import PASSWORD, UserFactory
 

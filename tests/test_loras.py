@@ -8,14 +8,16 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from generation import lora_files, services
+from generation import lora_files
+from generation.devtools.loras import make_lora
+from generation.jobs import recipe
 from generation.models import BrandLora, ImageModel, PresetLora
+from generation.worker import run as worker_run
 from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactory
 from tests.loras import (
     ai_toolkit_flux,
     kohya_flux,
     kohya_sdxl,
-    make_lora,
     write_lora,
     write_raw,
     write_safetensors_header,
@@ -76,7 +78,7 @@ def test_an_sdxl_lora_attached_as_flux_is_refused(lora_root) -> None:
 
 
 def test_a_lora_of_another_model_with_the_same_layer_names_is_refused_by_shape(lora_root, tmp_path) -> None:
-    from generation.engine.tiny import build_tiny_sd3
+    from generation.devtools.tiny import build_tiny_sd3
 
     sd3_dir = build_tiny_sd3(tmp_path / "sd3")
     shutil.copy(make_lora("sd3", sd3_dir, tmp_path / "sd3-lora", seed=1), lora_root / "flux" / "sd3.safetensors")
@@ -112,7 +114,7 @@ def test_an_asset_type_applies_its_loras_for_the_models_family_with_trigger_word
     other = BrandLora.objects.create(name="SDXL icons", family="sdxl", file="sdxl/icons.safetensors")
     PresetLora.objects.create(preset=preset, lora=icons, strength=0.7)
     PresetLora.objects.create(preset=preset, lora=other, strength=0.9)
-    params = services.resolve_params(
+    params = recipe.resolve_params(
         preset=preset,
         model=ImageModel.objects.get(key="tiny-flux"),
         prompt="a gear",
@@ -129,7 +131,6 @@ def test_an_asset_type_applies_its_loras_for_the_models_family_with_trigger_word
 
 
 def test_a_job_of_an_asset_type_with_a_lora_renders_with_it(flux_lora_file, preset) -> None:
-    from generation import runner
     from tests.factories import GenerationJobFactory
 
     icons = lora(file=flux_lora_file)
@@ -138,7 +139,7 @@ def test_a_job_of_an_asset_type_with_a_lora_renders_with_it(flux_lora_file, pres
     PresetLora.objects.create(preset=preset, lora=icons, strength=1.0)
     styled = GenerationJobFactory(preset=preset, images_total=1)
     for job in (plain, styled):
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == "complete", job.error
     assert styled.params["loras"] and not plain.params["loras"]
@@ -323,7 +324,7 @@ def test_a_flux_lora_trained_elsewhere_that_does_not_fit_is_refused_naming_the_l
 
 @pytest.fixture(scope="module")
 def tiny_sdxl_dir(tmp_path_factory) -> Path:
-    from generation.engine.tiny import build_tiny_sdxl
+    from generation.devtools.tiny import build_tiny_sdxl
 
     return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl")
 
@@ -392,7 +393,6 @@ def test_a_kohya_sdxl_lora_in_stability_names_loads_in_the_engine(tiny_sdxl_dir,
 
 @pytest.mark.parametrize("fmt", sorted(FLUX_FORMATS))
 def test_a_job_renders_with_a_flux_lora_trained_elsewhere(lora_root, preset, fmt) -> None:
-    from generation import runner
 
     write_lora(lora_root / "flux" / f"{fmt}.safetensors", FLUX_FORMATS[fmt](), seed=3)
     styled_lora = lora(file=f"flux/{fmt}.safetensors")
@@ -402,7 +402,7 @@ def test_a_job_renders_with_a_flux_lora_trained_elsewhere(lora_root, preset, fmt
     PresetLora.objects.create(preset=preset, lora=styled_lora, strength=1.0)
     styled = GenerationJobFactory(preset=preset, images_total=1)
     for job in (plain, styled):
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == "complete", job.error
     assert plain.images.get().file.read() != styled.images.get().file.read()
@@ -420,7 +420,6 @@ def test_a_lora_that_stopped_fitting_after_its_save_fails_the_job_readably_witho
     lora_root, preset, damage, message
 ):
     """The save check is the gate; a file swapped or deleted later still fails with a message for designers."""
-    from generation import runner
 
     path = write_lora(lora_root / "flux" / "brand.safetensors", kohya_flux())
     brand = lora(file="flux/brand.safetensors")
@@ -442,7 +441,7 @@ def test_a_lora_that_stopped_fitting_after_its_save_fails_the_job_readably_witho
     job = GenerationJobFactory(preset=preset, images_total=1)
     if damage == "gone":
         path.unlink()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == "failed" and message in job.error
     assert "brand.safetensors" in job.error and str(lora_root) not in job.error and "/" not in job.error
@@ -452,7 +451,7 @@ def test_a_lora_that_fits_one_of_its_familys_models_is_kept_for_that_one_only(
     flux_lora_file, settings, tmp_path, tiny_flux_dir, preset
 ) -> None:
     """Checked against each installed model: jobs on a model it does not fit leave it out."""
-    from generation import services
+    from generation.jobs import recipe
 
     models_dir = tmp_path / "models"
     models_dir.mkdir()
@@ -466,5 +465,5 @@ def test_a_lora_that_fits_one_of_its_familys_models_is_kept_for_that_one_only(
     assert entry.fit_notes and entry.fit_notes[0].startswith("Demo brand")
     PresetLora.objects.create(preset=preset, lora=entry, strength=0.8)
     tiny, demo = ImageModel.objects.get(key="tiny-flux"), ImageModel.objects.get(key="demo-brand")
-    assert [pl.lora for pl in services.choose_loras(preset, tiny)] == [entry]
-    assert services.choose_loras(preset, demo) == []
+    assert [pl.lora for pl in recipe.choose_loras(preset, tiny)] == [entry]
+    assert recipe.choose_loras(preset, demo) == []

@@ -145,7 +145,7 @@ LIMITS = {  # what each tiny pipeline's config allows (generation/engine/tiny.py
 
 @pytest.fixture(scope="module", params=sorted(LIMITS))
 def tiny(request, tmp_path_factory) -> tuple[str, object]:
-    from generation.engine.tiny import TINY_BUILDERS
+    from generation.devtools.tiny import TINY_BUILDERS
 
     family = request.param
     return family, TINY_BUILDERS[family](tmp_path_factory.mktemp(family) / "pipeline")
@@ -211,8 +211,8 @@ def test_a_size_the_model_cannot_draw_is_a_422_in_the_api(tiny, alice, big_prese
 @pytest.mark.parametrize("family", ["sd3", "zimage"])
 def test_the_largest_side_read_from_the_config_is_what_the_pipeline_draws(family, tmp_path) -> None:
     """The limit is the pipeline's own: it draws at it, and one grid step more fails."""
+    from generation.devtools.tiny import TINY_BUILDERS
     from generation.engine import EngineError, engine_class
-    from generation.engine.tiny import TINY_BUILDERS
     from generation.engine.types import GenerationRequest
     from generation.model_files import size_limits
 
@@ -248,7 +248,7 @@ def test_a_model_registered_before_its_download_gets_its_limits_when_pulled(tiny
 def test_an_admin_resave_reads_the_limits_once_the_repo_is_in_the_cache(admin_client, tmp_path, monkeypatch) -> None:
     import shutil
 
-    from generation.engine.tiny import build_tiny_sd3
+    from generation.devtools.tiny import build_tiny_sd3
 
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     form = new_model_form(name="Brand SD3", key="brand-sd3", family="sd3", repo_id="org/brand-sd3")

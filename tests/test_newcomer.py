@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from generation import services
+from generation.jobs import submit
 from generation.models import ApiToken, AssetPreset, BrandLora, ImageModel, PresetLora
 from generation.tokens import token_create
 from tests.factories import PASSWORD, UserFactory
@@ -60,21 +60,21 @@ def test_the_picker_says_what_the_demo_model_draws_and_offers_each_subject_as_a_
 
 def test_a_description_the_demo_model_does_not_know_gets_a_note(alice, preset) -> None:
     demo = ImageModel.objects.get(key="demo-brand")
-    job = services.job_create(owner=alice, preset=preset, prompt="a padlock for security settings", model=demo)
+    job = submit.job_create(owner=alice, preset=preset, prompt="a padlock for security settings", model=demo)
     assert "Try one of: person, phone, key" in job.params["subject_note"]
     assert f"or the {len(demo.subjects) - 8} others listed under the model picker" in job.params["subject_note"]
-    known = services.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
+    known = submit.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
     assert known.params["subject_note"] == ""
     from generation.control.inputs import store_upload
     from tests.test_controlnet import square_sketch, upload
 
     sketch = store_upload(alice, upload(square_sketch()))
-    drawn = services.job_create(owner=alice, preset=preset, prompt="a padlock", model=demo, sketch=sketch)
+    drawn = submit.job_create(owner=alice, preset=preset, prompt="a padlock", model=demo, sketch=sketch)
     assert drawn.params["subject_note"] == ""  # the sketch gives the shape
 
 
 def test_a_model_without_a_subject_list_draws_anything(alice, preset) -> None:
-    job = services.job_create(owner=alice, preset=preset, prompt="a shield")
+    job = submit.job_create(owner=alice, preset=preset, prompt="a shield")
     assert job.params["subject_note"] == ""
 
 
@@ -91,7 +91,7 @@ def lost_lora(preset, settings, tmp_path):
 
 
 def test_a_lora_whose_file_is_missing_is_left_out_of_jobs(alice, preset, lost_lora) -> None:
-    job = services.job_create(owner=alice, preset=preset, prompt="a star")
+    job = submit.job_create(owner=alice, preset=preset, prompt="a star")
     assert job.params["loras"] == []
 
 

@@ -4,8 +4,8 @@ the next jobs, and measured with and without it (scripts/outline_lora_report.py 
 
 import pytest
 
+from generation.devtools.outline_experiment import Experiment
 from generation.models import BrandLora, GenerationJob
-from generation.training.outline_experiment import Experiment
 from tests.icons import needs_icons
 
 

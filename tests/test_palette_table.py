@@ -124,7 +124,7 @@ def test_a_starting_worker_loads_the_asset_types_upscalers_and_builds_their_pale
     from generation.finishing import upscale
     from generation.finishing.plans import palette_of
     from generation.models import AssetPreset
-    from generation.runner import prepare_finishing
+    from generation.worker.finish import prepare_finishing
 
     icon = AssetPreset.objects.get(slug="icon")
     icon.palette, icon.background_colour, icon.palette_tolerance = list(NO_BLUE.colours), NO_BLUE.background, 12.0

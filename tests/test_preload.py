@@ -6,8 +6,10 @@ import threading
 import pytest
 from django.urls import reverse
 
-from generation import runner, services
+from generation.jobs import lifecycle
 from generation.models import JobStatus
+from generation.worker import engines as worker_engines
+from generation.worker import run as worker_run
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_taken_back_job_says_it_is_loading_the_model_not_step_0_of_the_last_attempt(alice, alice_client) -> None:
     job = GenerationJobFactory(owner=alice, status=JobStatus.QUEUED, progress_step=12, progress_steps=28, attempts=1)
-    services.job_claim(job.pk, worker="gpu@restarted")
+    lifecycle.job_claim(job.pk, worker="gpu@restarted")
     job.refresh_from_db()
     assert (job.progress_step, job.progress_steps) == (0, 0)
     panel = alice_client.get(reverse("job", args=[job.pk]), HTTP_HX_REQUEST="true").content.decode()
@@ -23,14 +25,14 @@ def test_a_taken_back_job_says_it_is_loading_the_model_not_step_0_of_the_last_at
 
 
 def test_a_job_arriving_during_the_preload_waits_for_it_and_its_timings_and_log_say_so(caplog, monkeypatch) -> None:
-    runner.load_engine("tiny-flux")  # loaded already: the wait below is the lock's alone
+    worker_engines.load_engine("tiny-flux")  # loaded already: the wait below is the lock's alone
     job = GenerationJobFactory()
-    with runner.engines_lock:  # the preload thread, loading the default model
-        monkeypatch.setattr(runner, "_loading", "tiny-flux")
-        threading.Timer(0.4, runner.engines_lock.release).start()
-        with caplog.at_level(logging.INFO, logger="generation.runner"):
-            runner.run_job(str(job.pk), worker="gpu@test")
-        runner.engines_lock.acquire()  # given back to the with block, which releases it
+    with worker_engines.engines_lock:  # the preload thread, loading the default model
+        monkeypatch.setattr(worker_engines, "_loading", "tiny-flux")
+        threading.Timer(0.4, worker_engines.engines_lock.release).start()
+        with caplog.at_level(logging.INFO, logger="generation.worker.engines"):
+            worker_run.run_job(str(job.pk), worker="gpu@test")
+        worker_engines.engines_lock.acquire()  # given back to the with block, which releases it
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE and job.timings["wait"] >= 0.35
     assert f"Job {job.pk} waits for tiny-flux to finish loading" in caplog.text

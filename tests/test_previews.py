@@ -10,12 +10,14 @@ import torch
 from django.conf import settings
 from PIL import Image
 
-from generation import runner
+from generation.devtools.tiny import TINY_BUILDERS
 from generation.engine import engine_class
 from generation.engine.base import DiffusersEngine
-from generation.engine.tiny import TINY_BUILDERS
 from generation.engine.types import GenerationRequest
 from generation.models import GenerationJob, ImagePreview, JobStatus
+from generation.worker import progress as worker_progress
+from generation.worker import run as worker_run
+from generation.worker.progress import save_previews
 from tests.factories import AssetPresetFactory, GenerationJobFactory
 
 DEMO = Path(settings.STUDIO_DEMO_MODEL_DIR)
@@ -136,7 +138,7 @@ def test_the_runner_stores_previews_while_the_job_runs_and_removes_them_after(se
     job.params["steps"] = 6
     job.save()
     seen: list[tuple[int, int, int, tuple[int, int]]] = []
-    real_on_preview = runner.Progress.on_preview
+    real_on_preview = worker_progress.Progress.on_preview
 
     def on_preview_then_look(self, first, draw):
         real_on_preview(self, first, draw)
@@ -146,8 +148,8 @@ def test_the_runner_stores_previews_while_the_job_runs_and_removes_them_after(se
         for row in ImagePreview.objects.filter(job=job):
             seen.append((row.index, row.step, progress, Image.open(io.BytesIO(bytes(row.webp))).size))
 
-    monkeypatch.setattr(runner.Progress, "on_preview", on_preview_then_look)
-    runner.run_job(str(job.pk), worker="test@host")
+    monkeypatch.setattr(worker_progress.Progress, "on_preview", on_preview_then_look)
+    worker_run.run_job(str(job.pk), worker="test@host")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE
     assert {index for index, *_ in seen} == {0, 1} and {size for *_, size in seen} == {(64, 64)}
@@ -162,8 +164,8 @@ def test_previews_are_off_with_a_zero_interval(settings, monkeypatch) -> None:
     settings.STUDIO_PREVIEW_SECONDS = 0
     job = GenerationJobFactory(images_total=1)
     calls: list[object] = []
-    monkeypatch.setattr(runner.previews, "save", lambda *args: calls.append(args))
-    runner.run_job(str(job.pk), worker="test@host")
+    monkeypatch.setattr(worker_progress, "save_previews", lambda *args: calls.append(args))
+    worker_run.run_job(str(job.pk), worker="test@host")
     assert calls == [] and GenerationJob.objects.get(pk=job.pk).status == JobStatus.COMPLETE
 
 
@@ -178,10 +180,8 @@ class TestTheApi:
         return Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='tests')[1]}")
 
     def running_job_with_previews(self, owner) -> GenerationJob:
-        from generation import previews
-
         job = GenerationJobFactory(owner=owner, status=JobStatus.PROCESSING, images_total=2, progress_steps=8)
-        previews.save(job.pk, 0, 4, [Image.new("RGB", (64, 64), "orange"), Image.new("RGB", (64, 64), "navy")])
+        save_previews(job.pk, 0, 4, [Image.new("RGB", (64, 64), "orange"), Image.new("RGB", (64, 64), "navy")])
         return job
 
     def test_a_job_offers_its_previews_only_when_asked(self, api, alice) -> None:

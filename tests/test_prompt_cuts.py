@@ -10,10 +10,11 @@ from django.conf import settings
 from django.core.management import call_command
 from transformers import AutoTokenizer
 
-from generation import runner, services
 from generation.engine.prompts import Reader, cut_notes, dropped_text, readers
+from generation.jobs import submit
 from generation.models import AssetPreset, GenerationJob, ImageModel
 from generation.tokens import token_create
+from generation.worker import run as worker_run
 
 DEMO = Path(settings.STUDIO_DEMO_MODEL_DIR)
 LONG = (
@@ -63,10 +64,10 @@ def test_a_demo_job_whose_own_description_is_cut_says_so_on_its_page_and_in_the_
     settings.STUDIO_MODELS_DIR = tmp_path / "models"
     call_command("build_default_model", verbosity=0)
     icon, demo = AssetPreset.objects.get(slug="icon"), ImageModel.objects.get(key="demo-brand")
-    long = services.job_create(owner=alice, preset=icon, prompt=LONG_DESCRIPTION, model=demo, variations=1)
-    short = services.job_create(owner=alice, preset=icon, prompt="a flat blue shield icon", model=demo, variations=1)
+    long = submit.job_create(owner=alice, preset=icon, prompt=LONG_DESCRIPTION, model=demo, variations=1)
+    short = submit.job_create(owner=alice, preset=icon, prompt="a flat blue shield icon", model=demo, variations=1)
     for job in (long, short):
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
     long, short = GenerationJob.objects.get(pk=long.pk), GenerationJob.objects.get(pk=short.pk)
     assert long.status == "complete", long.error
     assert len(long.notes) == 1 and long.notes[0].startswith("Your description is cut: T5 reads 32 tokens")
@@ -88,10 +89,10 @@ def test_a_cut_after_the_designers_words_is_not_theirs_to_mend(t5) -> None:
 @pytest.mark.django_db
 def test_a_job_on_a_model_whose_prompt_fits_has_no_note(alice, tiny_flux_dir) -> None:
     preset = AssetPreset.objects.get(slug="icon")
-    job = services.job_create(
+    job = submit.job_create(
         owner=alice, preset=preset, prompt="a star", model=ImageModel.objects.get(key="tiny-flux"), variations=1
     )
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job = GenerationJob.objects.get(pk=job.pk)
     assert job.status == "complete", job.error
     assert job.notes == []

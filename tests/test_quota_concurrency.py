@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from generation import services
+from generation.jobs import lifecycle
 from generation.models import GenerationJob
 from generation.tokens import token_create
 from tests.factories import AssetPresetFactory, UserFactory
@@ -23,7 +23,7 @@ SUBMITTERS = 48
 
 @pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
-    monkeypatch.setattr(services, "job_enqueue", lambda job_id: None)
+    monkeypatch.setattr(lifecycle, "job_enqueue", lambda job_id: None)
 
 
 def submissions_this_minute(user) -> int:

@@ -12,17 +12,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 
-from generation import runner
-from generation.engine import engine_class
-from generation.engine.tiny import (
+from generation.devtools.tiny import (
     IP_ADAPTER_WEIGHTS,
     build_tiny_flux_ip_adapter,
     build_tiny_ip_adapter,
     build_tiny_sdxl,
     build_tiny_zimage,
 )
+from generation.engine import engine_class
 from generation.engine.types import EngineError, GenerationRequest, IPAdapterSpec
+from generation.jobs import submit as jobs_submit
 from generation.models import AddOn, GenerationJob, ImageModel, InputImage, JobStatus
+from generation.worker import run as worker_run
 from tests.pipes import record_argument
 
 
@@ -150,7 +151,7 @@ def test_a_job_with_references_runs_through_the_add_on_and_carries_them(alice_cl
     assert len(job.params["references"]) == 2 and job.params["reference_strength"] == 0.4
     assert job.params["ip_adapter"]["key"] == "tiny-ip" and job.params["model"]["commercial_use"] is False
     assert "Style references at 0.4 through Tiny IP-Adapter" in response.content.decode()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     archive = zipfile.ZipFile(io.BytesIO(b"".join(alice_client.get(reverse("job-zip", args=[job.pk])))))
@@ -253,14 +254,14 @@ def test_the_api_lists_what_each_model_can_be_steered_with(alice, sdxl_studio) -
 
 @pytest.mark.django_db
 def test_more_like_this_of_a_steered_image_starts_from_the_image_alone(alice_client, preset, sdxl_studio) -> None:
-    from generation import services
+    from generation.worker import run as worker_run
 
     submit(alice_client, references=[png_file("red", "red.png")])
     job = GenerationJob.objects.get()
-    runner.run_job(str(job.pk), worker="gpu@test")
-    varied = services.job_vary(image=job.images.first(), strength="subtle")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
+    varied = jobs_submit.job_vary(image=job.images.first(), strength="subtle")
     assert not {"references", "ip_adapter", "control", "sketch"} & set(varied.params)
-    runner.run_job(str(varied.pk), worker="gpu@test")
+    worker_run.run_job(str(varied.pk), worker="gpu@test")
     varied.refresh_from_db()
     assert varied.status == JobStatus.COMPLETE, varied.error
 
@@ -289,7 +290,7 @@ def test_an_asset_types_brand_references_steer_its_jobs_unless_turned_off(alice_
     job = GenerationJob.objects.get()
     assert job.params["references"] == [{"brand": str(reference.pk), "name": "red swatch", "file": reference.file.name}]
     assert "The asset type's brand reference at 0.6 through Tiny IP-Adapter" in response.content.decode()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     archive = zipfile.ZipFile(io.BytesIO(b"".join(alice_client.get(reverse("job-zip", args=[job.pk])))))
@@ -337,7 +338,7 @@ def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(
     family, folder, tiny_flux_dir, monkeypatch
 ) -> None:
     """FLUX.2 klein and Qwen-Image-Edit-Plus: references through the pipeline's own image input."""
-    from generation.engine.tiny import TINY_BUILDERS
+    from generation.devtools.tiny import TINY_BUILDERS
 
     path = tiny_flux_dir.parent / folder
     if not path.exists():
@@ -358,7 +359,7 @@ def test_a_model_that_takes_pictures_gets_references_after_the_image_it_edits(
 
 @pytest.fixture
 def klein_studio(db, tiny_flux_dir: Path) -> ImageModel:
-    from generation.engine.tiny import build_tiny_flux2_klein
+    from generation.devtools.tiny import build_tiny_flux2_klein
 
     if not (tiny_flux_dir.parent / "tiny-klein").exists():
         build_tiny_flux2_klein(tiny_flux_dir.parent / "tiny-klein")
@@ -379,7 +380,7 @@ def test_a_klein_job_follows_references_without_an_add_on(alice_client, alice, p
     assert len(job.params["references"]) == 1
     assert "ip_adapter" not in job.params and "reference_strength" not in job.params  # none to set
     assert "through the model's own image input" in response.content.decode()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error
     _, key = token_create(user=alice, name="cli")
@@ -423,6 +424,6 @@ def test_a_flux_ip_adapter_is_checked_against_each_flux_model_and_offered_to_tho
     assert response.status_code == 200, response.content.decode()[:3000]
     job = GenerationJob.objects.get()
     assert job.params["ip_adapter"]["key"] == "xlabs-tiny" and job.params["model"]["commercial_use"] is False
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.COMPLETE, job.error

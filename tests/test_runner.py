@@ -7,17 +7,20 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from generation import runner
 from generation.engine import EngineError
 from generation.model_files import local_weights
 from generation.models import GenerationJob, ImageModel, JobStatus
+from generation.worker import engines as worker_engines
+from generation.worker import progress as worker_progress
+from generation.worker import run as worker_run
+from generation.worker import store as worker_store
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def run(job: GenerationJob) -> GenerationJob:
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     return job
 
@@ -34,7 +37,7 @@ def test_a_job_stores_one_png_per_seed_with_its_size_and_seed() -> None:
 
 def test_a_missing_model_fails_at_once_naming_the_install_command(settings, tmp_path) -> None:
     settings.STUDIO_MODELS_DIR = tmp_path
-    runner._engines.clear()
+    worker_engines._engines.clear()
     job = run(GenerationJobFactory())
     assert job.status == JobStatus.FAILED
     assert "is not installed" in job.error and "manage.py build_default_model" in job.error
@@ -49,20 +52,20 @@ def test_an_unknown_model_key_fails_with_a_reason() -> None:
 
 def test_a_job_cancelled_while_running_stops_and_stays_cancelled(monkeypatch) -> None:
     job = GenerationJobFactory()
-    real_on_step = runner.Progress.on_step
+    real_on_step = worker_progress.Progress.on_step
 
     def cancel_then_step(self, step: int, total: int) -> None:
         GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
         real_on_step(self, step, total)
 
-    monkeypatch.setattr(runner.Progress, "on_step", cancel_then_step)
+    monkeypatch.setattr(worker_progress.Progress, "on_step", cancel_then_step)
     assert run(job).status == JobStatus.CANCELLED
     assert job.images.count() == 0
 
 
 def test_a_retried_attempt_resumes_after_the_images_already_stored() -> None:
     job = GenerationJobFactory(images_total=3)
-    runner.store_images(job, 0, [Image.new("RGB", (64, 64))])
+    worker_store.store_images(job, 0, [Image.new("RGB", (64, 64))])
     job = run(job)
     assert job.status == JobStatus.COMPLETE
     assert [img.seed for img in job.images.all()] == [1000, 1001, 1002]
@@ -72,7 +75,7 @@ def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None
     def broken(job, first, images):
         raise RuntimeError("PNG encoder exploded")
 
-    monkeypatch.setattr(runner, "store_images", broken)
+    monkeypatch.setattr(worker_run, "store_images", broken)
     job = run(GenerationJobFactory())
     assert job.status == JobStatus.FAILED and "RuntimeError: PNG encoder exploded" in job.error
     assert job.images.count() == 0
@@ -112,7 +115,7 @@ def test_a_job_for_a_model_that_is_not_installed_fails_at_once(tmp_path, monkeyp
 @pytest.fixture(autouse=True)
 def no_depth_estimator(monkeypatch) -> None:
     """The budget tests count models only (a depth test may have left an estimator read)."""
-    monkeypatch.setattr(runner, "_estimator_bytes", lambda: 0)
+    monkeypatch.setattr(worker_engines, "_estimator_bytes", lambda: 0)
 
 
 class FakeEngine:
@@ -127,9 +130,11 @@ def test_the_least_recently_used_model_is_unloaded_to_fit_the_budget(settings, m
     settings.STUDIO_MEMORY_BUDGET_GB = 3
     gb = 2**30
     default, old, recent = FakeEngine(gb), FakeEngine(gb), FakeEngine(gb)
-    monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("old", old), ("recent", recent)]))
-    runner._make_room(gb)
-    assert list(runner._engines) == ["tiny-flux", "recent"] and old.unloaded and not default.unloaded
+    monkeypatch.setattr(
+        worker_engines, "_engines", OrderedDict([("tiny-flux", default), ("old", old), ("recent", recent)])
+    )
+    worker_engines._make_room(gb)
+    assert list(worker_engines._engines) == ["tiny-flux", "recent"] and old.unloaded and not default.unloaded
 
 
 def test_an_add_on_read_by_a_job_makes_room_but_never_unloads_the_jobs_own_model(
@@ -142,27 +147,31 @@ def test_an_add_on_read_by_a_job_makes_room_but_never_unloads_the_jobs_own_model
     addon.mkdir()
     current.unread_addons = lambda request: [addon]  # type: ignore[attr-defined]
     sizes = {addon: gb}
-    monkeypatch.setattr(runner, "folder_size", lambda folder: sizes[folder])
-    monkeypatch.setattr(runner, "_engines", OrderedDict([("tiny-flux", default), ("other", other), ("sdxl", current)]))
-    runner.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
-    assert list(runner._engines) == ["tiny-flux", "sdxl"] and other.unloaded
+    monkeypatch.setattr(worker_engines, "folder_size", lambda folder: sizes[folder])
+    monkeypatch.setattr(
+        worker_engines, "_engines", OrderedDict([("tiny-flux", default), ("other", other), ("sdxl", current)])
+    )
+    worker_engines.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
+    assert list(worker_engines._engines) == ["tiny-flux", "sdxl"] and other.unloaded
     sizes[addon] = 5 * gb
-    runner.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
-    assert list(runner._engines) == ["sdxl"] and not current.unloaded  # over on its own: it runs, said in the log
+    worker_engines.make_room_for_addons(current, None, "sdxl")  # type: ignore[arg-type]
+    assert (
+        list(worker_engines._engines) == ["sdxl"] and not current.unloaded
+    )  # over on its own: it runs, said in the log
 
 
 def test_the_default_model_is_preloaded_and_kept(monkeypatch) -> None:
-    monkeypatch.setattr(runner, "_engines", OrderedDict())
-    runner.preload_default_model()
-    assert list(runner._engines) == ["tiny-flux"]
-    assert runner.load_engine("tiny-flux") is runner._engines["tiny-flux"]
+    monkeypatch.setattr(worker_engines, "_engines", OrderedDict())
+    worker_engines.preload_default_model()
+    assert list(worker_engines._engines) == ["tiny-flux"]
+    assert worker_engines.load_engine("tiny-flux") is worker_engines._engines["tiny-flux"]
 
 
 def test_a_missing_default_model_does_not_break_the_worker(settings, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner, "_engines", OrderedDict())
+    monkeypatch.setattr(worker_engines, "_engines", OrderedDict())
     settings.STUDIO_MODELS_DIR = tmp_path
-    runner.preload_default_model()  # logs a warning; jobs will fail with the reason
-    assert not runner._engines
+    worker_engines.preload_default_model()  # logs a warning; jobs will fail with the reason
+    assert not worker_engines._engines
 
 
 def test_json_logs_carry_the_job_id_of_every_line_a_job_writes(capsys) -> None:
@@ -174,7 +183,7 @@ def test_json_logs_carry_the_job_id_of_every_line_a_job_writes(capsys) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(JobFilter())
-    logger = logging.getLogger("generation.runner")
+    logger = logging.getLogger("generation.worker")
     logger.addHandler(handler)
     try:
         job = run(GenerationJobFactory())

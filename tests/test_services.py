@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from generation import services
-from generation.models import AssetPreset, GenerationJob, ImageModel, ImagePreview, JobStatus
+from generation.jobs import lifecycle, recipe
+from generation.models import QUALITY, AssetPreset, GenerationJob, ImageModel, ImagePreview, JobStatus
 from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,7 @@ def tiny() -> ImageModel:
 
 def test_quality_scales_the_presets_steps(preset) -> None:
     steps = {
-        q: services.resolve_params(
+        q: recipe.resolve_params(
             preset=preset, prompt="x", quality=q, variations=1, width=64, height=64, seed=1, model=tiny()
         )["steps"]
         for q in ("draft", "standard", "high", "ultra")
@@ -32,7 +32,7 @@ def test_quality_scales_the_presets_steps(preset) -> None:
 
 
 def test_quality_tiers_follow_the_brief_at_28_steps() -> None:
-    assert [round(28 * services.QUALITY[q].steps) for q in ("draft", "standard", "high", "ultra")] == [15, 28, 40, 50]
+    assert [round(28 * QUALITY[q].steps) for q in ("draft", "standard", "high", "ultra")] == [15, 28, 40, 50]
 
 
 @pytest.mark.parametrize(
@@ -45,14 +45,14 @@ def test_quality_tiers_follow_the_brief_at_28_steps() -> None:
     ],
 )
 def test_drafts_render_at_most_512_pixels_a_side(size, max_side, expected) -> None:
-    assert services.fit_size(*size, max_side) == expected
+    assert recipe.fit_size(*size, max_side) == expected
 
 
 def test_high_and_ultra_freeze_their_upscale_and_refiner_into_the_finishing_plan() -> None:
     product = AssetPreset.objects.get(slug="product-illustration")  # refiner and upscaler on
 
     def params(quality):
-        return services.resolve_params(
+        return recipe.resolve_params(
             preset=product, model=tiny(), prompt="x", quality=quality, variations=1, width=1024, height=1024, seed=1
         )
 
@@ -66,7 +66,7 @@ def test_high_and_ultra_freeze_their_upscale_and_refiner_into_the_finishing_plan
 
 
 def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) -> None:
-    params = services.resolve_params(
+    params = recipe.resolve_params(
         preset=preset, prompt="x", quality="standard", variations=4, width=64, height=64, seed=None, model=tiny()
     )
     assert len(set(params["seeds"])) == 4
@@ -74,7 +74,7 @@ def test_without_a_seed_each_variation_still_gets_its_own_stored_seed(preset) ->
 
 def test_a_distilled_model_brings_its_own_steps_and_guidance(preset) -> None:
     schnell = ImageModel.objects.get(key="flux-schnell")
-    params = services.resolve_params(
+    params = recipe.resolve_params(
         preset=preset, model=schnell, prompt="x", quality="standard", variations=1, width=64, height=64, seed=1
     )
     assert (params["steps"], params["guidance_scale"]) == (4, 0.0)
@@ -91,28 +91,28 @@ def test_a_distilled_model_brings_its_own_steps_and_guidance(preset) -> None:
 
 class TestClaim:
     def test_a_queued_job_is_claimed_and_counts_an_attempt(self) -> None:
-        job = services.job_claim(GenerationJobFactory().pk, worker="gpu@a")
+        job = lifecycle.job_claim(GenerationJobFactory().pk, worker="gpu@a")
         assert job is not None and job.status == JobStatus.PROCESSING and job.attempts == 1
         assert job.worker == "gpu@a" and job.worker_pid
 
     def test_a_duplicate_delivery_of_a_job_running_elsewhere_does_nothing(self) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a")
-        assert services.job_claim(job.pk, worker="gpu@b") is None
+        assert lifecycle.job_claim(job.pk, worker="gpu@b") is None
         job.refresh_from_db()
         assert job.worker == "gpu@a" and job.attempts == 1
 
     def test_an_ended_job_is_never_run_again(self) -> None:
         job = GenerationJobFactory(status=JobStatus.COMPLETE)
-        assert services.job_claim(job.pk, worker="gpu@a") is None
+        assert lifecycle.job_claim(job.pk, worker="gpu@a") is None
 
     def test_a_redelivery_after_the_pool_process_died_runs_it_again(self) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a")
-        claimed = services.job_claim(job.pk, worker="gpu@a")
+        claimed = lifecycle.job_claim(job.pk, worker="gpu@a")
         assert claimed is not None and claimed.attempts == 2
 
     def test_past_the_retry_cap_the_job_fails_with_a_reason(self, settings) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a", attempts=settings.STUDIO_MAX_ATTEMPTS)
-        assert services.job_claim(job.pk, worker="gpu@a") is None
+        assert lifecycle.job_claim(job.pk, worker="gpu@a") is None
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and "stopped 3 times" in job.error
 
@@ -122,7 +122,7 @@ class TestReaper:
         job = processing(GenerationJobFactory(), age=settings.STUDIO_STALE_AFTER_SECONDS + 5)
         fresh = processing(GenerationJobFactory(), age=1)
         with django_capture_on_commit_callbacks() as callbacks:
-            assert services.jobs_reap_stale() == 1
+            assert lifecycle.jobs_reap_stale() == 1
         job.refresh_from_db()
         fresh.refresh_from_db()
         assert job.status == JobStatus.QUEUED and "requeued" in job.error
@@ -131,34 +131,34 @@ class TestReaper:
 
     def test_a_stale_job_out_of_attempts_is_failed(self, settings) -> None:
         job = processing(GenerationJobFactory(), age=999, attempts=settings.STUDIO_MAX_ATTEMPTS)
-        services.jobs_reap_stale()
+        lifecycle.jobs_reap_stale()
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and job.finished_at
 
     def test_a_job_failed_by_the_reaper_leaves_no_live_previews_behind(self, settings) -> None:
         job = processing(GenerationJobFactory(), age=999, attempts=settings.STUDIO_MAX_ATTEMPTS)
         ImagePreview.objects.create(job=job, index=0, step=3, webp=b"RIFF")
-        services.jobs_reap_stale()
+        lifecycle.jobs_reap_stale()
         assert not ImagePreview.objects.filter(job=job).exists()
 
     def test_a_restarted_worker_takes_back_its_own_jobs_at_once(self) -> None:
         mine = processing(GenerationJobFactory(), worker="gpu@a", age=1)
         other = processing(GenerationJobFactory(), worker="gpu@b", age=1)
-        assert services.jobs_reap_stale(worker="gpu@a") == 1
+        assert lifecycle.jobs_reap_stale(worker="gpu@a") == 1
         mine.refresh_from_db()
         other.refresh_from_db()
         assert mine.status == JobStatus.QUEUED and other.status == JobStatus.PROCESSING
 
 
 def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:
-    from generation import tasks
+    from brandstudio.celery import app
 
     def down(*args, **kwargs):
         raise ConnectionRefusedError("broker down")
 
-    monkeypatch.setattr(tasks.run_generation_job, "delay", down)
+    monkeypatch.setattr(app, "send_task", down)
     job = GenerationJobFactory()
-    services.job_enqueue(job.pk)
+    lifecycle.job_enqueue(job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "queue is unreachable" in job.error
 
@@ -167,7 +167,7 @@ def test_a_job_records_the_negative_prompt_only_where_its_model_acts_on_it(prese
     model = tiny()
 
     def recorded(masked: bool = False) -> str:
-        params = services.resolve_params(
+        params = recipe.resolve_params(
             preset=preset,
             prompt="x",
             quality="draft",

@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
-from generation import runner
 from generation.control.sketch import fit_on_paper
 from generation.models import GenerationJob, ImageModel, InputImage, JobStatus
 from generation.tokens import token_create
+from generation.worker import run as worker_run
 from tests.test_workflow import finished_job
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +120,7 @@ class TestOnThePage:
     def test_the_worker_draws_from_the_sketch_and_the_zip_carries_it(self, alice_client, preset) -> None:
         submit(alice_client, sketch=upload(star_sketch()))
         job = GenerationJob.objects.get()
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == JobStatus.COMPLETE, job.error
         names = zipfile.ZipFile(io.BytesIO(b"".join(alice_client.get(reverse("job-zip", args=[job.pk]))))).namelist()
@@ -130,7 +130,7 @@ class TestOnThePage:
         submit(alice_client, sketch=upload(star_sketch()))
         job = GenerationJob.objects.get()
         InputImage.objects.get().file.delete(save=False)
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and "sketch this job starts from is no longer available" in job.error
 
@@ -213,7 +213,7 @@ class TestThePreview:
 def test_a_studio_png_made_from_a_sketch_brings_the_sketch_back_to_its_owner(alice_client, preset) -> None:
     submit(alice_client, sketch=upload(star_sketch()), sketch_mode="filled")
     job = GenerationJob.objects.get()
-    runner.run_job(str(job.pk), worker="gpu@test")
+    worker_run.run_job(str(job.pk), worker="gpu@test")
     image = job.images.first()
     with image.file.open("rb") as fh:
         png = fh.read()

@@ -13,10 +13,10 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from generation import runner
 from generation.models import Favorite, GeneratedImage, JobGroup
 from generation.thumbnails import THUMBNAIL_SIDE
 from generation.tokens import token_create
+from generation.worker import store as worker_store
 from tests.factories import GenerationJobFactory
 from tests.test_workflow import finished_job
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db
 def stored_job(owner, *images: Image.Image):
     """A job whose images went through the worker's store_images, as a real run stores them."""
     job = GenerationJobFactory(owner=owner, status="complete", images_total=len(images))
-    runner.store_images(job, 0, list(images))
+    worker_store.store_images(job, 0, list(images))
     return job
 
 

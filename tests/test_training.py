@@ -9,12 +9,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from generation.devtools.demo_kit import PALETTE, SHAPES, caption, draw_icon
 from generation.engine import engine_class
 from generation.engine.types import GenerationRequest, LoraSpec
 from generation.models import AssetPreset, BrandLora, ImageModel, JobStatus, PresetLora, TrainingRun, TrainingSet
 from generation.training import data as training_data
+from generation.training import defaults as training_defaults
 from generation.training import services as training_services
-from generation.training.demo_kit import PALETTE, SHAPES, caption, draw_icon
 from generation.training.lora import bucket_size, run_training
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +122,7 @@ class TestUploads:
         assert result.rejected == [("tiny.png", "20×20 px is too small to learn from; at least 32 px a side")]
 
     def test_the_resolution_warning_uses_the_size_the_familys_models_train_at(self, training_set) -> None:
-        from generation.training.services import training_side
+        from generation.training.defaults import training_side
 
         side, model = training_side(training_set)
         add_icons(training_set, 3, size=max(32, side // 2))
@@ -471,7 +472,7 @@ def test_the_training_forms_say_asset_type_which_families_train_and_the_run_defa
     assert "FLUX.1 (trains here)" in home and "(no training yet)" in home
     page = staff_client.get(training_set.get_absolute_url()).content.decode()
     model = ImageModel.objects.filter(family="flux", enabled=True).first()
-    defaults = training_services.training_defaults(training_set, model)
+    defaults = training_defaults.training_defaults(training_set, model)
     assert f'placeholder="{defaults["steps"]:g}"' in page and f'placeholder="{defaults["rank"]:g}"' in page
     assert f"Advanced (empty = the defaults for {model.name}, shown greyed)" in page
 
@@ -479,12 +480,12 @@ def test_the_training_forms_say_asset_type_which_families_train_and_the_run_defa
 def test_the_web_side_and_the_worker_agree_on_which_families_train() -> None:
     from generation.training.objectives import OBJECTIVES
 
-    assert set(training_services.FAMILY_DEFAULTS) == set(OBJECTIVES)
+    assert set(training_defaults.FAMILY_DEFAULTS) == set(OBJECTIVES)
 
 
 @pytest.mark.parametrize("family", ["sd3", "sdxl"])
 def test_sd3_and_sdxl_loras_train_and_load(family, training_set, alice, lora_root, settings, tmp_path) -> None:
-    from generation.engine.tiny import TINY_BUILDERS
+    from generation.devtools.tiny import TINY_BUILDERS
 
     folder = TINY_BUILDERS[family](tmp_path / "models" / f"tiny-{family}")
     settings.STUDIO_MODELS_DIR = tmp_path / "models"

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
+from generation.devtools.demo_kit import draw_icon
 from generation.engine import EngineError, engine_class
 from generation.engine.options import option_errors
 from generation.engine.types import GenerationRequest
@@ -21,7 +22,6 @@ from generation.finishing import refine, upscale
 from generation.finishing.inspect import inspect_in_subprocess, read_upscaler
 from generation.finishing.plan import UpscalerRef
 from generation.models import Upscaler
-from generation.training.demo_kit import draw_icon
 from tests.factories import PASSWORD, UserFactory
 from tests.upscalers import (
     build_malicious_pth,

@@ -4,7 +4,7 @@ died while the pool process was still starting (the launcher test's orphan)."""
 import os
 import threading
 
-from generation import signals
+from generation.worker import signals
 
 
 def exits(monkeypatch, worker_pid: int) -> bool:

@@ -158,10 +158,10 @@ class TestIterate:
 
 class TestRestoreFromPng:
     def test_a_studio_png_restores_its_settings(self, alice_client, alice) -> None:
-        from generation import runner
+        from generation.worker import run as worker_run
 
         job = GenerationJobFactory(owner=alice, prompt="a clipboard", images_total=1)
-        runner.run_job(str(job.pk), worker="gpu@test")
+        worker_run.run_job(str(job.pk), worker="gpu@test")
         image = job.images.get()
         upload = ContentFile(image.file.read(), name="from-figma.png")
         response = alice_client.post(reverse("image-restore"), {"image": upload}, follow=True)

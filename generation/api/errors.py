@@ -13,7 +13,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.types import DictStrAny
 
-from .. import services
+from ..jobs import limits
 
 
 class Error(Schema):
@@ -86,9 +86,9 @@ def install(api: NinjaAPI) -> None:
     def _field_error(request: HttpRequest, exc: FieldError) -> HttpResponse:
         return error(request, exc.status, str(exc), exc.field)
 
-    # Every submitting service checks the per-user limits itself, under a lock (services.within_limits).
-    @api.exception_handler(services.QuotaExceeded)
-    def _rate_limited(request: HttpRequest, exc: services.QuotaExceeded) -> HttpResponse:
+    # Every submitting service checks the per-user limits itself, under a lock (limits.within_limits).
+    @api.exception_handler(limits.QuotaExceeded)
+    def _rate_limited(request: HttpRequest, exc: limits.QuotaExceeded) -> HttpResponse:
         response = error(request, 429, str(exc))
         response["Retry-After"] = str(exc.retry_after)
         return response

@@ -10,7 +10,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
-from .. import views
+from ..http import thumbnail_response, webp_response
 from ..models import GeneratedImage
 from ..templatetags.studio_urls import id_url
 from .common import absolute, own_image
@@ -145,7 +145,7 @@ def _webp(image: GeneratedImage) -> Any:
         else:
             name = image.download_name.removesuffix(".png") + ".webp"
             return FileResponse(source, content_type="image/webp", as_attachment=True, filename=name)
-    return views._webp(image, download=True)
+    return webp_response(image, download=True)
 
 
 # What the thumbnail answers, for the schema (and so for schemathesis' checks of the responses).
@@ -161,4 +161,4 @@ THUMBNAIL_CONTENT = {"image/webp": BINARY, "image/png": BINARY}
 def image_thumbnail(request: HttpRequest, image_id: UUID) -> Any:
     """A WebP of at most 384 px on its longest side, for lists and grids (transparency kept).
     Images stored before thumbnails existed answer their full PNG until the studio makes theirs."""
-    return views.thumbnail_response(own_image(request, image_id))
+    return thumbnail_response(own_image(request, image_id))

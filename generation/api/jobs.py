@@ -14,13 +14,14 @@ from django.urls import reverse
 from ninja import Field, Path, Router, Schema
 from ninja.errors import HttpError
 
-from .. import previews as live_previews
-from .. import services, views
 from ..control.edit import edit_models
 from ..finishing.plan import Plan
 from ..forms import GenerateForm
+from ..http import job_zip_response
+from ..jobs import lifecycle, submit
+from ..jobs.recipe import MAX_SEED
+from ..jobs.selectors import attach_live_previews
 from ..models import Favorite, GeneratedImage, GenerationJob, ImagePreview, InputImage, JobStatus
-from ..services import MAX_SEED
 from .common import InputSchema, absolute, own_image, own_job, user_of
 from .errors import ERRORS, LIMITED, FieldError
 from .images import ImageOut, image_out
@@ -242,7 +243,7 @@ def planned_stages(plan: Plan) -> list[str]:
 
 
 def _previews_out(request: HttpRequest, job: GenerationJob) -> list[dict[str, Any]]:
-    live_previews.attach([job])
+    attach_live_previews([job])
     return [
         {
             "index": preview.index,
@@ -319,7 +320,7 @@ def job_create(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any
         names |= dict.fromkeys(("sketch", "sketch_input", "sketch_image", "sketch_follow", "sketch_mode"), "sketch")
         names |= dict.fromkeys(("reference_inputs", "reference_images", "reference_strength"), "references")
         raise FieldError(str(messages[0]), names.get(field, field))
-    job = services.job_submit(owner=user_of(request), **form.job_fields())
+    job = submit.job_submit(owner=user_of(request), **form.job_fields())
     return 202, job_out(request, job)
 
 
@@ -353,13 +354,13 @@ def job_regenerate(request: HttpRequest, job_id: UUID, payload: MoreIn) -> tuple
     job = own_job(request, job_id)
     if payload.count is not None and not 1 <= payload.count <= settings.STUDIO_MAX_VARIATIONS:
         raise FieldError(f"count must be between 1 and {settings.STUDIO_MAX_VARIATIONS}.", "count")
-    return 202, job_out(request, services.job_more(job=job, variations=payload.count))
+    return 202, job_out(request, submit.job_more(job=job, variations=payload.count))
 
 
 @router.post("/jobs/{job_id}/cancel", response={200: JobOut, **ERRORS})
 def job_cancel(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
     job = own_job(request, job_id)
-    services.job_cancel(job=job)
+    lifecycle.job_cancel(job=job)
     job.refresh_from_db()
     return job_out(request, job)
 
@@ -367,14 +368,14 @@ def job_cancel(request: HttpRequest, job_id: UUID) -> dict[str, Any]:
 @router.get("/jobs/{job_id}/zip", response={200: None, **ERRORS}, tags=["downloads"], url_name="job_zip")
 def job_zip(request: HttpRequest, job_id: UUID) -> Any:
     """The job's images as one zip, streamed."""
-    return views.job_zip_response(own_job(request, job_id))
+    return job_zip_response(own_job(request, job_id))
 
 
 @router.post("/images/{image_id}/more-like-this", response={202: JobOut, **LIMITED})
 def image_vary(request: HttpRequest, image_id: UUID, payload: VaryIn) -> tuple[int, dict[str, Any]]:
     """Variations of one image: img2img from it where the model can, nearby seeds where not."""
     image = own_image(request, image_id)
-    return 202, job_out(request, services.job_vary(image=image, strength=payload.strength))
+    return 202, job_out(request, submit.job_vary(image=image, strength=payload.strength))
 
 
 class InpaintIn(InputSchema):
@@ -393,7 +394,7 @@ def image_inpaint(request: HttpRequest, image_id: UUID, payload: InpaintIn) -> t
     if mask is None:
         raise FieldError("No mask of yours has that id; upload it with POST /inputs?kind=mask.", "mask")
     try:
-        job = services.job_inpaint(
+        job = submit.job_inpaint(
             image=image, mask=mask, prompt=payload.description or "", variations=payload.variations
         )
     except ValidationError as exc:
@@ -423,7 +424,7 @@ def image_edit(request: HttpRequest, image_id: UUID, payload: EditIn) -> tuple[i
             names = ", ".join(m.key for m in edit_models(user_of(request))) or "none is installed"
             raise FieldError(f"{payload.model} is not a model you can edit with; those that can: {names}.", "model")
     try:
-        job = services.job_edit(
+        job = submit.job_edit(
             image=image, instruction=(payload.instruction or "").strip(), model=model, variations=payload.variations
         )
     except ValidationError as exc:
@@ -447,7 +448,7 @@ def image_outpaint(request: HttpRequest, image_id: UUID, payload: OutpaintIn) ->
     image = own_image(request, image_id)
     extend = {"left": payload.left, "right": payload.right, "top": payload.top, "bottom": payload.bottom}
     try:
-        job = services.job_outpaint(
+        job = submit.job_outpaint(
             image=image, extend=extend, prompt=payload.description or "", variations=payload.variations
         )
     except ValidationError as exc:

@@ -11,8 +11,8 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from ..forms import search_text
+from ..jobs.selectors import jobs_sorted, jobs_with_compliance
 from ..models import Favorite, GenerationJob
-from ..views import jobs_sorted, jobs_with_compliance
 from .common import InputSchema, own_image, user_of
 from .errors import BODY, ERRORS, FieldError
 from .images import ImageOut, image_out

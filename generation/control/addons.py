@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
+from ..engine.ip_adapters import split_ip_adapter
 from ..models import AddOn, AddOnKind, ControlType, ImageModel
 from .depth import depth_estimator, estimator_problems
 
@@ -118,8 +119,6 @@ def addon_problems(addon: AddOn) -> list[str]:
 
 def _shapes(header: dict) -> dict[str, dict[str, list[int]]]:
     """The IP-Adapter's tensor shapes by the names diffusers' loader gives them."""
-    from ..engine.ip_adapters import split_ip_adapter
-
     return split_ip_adapter({k: v["shape"] for k, v in header.items() if k != "__metadata__"})
 
 

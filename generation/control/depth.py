@@ -71,6 +71,7 @@ def store_preview(input_id: str, side: int) -> str:
     returns its storage name, or "" when no estimator is enabled any more."""
     from django.conf import settings
 
+    # torch and the depth model: this runs in a worker's task only
     from ..engine.depth import depth_map
     from ..engine.devices import resolve_device
 

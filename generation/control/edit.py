@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..auth import models_for
 from ..models import GeneratedImage, ImageModel
 
 
 def edit_models(user: Any) -> list[ImageModel]:
     """The models this user may edit with (enabled, allowed to them, with an edit pipeline)."""
-    from ..auth import models_for
-
     return [m for m in models_for(user, ImageModel.objects.filter(enabled=True)) if m.supports_edit]
 
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
+from ..engine.edges import canny_edges
+
 if TYPE_CHECKING:  # the benchmark scripts use FOLLOW and fit_on_paper without Django
     from ..models import ImageModel, InputImage
 
@@ -121,12 +123,3 @@ def prepare(image: Image.Image, mode: str, size: tuple[int, int]) -> Image.Image
     cv2.drawContours(inside, contours, -1, 1, thickness=-1)
     pixels[(inside == 1) & (ink == 0)] = FILL  # the strokes keep their own colour
     return fit_on_paper(Image.fromarray(pixels), size)
-
-
-def canny_edges(image: Image.Image, low: int = 100, high: int = 200) -> Image.Image:
-    """What a canny ControlNet follows: white edges on black (OpenCV's Canny, ControlNet's thresholds)."""
-    import cv2
-    import numpy as np
-
-    edges = cv2.Canny(np.asarray(image.convert("L")), low, high)
-    return Image.fromarray(edges).convert("RGB")

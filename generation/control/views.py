@@ -19,12 +19,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from PIL import Image
 
-from .. import services
 from ..forms import GenerateForm
+from ..http import Request
+from ..jobs import lifecycle, limits, submit
+from ..jobs.recipe import job_settings
 from ..models import BrandReference, GeneratedImage, ImageModel, InputImage
-from ..services import job_settings
 from ..uploads import UploadError
-from ..views import Request
 from .depth import depth_estimator, preview_name
 from .edit import chain, edit_problem
 from .forms import EditForm, InpaintForm, OutpaintForm
@@ -121,8 +121,6 @@ DEPTH_POLLS = 40  # the sketch box asks every 1.5 s for a minute, then says the 
 def input_depth(request: Request, pk: UUID) -> HttpResponse:
     """The sketch box's depth preview (htmx): the map once a worker has estimated it, else a
     note that asks again shortly; the first ask sends the worker its task."""
-    from ..tasks import estimate_depth_preview
-
     stored = get_object_or_404(InputImage, pk=pk, owner=request.user)
     estimator = depth_estimator()
     polls = _polls(request.GET.get("polls"))
@@ -130,7 +128,7 @@ def input_depth(request: Request, pk: UUID) -> HttpResponse:
     if estimator is not None and not default_storage.exists(preview_name(stored, estimator, PREVIEW_SIDE)):
         try:
             if polls == 0:
-                estimate_depth_preview.apply_async((str(stored.pk), PREVIEW_SIDE), expires=120)
+                lifecycle.depth_preview_enqueue(stored.pk, PREVIEW_SIDE)
         except Exception as exc:  # the broker is down: say so, as a job would
             context["error"] = f"The job queue is unreachable ({exc.__class__.__name__}); the job estimates it."
         else:
@@ -174,7 +172,7 @@ def image_inpaint(request: Request, pk: UUID) -> HttpResponse:
     form = InpaintForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        made = partial(services.job_inpaint, image=image, mask=data["mask"])
+        made = partial(submit.job_inpaint, image=image, mask=data["mask"])
         return _repaint(request, image, form, OutpaintForm(), made, data)
     return _repaint_page(request, image, form, OutpaintForm(), status=422 if request.method == "POST" else 200)
 
@@ -186,7 +184,7 @@ def image_outpaint(request: Request, pk: UUID) -> HttpResponse:
     image = get_object_or_404(GeneratedImage.objects.select_related("job__preset"), pk=pk, job__owner=request.user)
     outpaint = OutpaintForm(request.POST)
     if outpaint.is_valid():
-        made = partial(services.job_outpaint, image=image, extend=outpaint.extend())
+        made = partial(submit.job_outpaint, image=image, extend=outpaint.extend())
         return _repaint(request, image, InpaintForm(user=request.user), outpaint, made, outpaint.cleaned_data)
     return _repaint_page(request, image, InpaintForm(user=request.user), outpaint, status=422)
 
@@ -195,7 +193,7 @@ def _repaint(
     request: Request, image: GeneratedImage, form: Any, outpaint: Any, made: Any, data: dict[str, Any]
 ) -> HttpResponse:
     """The job the page's form asked for, or the page again with why not."""
-    shown = outpaint if made.func is services.job_outpaint else form
+    shown = outpaint if made.func is submit.job_outpaint else form
     job = _made(shown, partial(made, prompt=data.get("prompt") or "", variations=data["variations"]))
     return redirect(job) if job else _repaint_page(request, image, form, outpaint, status=422)
 
@@ -207,7 +205,7 @@ def _made(form: Any, make: Any) -> Any:
         return make()
     except ValidationError as exc:
         form.add_error(None, exc.messages[0])
-    except services.QuotaExceeded as exc:
+    except limits.QuotaExceeded as exc:
         form.add_error(None, str(exc))
     return None
 
@@ -233,7 +231,7 @@ def image_edit(request: Request, pk: UUID) -> HttpResponse:
         status = 422
         if form.is_valid() and not problem:
             data = form.cleaned_data
-            make = partial(services.job_edit, image=image, instruction=data["instruction"], model=data["model"])
+            make = partial(submit.job_edit, image=image, instruction=data["instruction"], model=data["model"])
             if job := _made(form, partial(make, variations=data["variations"])):
                 return redirect(job)
     context = {"image": image, "form": form, "problem": problem, "edit_chain": chain(image)}

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..lora_files import LoraError
 from .devices import default_dtype, free_memory, is_out_of_memory, place, resolve_device
+from .edges import canny_edges
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
 from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
@@ -130,6 +131,7 @@ class DiffusersEngine:
         if request.ip_adapter is not None and request.references and request.ip_adapter not in self._ip_adapters:
             folders.append(request.ip_adapter.folder)
         if request.control_edges == "depth" and request.depth_estimator is not None:
+            # The depth module counts in the memory budget once imported (worker/engines): only depth jobs import it.
             from .depth import is_read
 
             folders += [] if is_read(request.depth_estimator) else [request.depth_estimator]
@@ -474,13 +476,11 @@ class DiffusersEngine:
         """What the ControlNet follows, made from the sketch at the size the model draws: its canny
         edges, or its depth map by the job's depth estimator; else the image as it is (a tile)."""
         if request.control_edges == "canny":
-            from ..control.sketch import canny_edges
-
             return canny_edges(control)
         if request.control_edges == "depth":
             if request.depth_estimator is None or not request.depth_estimator.is_dir():
                 raise EngineError("This job follows a sketch's depth, but its depth estimator is not on this worker.")
-            from .depth import depth_map
+            from .depth import depth_map  # imported by depth jobs only, as above
 
             return depth_map(control, request.depth_estimator, self.device)
         return control

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from .options import MEMORY_MODES
+from .types import EngineError
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -14,8 +15,6 @@ def resolve_device(requested: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from .types import EngineError
-
         raise EngineError(f"STUDIO_DEVICE={requested} but this worker sees no CUDA GPU.")
     return device
 
@@ -69,8 +68,6 @@ def choose_memory_mode(total: int, largest: int, card: int) -> str:
 def place(pipe: Any, device: torch.device, mode: str) -> str:
     """Put the pipeline where it fits, and return the mode used. On CPU everything stays put."""
     if mode not in MEMORY_MODES:
-        from .types import EngineError
-
         raise EngineError(f"Unknown memory mode {mode!r}; use one of {', '.join(MEMORY_MODES)}.")
     if device.type != "cuda" or mode == "cpu":
         return "cpu"

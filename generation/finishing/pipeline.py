@@ -4,7 +4,7 @@ refine → size (upscaler passes, then Lanczos to the exact size) → compliance
 palette correction → sharpen → transparent background → compliance after → SVG trace.
 
 Worker-only: the stage modules import numpy, vtracer and (upscale, refine) torch, so they are
-imported here, lazily, and this module is imported by the runner alone.
+imported here, lazily, and this module is imported by the worker alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from ..engine.types import without_paths
+from ..engine.types import EngineError, without_paths
 from .plan import Plan
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def refine_batch(
     engine: Engine, images: list[Image], request: GenerationRequest, strength: float
 ) -> tuple[list[Image], dict[str, Any]]:
     """The refiner pass over one batch (one img2img call at render size): the images and its record."""
-    from ..engine.types import EngineError
-    from . import refine
+    from . import refine  # torch: loaded with the first refiner pass
 
     records: list[dict[str, Any]] = []
     with stage("refine", records, {"strength": strength}) as record:
@@ -91,6 +90,7 @@ def finish(
 ) -> Finished:
     """One image through the plan. `done`: records of stages the runner already ran on it (the
     batch's refine pass); with `engine` and `request` the refiner runs here, for this image alone."""
+    # numpy, vtracer and torch: the stages load when the first image is finished
     from . import palette, sharpen, svg, transparency, upscale
 
     records: list[dict[str, Any]] = list(done or [])

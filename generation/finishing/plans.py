@@ -1,7 +1,7 @@
 """The finishing plan of a submission: what the asset type, the tier and the model make of it.
 
 Django-aware (it reads the Upscaler registry and settings) but web-safe: no numpy, no torch.
-The studio form, the API (through the form) and `services.resolve_params` all go through
+The studio form, the API (through the form) and `jobs.recipe.resolve_params` all go through
 `plan_for`, so a size the finishing cannot make is refused the same way everywhere.
 """
 
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from ..engine.families import has_img2img
-from ..models import Quality, Upscaler
+from ..models import QUALITY, Quality, Upscaler
 from .plan import Palette, Plan, UpscalerRef
 
 if TYPE_CHECKING:
@@ -29,8 +29,6 @@ def no_img2img_note(model: ImageModel) -> str:
 def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, height: int) -> Plan:
     """The plan for `width`×`height` (the size rendered) at `quality`; ValidationError when the
     finished image would be larger than STUDIO_MAX_OUTPUT_SIDE."""
-    from ..services import QUALITY  # services imports this module
-
     tier = QUALITY[Quality(quality)]
     upscale = tier.upscale if preset.use_upscaler else 1
     output = (width * upscale, height * upscale)
@@ -100,8 +98,6 @@ def upscaler_for(preset: AssetPreset) -> UpscalerRef | None:
 
 def tier_notes(preset: AssetPreset, model: ImageModel | None) -> list[tuple[str, str]]:
     """(tier label, what it does) for the studio form: "High: 40 steps, 2× upscale with Demo icons 4x, refiner"."""
-    from ..services import QUALITY
-
     base = (model.default_steps if model else None) or preset.steps
     upscaler = upscaler_for(preset) if preset.use_upscaler else None
     notes = []

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .inspect import read_failure
 from .plan import UpscalerRef
 
 TILE = {"cuda": 512, "cpu": 256}  # px of input per tile
@@ -40,7 +41,7 @@ def to_size(
         return _lanczos(image, size), record
     import torch
 
-    from ..engine.devices import resolve_device
+    from ..engine.devices import resolve_device  # torch, as above
 
     where = resolve_device(device)
     descriptor = load(upscaler_path(upscaler), where)
@@ -105,8 +106,6 @@ def load(path: Path, device: Any) -> Any:
             _cache.move_to_end(key)
             return _cache[key]
     import spandrel
-
-    from .inspect import read_failure
 
     try:
         descriptor = spandrel.ModelLoader().load_from_file(path)

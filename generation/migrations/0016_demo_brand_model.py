@@ -14,7 +14,7 @@ DEMO = {
     "workflow and the palette, not your brand.",
     "max_side": 2048,
     "supports_img2img": True,
-    # It was trained at 64 px on 32-token T5 sequences (generation.training.demo_model.MODEL_OPTIONS).
+    # It was trained at 64 px on 32-token T5 sequences (generation.devtools.demo_model.MODEL_OPTIONS).
     "options": {"native_size": 64, "max_sequence_length": 32},
     "enabled": True,
     "position": 0,

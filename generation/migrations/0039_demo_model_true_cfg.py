@@ -1,4 +1,4 @@
-"""The demo model runs with true CFG (generation.training.demo_model.TRUE_CFG): its entry gets the
+"""The demo model runs with true CFG (generation.devtools.demo_model.TRUE_CFG): its entry gets the
 option unless an admin has set one."""
 
 from django.db import migrations

@@ -1,7 +1,7 @@
-"""Training: the studio's own trainer (worker side only; imports torch).
+"""Brand training: curated, captioned sets and the LoRA runs trained on them.
 
-`flow` holds the FLUX flow-matching objective that both LoRA runs and the from-scratch demo
-model use; `glyphs` renders Fluent icons from the pinned npm package; `demo_kit` draws the demo
-brand kit from them and judges drawings; `demo_model` trains the offline default model and
-`demo_quality` scores it; `outline_experiment` trains an outline-style LoRA through the pages.
+Web side (no torch): `views`, `services` (runs, publishing, comparing), `data` (uploads and the
+set's report) and `defaults` (the settings a run starts from). Worker side (imports torch): `lora`
+(the trainer), `objectives` and `flow` (the per-family training objectives), `drift` (how far a
+run's samples stray from the brand). The demo model's builders live in `generation/devtools/`.
 """

@@ -26,6 +26,7 @@ from ..models import AssetPreset, TrainingImage, TrainingSet
 from ..storable import storable
 from ..uploads import MAX_PIXELS, UploadError, read_image
 from ..uploads import bytes_label as _bytes
+from .defaults import training_side
 
 MAX_IMAGE_BYTES = 50 * 2**20
 MAX_ZIP_BYTES = 1 * 2**30
@@ -291,8 +292,6 @@ class Report:
 
 
 def report(training_set: TrainingSet) -> Report:
-    from .services import training_side  # services imports this module
-
     images = list(training_set.images.filter(excluded=False))
     checks = [
         _check_count(training_set, len(images)),

@@ -15,7 +15,10 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .. import services
+from ..jobs import lifecycle
+from ..jobs.limits import within_limits
+from ..jobs.recipe import new_seeds
+from ..jobs.submit import job_create
 from ..models import (
     AssetPreset,
     BrandLora,
@@ -28,62 +31,13 @@ from ..models import (
     TrainingSet,
 )
 from .data import report
+from .defaults import FAMILY_DEFAULTS, training_defaults
 
 log = logging.getLogger(__name__)
 
 
 class TrainingError(ValueError):
     """A run that cannot start, with the reason for the designer."""
-
-
-# Defaults per family, then per asset type; the advanced section of the form overrides any.
-# (The worker's generation.training.objectives has one objective per family listed here.)
-_COMMON = {
-    "batch_size": 1,
-    "caption_dropout": 0.05,
-    "prior_images": 0,
-    "prior_weight": 1.0,
-    "sample_every": 250,
-    "checkpoint_every": 250,
-    "sample_steps": 20,
-    "seed": 0,
-}
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "flux": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
-    "sd3": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
-    "sdxl": {**_COMMON, "rank": 32, "learning_rate": 1e-4, "steps": 2000, "resolution": 1024, "sample_steps": 25},
-}
-PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "icon": {"rank": 16, "steps": 1500},
-    "product-illustration": {"rank": 32, "steps": 2000},
-    "logo-illustration": {"rank": 16, "steps": 1200},
-    "premium-illustration": {"rank": 32, "steps": 2500},
-}
-# A small model that draws at a native size trains there, in bigger batches, faster. 1000 steps: on
-# the demo model an outline set of 60 Fluent glyphs (30 subjects x 2 colours) then draws 90 % of its
-# 48 subjects closer to the outline than the filled glyph, 97 % in the colour asked; 300 steps
-# learnt too little (scripts/outline_lora_report.py; README, Training).
-NATIVE_DEFAULTS = {"batch_size": 8, "learning_rate": 1e-3, "steps": 1000, "sample_every": 100, "checkpoint_every": 100}
-
-
-def training_defaults(training_set: TrainingSet, model: ImageModel) -> dict[str, Any]:
-    params = dict(FAMILY_DEFAULTS[model.family])
-    params.update(PRESET_DEFAULTS.get(training_set.preset.slug, {}))
-    if native := model.options.get("native_size"):
-        params.update(NATIVE_DEFAULTS, resolution=int(native))
-    return params
-
-
-def training_side(training_set: TrainingSet) -> tuple[int, str]:
-    """The side the set's images train at, and the model that trains there: the largest of the
-    enabled models of its family (a model with a native size, like the demo's 64 px, trains at it)."""
-    models = (
-        ImageModel.objects.filter(family=training_set.family, enabled=True)
-        if training_set.family in FAMILY_DEFAULTS
-        else []
-    )
-    sides = [(int(training_defaults(training_set, model)["resolution"]), model.name) for model in models]
-    return max(sides, default=(int(FAMILY_DEFAULTS.get(training_set.family, {}).get("resolution", 1024)), ""))
 
 
 def run_create(
@@ -107,10 +61,8 @@ def run_create(
 
 
 def run_enqueue(run_id: uuid.UUID) -> None:
-    from ..tasks import run_training_task
-
     try:
-        run_training_task.delay(str(run_id))
+        lifecycle.send_task(lifecycle.TRAIN, str(run_id))
     except Exception as exc:
         log.exception("Could not enqueue training run %s", run_id)
         TrainingRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
@@ -186,12 +138,12 @@ def lora_compare(lora: BrandLora, *, owner: User, model: ImageModel) -> JobGroup
     prompts = preset.test_prompts or ["a simple icon"]
     # Within the owner's limits like any submission, and in one transaction: each job reaches the
     # broker only after its LoRA was swapped in, never before.
-    with services.within_limits(owner.pk, jobs=2 * len(prompts)):
+    with within_limits(owner.pk, jobs=2 * len(prompts)):
         group = JobGroup.objects.create(owner=owner, kind=GroupKind.LORAS, title=title[:200])
-        seed = services.new_seeds(1)[0]
+        seed = new_seeds(1)[0]
         for prompt in prompts:
             for label, version in (("current", current), ("candidate", lora)):
-                job = services.job_create(
+                job = job_create(
                     owner=owner, preset=preset, prompt=prompt, model=model, variations=2, seed=seed, group=group
                 )
                 _use_version(job, version, label)

@@ -14,13 +14,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from .. import services
 from ..engine.families import family_choices
 from ..forms import StorableForm, StorableModelForm
+from ..http import Request
+from ..jobs.limits import QuotaExceeded
 from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
-from ..views import Request
 from . import data as training_data
 from . import services as training_services
+from .defaults import FAMILY_DEFAULTS, training_defaults
 from .services import TrainingError
 
 
@@ -35,7 +36,7 @@ class TrainingSetForm(StorableModelForm):
         field = self.fields["family"]
         assert isinstance(field, forms.ChoiceField)
         # Say which families the studio can train, before a set is made for one it cannot.
-        trains = training_services.FAMILY_DEFAULTS
+        trains = FAMILY_DEFAULTS
         field.choices = [("", "---------")] + [
             (value, f"{label} (trains here)" if value in trains else f"{label} (no training yet)")
             for value, label in family_choices()
@@ -97,8 +98,8 @@ class RunForm(StorableForm):
         # has its own, which the run page then shows), as placeholders, so they stay defaults.
         model = field.queryset.first()
         self.defaults_for = ""
-        if model is not None and model.family in training_services.FAMILY_DEFAULTS:
-            defaults = training_services.training_defaults(training_set, model)
+        if model is not None and model.family in FAMILY_DEFAULTS:
+            defaults = training_defaults(training_set, model)
             self.defaults_for = model.name
             for name in ADVANCED:
                 self.fields[name].widget.attrs["placeholder"] = f"{defaults[name]:g}" if name in defaults else ""
@@ -238,7 +239,7 @@ def lora_action(request: Request, pk: int, action: str) -> HttpResponse:
             return redirect(group)
         else:
             raise Http404("Unknown action.")
-    except (TrainingError, services.QuotaExceeded) as exc:
+    except (TrainingError, QuotaExceeded) as exc:
         messages.error(request, str(exc))
     return redirect("training")
 

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from ...models import AssetPreset
+
 DEMO_CONTROLNET = "demo-canny"  # its folder under STUDIO_MODELS_DIR and its add-on's key
 
 
@@ -59,8 +61,8 @@ class Command(BaseCommand):
 
     def _sync_subjects(self, folder: Path) -> None:
         """The demo model's registry entry lists the subjects its card says it was taught."""
+        from generation.devtools.demo_kit import read_kit_card
         from generation.models import ImageModel
-        from generation.training.demo_kit import read_kit_card
 
         card = read_kit_card(folder)
         if card:
@@ -76,16 +78,14 @@ class Command(BaseCommand):
         if (source / "model_index.json").is_file():
             return Path(shutil.copytree(source, folder))
         # A checkout without the shipped weights trains them once (about 1.5 hours on 2 cores).
-        from generation.training.demo_model import train_demo_model
-
-        from ...models import AssetPreset
+        from generation.devtools.demo_model import train_demo_model
 
         self.stdout.write(f"No demo model in {source}: training it now (about 1.5 hours on 2 CPU cores)")
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))
         return train_demo_model(folder, templates=templates)
 
     def _build_tiny(self, folder: Path) -> Path:
-        from generation.engine.tiny import build_tiny_flux
+        from generation.devtools.tiny import build_tiny_flux
 
         return build_tiny_flux(folder)
 

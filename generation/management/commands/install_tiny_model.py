@@ -20,12 +20,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        from generation.engine.tiny import TINY_BUILDERS  # torch and diffusers: only when it runs
+        from generation.devtools.tiny import TINY_BUILDERS  # torch and diffusers: only when it runs
 
         parser.add_argument("families", nargs="+", choices=sorted(TINY_BUILDERS), metavar="FAMILY")
 
     def handle(self, *args: Any, families: list[str], **options: Any) -> None:
-        from generation.engine.tiny import TINY_BUILDERS
+        from generation.devtools.tiny import TINY_BUILDERS
 
         models_dir = Path(settings.STUDIO_MODELS_DIR)
         models_dir.mkdir(parents=True, exist_ok=True)

@@ -26,14 +26,16 @@ MAX_RESTARTS_PER_MINUTE = 5  # per process
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def worker_command(*, name: str, beat: bool = False, schedule: str | None = None) -> list[str]:
+def worker_command(
+    *, name: str, beat: bool = False, schedule: str | None = None, queues: str = "gpu,training,maintenance"
+) -> list[str]:
     """The worker every size runs: one job at a time per process, on the gpu, training and maintenance
     queues (a team server can run training on a worker of its own: `-Q training`).
 
     `beat` embeds the scheduler, for a test's single worker only: the studio runs `beat_command`
     as a process of its own, so a worker that dies or restarts never takes (or leaves) a scheduler.
     """
-    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", "gpu,training,maintenance"]
+    command = [sys.executable, "-m", "celery", "-A", "brandstudio", "worker", "-Q", queues]
     command += ["--concurrency", "1", "--pool", "prefork", "-n", name, "--loglevel", "INFO"]
     if beat:
         command += ["-B"] + (["-s", schedule] if schedule else [])

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.devtools.demo_controlnet import ControlPlan, train_demo_controlnet
 from generation.models import AssetPreset
-from generation.training.demo_controlnet import ControlPlan, train_demo_controlnet
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
 
     def handle(self, *args: Any, model: Path, out: Path, checkpoints: Path, **options: Any) -> None:
-        from generation.training.glyphs import GlyphError
+        from generation.devtools.glyphs import GlyphError
 
         out = Path(out)
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from generation.devtools.demo_model import Plan, refit_model_decoder, train_demo_model
 from generation.models import AssetPreset
-from generation.training.demo_model import Plan, refit_model_decoder, train_demo_model
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, out: Path | str, checkpoints: Path, refit_decoder: bool, **options: Any) -> None:
-        from generation.training.glyphs import GlyphError
+        from generation.devtools.glyphs import GlyphError
 
         out = Path(out)
         templates = list(AssetPreset.objects.values_list("prompt_template", flat=True))

@@ -1,4 +1,4 @@
-"""A throwaway embedded studio for the measuring scripts: its own var folder (database, media,
+"""A sandbox embedded studio for the measuring scripts: its own var folder (database, media,
 models), the in-memory broker, the demo model, migrated and installed, nothing of the user's touched."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def throwaway_studio(name: str, *, model: Path | None = None, **env: str) -> Path:
+def sandbox_studio(name: str, *, model: Path | None = None, **env: str) -> Path:
     """Set up Django on a fresh var folder and return it. `env` values may name it as {var}."""
     var = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     os.environ.update(

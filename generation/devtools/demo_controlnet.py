@@ -26,7 +26,10 @@ import torch.nn.functional as F
 from diffusers import FluxControlNetModel, FluxPipeline
 from PIL import Image
 
-from .demo_kit import foreground, read_kit_card
+from ..engine.edges import canny_edges
+from ..training.flow import encode_images, sample_sigmas
+from ..training.objectives import FluxObjective
+from .demo_kit import foreground, glyph_kit, read_kit_card
 from .demo_model import (
     MAX_SEQUENCE_LENGTH,
     SIZE,
@@ -37,8 +40,6 @@ from .demo_model import (
     _to_tensor,
     one_cycle,
 )
-from .flow import encode_images, sample_sigmas
-from .objectives import FluxObjective
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ def train_demo_controlnet(
 ) -> Path:
     """Train a canny ControlNet for the demo model in `model_folder` and save it to `out` (a
     diffusers ControlNet folder). With `checkpoints`, a run started again resumes."""
-    from .demo_kit import glyph_kit
-
     plan = plan or ControlPlan()
     report = report or _log_report
     torch.manual_seed(plan.seed)
@@ -98,8 +97,6 @@ def control_image(glyph: Image.Image, rng: random.Random) -> Image.Image:
     of its outlines drawn with a pen of random width on white (two times in three), or of the
     glyph as it is."""
     import cv2
-
-    from ..control.sketch import canny_edges
 
     if rng.random() < 1 / 3:
         return canny_edges(glyph.resize((SIZE, SIZE), Image.Resampling.LANCZOS))

@@ -35,10 +35,11 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeli
 from safetensors.torch import save_file
 from transformers import CLIPTextModel
 
-from ..engine.tiny import clip_config, clip_tokenizer, t5_encoder, t5_tokenizer
+from ..training.flow import encode_images
+from ..training.objectives import FluxObjective
+from . import glyphs
 from .demo_kit import GLYPH_SUBJECTS, KIT_CARD, PALETTE, REFERENCE_SIDE, glyph_kit, glyph_references
-from .flow import encode_images
-from .objectives import FluxObjective
+from .tiny import clip_config, clip_tokenizer, t5_encoder, t5_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,6 @@ def write_kit_card(folder: Path, subjects: list[str]) -> None:
     """What the model was taught, beside its weights: the subjects (the studio shows them to
     designers), their reference masks (what the quality script and tests judge drawings by,
     without the icon package) and the glyphs' license."""
-    from . import glyphs
-
     references = glyph_references(subjects)
     card = {
         "package": f"{glyphs.PACKAGE}@{glyphs.VERSION}",

@@ -7,6 +7,9 @@ import time
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_ready
+from django.db import connection
+
+from ..jobs.lifecycle import jobs_reap_stale
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,17 @@ def preload_default_model(**kwargs: Any) -> None:
 
     Torch is imported here, in the pool process, not in the parent before fork: CUDA must not
     be initialised before fork, and on CPU a child forked from a torch-importing parent ran
-    the same pipeline a few percent slower (scripts/benchmark.py). Maintenance-only workers
-    set STUDIO_PRELOAD_ENGINE=0. Then the asset types' finishing is made ready (runner.prepare_finishing).
+    the same pipeline a few percent slower (scripts/benchmark.py measures it). Maintenance-only workers
+    set STUDIO_PRELOAD_ENGINE=0. Then the asset types' finishing is made ready (worker.finish.prepare_finishing).
     """
     if os.environ.get("STUDIO_PRELOAD_ENGINE", "1") == "1":
         threading.Thread(target=_preload, name="preload-default-model", daemon=True).start()
 
 
 def _preload() -> None:
-    from django.db import connection
-
-    from .runner import preload_default_model, prepare_finishing
+    # torch: loaded in the pool process, after the fork (see above)
+    from .engines import preload_default_model
+    from .finish import prepare_finishing
 
     try:
         preload_default_model()
@@ -73,8 +76,6 @@ def reap_own_orphans(sender: Any = None, **kwargs: Any) -> None:
     """A worker that just started runs nothing yet: any job still marked as running on it
     was left by a previous life of this worker (kill -9, crash), so take it back now
     instead of waiting for its heartbeat to go stale."""
-    from .services import jobs_reap_stale
-
     hostname = getattr(sender, "hostname", None)
     if hostname and (count := jobs_reap_stale(worker=hostname)):
         log.warning("Took back %d job(s) left running by a previous %s", count, hostname)

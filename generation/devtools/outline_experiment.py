@@ -20,8 +20,9 @@ from PIL import Image
 
 from ..model_files import local_weights
 from ..models import AssetPreset, BrandLora, ImageModel, TrainingRun, TrainingSet
+from ..training.data import report
+from ..training.lora import run_training
 from . import glyphs
-from .data import report
 from .demo_kit import (
     BACKGROUND,
     GLYPH_SUBJECTS,
@@ -33,7 +34,6 @@ from .demo_kit import (
     read_kit_card,
 )
 from .demo_quality import contact_sheet, job_images, on_background
-from .lora import run_training
 
 STYLE_WORDS = "outline style"
 SET_SIDE = 512

@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import random
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,12 +28,6 @@ INSTALL_HINT = "install it with `npm ci --prefix demo/kit` (it is pinned in demo
 
 class GlyphError(Exception):
     """The icon package is missing, or a subject has no glyph in it."""
-
-
-@dataclass(frozen=True)
-class Glyph:
-    subject: str  # the word a caption uses ("music note")
-    name: str  # the package's icon name ("music_note_1")
 
 
 def package_dir() -> Path:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import glyphs
+
 BACKGROUND = (246, 247, 249)
 PALETTE: dict[str, tuple[int, int, int]] = {
     "blue": (15, 108, 189),
@@ -97,7 +99,7 @@ class KitImage:
         return caption(self.colour, self.shape)
 
 
-# --- demo brand v2: Fluent filled glyphs (generation/training/glyphs.py renders them)
+# --- demo brand v2: Fluent filled glyphs (generation/devtools/glyphs.py renders them)
 
 # Subject -> Fluent icon name, in the order the kit takes them: bold, distinct outer shapes first.
 # Each one's silhouette overlaps every earlier one's by less than 0.8 IoU, so a perfect drawing
@@ -241,8 +243,6 @@ def glyph_kit(
 ) -> list[KitImage]:
     """`per_pair` jittered renders of each subject's glyph (filled or regular) in each brand colour.
     A subject with no glyph fails the build naming it; a glyph that does not render is left out (warned)."""
-    from . import glyphs
-
     unknown = [s for s in subjects if s not in GLYPH_SUBJECTS]
     if unknown:
         raise glyphs.GlyphError(f"No Fluent glyph is known for the subject(s) {', '.join(map(repr, unknown))}.")
@@ -274,8 +274,6 @@ def fitted_mask(mask: np.ndarray, side: int = REFERENCE_SIDE) -> np.ndarray | No
 
 def glyph_references(subjects: list[str], style: str = "filled") -> dict[str, np.ndarray]:
     """Each subject's reference mask, from its glyph drawn large and thresholded at half cover."""
-    from . import glyphs
-
     references = {}
     for subject in subjects:
         alpha = glyphs.coverage(GLYPH_SUBJECTS[subject], style)

@@ -197,15 +197,15 @@ def job_images(
 ) -> list[tuple[Any, Image.Image]]:
     """An Icon job at Standard run in this process as a worker runs it (upscale, palette,
     cut-out): its stored images with each opened. `brand_lora` as the job form takes it."""
-    from .. import runner, services
+    # Django models: the scripts import this module before django.setup().
+    from ..jobs.submit import job_create
     from ..models import AssetPreset, GenerationJob, ImageModel
+    from ..worker.run import run_job
 
     model = ImageModel.objects.get(key=model_key)
     preset = AssetPreset.objects.get(slug="icon")
-    job = services.job_create(
-        owner=owner, preset=preset, prompt=prompt, model=model, variations=seeds, brand_lora=brand_lora
-    )
-    runner.run_job(str(job.pk), worker=worker)
+    job = job_create(owner=owner, preset=preset, prompt=prompt, model=model, variations=seeds, brand_lora=brand_lora)
+    run_job(str(job.pk), worker=worker)
     job = GenerationJob.objects.get(pk=job.pk)
     if job.status != "complete":
         raise RuntimeError(f"{prompt!r}: job {job.status}: {job.error}")

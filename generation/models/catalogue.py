@@ -1,8 +1,8 @@
-import base64
+"""The catalogue staff edit in the admin: asset types, models, add-ons, upscalers, brand LoRAs and references."""
+
 import json
 import re
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +10,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.text import slugify
 
-from .engine.families import accepts_pipeline, family_choices, has_edit, has_img2img, has_inpaint
-from .engine.options import option_errors
-from .finishing.validators import validate_hex, validate_palette
+from ..engine.families import accepts_pipeline, family_choices, has_edit, has_img2img, has_inpaint
+from ..engine.options import option_errors
+from ..finishing.inspect import EXTENSIONS, inspect_in_subprocess
+from ..finishing.validators import validate_hex, validate_palette
+from ..lora_files import LoraError
+from ..lora_layout import validate
+from ..uploads import UploadError, read_image
 
 
 def validate_sizes(value: Any) -> None:
@@ -255,7 +256,7 @@ class ImageModel(models.Model):
         self._read_size_limits()
 
     def _read_size_limits(self) -> None:
-        from .model_files import installed_size_limits
+        from ..model_files import installed_size_limits
 
         # Not installed yet (a repo not pulled): no limits known until `pull_model` or the next save.
         self.size_limits = installed_size_limits(self)
@@ -325,8 +326,6 @@ class BrandReference(models.Model):
         return self.name or f"brand reference {self.pk}"
 
     def clean(self) -> None:
-        from .uploads import UploadError, read_image
-
         if not self.file:
             return
         self.file.seek(0)
@@ -395,7 +394,7 @@ class AddOn(models.Model):
         return Path(settings.STUDIO_MODELS_DIR) / self.local_path
 
     def clean(self) -> None:
-        from .control.addons import addon_problems
+        from ..control.addons import addon_problems
 
         if problems := addon_problems(self):
             raise ValidationError({"local_path": problems})
@@ -431,8 +430,6 @@ class Upscaler(models.Model):
         """The file is inside the upscalers folder and spandrel loads it as a super-resolution
         model; its scale, architecture and half-precision support are read from it. The file is
         read in a child process (inspect_in_subprocess): the web process never imports torch."""
-        from .finishing.inspect import EXTENSIONS, inspect_in_subprocess
-
         root = Path(settings.STUDIO_UPSCALERS_DIR).resolve()
         if Path(self.file).is_absolute():
             raise ValidationError({"file": "Give the file's path inside the upscalers folder, not an absolute path."})
@@ -480,8 +477,7 @@ class BrandLora(models.Model):
         return Path(settings.STUDIO_LORA_ROOT) / self.file
 
     def clean(self) -> None:
-        from .lora_files import LoraError, validate
-        from .model_files import installed_folders
+        from ..model_files import installed_folders
 
         root = Path(settings.STUDIO_LORA_ROOT).resolve()
         path = (root / self.file).resolve()
@@ -527,411 +523,3 @@ class PresetLora(models.Model):
         if not ImageModel.objects.filter(family=lora.family).exists():
             family = lora.get_family_display()
             raise ValidationError({"lora": f"{lora.name} is for {family}, and no model of that family is registered."})
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    PROCESSING = "processing", "Processing"
-    COMPLETE = "complete", "Complete"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-ENDED_STATUSES = (JobStatus.COMPLETE, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class Quality(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    STANDARD = "standard", "Standard"
-    HIGH = "high", "High"
-    ULTRA = "ultra", "Ultra"
-
-
-class GroupKind(models.TextChoices):
-    MODELS = "models", "Compare models"
-    PRESETS = "presets", "Compare asset types"
-    BATCH = "batch", "Batch"
-    LORAS = "loras", "Compare LoRA versions"
-
-
-class JobGroup(models.Model):
-    """Jobs submitted together and shown together: a comparison (one description across
-    models or asset types, side by side) or a batch (many descriptions, one asset type)."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="job_groups")
-    kind = models.CharField(max_length=20, choices=GroupKind.choices)
-    title = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.title}"
-
-    def get_absolute_url(self) -> str:
-        return reverse("group", args=[self.id])
-
-    @property
-    def is_comparison(self) -> bool:
-        return self.kind != GroupKind.BATCH
-
-
-class GenerationJob(models.Model):
-    """One Generate click. `params` holds every resolved parameter needed to reproduce it."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
-    preset = models.ForeignKey(AssetPreset, on_delete=models.PROTECT, related_name="jobs")
-    model_key = models.CharField(max_length=100)
-    prompt = models.TextField()  # as the designer typed it
-    quality = models.CharField(max_length=20, choices=Quality.choices, default=Quality.STANDARD)
-    params = models.JSONField(default=dict)
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    error = models.TextField(blank=True)
-    progress_step = models.PositiveIntegerField(default=0)
-    progress_steps = models.PositiveIntegerField(default=0)
-    images_done = models.PositiveIntegerField(default=0)
-    images_total = models.PositiveIntegerField(default=0)
-    timings = models.JSONField(default=dict, blank=True)  # seconds per phase: load, render, store
-    # What the worker found the designer should know (words the text encoders cut off).
-    notes = models.JSONField(default=list, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True)  # Celery node name holding the lease
-    worker_pid = models.PositiveIntegerField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
-    more_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="more", help_text="Generate N more"
-    )
-    source_image = models.ForeignKey(
-        "GeneratedImage",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="variations",
-        help_text="More like this: the image these are variations of",
-    )
-    group = models.ForeignKey(JobGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
-    # When its broker message was sent. Each user has a few jobs on the GPU queue at a time;
-    # the rest wait here, in order, so one user's batch cannot hold everyone else back.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [
-            models.Index(fields=["owner", "-created_at"]),
-            models.Index(fields=["status", "heartbeat_at"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.preset} · {self.prompt[:40]}"
-
-    def get_absolute_url(self) -> str:
-        return reverse("job", args=[self.id])
-
-    @property
-    def is_ended(self) -> bool:
-        return self.status in ENDED_STATUSES
-
-    @property
-    def variation(self) -> dict[str, Any]:
-        """How "More like this" made this job: {"strength": "subtle", "mode": "img2img" | "seeds"}."""
-        return self.params.get("variation") or {}
-
-    @property
-    def waiting_long(self) -> bool:
-        return self.status == JobStatus.QUEUED and (timezone.now() - self.created_at).total_seconds() > 60
-
-    @property
-    def progress(self) -> float:
-        """0..1 over all images and steps (batches run one after another)."""
-        if self.status == JobStatus.COMPLETE:
-            return 1.0
-        if not self.images_total or not self.progress_steps:
-            return 0.0
-        batch = self.params.get("batch_size") or self.images_total
-        per_batch = min(batch, self.images_total) / self.images_total
-        return min(1.0, self.images_done / self.images_total + per_batch * self.progress_step / self.progress_steps)
-
-    @property
-    def current_images(self) -> str:
-        """Which images the running batch is drawing: "image 3 of 4" or "images 1-4 of 4"."""
-        first = min(self.images_done + 1, self.images_total)
-        last = min(self.images_done + (self.params.get("batch_size") or 1), self.images_total)
-        if first >= last:
-            return f"image {first} of {self.images_total}"
-        return f"images {first}–{last} of {self.images_total}"
-
-    @property
-    def progress_percent(self) -> int:
-        return round(self.progress * 100)
-
-    # What the live channel reads of each running job to see what moved, and all a progress
-    # update shows (the bar, the step, the previews): one narrow query answers most ticks.
-    LIVE_FIELDS = (
-        "status",
-        "attempts",
-        "images_done",
-        "images_total",
-        "progress_step",
-        "progress_steps",
-        "timings",
-        "created_at",
-        "params",
-    )
-
-    @property
-    def live_stamp(self) -> str:
-        """What the page shows of this job, "<panel>/<progress>": the live channel sends the whole
-        panel when the first part moved (status, a stored image, a retry, waiting long) and only
-        the progress and previews when just the second did (a step, a finishing stage). Previews
-        are written together with the progress step, so a new preview moves it too."""
-        panel = (self.status, self.attempts, self.images_done, "w" if self.waiting_long else "")
-        progress = (self.progress_step, self.progress_steps, (self.timings or {}).get("finishing", ""))
-        return ".".join(map(str, panel)) + "/" + ".".join(map(str, progress))
-
-    def live_moved(self, stamp: str) -> str:
-        """What moved since the page's `stamp`: "" nothing, "progress" or "panel"."""
-        if stamp == self.live_stamp:
-            return ""
-        same_panel = stamp.partition("/")[0] == self.live_stamp.partition("/")[0]
-        return "progress" if same_panel and self.status == JobStatus.PROCESSING else "panel"
-
-
-def input_upload_to(image: "InputImage", filename: str) -> str:
-    return f"inputs/{image.owner_id}/{filename}"
-
-
-class InputImage(models.Model):
-    """An image a designer steers a job with (a sketch): private to its owner like the outputs,
-    kept once per content (the sha256 of the stored PNG), so a retry, Reuse settings or a
-    restored PNG refer to the same file. Jobs name it in `params["sketch"]`."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="input_images")
-    sha256 = models.CharField(max_length=64)
-    file = models.FileField(upload_to=input_upload_to, max_length=300)
-    name = models.CharField(max_length=200, blank=True, help_text="The uploaded file's name, or the studio image's")
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_input_per_content")]
-
-    def __str__(self) -> str:
-        return self.name or self.sha256[:12]
-
-
-def image_upload_to(image: "GeneratedImage", filename: str) -> str:
-    return f"generations/{image.job.owner_id}/{image.job_id}/{filename}"
-
-
-class GeneratedImage(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="images")
-    index = models.PositiveSmallIntegerField()
-    seed = models.BigIntegerField()
-    file = models.FileField(upload_to=image_upload_to, max_length=300)
-    # A small WebP for grids (generation/thumbnails.py); empty for images stored before it existed.
-    thumbnail = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
-    # The render as the model drew it, kept when finishing changes it, so finishing can run again
-    # (after a failed stage) without rendering again. Empty when nothing was finished.
-    rendered = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
-    svg = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)
-    webp = models.FileField(upload_to=image_upload_to, max_length=300, blank=True)  # full size, alpha kept
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    has_alpha = models.BooleanField(default=False)
-    # Share of pixels within the palette tolerance of a brand colour or the background (0–1),
-    # of the render and of the finished image; null where the asset type has no palette.
-    compliance_before = models.FloatField(null=True, blank=True)
-    compliance_after = models.FloatField(null=True, blank=True)
-    # What finishing did, in order: [{"stage": "upscale", "seconds": 0.12, "settings": {...}}, ...]
-    finishing = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["job", "index"]
-        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_image_per_index")]
-
-    def __str__(self) -> str:
-        return f"{self.job_id} #{self.index} (seed {self.seed})"
-
-    def get_absolute_url(self) -> str:
-        return reverse("image", args=[self.id])
-
-    @property
-    def license_restriction(self) -> str:
-        """The model's notice when its outputs may not go into products; empty otherwise."""
-        model = self.job.params.get("model") or {}
-        if model.get("commercial_use", True):
-            return ""
-        return str(model.get("license_notice") or f"{model.get('name')}: not for production use.")
-
-    @property
-    def download_name(self) -> str:
-        """Says what it is: asset type, the description's first words, seed."""
-        subject = slugify(self.job.prompt)[:40].strip("-") or "image"
-        return f"{self.job.preset.slug}-{subject}-seed{self.seed}.png"
-
-
-class ImagePreview(models.Model):
-    """What an image of a running job looks like so far: a small WebP that the worker overwrites
-    every second or so. In the database, so every web process reads the same one, and it goes
-    when its job goes; the runner deletes a job's previews when it stops running it."""
-
-    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="previews")
-    index = models.PositiveSmallIntegerField()
-    step = models.PositiveIntegerField()
-    webp = models.BinaryField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_preview_per_image")]
-
-    def __str__(self) -> str:
-        return f"{self.job_id} #{self.index} at step {self.step}"
-
-    @property
-    def data_uri(self) -> str:
-        return "data:image/webp;base64," + base64.b64encode(bytes(self.webp)).decode("ascii")
-
-
-class Favorite(models.Model):
-    """A star on an image: one per user and image."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favorites")
-    image = models.ForeignKey(GeneratedImage, on_delete=models.CASCADE, related_name="favorites")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["user", "image"], name="one_favorite_per_user_and_image")]
-
-    def __str__(self) -> str:
-        return f"{self.user} ★ {self.image_id}"
-
-
-# --- brand training
-
-
-def training_upload_to(image: "TrainingImage", filename: str) -> str:
-    return f"training/sets/{image.training_set_id}/{filename}"
-
-
-class TrainingSet(models.Model):
-    """Curated, captioned images for one asset type and model family, from which LoRAs are trained."""
-
-    name = models.CharField(max_length=100)
-    preset = models.ForeignKey(AssetPreset, on_delete=models.PROTECT, related_name="training_sets")
-    family = models.CharField(max_length=30, choices=family_choices)
-    trigger_word = models.CharField(
-        max_length=50, blank=True, help_text="A rare word the LoRA learns to tie to the brand look, e.g. bsicon"
-    )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("training-set", args=[self.pk])
-
-
-class TrainingImage(models.Model):
-    training_set = models.ForeignKey(TrainingSet, on_delete=models.CASCADE, related_name="images")
-    file = models.FileField(upload_to=training_upload_to, max_length=300)
-    original_name = models.CharField(max_length=200)
-    caption = models.TextField(blank=True)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    # Perceptual hashes (64-bit dHash, hex) of the image and of crops of it, to find duplicates.
-    hashes = models.JSONField(default=dict)
-    excluded = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self) -> str:
-        return self.original_name
-
-
-class TrainingRun(models.Model):
-    """One LoRA training of a set on a base model: a Celery job on the `training` queue."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    training_set = models.ForeignKey(TrainingSet, on_delete=models.PROTECT, related_name="runs")
-    model_key = models.CharField(max_length=100)
-    params = models.JSONField(default=dict)
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    error = models.TextField(blank=True)
-    step = models.PositiveIntegerField(default=0)
-    total_steps = models.PositiveIntegerField(default=0)
-    losses = models.JSONField(default=list, blank=True)  # [[step, loss], ...]
-    samples = models.JSONField(default=list, blank=True)  # [{"step": n, "files": [storage names]}]
-    checkpoint = models.CharField(max_length=300, blank=True)  # storage name of the last checkpoint
-    content_hash = models.CharField(max_length=64, blank=True)  # of the images and captions trained on
-    notes = models.JSONField(default=list, blank=True)  # what the trainer found (captions the encoders cut)
-    worker = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    lora = models.OneToOneField(
-        "BrandLora", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
-    )
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.training_set} on {self.model_key} ({self.get_status_display()})"
-
-    def get_absolute_url(self) -> str:
-        return reverse("training-run", args=[self.pk])
-
-    @property
-    def is_ended(self) -> bool:
-        return self.status in ENDED_STATUSES
-
-    @property
-    def progress_percent(self) -> int:
-        return round(100 * self.step / self.total_steps) if self.total_steps else 0
-
-    @property
-    def duration(self) -> timedelta | None:
-        """How long it ran: to its end, or so far while it runs; None before it starts."""
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
-
-
-# --- API tokens
-
-
-class ApiToken(models.Model):
-    """A personal token for the REST API (Figma plugin, CLI). Only its SHA-256 is stored."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=12)  # the first characters, so a user can tell tokens apart
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,69 @@
+"""What pages and the API share over HTTP: the typed htmx request, and the responses that serve a
+user's files (thumbnail, WebP, zips) from storage."""
+
+import io
+from collections.abc import Callable, Iterable
+
+from django.contrib.auth.models import User
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django_htmx.middleware import HtmxDetails
+from PIL import Image
+
+from .models import GeneratedImage, GenerationJob
+from .zips import zip_stream
+
+THUMBNAIL_MAX_AGE = 7 * 86400
+
+
+class Request(HttpRequest):
+    """What these views receive: a signed-in user (login_required) and htmx details (middleware)."""
+
+    htmx: HtmxDetails
+    user: User
+
+
+def thumbnail_response(image: GeneratedImage) -> FileResponse:
+    """The grid-sized WebP. Images stored before thumbnails existed (or whose thumbnail is gone
+    from storage) show their full PNG until `manage.py make_thumbnails` has run, cached
+    briefly so the thumbnail takes over soon after."""
+    if image.thumbnail:
+        try:
+            response = FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
+        except OSError:
+            pass
+        else:
+            response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"  # never changes once made
+            return response
+    response = FileResponse(image.file.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def webp_response(image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
+    """The finished WebP the worker stored (alpha kept); images from before finishing get one
+    re-encoded from the PNG (lossless keeps flat brand colours exact)."""
+    name = image.download_name.removesuffix(".png") + ".webp"
+    if image.webp:
+        stored = FileResponse(image.webp.open("rb"), content_type="image/webp", as_attachment=download, filename=name)
+        stored["Cache-Control"] = "private, max-age=86400"
+        return stored
+    buffer = io.BytesIO()
+    with image.file.open("rb") as source:
+        Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
+    response = HttpResponse(buffer.getvalue(), content_type="image/webp")
+    response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
+    return response
+
+
+def zip_response(
+    images: Iterable[GeneratedImage], filename: str, *, folder: Callable[[GeneratedImage], str] | None = None
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(zip_stream(images, folder=folder), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def job_zip_response(job: GenerationJob) -> StreamingHttpResponse:
+    """A job's images as one streamed zip (the page's download and the API's)."""
+    images = job.images.select_related("job__preset").order_by("index")
+    return zip_response(images.iterator(), f"{job.preset.slug}-{str(job.pk)[:8]}.zip")

@@ -1,0 +1,226 @@
+"""A job's life once it exists: dispatch to the queue, claim by a worker, complete, fail, cancel,
+refinish and reap. The only module of the job side that enqueues tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from brandstudio.celery import app
+
+from ..models import GenerationJob, ImagePreview, JobStatus
+from .limits import holds_lock
+
+log = logging.getLogger(__name__)
+
+# The tasks this module sends (generation/tasks.py); a test checks each is defined and routed.
+RUN = "generation.tasks.run_generation_job"
+FINISH = "generation.tasks.finish_generation_job"
+DEPTH_PREVIEW = "generation.tasks.estimate_depth_preview"
+TRAIN = "generation.tasks.run_training_task"
+
+
+class CannotRefinish(Exception):
+    pass
+
+
+def job_refinish(job: GenerationJob) -> GenerationJob:
+    """Run finishing again on a failed job's stored renders ("Retry finishing"): no new render,
+    the same frozen plan (the refiner included, which loads the model), then the job completes."""
+    with transaction.atomic():
+        locked = GenerationJob.objects.select_for_update().get(pk=job.pk)
+        if locked.status != JobStatus.FAILED or not locked.images.exists():
+            raise CannotRefinish("Only a failed job with stored images can retry its finishing.")
+        locked.status, locked.error, locked.finished_at = JobStatus.QUEUED, "", None
+        locked.attempts, locked.timings = 0, {}  # a new try, asked for by the designer
+        locked.dispatched_at = timezone.now()  # on the queue now: `dispatch` must not send it again
+        locked.save(update_fields=["status", "error", "finished_at", "attempts", "timings", "dispatched_at"])
+        transaction.on_commit(lambda: _enqueue_finishing(locked.pk))
+    return locked
+
+
+def _enqueue_finishing(job_id: uuid.UUID) -> None:
+    _send(FINISH, job_id, "finishing of job")
+
+
+def job_enqueue(job_id: uuid.UUID) -> None:
+    _send(RUN, job_id, "job")
+
+
+def _send(task: str, job_id: uuid.UUID, what: str) -> None:
+    """Put a job's task on the broker; when the broker is down, say so on the job rather than
+    leave it queued forever."""
+    try:
+        send_task(task, str(job_id))
+    except Exception as exc:
+        log.exception("Could not enqueue %s %s", what, job_id)
+        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
+
+
+def send_task(task: str, *args: Any, **options: Any) -> None:
+    """Every task the web side sends goes through here, by name: CELERY_TASK_ROUTES picks its queue,
+    and the web process never imports the task modules' worker code."""
+    app.send_task(task, args=args, **options)
+
+
+def depth_preview_enqueue(input_id: uuid.UUID, side: int) -> None:
+    """The sketch box's depth preview, estimated on a worker; it is worth nothing after two minutes."""
+    send_task(DEPTH_PREVIEW, str(input_id), side, expires=120)
+
+
+def dispatch(user_id: int) -> int:
+    """Send the user's oldest waiting jobs to the GPU queue, up to STUDIO_USER_DISPATCH at once.
+
+    Called when a job is created and when one ends. Keeping only a few of each user's jobs on
+    the (first in, first out) broker queue makes users take turns on the workers: a batch of 40
+    waits in the database, in order, while other people's jobs go ahead of its remainder.
+
+    Inside a submission's transaction (which holds the same lock) it joins it: one commit for the
+    job and its dispatch, not two; the broker gets the jobs after that commit either way.
+    """
+    with transaction.atomic(savepoint=False):
+        if not holds_lock(user_id):  # a submission inside within_limits holds it already
+            User.objects.select_for_update().filter(pk=user_id).first()  # one dispatcher per user at a time
+        # One read of the user's unfinished jobs (at most STUDIO_MAX_JOBS_IN_FLIGHT rows): how
+        # many are on the queue already, and which wait, oldest first.
+        mine = GenerationJob.objects.filter(owner_id=user_id, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING])
+        rows = list(mine.order_by("created_at").values_list("pk", "status", "dispatched_at"))
+        free = settings.STUDIO_USER_DISPATCH - sum(sent is not None for _, _, sent in rows)
+        waiting = [pk for pk, status, sent in rows if status == JobStatus.QUEUED and sent is None]
+        ids = waiting[: max(0, free)]
+        if ids:
+            GenerationJob.objects.filter(pk__in=ids).update(dispatched_at=timezone.now())
+            transaction.on_commit(lambda: _enqueue_all(ids))
+    return len(ids)
+
+
+def _enqueue_all(ids: list[uuid.UUID]) -> None:
+    for job_id in ids:
+        job_enqueue(job_id)
+
+
+def dispatch_waiting() -> int:
+    """The reaper's safety net: dispatch for every user with waiting jobs (a dispatch that was
+    lost, say to a crash between a job ending and the next being sent, is made up here)."""
+    users = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
+    return sum(dispatch(user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
+
+
+def _dispatch_after(job_id: uuid.UUID) -> None:
+    owner = GenerationJob.objects.filter(pk=job_id).values_list("owner_id", flat=True).first()
+    if owner is not None:
+        transaction.on_commit(lambda: dispatch(owner))
+
+
+def job_fail(job_id: uuid.UUID, reason: str, *, then: bool = True) -> None:
+    GenerationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
+        status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+    if then:
+        _dispatch_after(job_id)
+
+
+def job_complete(job_id: uuid.UUID, *, timings: dict[str, float] | None = None) -> None:
+    GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
+        status=JobStatus.COMPLETE,
+        finished_at=timezone.now(),
+        error="",
+        timings=timings or {},
+        progress_step=F("progress_steps"),  # done means every step done, whatever was stored last
+    )
+    _dispatch_after(job_id)
+
+
+def job_cancel(*, job: GenerationJob) -> None:
+    """Queued jobs never start; a running one stops at its next step (the worker checks)."""
+    GenerationJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
+        status=JobStatus.CANCELLED, finished_at=timezone.now()
+    )
+    _dispatch_after(job.pk)
+
+
+def _is_stale(job: GenerationJob) -> bool:
+    limit = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_AFTER_SECONDS)
+    return job.heartbeat_at is None or job.heartbeat_at < limit
+
+
+@transaction.atomic
+def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
+    """Take the lease on a job before running it, or return None if it must not run here.
+
+    A delivery may be a duplicate (the broker redelivered, or the reaper requeued): the row
+    lock makes sure only one worker runs a job, and the attempt counter caps the retries
+    of a job that keeps killing its worker.
+    """
+    job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.is_ended:
+        return None
+    if job.status == JobStatus.PROCESSING and job.worker != worker and not _is_stale(job):
+        return None  # alive elsewhere
+    if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
+        job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        _dispatch_after(job.pk)
+        return None
+    now = timezone.now()
+    job.status, job.worker, job.worker_pid = JobStatus.PROCESSING, worker, os.getpid()
+    job.attempts += 1
+    job.started_at = job.heartbeat_at = now
+    # No steps until the engine reports them: the page says "Loading the model…", not the last attempt's "Step 0 of 28".
+    job.progress_step = job.progress_steps = 0
+    lease = ["status", "worker", "worker_pid", "attempts", "started_at", "heartbeat_at"]
+    job.save(update_fields=[*lease, "progress_step", "progress_steps"])
+    return job
+
+
+def _gave_up(job: GenerationJob) -> str:
+    return (
+        f"The worker stopped {job.attempts} times while running this job (last on {job.worker or 'unknown'}); "
+        "it was not retried again. Try fewer variations or a smaller size, or ask an admin to check the workers."
+    )
+
+
+def jobs_reap_stale(*, worker: str | None = None) -> int:
+    """Requeue (or fail, past the retry cap) jobs whose worker stopped sending heartbeats.
+
+    With `worker`, every job that worker held is reaped at once: it has just started, so
+    nothing it held can still be running.
+    """
+    if worker:
+        candidates = GenerationJob.objects.filter(status=JobStatus.PROCESSING, worker=worker)
+    else:
+        limit = timezone.now() - timedelta(seconds=settings.STUDIO_STALE_AFTER_SECONDS)
+        candidates = GenerationJob.objects.filter(status=JobStatus.PROCESSING, heartbeat_at__lt=limit)
+    reaped = 0
+    for job_id in candidates.values_list("pk", flat=True):
+        reaped += _reap(job_id, stale_only=worker is None)
+    return reaped
+
+
+@transaction.atomic
+def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
+    job = GenerationJob.objects.select_for_update().get(pk=job_id)
+    if job.status != JobStatus.PROCESSING or (stale_only and not _is_stale(job)):
+        return 0
+    if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
+        job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
+        job.save(update_fields=["status", "error", "finished_at"])
+        log.warning("Job %s failed after %d attempts", job.pk, job.attempts)
+        ImagePreview.objects.filter(job=job).delete()  # its worker died before it could clear them
+        _dispatch_after(job.pk)
+        return 1
+    job.status = JobStatus.QUEUED
+    job.error = f"Worker {job.worker} stopped while running this job; requeued (attempt {job.attempts + 1})."
+    job.save(update_fields=["status", "error"])
+    log.warning("Requeued job %s from stopped worker %s", job.pk, job.worker)
+    transaction.on_commit(lambda: job_enqueue(job.pk))
+    return 1

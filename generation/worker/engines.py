@@ -1,0 +1,118 @@
+"""The engines a worker process keeps loaded: one per model, within STUDIO_MEMORY_BUDGET_GB, the least
+recently used unloaded first (the default model last), and one load at a time."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from django.conf import settings
+
+from ..engine import Engine, EngineError, engine_class
+from ..engine.types import GenerationRequest
+from ..model_files import folder_size, local_weights
+from ..models import ImageModel
+from .progress import Stopwatch
+
+log = logging.getLogger(__name__)
+
+# model key -> loaded engine; lives as long as the worker process, so weights load once.
+_engines: OrderedDict[str, Engine] = OrderedDict()
+
+# One load at a time, even of different models: two loads at once could pass the memory budget
+# (which counts loaded engines only), and the libraries' lazy imports are not thread-safe. So a
+# job that arrives while the default model preloads waits for it; it says so (log, timings).
+engines_lock = threading.Lock()
+
+_loading: str | None = None  # the model being loaded under engines_lock, for that message
+
+
+def preload_default_model() -> None:
+    try:
+        load_engine(settings.STUDIO_DEFAULT_MODEL)
+    except EngineError as exc:
+        log.warning("Default model not preloaded: %s", exc)
+    except Exception:
+        log.exception("Default model not preloaded")
+
+
+def load_engine(model_key: str, *, clock: Stopwatch | None = None, waiting: str = "A job") -> Engine:
+    """The loaded engine for a model, loading it (and evicting others) if needed.
+
+    Loaded engines stay in this process between jobs. When a new model would not fit the
+    memory budget, the least recently used one goes first; the default model goes last.
+    `clock` gets the time spent waiting for another load ("wait") and loading ("load").
+    """
+    clock = clock or Stopwatch()
+    if not engines_lock.acquire(blocking=False):  # the preload thread (or a training import) has it
+        log.info("%s waits for %s to finish loading", waiting, _loading or "another model")
+        with clock.measure("wait"):
+            engines_lock.acquire()
+    try:
+        with clock.measure("load"):
+            return _load_engine(model_key)
+    finally:
+        engines_lock.release()
+
+
+def _load_engine(model_key: str) -> Engine:
+    global _loading
+    if model_key in _engines:
+        _engines.move_to_end(model_key)
+        return _engines[model_key]
+    model = ImageModel.objects.filter(key=model_key).first()
+    if model is None:
+        raise EngineError(f"Model {model_key!r} is not configured on this studio.")
+    path = local_weights(model)
+    _make_room(folder_size(path))
+    log.info("Loading %s (%s) from %s", model.name, model.family, path)
+    _loading = model_key
+    try:
+        _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE, options=model.options)
+    finally:
+        _loading = None
+    return _engines[model_key]
+
+
+def _make_room(needed: int, *, keep: str = "") -> None:
+    """Unload the least recently used models (the default model last, `keep` never) until
+    `needed` more bytes fit the budget."""
+    budget = settings.STUDIO_MEMORY_BUDGET_GB * 2**30
+    while _engines and sum(e.memory_bytes for e in _engines.values()) + _estimator_bytes() + needed > budget:
+        others = [key for key in _engines if key != keep]
+        victims = [key for key in others if key != settings.STUDIO_DEFAULT_MODEL] or others
+        if not victims:
+            log.warning("%s with its add-ons is over STUDIO_MEMORY_BUDGET_GB on its own", keep)
+            return
+        log.info("Unloading %s to stay within STUDIO_MEMORY_BUDGET_GB", victims[0])
+        _engines.pop(victims[0]).unload()
+
+
+def _estimator_bytes() -> int:
+    """What the depth estimators this worker has read take (none before the first depth job:
+    the module, and torch, are imported by that job)."""
+    depth = sys.modules.get("generation.engine.depth")
+    return depth.loaded_bytes() if depth is not None else 0
+
+
+def make_room_for_estimator(folder: Path) -> None:
+    """A depth preview reads the estimator outside a job: the models make room for it first."""
+    from ..engine.depth import is_read  # torch: a depth preview imports it in the worker only
+
+    _make_room_for([] if is_read(folder) else [folder])
+
+
+def make_room_for_addons(engine: Engine, request: GenerationRequest, model_key: str) -> None:
+    """Add-ons are read by the job that first needs them: the other models make room first, as
+    for a model of their size."""
+    _make_room_for(engine.unread_addons(request), keep=model_key)
+
+
+def _make_room_for(folders: list[Path], *, keep: str = "") -> None:
+    needed = sum(folder_size(folder) for folder in folders if folder.is_dir())
+    if needed:
+        with engines_lock:
+            _make_room(needed, keep=keep)
