@@ -195,3 +195,11 @@ def test_edit_sends_the_instruction_and_says_when_nothing_can_edit(run, alice, p
     refused = run("edit", str(image.pk), "make the background blue")
     assert refused.exit_code == 4 and "No model here can follow an edit instruction" in refused.output
     assert GenerationJob.objects.count() == 1
+
+
+def test_history_ends_with_its_page_line_on_a_line_of_its_own(run, alice) -> None:
+    for n in range(3):
+        finished_job(alice, prompt=f"a gear for the settings page {n}")
+    result = run("history")
+    assert result.stdout.endswith("a gear for the settings page 0\n\npage 1 of 1 (3 jobs)\n") and not result.stderr
+    assert json.loads(run("history", "--json").stdout)["count"] == 3

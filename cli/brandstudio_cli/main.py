@@ -450,7 +450,7 @@ def read_descriptions(text: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON")
 @pass_studio
 def history(studio: Studio, as_json: bool, **filters: Any) -> None:
-    """Your jobs, newest first (or as --sort says), with how on-brand their images are."""
+    """Your jobs, newest first (or as --sort says), with how on-brand their images are; --json for scripts."""
     params = {k: v for k, v in filters.items() if v not in (None, False)}
     body = studio.call("GET", "/history", params=params)
     if as_json:
@@ -462,7 +462,8 @@ def history(studio: Studio, as_json: bool, **filters: Any) -> None:
             f"{job['id']}  {job['status']:10} {job['asset_type']:22} {len(images)} img  "
             f"{compliance_range(images):16} {job['description']}"
         )
-    click.echo(f"page {body['page']} of {body['pages']} ({body['count']} jobs)", err=True)
+    # A footer of the table, on its own line after a blank one (--json is the form for scripts).
+    click.echo(f"\npage {body['page']} of {body['pages']} ({body['count']} jobs)")
 
 
 def _score(image: dict[str, Any]) -> float | None:
