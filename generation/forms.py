@@ -16,7 +16,7 @@ from .auth import models_for
 from .control.addons import any_takes_references, control_types, reference_problem
 from .control.inputs import from_studio_image, owned_input, store_upload
 from .control.sketch import CONTROL_MODES, FOLLOW_LABELS, MODES, sketch_problem
-from .finishing.plans import check_output_side, tier_notes
+from .finishing.planner import check_output_side, tier_notes
 from .jobs.recipe import MAX_SEED
 from .models import QUALITY, AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
 from .storable import MESSAGE as UNSTORABLE

@@ -70,7 +70,7 @@ def build_tables() -> float | None:
     from django.conf import settings
 
     from generation.finishing import table
-    from generation.finishing.plans import palette_of
+    from generation.finishing.planner import palette_of
     from generation.models import AssetPreset
 
     palette = palette_of(AssetPreset.objects.get(slug="icon"))

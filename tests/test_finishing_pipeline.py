@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from generation.finishing import pipeline, plans
+from generation.finishing import pipeline, planner
 from generation.finishing.pipeline import FinishingError
 from generation.finishing.plan import Palette, Plan
 from generation.jobs import lifecycle
@@ -155,29 +155,29 @@ def test_a_finished_side_past_the_limit_is_refused_at_the_service_level(settings
 
 def test_only_ultra_refines_and_only_where_the_family_has_img2img(demo) -> None:
     product = AssetPreset.objects.get(slug="product-illustration")  # refiner and upscaler on
-    assert plans.plan_for(product, demo, "high", 1024, 1024).refine_strength is None
-    assert plans.plan_for(product, demo, "ultra", 1024, 1024).refine_strength == product.refine_strength
+    assert planner.plan_for(product, demo, "high", 1024, 1024).refine_strength is None
+    assert planner.plan_for(product, demo, "ultra", 1024, 1024).refine_strength == product.refine_strength
     flux2 = ImageModel(key="klein", name="FLUX.2 klein", family="flux2")
-    plan = plans.plan_for(product, flux2, "ultra", 1024, 1024)
+    plan = planner.plan_for(product, flux2, "ultra", 1024, 1024)
     assert plan.refine_strength is None
     assert "FLUX.2 klein's family has no img2img: no refiner pass" in plan.notes
 
 
 def test_the_upscaler_is_the_asset_types_when_enabled_else_the_largest_enabled_else_lanczos(demo, icon) -> None:
     Upscaler.objects.all().delete()  # the seeded demo upscaler
-    plan = plans.plan_for(icon, demo, "high", 64, 64)
-    assert plan.upscaler is None and plans.NO_UPSCALER in plan.notes and plan.upscale == 2
+    plan = planner.plan_for(icon, demo, "high", 64, 64)
+    assert plan.upscaler is None and planner.NO_UPSCALER in plan.notes and plan.upscale == 2
     licence = {"license_name": "MIT", "commercial_use": True}
     small = Upscaler.objects.create(key="x2", name="Two", file="two.pth", scale=2, **licence)
     Upscaler.objects.create(key="x4", name="Demo icons 4x", file="d.pth", scale=4, **licence)
-    assert plans.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x4"
+    assert planner.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x4"
     icon.upscaler = small
     icon.save()
-    assert plans.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x2"
+    assert planner.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x2"
     small.enabled = False
     small.save()
-    assert plans.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x4"
-    assert plans.NO_UPSCALER not in plans.plan_for(icon, demo, "standard", 64, 64).notes
+    assert planner.plan_for(icon, demo, "high", 64, 64).upscaler.key == "x4"
+    assert planner.NO_UPSCALER not in planner.plan_for(icon, demo, "standard", 64, 64).notes
 
 
 def test_the_pipeline_runs_the_stages_in_order_and_names_the_one_that_failed(monkeypatch) -> None:

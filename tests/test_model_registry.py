@@ -104,7 +104,7 @@ def test_a_disabled_or_unknown_model_is_a_form_error(alice_client, preset, key):
 def test_the_models_command_lists_install_status_and_size(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     out = StringIO()
-    call_command("models", stdout=out)
+    call_command("list_models", stdout=out)
     lines = {line.split()[0]: line for line in out.getvalue().splitlines()}
     assert " yes " in lines["tiny-flux"] and " GB" in lines["tiny-flux"]
     assert "no: python manage.py pull_model flux-dev" in lines["flux-dev"]

@@ -126,7 +126,7 @@ def test_id_url_gives_what_the_url_tag_gives(name) -> None:
 
     from django.urls import reverse
 
-    from generation.templatetags.studio_urls import id_url
+    from generation.templatetags.image_tiles import id_url
 
     pk = uuid.uuid4()
     assert id_url(name, pk) == reverse(name, args=[pk])

@@ -122,7 +122,7 @@ def test_delta_e_split_over_threads_equals_one_call() -> None:
 @pytest.mark.django_db
 def test_a_starting_worker_loads_the_asset_types_upscalers_and_builds_their_palette_tables(small_tables) -> None:
     from generation.finishing import upscale
-    from generation.finishing.plans import palette_of
+    from generation.finishing.planner import palette_of
     from generation.models import AssetPreset
     from generation.worker.finish import prepare_finishing
 

@@ -12,7 +12,7 @@ from ninja.errors import HttpError
 
 from ..http import thumbnail_response, webp_response
 from ..models import GeneratedImage
-from ..templatetags.studio_urls import id_url
+from ..templatetags.image_tiles import id_url
 from .common import absolute, own_image
 from .errors import ERRORS
 

@@ -1,7 +1,9 @@
-"""The generation engine: the only code in the project that imports torch or diffusers.
+"""The generation engine: one adapter per model family, on torch and diffusers.
 
 Adapters are found by family name through a registry of dotted paths, imported on first
-use, so the web process (which only needs `types`) never loads torch.
+use, so the web process (which only needs `types`, `families`, `options` and `edges`) never
+loads torch. Torch is worker side: the adapters here, and what the worker runs beside them
+(generation/worker/, training's trainer, finishing's refine and upscale, generation/devtools/).
 """
 
 from django.utils.module_loading import import_string

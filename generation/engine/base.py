@@ -24,7 +24,7 @@ from .devices import default_dtype, free_memory, is_out_of_memory, place, resolv
 from .edges import canny_edges
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
-from .previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
+from .latent_previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .prompts import cut_notes, readers
 from .types import (
     ControlNetSpec,

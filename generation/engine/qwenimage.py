@@ -12,7 +12,7 @@ from diffusers import (
 )
 
 from .base import DiffusersEngine
-from .previews import Decoder
+from .latent_previews import Decoder
 from .types import GenerationRequest
 
 

@@ -1,5 +1,6 @@
 """What a job's finishing will do, decided at submission and frozen into the job's params
 (`params["finishing"]`), so the worker, the image page and Reuse settings all read one record.
+`planner` makes it from the asset type, the tier and the model.
 
 Web-safe: no numpy, no torch.
 """

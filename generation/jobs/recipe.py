@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from ..control.addons import reference_addon, reference_problem, takes_references
 from ..engine.families import has_native_references, uses_negative_prompt
-from ..finishing.plans import plan_for
+from ..finishing.planner import plan_for
 from ..models import (
     QUALITY,
     AssetPreset,

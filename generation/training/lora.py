@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 from ..engine.devices import resolve_device
 from ..engine.prompts import cut_notes, readers
 from ..engine.types import EngineError
-from ..finishing.plans import palette_of
+from ..finishing.planner import palette_of
 from ..model_files import local_weights
 from ..models import BrandLora, ImageModel, JobStatus, TrainingImage, TrainingRun
 from . import drift

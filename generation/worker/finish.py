@@ -80,7 +80,7 @@ def prepare_finishing() -> None:
 
     from ..engine.devices import resolve_device
     from ..finishing import colours, upscale
-    from ..finishing.plans import palette_of, upscaler_for
+    from ..finishing.planner import palette_of, upscaler_for
     from ..finishing.table import judged
 
     colours.colours_of(np.zeros(1, dtype=np.uint32))  # maps the scratch tables' first pages

@@ -12,13 +12,13 @@ class Command(BaseCommand):
     help = "Download a model's weights into the Hugging Face cache (run on a machine with internet)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("key", help="The model's key, as `manage.py models` lists it")
+        parser.add_argument("key", help="The model's key, as `manage.py list_models` lists it")
         parser.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="For gated repos (or set HF_TOKEN)")
 
     def handle(self, *args: Any, key: str, token: str | None, **options: Any) -> None:
         model = ImageModel.objects.filter(key=key).first()
         if model is None:
-            raise CommandError(f"No model {key!r}; `manage.py models` lists them.")
+            raise CommandError(f"No model {key!r}; `manage.py list_models` lists them.")
         self.stdout.write(f"Downloading {model.source} (this can be tens of GB)...")
         try:
             path = pull(model, token=token)

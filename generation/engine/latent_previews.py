@@ -1,4 +1,5 @@
-"""Live previews: what each image of a running batch is becoming, drawn from the step's latents.
+"""Latent previews: what each image of a running batch is becoming, drawn from the step's latents
+(the worker stores them as a job's live previews: worker/progress.py).
 
 A linear map from latent channels to RGB (ComfyUI's and InvokeAI's "latent2rgb"), fitted once per
 engine against the engine's own VAE: a few random latents, distributed as the pipeline's own

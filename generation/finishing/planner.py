@@ -1,4 +1,4 @@
-"""The finishing plan of a submission: what the asset type, the tier and the model make of it.
+"""Makes a submission's finishing plan (`plan.Plan`): what the asset type, the tier and the model make of it.
 
 Django-aware (it reads the Upscaler registry and settings) but web-safe: no numpy, no torch.
 The studio form, the API (through the form) and `jobs.recipe.resolve_params` all go through
