@@ -16,7 +16,7 @@
     .venv/bin/python scripts/outline_lora_report.py --sheet docs/outline-lora.png
 
 It needs the icon package (`npm ci --prefix demo/kit`) and runs in a throwaway database and
-media folder. `tests/test_outline_lora.py` runs the same path with tiny settings.
+media folder. `tests/training/test_outline_lora.py` runs the same path with tiny settings.
 """
 
 from __future__ import annotations

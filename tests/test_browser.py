@@ -293,7 +293,7 @@ def test_two_running_jobs_cost_one_live_request_a_second_which_stops_when_they_e
 
 
 def test_a_sketch_chosen_in_the_form_is_previewed_then_drawn_from(alice_tab: Page, tmp_path: Path) -> None:
-    from tests.test_sketch import star_sketch
+    from tests.control.test_sketch import star_sketch
 
     AssetPresetFactory(slug="sketch-icon", name="Sketch Icon")
     (tmp_path / "star.png").write_bytes(star_sketch(centre=(0.5, 0.5)))

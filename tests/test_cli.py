@@ -138,7 +138,7 @@ def test_history_and_favorites_show_how_on_brand_the_images_are(run, alice) -> N
 
 def test_generate_with_a_sketch_uploads_it_once_and_the_job_starts_from_it(run, preset, tmp_path) -> None:
     from generation.models import InputImage
-    from tests.test_sketch import star_sketch
+    from tests.control.test_sketch import star_sketch
 
     drawing = tmp_path / "star.png"
     drawing.write_bytes(star_sketch())
@@ -155,7 +155,7 @@ def test_generate_with_a_sketch_uploads_it_once_and_the_job_starts_from_it(run, 
 
 
 def test_inpaint_uploads_the_mask_and_names_the_image(run, alice, preset, tmp_path) -> None:
-    from tests.test_inpaint import mask_png
+    from tests.control.test_inpaint import mask_png
 
     image = finished_job(alice, preset=preset, model_key="tiny-flux").images.first()
     (tmp_path / "mask.png").write_bytes(mask_png().read())

@@ -66,7 +66,7 @@ def test_a_description_the_demo_model_does_not_know_gets_a_note(alice, preset) -
     known = submit.job_create(owner=alice, preset=preset, prompt="a shield icon for security settings", model=demo)
     assert known.params["subject_note"] == ""
     from generation.control.inputs import store_upload
-    from tests.test_controlnet import square_sketch, upload
+    from tests.control.test_controlnet import square_sketch, upload
 
     sketch = store_upload(alice, upload(square_sketch()))
     drawn = submit.job_create(owner=alice, preset=preset, prompt="a padlock", model=demo, sketch=sketch)

@@ -186,7 +186,7 @@ def test_htmx_posts_need_the_csrf_token_the_page_sends_in_a_header(alice) -> Non
 
 
 def test_brand_references_are_served_to_signed_in_designers_only(preset) -> None:
-    from tests.test_references import brand_reference
+    from tests.control.test_references import brand_reference
 
     reference = brand_reference(preset)
     assert Client().get(reverse("brand-reference-file", args=[reference.pk])).status_code == 302  # to sign in

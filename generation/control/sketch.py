@@ -17,11 +17,11 @@ if TYPE_CHECKING:  # the benchmark scripts use FOLLOW and fit_on_paper without D
     from ..models import ImageModel, InputImage
 
 # How much of the sketch a job keeps: the share of the steps redrawn (img2img strength). On
-# the demo model a hand-drawn star's outline is kept best at 0.6 (scripts/sketch_report.py).
+# the demo model a hand-drawn outline is kept best at 0.6 (scripts/sketch_report.py; docs/benchmarks.md).
 FOLLOW = {"close": 0.6, "loose": 0.8}
 FOLLOW_LABELS = {"close": "Follow it closely", "loose": "Use it loosely"}
 # What the model starts from: the drawing as it is, or with its closed outlines filled, which a
-# model that draws solid shapes follows better (the demo model: IoU 0.59 -> 0.69 with a star).
+# model that draws solid shapes follows better (scripts/sketch_report.py measures it on the demo model).
 MODES = {
     "drawing": "As drawn",
     "filled": "Fill its closed outlines (a line drawing of solid shapes)",

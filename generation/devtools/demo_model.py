@@ -48,10 +48,9 @@ WIDTH = 64  # text width = joint attention and pooled projection width
 MAX_SEQUENCE_LENGTH = 32
 SHIFT = 3.0
 # True CFG against the asset type's negative prompt, though the model never saw an empty or a
-# negative caption: it sharpens what the prompt names (scripts/demo_model_quality.py: native-size
-# nearest-reference accuracy 81 % -> 86 %, delivered 88 % -> 91 %, colour right and palette
-# compliance as without) for twice the steps' cost. Stronger draws more subjects right but loses
-# colour: at 1.5 palette compliance falls and the outline LoRA keeps its colour in 92 % of images.
+# negative caption: it sharpens what the prompt names, colour and palette compliance as without,
+# for twice the steps' cost. Stronger draws more subjects right but loses colour. Figures:
+# scripts/demo_model_quality.py, in docs/benchmarks.md.
 TRUE_CFG = 1.25
 # What the studio needs in the model's registry entry to run it as trained.
 MODEL_OPTIONS = {"native_size": SIZE, "max_sequence_length": MAX_SEQUENCE_LENGTH, "true_cfg_scale": TRUE_CFG}

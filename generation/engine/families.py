@@ -117,7 +117,7 @@ def has_edit(family: str) -> bool:
 
 def uses_negative_prompt(family: str, options: dict | None, guidance: float, *, masked: bool = False) -> bool:
     """Whether a job's negative prompt acts on this family's pipeline (else the job records none).
-    The adapters' call_kwargs decide; tests/test_engines.py checks that the two agree."""
+    The adapters' call_kwargs decide; tests/engine/test_engines.py checks that the two agree."""
     rule = FAMILIES.get(family, {}).get("negative_prompt")
     if rule == "guidance":
         return guidance > 1

@@ -64,8 +64,8 @@ class FluxObjective(Objective):
     pipeline_class = FluxPipeline
     # The feed-forward layers too (the image stream's, and the single blocks' MLP), as diffusers'
     # FLUX LoRA trainer does: a drawing style (an outline instead of a fill) lives there as much as
-    # in attention. On the demo model's outline set (scripts/outline_lora_report.py) attention alone
-    # drew 85 % of subjects closer to the outline glyph (72 % of those left out), with these 92 % (83 %).
+    # in attention. On the demo model's outline set attention alone drew fewer subjects as outlines
+    # than with these (scripts/outline_lora_report.py; its figures are in docs/benchmarks.md).
     lora_targets: ClassVar[list[str]] = [*Objective.lora_targets, "ff.net.0.proj", "ff.net.2", "proj_mlp"]
 
     @torch.no_grad()

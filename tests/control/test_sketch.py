@@ -228,7 +228,7 @@ def test_a_studio_png_made_from_a_sketch_brings_the_sketch_back_to_its_owner(ali
     assert f'value="{job.params["sketch"]["input"]}"' in page and "?mode=filled" in page
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_same_picture_sent_twice_at_once_is_stored_once(alice, monkeypatch) -> None:
     """Uploads of one drawing racing (two tabs, a retried request): one row, one file. Each
     request is made to miss the others' row before it writes, as a real race would."""

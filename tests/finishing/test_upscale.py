@@ -31,7 +31,7 @@ from tests.upscalers import (
     build_truncated,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_FILE = Path(settings.STUDIO_UPSCALERS_DIR) / "demo-icons-4x.safetensors"
 
 

@@ -13,7 +13,7 @@ from tests.processes import ended, flush_broker, wait_for, worker, worker_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "brand-model"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "brand-model"
 
 
 def test_a_real_worker_on_the_gpu_queue_alone_finishes_high_and_ultra_icons_and_retries_their_finishing(

@@ -456,7 +456,7 @@ def test_a_lora_that_fits_one_of_its_familys_models_is_kept_for_that_one_only(
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     (models_dir / "tiny-flux").symlink_to(tiny_flux_dir)
-    (models_dir / "demo-brand").symlink_to(Path(__file__).resolve().parent.parent / "demo" / "brand-model")
+    (models_dir / "demo-brand").symlink_to(Path(__file__).resolve().parents[2] / "demo" / "brand-model")
     settings.STUDIO_MODELS_DIR = models_dir
     entry = lora(file=flux_lora_file)
     entry.full_clean()

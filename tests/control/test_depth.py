@@ -113,7 +113,7 @@ def test_a_depth_estimator_a_worker_has_read_counts_in_its_memory_budget(
     from generation.engine import depth
     from generation.engine.base import DiffusersEngine
     from generation.engine.types import GenerationRequest
-    from tests.test_runner import FakeEngine
+    from tests.worker.test_run import FakeEngine
 
     monkeypatch.setattr(depth, "_read", {})
     request = GenerationRequest(

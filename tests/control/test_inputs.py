@@ -26,7 +26,7 @@ from tests.factories import PASSWORD, GenerationJobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BAD_TEXT = {"a NUL": "a\x00b", "a lone surrogate": "a\ud800b"}
 UNSTORABLE = "cannot be stored"
 

@@ -20,7 +20,7 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "demo" / "brand-model"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "brand-model"
 BRAND = ["#0f6cbd", "#107c10", "#f7630c", "#8764b8"]  # the demo brand (migration 0026)
 
 
