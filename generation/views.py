@@ -256,7 +256,7 @@ def job_refinish(request: Request, pk: UUID) -> HttpResponse:
     """ "Retry finishing" on a job whose finishing failed: its renders are finished again."""
     job = _get_job_for_user(request, pk)
     try:
-        job = lifecycle.job_refinish(job)
+        job = lifecycle.job_refinish(job=job)
     except lifecycle.CannotRefinish as exc:
         if request.htmx:
             return HttpResponse(f'<p class="errors" role="alert">{escape(str(exc))}</p>', status=409)

@@ -33,7 +33,7 @@ class CannotRefinish(Exception):
     pass
 
 
-def job_refinish(job: GenerationJob) -> GenerationJob:
+def job_refinish(*, job: GenerationJob) -> GenerationJob:
     """Run finishing again on a failed job's stored renders ("Retry finishing"): no new render,
     the same frozen plan (the refiner included, which loads the model), then the job completes."""
     with transaction.atomic():
@@ -63,7 +63,11 @@ def _send(task: str, job_id: uuid.UUID, what: str) -> None:
         send_task(task, str(job_id))
     except Exception as exc:
         log.exception("Could not enqueue %s %s", what, job_id)
-        job_fail(job_id, f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.", then=False)
+        job_fail(
+            job_id=job_id,
+            reason=f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.",
+            then=False,
+        )
 
 
 def send_task(task: str, *args: Any, **options: Any) -> None:
@@ -77,7 +81,7 @@ def depth_preview_enqueue(input_id: uuid.UUID, side: int) -> None:
     send_task(DEPTH_PREVIEW, str(input_id), side, expires=120)
 
 
-def dispatch(user_id: int) -> int:
+def dispatch(*, user_id: int) -> int:
     """Send the user's oldest waiting jobs to the GPU queue, up to STUDIO_USER_DISPATCH at once.
 
     Called when a job is created and when one ends. Keeping only a few of each user's jobs on
@@ -112,16 +116,16 @@ def dispatch_waiting() -> int:
     """The reaper's safety net: dispatch for every user with waiting jobs (a dispatch that was
     lost, say to a crash between a job ending and the next being sent, is made up here)."""
     users = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
-    return sum(dispatch(user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
+    return sum(dispatch(user_id=user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
 
 
 def _dispatch_after(job_id: uuid.UUID) -> None:
     owner = GenerationJob.objects.filter(pk=job_id).values_list("owner_id", flat=True).first()
     if owner is not None:
-        transaction.on_commit(lambda: dispatch(owner))
+        transaction.on_commit(lambda: dispatch(user_id=owner))
 
 
-def job_fail(job_id: uuid.UUID, reason: str, *, then: bool = True) -> None:
+def job_fail(*, job_id: uuid.UUID, reason: str, then: bool = True) -> None:
     GenerationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
         status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
@@ -129,7 +133,7 @@ def job_fail(job_id: uuid.UUID, reason: str, *, then: bool = True) -> None:
         _dispatch_after(job_id)
 
 
-def job_complete(job_id: uuid.UUID, *, timings: dict[str, float] | None = None) -> None:
+def job_complete(*, job_id: uuid.UUID, timings: dict[str, float] | None = None) -> None:
     GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
         status=JobStatus.COMPLETE,
         finished_at=timezone.now(),
@@ -154,7 +158,7 @@ def _is_stale(job: GenerationJob) -> bool:
 
 
 @transaction.atomic
-def job_claim(job_id: uuid.UUID, *, worker: str) -> GenerationJob | None:
+def job_claim(*, job_id: uuid.UUID, worker: str) -> GenerationJob | None:
     """Take the lease on a job before running it, or return None if it must not run here.
 
     A delivery may be a duplicate (the broker redelivered, or the reaper requeued): the row

@@ -88,7 +88,7 @@ def job_create(
         images_total=variations,
         group=group,
     )
-    dispatch(owner.pk)  # in the submission's transaction: the jobs it sends go to the broker after commit
+    dispatch(user_id=owner.pk)  # in the submission's transaction: the jobs it sends go to the broker after commit
     return job
 
 
@@ -232,7 +232,7 @@ def _job_on(
             images_total=variations,
             source_image=image,
         )
-        dispatch(job.owner_id)
+        dispatch(user_id=job.owner_id)
     return new
 
 
@@ -250,7 +250,7 @@ def _job_from(job: GenerationJob, *, params: dict[str, object], images_total: in
             images_total=images_total,
             **link,
         )
-        dispatch(job.owner_id)
+        dispatch(user_id=job.owner_id)
     return new
 
 

@@ -77,13 +77,13 @@ def run_fail_to_start(run_id: str, exc: Exception) -> None:
     )
 
 
-def run_cancel(run: TrainingRun) -> None:
+def run_cancel(*, run: TrainingRun) -> None:
     TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.PROCESSING]).update(
         status=JobStatus.CANCELLED, finished_at=timezone.now()
     )
 
 
-def run_resume(run: TrainingRun) -> None:
+def run_resume(*, run: TrainingRun) -> None:
     """A failed or cancelled run goes back in the queue; it continues from its last checkpoint."""
     updated = TrainingRun.objects.filter(pk=run.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
         status=JobStatus.QUEUED, error="", finished_at=None
@@ -116,7 +116,7 @@ def published_lora(preset: AssetPreset, family: str) -> BrandLora | None:
 
 
 @transaction.atomic
-def lora_publish(lora: BrandLora) -> None:
+def lora_publish(*, lora: BrandLora) -> None:
     """Make this trained version the one its asset type applies (rolling back is publishing an older one)."""
     if lora.preset is None:
         raise TrainingError("Only LoRA versions the studio trained for an asset type can be published here.")
@@ -126,7 +126,7 @@ def lora_publish(lora: BrandLora) -> None:
     PresetLora.objects.create(preset=lora.preset, lora=lora, strength=strength)
 
 
-def lora_compare(lora: BrandLora, *, owner: User, model: ImageModel) -> JobGroup:
+def lora_compare(*, lora: BrandLora, owner: User, model: ImageModel) -> JobGroup:
     """The asset type's test prompts with the published version and with `lora`, same seeds."""
     if lora.preset is None:
         raise TrainingError("This LoRA was not trained for an asset type.")

@@ -213,9 +213,9 @@ def training_run(request: Request, pk: UUID) -> HttpResponse:
 def training_run_action(request: Request, pk: UUID, action: str) -> HttpResponse:
     run = get_object_or_404(TrainingRun, pk=pk)
     if action == "cancel":
-        training_services.run_cancel(run)
+        training_services.run_cancel(run=run)
     elif action == "resume":
-        training_services.run_resume(run)
+        training_services.run_resume(run=run)
     else:
         raise Http404("Unknown action.")
     return redirect(run)
@@ -227,7 +227,7 @@ def lora_action(request: Request, pk: int, action: str) -> HttpResponse:
     lora = get_object_or_404(BrandLora.objects.select_related("preset"), pk=pk)
     try:
         if action == "publish":
-            training_services.lora_publish(lora)
+            training_services.lora_publish(lora=lora)
             messages.success(request, f"{lora.name} is now what {lora.preset} uses.")
         elif action == "compare":
             run = getattr(lora, "training_run", None)
@@ -235,7 +235,7 @@ def lora_action(request: Request, pk: int, action: str) -> HttpResponse:
             model = ImageModel.objects.filter(key=key).first() or ImageModel.objects.filter(family=lora.family).first()
             if model is None:
                 raise TrainingError(f"No {lora.get_family_display()} model to render with.")
-            group = training_services.lora_compare(lora, owner=request.user, model=model)
+            group = training_services.lora_compare(lora=lora, owner=request.user, model=model)
             return redirect(group)
         else:
             raise Http404("Unknown action.")

@@ -58,7 +58,7 @@ def run_job(job_id: str, *, worker: str) -> None:
 
 
 def _run_job(job_id: str, *, worker: str) -> None:
-    job = lifecycle.job_claim(uuid.UUID(job_id), worker=worker)
+    job = lifecycle.job_claim(job_id=uuid.UUID(job_id), worker=worker)
     if job is None:
         log.info("Job %s is not to run here (ended, running elsewhere, or out of attempts)", job_id)
         return
@@ -104,25 +104,28 @@ def _run_job(job_id: str, *, worker: str) -> None:
         except FinishingError as exc:
             # The renders are stored: "Retry finishing" picks up from them.
             log.warning("Job %s: %s", job.pk, exc)
-            lifecycle.job_fail(job.pk, str(exc))
+            lifecycle.job_fail(job_id=job.pk, reason=str(exc))
             return
         except Cancelled:
             log.info("Job %s cancelled", job.pk)
             return
         except EngineError as exc:
-            lifecycle.job_fail(job.pk, str(exc))
+            lifecycle.job_fail(job_id=job.pk, reason=str(exc))
             return
         except SoftTimeLimitExceeded:
             lifecycle.job_fail(
-                job.pk, f"The job took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped."
+                job_id=job.pk,
+                reason=f"The job took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped.",
             )
             return
         except Exception as exc:
             log.exception("Job %s failed", job.pk)
-            lifecycle.job_fail(job.pk, f"Generation failed: {exc.__class__.__name__}: {without_paths(str(exc))}")
+            lifecycle.job_fail(
+                job_id=job.pk, reason=f"Generation failed: {exc.__class__.__name__}: {without_paths(str(exc))}"
+            )
             return
         finally:
             clear_previews(job.pk)  # the stored images (or the job's end) replace them
     timings = clock.summary(finisher.stage_totals())
-    lifecycle.job_complete(job.pk, timings=timings)
+    lifecycle.job_complete(job_id=job.pk, timings=timings)
     log.info("Job %s complete: %s", job.pk, ", ".join(f"{k} {v:.3f} s" for k, v in timings.items()))

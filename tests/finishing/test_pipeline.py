@@ -121,7 +121,7 @@ def test_a_stage_that_raises_fails_the_job_keeps_the_renders_and_retry_finishing
     monkeypatch.setattr(transparency, "cut_out", real)
     rendered = [r.rendered.name for r in rows]
     monkeypatch.setattr(worker_run, "load_engine", lambda *a, **k: pytest.fail("a refinish renders nothing"))
-    lifecycle.job_refinish(job)
+    lifecycle.job_refinish(job=job)
     job = run(job)
     assert job.status == JobStatus.COMPLETE, job.error
     rows = list(job.images.all())
@@ -132,7 +132,7 @@ def test_a_stage_that_raises_fails_the_job_keeps_the_renders_and_retry_finishing
 def test_retry_finishing_is_refused_for_a_job_that_did_not_fail(demo, icon) -> None:
     job = run(submit(icon, demo, variations=1))
     with pytest.raises(lifecycle.CannotRefinish):
-        lifecycle.job_refinish(job)
+        lifecycle.job_refinish(job=job)
 
 
 def test_a_job_queued_before_finishing_existed_still_runs_at_its_size(demo, icon) -> None:
@@ -210,7 +210,7 @@ def test_retry_finishing_runs_the_planned_refiner_again_on_the_kept_renders(demo
     job = run(submit(icon, demo, quality="ultra", variations=1))
     assert job.status == JobStatus.FAILED and "at the svg stage" in job.error
     monkeypatch.setattr(svg, "trace", real)
-    lifecycle.job_refinish(job)
+    lifecycle.job_refinish(job=job)
     job = run(job)
     assert job.status == JobStatus.COMPLETE, job.error
     row = job.images.get()

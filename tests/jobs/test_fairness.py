@@ -37,7 +37,7 @@ def test_a_big_batch_waits_in_the_database_while_others_go_ahead(
     assert sent[-1] == bobs[0].pk  # bob does not wait behind alice's eight
     GenerationJob.objects.filter(pk=alices[0].pk).update(status=JobStatus.PROCESSING)
     with django_capture_on_commit_callbacks(execute=True):
-        lifecycle.job_complete(alices[0].pk)
+        lifecycle.job_complete(job_id=alices[0].pk)
     assert sent[-1] == alices[2].pk  # her next one goes as one of hers ends
 
 
@@ -46,7 +46,7 @@ def test_cancelling_or_failing_frees_the_slot_for_the_next_job(alice, sent, djan
         jobs = submit(alice, 4)
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.job_cancel(job=jobs[0])
-        lifecycle.job_fail(jobs[1].pk, "broken")
+        lifecycle.job_fail(job_id=jobs[1].pk, reason="broken")
     assert sent == [job.pk for job in jobs]
 
 
@@ -55,7 +55,7 @@ def test_the_reaper_dispatches_what_was_missed(alice, sent, django_capture_on_co
         jobs = submit(alice, 4)
     GenerationJob.objects.filter(pk__in=[jobs[0].pk, jobs[1].pk]).update(status=JobStatus.PROCESSING)
     with django_capture_on_commit_callbacks(execute=False):  # the dispatch after the job ends is lost
-        lifecycle.job_complete(jobs[0].pk)
+        lifecycle.job_complete(job_id=jobs[0].pk)
     assert sent == [jobs[0].pk, jobs[1].pk]
     with django_capture_on_commit_callbacks(execute=True):
         assert lifecycle.dispatch_waiting() == 1

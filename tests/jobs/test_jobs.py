@@ -91,28 +91,28 @@ def test_a_distilled_model_brings_its_own_steps_and_guidance(preset) -> None:
 
 class TestClaim:
     def test_a_queued_job_is_claimed_and_counts_an_attempt(self) -> None:
-        job = lifecycle.job_claim(GenerationJobFactory().pk, worker="gpu@a")
+        job = lifecycle.job_claim(job_id=GenerationJobFactory().pk, worker="gpu@a")
         assert job is not None and job.status == JobStatus.PROCESSING and job.attempts == 1
         assert job.worker == "gpu@a" and job.worker_pid
 
     def test_a_duplicate_delivery_of_a_job_running_elsewhere_does_nothing(self) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a")
-        assert lifecycle.job_claim(job.pk, worker="gpu@b") is None
+        assert lifecycle.job_claim(job_id=job.pk, worker="gpu@b") is None
         job.refresh_from_db()
         assert job.worker == "gpu@a" and job.attempts == 1
 
     def test_an_ended_job_is_never_run_again(self) -> None:
         job = GenerationJobFactory(status=JobStatus.COMPLETE)
-        assert lifecycle.job_claim(job.pk, worker="gpu@a") is None
+        assert lifecycle.job_claim(job_id=job.pk, worker="gpu@a") is None
 
     def test_a_redelivery_after_the_pool_process_died_runs_it_again(self) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a")
-        claimed = lifecycle.job_claim(job.pk, worker="gpu@a")
+        claimed = lifecycle.job_claim(job_id=job.pk, worker="gpu@a")
         assert claimed is not None and claimed.attempts == 2
 
     def test_past_the_retry_cap_the_job_fails_with_a_reason(self, settings) -> None:
         job = processing(GenerationJobFactory(), worker="gpu@a", attempts=settings.STUDIO_MAX_ATTEMPTS)
-        assert lifecycle.job_claim(job.pk, worker="gpu@a") is None
+        assert lifecycle.job_claim(job_id=job.pk, worker="gpu@a") is None
         job.refresh_from_db()
         assert job.status == JobStatus.FAILED and "stopped 3 times" in job.error
 

@@ -301,9 +301,9 @@ class TestRuns:
         run_training(str(second.pk), worker="gpu@test")
         v1, v2 = BrandLora.objects.order_by("version")
         assert (v1.version, v2.version) == (1, 2)
-        training_services.lora_publish(v2)
+        training_services.lora_publish(lora=v2)
         assert [link.lora for link in PresetLora.objects.filter(preset=ready_set.preset)] == [v2]
-        training_services.lora_publish(v1)  # roll back
+        training_services.lora_publish(lora=v1)  # roll back
         assert [link.lora for link in PresetLora.objects.filter(preset=ready_set.preset)] == [v1]
 
     def test_a_cancelled_run_stops_and_resumes_from_its_checkpoint(self, ready_set, alice, monkeypatch) -> None:
@@ -322,7 +322,7 @@ class TestRuns:
         run.refresh_from_db()
         assert run.status == JobStatus.CANCELLED and run.checkpoint and run.step == 2
         monkeypatch.setattr(lora_module.Trainer, "_checkpoint", real)
-        training_services.run_resume(run)
+        training_services.run_resume(run=run)
         run_training(str(run.pk), worker="gpu@test")
         run.refresh_from_db()
         assert run.status == JobStatus.COMPLETE and run.losses[0][0] == 1 and run.losses[-1][0] == 6
@@ -443,7 +443,7 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
     )
     v2.trigger_words = "bsicon"
     v2.save()
-    training_services.lora_publish(v1)
+    training_services.lora_publish(lora=v1)
     page = alice_client.get(reverse("studio") + "?preset=icon").content.decode()
     assert "Icon v2 (FLUX.1)" in page and "published version" in page
 

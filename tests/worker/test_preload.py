@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_taken_back_job_says_it_is_loading_the_model_not_step_0_of_the_last_attempt(alice, alice_client) -> None:
     job = GenerationJobFactory(owner=alice, status=JobStatus.QUEUED, progress_step=12, progress_steps=28, attempts=1)
-    lifecycle.job_claim(job.pk, worker="gpu@restarted")
+    lifecycle.job_claim(job_id=job.pk, worker="gpu@restarted")
     job.refresh_from_db()
     assert (job.progress_step, job.progress_steps) == (0, 0)
     panel = alice_client.get(reverse("job", args=[job.pk]), HTTP_HX_REQUEST="true").content.decode()
