@@ -124,7 +124,8 @@ def _attach(row: dict[str, Any], key: str, what: str = "attach") -> str:
 def measure(family: str, shape: dict[str, int] | None = None, size: int = SIZE) -> dict[str, Any]:
     from PIL import Image
 
-    from generation.engine import engine_class, tiny
+    from generation.devtools import tiny
+    from generation.engine import engine_class
     from generation.engine.types import GenerationRequest
 
     scratch = Path(tempfile.mkdtemp(prefix=f"control-{family}-"))
@@ -181,7 +182,7 @@ def add_on_cases(engine: Any, family: str, folder: Path, plain: Any, row: dict[s
     from PIL import Image
 
     from generation.control.sketch import canny_edges
-    from generation.engine import tiny
+    from generation.devtools import tiny
     from generation.engine.types import ControlNetSpec, GenerationRequest, IPAdapterSpec
 
     cases: dict[str, Any] = {}
