@@ -20,7 +20,7 @@ _METRIC_MODEL_TYPES = {"glpn", "zoedepth", "depth_pro"}
 
 
 # The estimators this worker has read, by (folder, device): kept between jobs, counted in the
-# worker's memory budget (runner._make_room), two at most.
+# worker's memory budget (worker/engines._make_room), two at most.
 _read: dict[tuple[str, str], tuple[Any, Any, bool]] = {}
 _lock = threading.Lock()
 KEPT = 2

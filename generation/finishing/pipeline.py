@@ -52,7 +52,7 @@ def stage(name: str, records: list[dict[str, Any]], settings: dict[str, Any]) ->
     try:
         yield record
     except (FinishingError, SoftTimeLimitExceeded):
-        raise  # a time limit is the job's, not the stage's: the runner says so
+        raise  # a time limit is the job's, not the stage's: the worker says so
     except Exception as exc:
         reason = without_paths(str(exc)) or exc.__class__.__name__
         raise FinishingError(name, reason) from exc
@@ -88,7 +88,7 @@ def finish(
     device: str,
     done: list[dict[str, Any]] | None = None,
 ) -> Finished:
-    """One image through the plan. `done`: records of stages the runner already ran on it (the
+    """One image through the plan. `done`: records of stages the worker already ran on it (the
     batch's refine pass); with `engine` and `request` the refiner runs here, for this image alone."""
     # numpy, vtracer and torch: the stages load when the first image is finished
     from . import palette, sharpen, svg, transparency, upscale

@@ -71,8 +71,8 @@ def _send(task: str, job_id: uuid.UUID, what: str) -> None:
 
 
 def send_task(task: str, *args: Any, **options: Any) -> None:
-    """Every task the web side sends goes through here, by name: CELERY_TASK_ROUTES picks its queue,
-    and the web process never imports the task modules' worker code."""
+    """Every task the studio sends goes through here, by name, as CELERY_TASK_ROUTES routes it:
+    tasks.py calls this module (the reaper), so this module does not import it back."""
     app.send_task(task, args=args, **options)
 
 

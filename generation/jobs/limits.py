@@ -27,7 +27,7 @@ def within_limits(user_id: int, *, jobs: int = 1) -> Iterator[None]:
     """Check the per-user limits and create the jobs (inside the block) as one step.
 
     Checked and created apart, simultaneous submissions all pass the check before any job
-    exists (48 at once got 35 through a limit of 30). The lock on the user's row, the one
+    exists, and more get through than the limit allows. The lock on the user's row, the one
     `dispatch` takes too, holds the next submission back until this one's jobs are committed;
     SQLite has no row locks, but its IMMEDIATE transactions (settings.py) take the database's
     write lock at BEGIN, which serialises submissions the same way.

@@ -288,7 +288,7 @@ class GeneratedImage(models.Model):
 class ImagePreview(models.Model):
     """What an image of a running job looks like so far: a small WebP that the worker overwrites
     every second or so. In the database, so every web process reads the same one, and it goes
-    when its job goes; the runner deletes a job's previews when it stops running it."""
+    when its job goes; the worker deletes a job's previews when it stops running it."""
 
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="previews")
     index = models.PositiveSmallIntegerField()
