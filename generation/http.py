@@ -16,7 +16,7 @@ THUMBNAIL_MAX_AGE = 7 * 86400
 
 
 class Request(HttpRequest):
-    """What these views receive: a signed-in user (login_required) and htmx details (middleware)."""
+    """What the studio's views receive: a signed-in user (login_required) and htmx details (middleware)."""
 
     htmx: HtmxDetails
     user: User
