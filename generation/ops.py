@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
+
 from brandstudio.celery import app
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,21 @@ def _depth(conn: object, name: str) -> int | None:
             return int(channel.queue_declare(queue=name, passive=True).message_count)
     except Exception:  # a queue nobody declared yet holds nothing
         return 0
+
+
+WORKER_NAMES_SECONDS = 5  # how long /health/?workers=1 answers from the last ask
+
+
+def worker_names() -> list[str] | None:
+    """The names of the workers that answer (None: no broker), asked at most once every few
+    seconds per web process: each ask holds the request's thread for up to a second."""
+    cached = cache.get("health-worker-names", default=False)
+    if cached is not False:
+        return cached
+    answered = workers(timeout=1.0)
+    names = None if answered is None else [w.name for w in answered]
+    cache.set("health-worker-names", names, WORKER_NAMES_SECONDS)
+    return names
 
 
 def workers(timeout: float = 1.0) -> list[WorkerInfo] | None:

@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from generation.models import ApiToken, Favorite, InputImage, JobGroup, TrainingRun, TrainingSet
 from generation.tokens import token_create
+from tests.factories import UserFactory
 from tests.test_workflow import finished_job
 
 pytestmark = pytest.mark.django_db
@@ -191,3 +192,35 @@ def test_brand_references_are_served_to_signed_in_designers_only(preset) -> None
     reference = brand_reference(preset)
     assert Client().get(reverse("brand-reference-file", args=[reference.pk])).status_code == 302  # to sign in
     assert Client().get(f"/api/v1/brand-references/{reference.pk}/file").status_code == 401
+
+
+class TestHealthWorkers:
+    """/health/?workers=1 names the workers: staff or the health token only, asked at most every few seconds."""
+
+    @pytest.fixture(autouse=True)
+    def counted(self, monkeypatch, settings):
+        from django.core.cache import cache
+
+        from generation import ops
+
+        cache.clear()
+        settings.STUDIO_HEALTH_TOKEN = "monitoring-token"
+        asked: list[float] = []
+        monkeypatch.setattr(ops, "workers", lambda timeout: asked.append(timeout) or [ops.WorkerInfo("gpu@a", [])])
+        return asked
+
+    def test_anyone_else_is_refused_without_asking_the_workers(self, client, alice_client, counted) -> None:
+        for asker in (client, alice_client):
+            response = asker.get("/health/?workers=1")
+            assert response.status_code == 403 and "health token" in response.json()["error"]
+        assert client.get("/health/", HTTP_AUTHORIZATION="Bearer wrong").status_code == 200  # the plain check
+        assert client.get("/health/?workers=1", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+        assert counted == []
+
+    def test_staff_and_the_token_get_the_names_from_one_ask_every_few_seconds(self, client, counted) -> None:
+        staff_client = Client()
+        staff_client.force_login(UserFactory(is_staff=True))
+        assert staff_client.get("/health/?workers=1").json()["workers"] == ["gpu@a"]
+        by_token = client.get("/health/?workers=1", HTTP_AUTHORIZATION="Bearer monitoring-token")
+        assert by_token.status_code == 200 and by_token.json()["workers"] == ["gpu@a"]
+        assert counted == [1.0]
