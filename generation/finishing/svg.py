@@ -58,9 +58,9 @@ ATTRIBUTES = {
     "offset", "stop-color", "stop-opacity", "gradientUnits", "gradientTransform", "spreadMethod", "href",
 }  # fmt: skip
 TEXT_ELEMENTS = {"title", "desc"}
-LOCAL_REF = re.compile(r"^#[A-Za-z_][\w.:-]*$")
+LOCAL_REF = re.compile(r"#[A-Za-z_][\w.:-]*")  # used with fullmatch, as LOCAL_URL
 URL = re.compile(r"url\(\s*([^)]*?)\s*\)", re.IGNORECASE)
-LOCAL_URL = re.compile(r"""^(['"]?)#[A-Za-z_][\w.:-]*\1$""")
+LOCAL_URL = re.compile(r"""(['"]?)#[A-Za-z_][\w.:-]*\1""")
 FORBIDDEN_IN_VALUES = ("javascript:", "vbscript:", "data:", "expression(", "@import", "\\", "<")
 
 
@@ -139,11 +139,11 @@ def _attribute_name(key: str) -> str | None:
 
 def _safe_value(attribute: str, value: str) -> bool:
     if attribute == "href":
-        return bool(LOCAL_REF.match(value.strip()))
+        return bool(LOCAL_REF.fullmatch(value.strip()))
     lowered = value.lower()
     if any(bad in lowered for bad in FORBIDDEN_IN_VALUES):
         return False
-    return all(LOCAL_URL.match(target) for target in URL.findall(value))
+    return all(LOCAL_URL.fullmatch(target) for target in URL.findall(value))
 
 
 def _local(tag: str) -> str:

@@ -33,7 +33,7 @@ def cut_out(image: Image.Image, background: str, tolerance: float) -> Image.Imag
     Then observed = α·fg + (1−α)·bg is solved for fg on partly transparent pixels.
     An alpha channel the image already has is kept (multiplied in).
     """
-    if not HEX.match(background):
+    if not HEX.fullmatch(background):
         raise ValueError(f"A transparent background needs the background colour (like #f6f7f9), not {background!r}.")
     codes, alpha_in = image_words(image)
     bg = np.array(hex_to_rgb(background), dtype=np.float64)

@@ -7,12 +7,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+# Patterns that validate are used with fullmatch: "$" also matches before a final newline.
+HEX = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_PALETTE = 32  # more colours than this is not a brand palette, and tracing slows with each
 
 
 def validate_hex(value: str) -> None:
-    if value and not HEX.match(value):
+    if value and not HEX.fullmatch(value):
         raise ValidationError(f"{value!r} is not a colour like #0f6cbd (# and six hex digits).")
 
 
@@ -22,7 +23,7 @@ def validate_palette(value: Any) -> None:
     if len(value) > MAX_PALETTE:
         raise ValidationError(f"A palette has at most {MAX_PALETTE} colours; this one has {len(value)}.")
     for colour in value:
-        if not isinstance(colour, str) or not HEX.match(colour):
+        if not isinstance(colour, str) or not HEX.fullmatch(colour):
             raise ValidationError(f"{colour!r} is not a colour like #0f6cbd (# and six hex digits).")
 
 
