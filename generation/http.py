@@ -10,6 +10,7 @@ from django_htmx.middleware import HtmxDetails
 from PIL import Image
 
 from .models import GeneratedImage, GenerationJob
+from .stored import MissingFile, opened
 from .zips import zip_stream
 
 THUMBNAIL_MAX_AGE = 7 * 86400
@@ -28,13 +29,13 @@ def thumbnail_response(image: GeneratedImage) -> FileResponse:
     briefly so the thumbnail takes over soon after."""
     if image.thumbnail:
         try:
-            response = FileResponse(image.thumbnail.open("rb"), content_type="image/webp")
-        except OSError:
+            response = FileResponse(opened(image.thumbnail, "This image's thumbnail"), content_type="image/webp")
+        except MissingFile:
             pass
         else:
             response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"  # never changes once made
             return response
-    response = FileResponse(image.file.open("rb"), content_type="image/png")
+    response = FileResponse(opened(image.file, "This image's PNG"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -44,11 +45,12 @@ def webp_response(image: GeneratedImage, *, download: bool) -> HttpResponse | Fi
     re-encoded from the PNG (lossless keeps flat brand colours exact)."""
     name = image.download_name.removesuffix(".png") + ".webp"
     if image.webp:
-        stored = FileResponse(image.webp.open("rb"), content_type="image/webp", as_attachment=download, filename=name)
+        webp = opened(image.webp, "This image's WebP")
+        stored = FileResponse(webp, content_type="image/webp", as_attachment=download, filename=name)
         stored["Cache-Control"] = "private, max-age=86400"
         return stored
     buffer = io.BytesIO()
-    with image.file.open("rb") as source:
+    with opened(image.file, "This image's PNG") as source:
         Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
     response = HttpResponse(buffer.getvalue(), content_type="image/webp")
     response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'

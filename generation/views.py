@@ -40,6 +40,7 @@ from .models import (
     Upscaler,
 )
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
+from .stored import opened
 from .tokens import token_create, token_revoke
 
 RECENT_JOBS = 10
@@ -313,9 +314,8 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
         disposition = f'attachment; filename="{image.download_name}"'
         storage: Any = image.file.storage  # AzureStorage.url takes the SAS parameters
         return redirect(storage.url(image.file.name, parameters={"content_disposition": disposition}))
-    response = FileResponse(
-        image.file.open("rb"), content_type="image/png", as_attachment=download, filename=image.download_name
-    )
+    png = opened(image.file, "This image's PNG")
+    response = FileResponse(png, content_type="image/png", as_attachment=download, filename=image.download_name)
     response["Cache-Control"] = "private, max-age=86400"
     return response
 
@@ -353,7 +353,7 @@ def _svg(request: Request, image: GeneratedImage, *, download: bool) -> HttpResp
     if not image.svg:
         return render(request, "generation/no_svg.html", {"image": image}, status=404)
     response = FileResponse(
-        image.svg.open("rb"),
+        opened(image.svg, "This image's SVG"),
         content_type="image/svg+xml",
         as_attachment=download,
         filename=image.download_name.removesuffix(".png") + ".svg",

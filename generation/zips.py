@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from django.db.models.fields.files import FieldFile
 
 from .models import BrandReference, GeneratedImage, InputImage
+from .stored import MissingFile, opened
 
 CHUNK = 256 * 1024
 
@@ -54,6 +55,7 @@ def zip_stream(
     references: set[str] = set()  # and the style references they followed
     masks: set[str] = set()  # and the masks they repainted
     brand: set[str] = set()  # and the asset type's brand references they followed
+    missing: list[str] = []  # files gone from storage, listed in the zip instead
     with zipfile.ZipFile(pipe, mode="w", compression=zipfile.ZIP_STORED) as archive:
         for image in images:
             name = _unique(f"{folder(image)}/{image.download_name}" if folder else image.download_name, names)
@@ -65,29 +67,38 @@ def zip_stream(
             brand.update(r["brand"] for r in image.job.params.get("references", []) if "brand" in r)
             if inpaint := image.job.params.get("inpaint"):
                 masks.add(inpaint["mask"])
-            yield from _member(archive, pipe, image.file, name)
+            yield from _member(archive, pipe, image.file, name, missing)
             if image.svg:
                 svg_name = _unique(name.removesuffix(".png") + ".svg", names)
-                yield from _member(archive, pipe, image.svg, svg_name, deflate=True)
+                yield from _member(archive, pipe, image.svg, svg_name, missing, deflate=True)
         # What the jobs started from goes with them (inputs/), once each however many images used it.
         for kind, keys in (("sketch", sketches), ("reference", references), ("mask", masks)):
             for row in InputImage.objects.filter(pk__in=keys).order_by("created_at"):
-                yield from _member(archive, pipe, row.file, _unique(f"inputs/{kind}-{row.sha256[:12]}.png", names))
+                name = _unique(f"inputs/{kind}-{row.sha256[:12]}.png", names)
+                yield from _member(archive, pipe, row.file, name, missing)
         for reference in BrandReference.objects.filter(pk__in=brand):
-            yield from _member(
-                archive, pipe, reference.file, _unique(f"inputs/brand-reference-{reference.pk}.png", names)
-            )
+            name = _unique(f"inputs/brand-reference-{reference.pk}.png", names)
+            yield from _member(archive, pipe, reference.file, name, missing)
         if notices:  # images from models that do not allow production use say so in the zip
             archive.writestr("LICENSE-NOTICES.txt", _notice_text(notices))
+        if missing:
+            archive.writestr("MISSING-FILES.txt", _missing_text(missing))
     yield pipe.take()
 
 
 def _member(
-    archive: zipfile.ZipFile, pipe: _Pipe, file: FieldFile, name: str, *, deflate: bool = False
+    archive: zipfile.ZipFile, pipe: _Pipe, file: FieldFile, name: str, missing: list[str], *, deflate: bool = False
 ) -> Iterator[bytes]:
+    """One file into the zip, read in chunks; one gone from storage is left out and listed in `missing`
+    (opened before its entry starts, so the zip stays whole)."""
+    try:
+        source = opened(file, name)
+    except MissingFile:
+        missing.append(name)
+        return
     info = zipfile.ZipInfo(name)  # as archive.open(name) makes it, but deflated when asked
     info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
-    with file.open("rb") as source, archive.open(info, mode="w", force_zip64=True) as member:
+    with source, archive.open(info, mode="w", force_zip64=True) as member:
         while chunk := source.read(CHUNK):
             member.write(chunk)
             yield pipe.take()
@@ -99,6 +110,11 @@ def _notice_text(notices: dict[str, list[str]]) -> str:
         f"{notice}\n\nApplies to:\n" + "\n".join(f"  {name}" for name in names) for notice, names in notices.items()
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _missing_text(missing: list[str]) -> str:
+    listed = "\n".join(f"  {name}" for name in missing)
+    return f"These files are missing from the studio's storage and are not in this zip:\n{listed}\n"
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -14,6 +14,7 @@ from ninja.parser import Parser
 from ninja.types import DictStrAny
 
 from ..jobs import limits
+from ..stored import MissingFile
 
 
 class Error(Schema):
@@ -80,7 +81,7 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Http404)
     def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return error(request, 404, "Not found (or not yours).")
+        return error(request, 404, str(exc) if isinstance(exc, MissingFile) else "Not found (or not yours).")
 
     @api.exception_handler(FieldError)
     def _field_error(request: HttpRequest, exc: FieldError) -> HttpResponse:

@@ -12,6 +12,7 @@ from ninja.errors import HttpError
 
 from ..http import thumbnail_response, webp_response
 from ..models import GeneratedImage
+from ..stored import MissingFile, opened
 from ..templatetags.image_tiles import id_url
 from .common import absolute, own_image
 from .errors import ERRORS
@@ -120,7 +121,7 @@ def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "web
         return _svg(image)
     if format == "webp":
         return _webp(image)
-    return FileResponse(image.file.open("rb"), content_type="image/png", filename=image.download_name)
+    return FileResponse(opened(image.file, "This image's PNG"), content_type="image/png", filename=image.download_name)
 
 
 def _svg(image: GeneratedImage) -> FileResponse:
@@ -129,7 +130,8 @@ def _svg(image: GeneratedImage) -> FileResponse:
             raise HttpError(404, "This image has no SVG: its tracing did not finish. Retry finishing on its job.")
         raise HttpError(404, "This asset type is not traced to SVG: ask for format=png or format=webp.")
     name = image.download_name.removesuffix(".png") + ".svg"
-    response = FileResponse(image.svg.open("rb"), content_type="image/svg+xml", as_attachment=True, filename=name)
+    svg = opened(image.svg, "This image's SVG")
+    response = FileResponse(svg, content_type="image/svg+xml", as_attachment=True, filename=name)
     response["Content-Security-Policy"] = SVG_CSP
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -139,9 +141,9 @@ def _webp(image: GeneratedImage) -> Any:
     """The full-size WebP the worker stored; images from before it did are re-encoded from the PNG."""
     if image.webp:
         try:
-            source = image.webp.open("rb")
-        except OSError:
-            pass
+            source = opened(image.webp, "This image's WebP")
+        except MissingFile:
+            pass  # made again from the PNG
         else:
             name = image.download_name.removesuffix(".png") + ".webp"
             return FileResponse(source, content_type="image/webp", as_attachment=True, filename=name)
