@@ -6,6 +6,9 @@ from generation import views
 from generation.api import api
 from generation.forms import LoginForm
 
+# A database outage answers 503 with Retry-After, not a 500 (generation.views.server_error).
+handler500 = "generation.views.server_error"
+
 urlpatterns = [
     path(
         "accounts/login/",

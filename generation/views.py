@@ -1,5 +1,6 @@
 import math
 import secrets
+import sys
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import InterfaceError, OperationalError
 from django.db.models import Count, prefetch_related_objects
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.http import urlencode
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
@@ -705,6 +708,30 @@ def _may_ask_workers(request: HttpRequest) -> bool:
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     token = settings.STUDIO_HEALTH_TOKEN
     return bool(token) and secrets.compare_digest(given.encode(), token.encode())
+
+
+# A database that does not answer (an outage, a failover, a restart) is worth retrying soon.
+OUTAGE = (OperationalError, InterfaceError)
+RETRY_AFTER = 10
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: a request that failed because the database does not answer gets a
+    503 that says to try again (JSON on the API, a page that reads nothing from the database
+    elsewhere); anything else is the usual 500."""
+    if not isinstance(sys.exc_info()[1], OUTAGE):
+        return defaults.server_error(request)
+    return database_unavailable(request)
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        body = {"message": "The studio cannot reach its database just now; try again shortly.", "field": None}
+        response: HttpResponse = JsonResponse(body, status=503)
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def _check_database() -> bool:
