@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .control.inputs import MAX_BYTES
+from .uploads import bytes_label
 
 API_PREFIX = "/api/v1/"
 ALLOWED_ORIGINS = {"null"}
@@ -64,3 +67,29 @@ def content_security_policy(
         return response
 
     return middleware
+
+
+# The most an API request's body may carry: its largest upload (an input image) and the multipart
+# form around it. JSON bodies are held to DATA_UPLOAD_MAX_MEMORY_SIZE, far below.
+API_MAX_BODY = MAX_BYTES + 2**20
+
+
+def api_body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Refuse an API body past the limit by its Content-Length, before any of it is read: parsed,
+    a multipart upload is written whole to a temporary file before the view can look at its size.
+    (Without a Content-Length, WSGI reads no body at all.)"""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(API_PREFIX) and _content_length(request) > API_MAX_BODY:
+            message = f"The body is over {bytes_label(API_MAX_BODY)}: an input image may be {bytes_label(MAX_BYTES)}."
+            return JsonResponse({"message": message, "field": None}, status=413)
+        return get_response(request)
+
+    return middleware
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
