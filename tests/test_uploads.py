@@ -67,3 +67,20 @@ def test_the_sketch_box_and_the_training_set_page_say_what_is_wrong(alice_client
     page = staff.post(training_set.get_absolute_url(), {"files": files}, follow=True).content.decode()
     assert "bomb.webp: its header claims" in page
     assert [image.original_name for image in training_set.images.all()] == ["phone.jpg"]
+
+
+def test_a_picture_far_wider_than_tall_is_refused_at_upload_not_on_the_worker(alice) -> None:
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='tests')[1]}")
+
+    def png(width: int, height: int) -> SimpleUploadedFile:
+        buffer = io.BytesIO()
+        Image.new("RGB", (width, height), "white").save(buffer, "PNG")
+        return SimpleUploadedFile("strip.png", buffer.getvalue())
+
+    refused = api.post("/api/v1/inputs", {"file": png(100000, 16)})
+    assert (
+        refused.status_code == 422
+        and "100000×16 px is 6250:1; a picture to steer with may be at most 8:1" in (refused.json()["message"])
+    )
+    assert api.post("/api/v1/inputs", {"file": png(16, 128)}).status_code == 201
+    assert not InputImage.objects.filter(width__gt=8 * 16).exists()

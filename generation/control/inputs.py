@@ -20,6 +20,9 @@ MAX_BYTES = 20 * 2**20
 MAX_PIXELS = 4096 * 4096
 MAX_SIDE = 2048  # stored no larger: every model here renders at most this, and a job resizes to its own size
 MIN_SIDE = 16
+# Wider than this, a picture stored at MAX_SIDE has too few rows left to steer a job with (one of
+# 100000×16 was stored as 2048×1 and failed its job on the worker): refused at upload instead.
+MAX_RATIO = 8
 
 
 def store_upload(owner: Any, upload: IO[bytes], name: str = "") -> InputImage:
@@ -28,6 +31,11 @@ def store_upload(owner: Any, upload: IO[bytes], name: str = "") -> InputImage:
     image, _ = read_image(data, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS)
     if min(image.size) < MIN_SIDE:
         raise UploadError(f"{image.width}×{image.height} px is too small to steer with; at least {MIN_SIDE} px a side")
+    if max(image.size) > MAX_RATIO * min(image.size):
+        ratio = max(image.size) / min(image.size)
+        raise UploadError(
+            f"{image.width}×{image.height} px is {ratio:.0f}:1; a picture to steer with may be at most {MAX_RATIO}:1"
+        )
     return store_image(owner, image, PurePosixPath(name or str(getattr(upload, "name", ""))).name)
 
 
