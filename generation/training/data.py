@@ -9,9 +9,13 @@ Files are stored under the set's own folder with names the studio makes.
 
 from __future__ import annotations
 
+import io
+import lzma
 import re
+import struct
 import uuid
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -108,12 +112,19 @@ class _Entry:
 def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[_Entry]:
     if size is not None and size > MAX_ZIP_BYTES:
         raise UploadError(f"the zip is over {_bytes(MAX_ZIP_BYTES)}")
+    misnamed: set[str] = set()
     try:
         archive = zipfile.ZipFile(upload)
+    except UnicodeDecodeError:  # a name that is not UTF-8 though its entry says it is
+        archive, misnamed = _without_false_utf8_flags(upload)
     except zipfile.BadZipFile:
         raise UploadError("not a readable zip") from None
     with archive:
-        entries = [e for e in archive.infolist() if not e.is_dir() and not _is_junk(e.filename)]
+        for name in sorted(misnamed):
+            yield _Entry(name, refused="its name is not UTF-8, though the zip says it is; skipped")
+        entries = [
+            e for e in archive.infolist() if not e.is_dir() and not _is_junk(e.filename) and e.filename not in misnamed
+        ]
         if len(entries) > MAX_ZIP_ENTRIES:
             raise UploadError(f"the zip holds {len(entries)} files; the limit is {MAX_ZIP_ENTRIES}")
         captions: dict[str, str | UploadError] = {}
@@ -137,7 +148,11 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[_Entry]:
                 # Nothing is written under the zip's names, but a zip made this way is suspect.
                 yield _Entry(entry.filename, refused="a path that leaves the zip; skipped")
                 continue
-            data = _read(archive, entry, MAX_IMAGE_BYTES)
+            try:
+                data = _read(archive, entry, MAX_IMAGE_BYTES)
+            except UploadError as exc:  # this entry is refused; the rest of the zip is still read
+                yield _Entry(entry.filename, refused=str(exc))
+                continue
             total += len(data)
             if total > MAX_ZIP_TOTAL:
                 raise UploadError("the zip unpacks to more than the limit; split it")
@@ -146,6 +161,88 @@ def _zip_entries(upload: IO[bytes], *, size: int | None) -> Iterator[_Entry]:
                 yield _Entry(entry.filename, refused=f"its caption {caption}")
             else:
                 yield _Entry(entry.filename, data, caption)
+
+
+# What a damaged member raises while it is decompressed: its stored, deflate, bzip2 or lzma stream.
+UNREADABLE = (
+    zipfile.BadZipFile,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def _without_false_utf8_flags(upload: IO[bytes]) -> tuple[zipfile.ZipFile, set[str]]:
+    """The zip read with the UTF-8 flag cleared on the entries whose names are not UTF-8 (Python's
+    zipfile refuses the whole archive over one), and those entries' names as then read."""
+    upload.seek(0, 2)
+    end = upload.tell()
+    upload.seek(max(0, end - 65557))
+    tail = upload.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        raise UploadError("not a readable zip")
+    size, offset = struct.unpack("<II", tail[at + 12 : at + 20])
+    upload.seek(offset)
+    directory = bytearray(upload.read(size))
+    flagged: list[bytes] = []
+    pos = 0
+    while directory[pos : pos + 4] == b"PK\x01\x02":
+        (flags,) = struct.unpack("<H", directory[pos + 8 : pos + 10])
+        name_len, extra_len, comment_len = struct.unpack("<HHH", directory[pos + 28 : pos + 34])
+        name = bytes(directory[pos + 46 : pos + 46 + name_len])
+        if flags & 0x800 and not _is_utf8(name):
+            directory[pos + 8 : pos + 10] = struct.pack("<H", flags & ~0x800)
+            flagged.append(name)
+        pos += 46 + name_len + extra_len + comment_len
+    try:
+        archive = zipfile.ZipFile(_Overlay(upload, offset, bytes(directory)))
+    except (zipfile.BadZipFile, UnicodeDecodeError):
+        raise UploadError("not a readable zip") from None
+    return archive, {name.decode("cp437") for name in flagged}
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Overlay(io.RawIOBase):
+    """A file read as it is, but for `patch` in place of its bytes at `offset`."""
+
+    def __init__(self, file: IO[bytes], offset: int, patch: bytes) -> None:
+        self.file, self.offset, self.patch = file, offset, patch
+        self.position = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        self.position = self.file.seek(position, whence)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.file.seek(self.position)
+        data = bytearray(self.file.read() if size is None or size < 0 else self.file.read(size))
+        start, end = self.position, self.position + len(data)
+        low, high = max(start, self.offset), min(end, self.offset + len(self.patch))
+        if low < high:
+            data[low - start : high - start] = self.patch[low - self.offset : high - self.offset]
+        self.position = end
+        return bytes(data)
 
 
 def _stem(name: str) -> str:
@@ -166,8 +263,8 @@ def _read(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int) -> bytes
     try:
         with archive.open(entry) as member:
             data = member.read(limit + 1)
-    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
-        raise UploadError(f"{entry.filename} cannot be read ({exc})") from None
+    except UNREADABLE as exc:
+        raise UploadError(f"{entry.filename} cannot be read ({exc.__class__.__name__}: {exc})") from None
     if len(data) > limit:
         raise UploadError(f"{entry.filename} is over {_bytes(limit)}")
     return data
