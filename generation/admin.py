@@ -3,6 +3,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -10,6 +11,7 @@ from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
 from .jobs import lifecycle
+from .json_fields import JSONValueField
 from .models import (
     AddOn,
     AssetPreset,
@@ -28,6 +30,7 @@ class StudioAdmin(admin.ModelAdmin):
     the list page's inline edits included (Django builds those from a plain ModelForm)."""
 
     form = StorableModelForm
+    formfield_overrides = {models.JSONField: {"form_class": JSONValueField}}
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
         return super().get_changelist_form(request, **{"form": self.form, **kwargs})
@@ -35,6 +38,7 @@ class StudioAdmin(admin.ModelAdmin):
 
 class StudioInline(admin.TabularInline):
     form = StorableModelForm
+    formfield_overrides = {models.JSONField: {"form_class": JSONValueField}}
 
 
 class PresetLoraInline(StudioInline):

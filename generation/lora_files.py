@@ -95,8 +95,8 @@ def _read_table(path: Path) -> tuple[Header, int]:
             header = json.loads(fh.read(length))
         if not isinstance(header, dict):
             raise ValueError("the header is not a table")
-    except (OSError, struct.error, ValueError) as exc:
-        raise LoraError(f"{path.name} is not a readable .safetensors file ({exc}).") from None
+    except (OSError, struct.error, ValueError, RecursionError) as exc:  # RecursionError: a header nested deep
+        raise LoraError(f"{path.name} is not a readable .safetensors file ({exc.__class__.__name__}: {exc}).") from None
     return header, size - 8 - length
 
 
@@ -112,7 +112,7 @@ def verify_layout(header: Header, data_bytes: int, *, name: str) -> None:
         if stop > data_bytes:
             raise LoraError(
                 f"{name} is truncated: tensor {key} ends at byte {stop} of the data, but the file holds "
-                f"{data_bytes} bytes of data."
+                f"{data_bytes} bytes of data: the file is cut short."
             )
         end, previous = stop, key
     if end != data_bytes:

@@ -14,11 +14,11 @@ the engine converts kohya and ai-toolkit FLUX files with the same plan
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .json_files import read_config
 from .lora_files import Header, LoraError, detect, read_header, tensor_shapes
 
 COMPONENTS = ("transformer", "unet", "text_encoder", "text_encoder_2")
@@ -119,7 +119,7 @@ def model_layout(folder: Path, name: str = "the model") -> ModelLayout:
             shapes.setdefault(component, {}).update(tensor_shapes(file))
     denoiser = "unet" if (folder / "unet").is_dir() else "transformer"
     try:
-        config = json.loads((folder / denoiser / "config.json").read_text())
+        config = read_config(folder / denoiser / "config.json")
     except (OSError, ValueError):
         config = {}
     return ModelLayout(name=name, denoiser=denoiser, shapes=shapes, config=config)

@@ -7,12 +7,12 @@ cache, and a missing model is an EngineError that names the command that install
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .engine.families import size_multiple
 from .engine.types import EngineError
+from .json_files import read_config
 from .models import ImageModel
 
 
@@ -69,10 +69,9 @@ def installed_folders(family: str) -> list[tuple[str, str, Path]]:
 
 def _config(folder: Path, component: str) -> dict[str, Any]:
     try:
-        config = json.loads((folder / component / "config.json").read_text())
+        return read_config(folder / component / "config.json")
     except (OSError, ValueError):
         return {}
-    return config if isinstance(config, dict) else {}
 
 
 def vae_scale(folder: Path) -> int:

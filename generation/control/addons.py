@@ -6,17 +6,15 @@ pipeline's own image input."""
 from __future__ import annotations
 
 import functools
-import json
-import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..engine.families import FAMILIES, controlnet_class, has_ip_adapter, has_native_references
 from ..engine.ip_adapters import split_ip_adapter
+from ..json_files import read_config
+from ..lora_files import read_header
 from ..models import AddOn, AddOnKind, ControlType, ImageModel
 from .depth import depth_estimator, estimator_problems
-
-HEADER_LIMIT = 100 * 2**20  # a safetensors header this large is not an IP-Adapter's
 
 
 def reference_addon(model: ImageModel | None) -> AddOn | None:
@@ -105,7 +103,7 @@ def addon_problems(addon: AddOn) -> list[str]:
     if not (folder / "image_encoder" / "config.json").is_file():
         return [f"No image_encoder/config.json in {addon.local_path!r}: an IP-Adapter needs its CLIP image encoder."]
     try:
-        header = _header(weights.read_bytes())
+        header = read_header(weights)
     except ValueError as exc:
         return [f"{addon.weight_name}: {exc}"]
     shapes = _shapes(header)
@@ -124,9 +122,7 @@ def _shapes(header: dict) -> dict[str, dict[str, list[int]]]:
 
 @functools.lru_cache(maxsize=64)
 def _header_shapes(path: Path, mtime: float) -> dict[str, dict[str, list[int]]]:
-    with path.open("rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        return _shapes(json.loads(fh.read(min(length, HEADER_LIMIT))))
+    return _shapes(read_header(path))
 
 
 def _ip_shapes(addon: AddOn) -> dict[str, dict[str, list[int]]]:
@@ -135,32 +131,16 @@ def _ip_shapes(addon: AddOn) -> dict[str, dict[str, list[int]]]:
     path = addon.resolved_local_path / addon.weight_name
     try:
         return _header_shapes(path, path.stat().st_mtime)
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError):
         return {"image_proj": {}, "ip_adapter": {}}
 
 
-def _header(data: bytes) -> dict:
-    """The safetensors header, checked against the file: every tensor's bytes are there."""
-    if len(data) < 8:
-        raise ValueError("the file is too short to be safetensors")
-    (length,) = struct.unpack("<Q", data[:8])
-    if length > min(HEADER_LIMIT, len(data) - 8):
-        raise ValueError("the file is cut short or is not safetensors")
-    try:
-        header = json.loads(data[8 : 8 + length])
-    except ValueError:
-        raise ValueError("the header is not readable") from None
-    ends = [info["data_offsets"][1] for name, info in header.items() if name != "__metadata__"]
-    if max(ends, default=0) > len(data) - 8 - length:
-        raise ValueError("the file is cut short: its tensors' data is not all there")
-    return header
-
-
 def broken_weights(files: Iterable[Path]) -> str:
-    """The first safetensors file that is cut short or unreadable, with why ("" when all are whole)."""
+    """The first safetensors file that is cut short or unreadable, with why ("" when all are whole).
+    Checked by its header and its size on disk alone: a 2 GB ControlNet is never read into memory."""
     for file in files:
         try:
-            _header(file.read_bytes())
+            read_header(file)
         except ValueError as exc:
             return f"{file.name}: {exc}"
     return ""
@@ -184,7 +164,7 @@ def _fits(model: ImageModel, shapes: dict[str, dict[str, list[int]]]) -> str:
     not on this machine: the worker's load says so then)."""
     part = "transformer" if model.family == "flux" else "unet"
     try:
-        config = json.loads((model.resolved_local_path / part / "config.json").read_text())
+        config = read_config(model.resolved_local_path / part / "config.json")
     except (OSError, ValueError):
         return ""
     width = shapes["image_proj"].get("norm.weight", [None])[0]
@@ -226,7 +206,7 @@ def _controlnet_problems(addon: AddOn) -> list[str]:
         return ["Say what the ControlNet was trained on (its control type)."]
     folder = addon.resolved_local_path
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = read_config(folder / "config.json")
     except (OSError, ValueError):
         return [f"No readable config.json in {addon.local_path!r}: a ControlNet is a diffusers folder."]
     if config.get("_class_name") != expected:
@@ -244,8 +224,8 @@ def _controlnet_misfit(addon: AddOn, model: ImageModel) -> str:
     config is not on this machine: the worker's load says so then)."""
     part, keys = _MATCHING.get(controlnet_class(addon.family), ("", ()))
     try:
-        config = json.loads((addon.resolved_local_path / "config.json").read_text())
-        base = json.loads((model.resolved_local_path / part / "config.json").read_text())
+        config = read_config(addon.resolved_local_path / "config.json")
+        base = read_config(model.resolved_local_path / part / "config.json")
     except (OSError, ValueError):
         return ""
     for key in keys:

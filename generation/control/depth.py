@@ -8,13 +8,13 @@ admin saves the add-on, and the form's preview of the depth map is estimated by 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from ..json_files import read_config
 from ..models import AddOn, AddOnKind, InputImage
 from .sketch import fit_on_paper
 
@@ -32,7 +32,7 @@ def estimator_problems(addon: AddOn) -> list[str]:
         return ["A depth estimator serves every family: leave the family blank."]
     folder = addon.resolved_local_path
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = read_config(folder / "config.json")
     except (OSError, ValueError):
         return [f"No readable config.json in {addon.local_path!r}: a depth estimator is a transformers folder."]
     architectures = config.get("architectures") or []

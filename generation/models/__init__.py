@@ -17,6 +17,7 @@ from .catalogue import (
     validate_sizes,
     validate_subjects,
     validate_template,
+    validate_test_prompts,
 )
 from .jobs import (
     ENDED_STATUSES,
@@ -70,4 +71,5 @@ __all__ = [
     "validate_sizes",
     "validate_subjects",
     "validate_template",
+    "validate_test_prompts",
 ]

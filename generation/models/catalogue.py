@@ -1,6 +1,5 @@
 """The catalogue staff edit in the admin: asset types, models, add-ons, upscalers, brand LoRAs and references."""
 
-import json
 import re
 import uuid
 from pathlib import Path
@@ -15,6 +14,7 @@ from ..engine.families import accepts_pipeline, family_choices, has_edit, has_im
 from ..engine.options import option_errors
 from ..finishing.inspect import EXTENSIONS, inspect_in_subprocess
 from ..finishing.validators import validate_hex, validate_palette
+from ..json_files import read_config
 from ..lora_files import LoraError
 from ..lora_layout import validate
 from ..uploads import UploadError, read_image
@@ -39,6 +39,13 @@ def validate_template(value: str) -> None:
 def validate_subjects(value: Any) -> None:
     if not isinstance(value, list) or not all(isinstance(s, str) and 0 < len(s.strip()) <= 40 for s in value):
         raise ValidationError('Give the subjects as a list of short names, e.g. ["circle", "star"].')
+
+
+def validate_test_prompts(value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(p, str) and 0 < len(p.strip()) <= 500 for p in value):
+        raise ValidationError('Give the test prompts as a list of descriptions, e.g. ["a paper plane"].')
+    if len(value) > 50:
+        raise ValidationError(f"At most 50 test prompts; these are {len(value)}.")
 
 
 def size_label(width: int, height: int) -> str:
@@ -107,7 +114,10 @@ class AssetPreset(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     version = models.PositiveIntegerField(default=1, editable=False, help_text="Goes up when what it renders changes")
     test_prompts = models.JSONField(
-        default=list, blank=True, help_text='Fixed descriptions a new LoRA version is judged on, e.g. ["a paper plane"]'
+        default=list,
+        blank=True,
+        validators=[validate_test_prompts],
+        help_text='Fixed descriptions a new LoRA version is judged on, e.g. ["a paper plane"]',
     )
 
     # Editing one of these changes what the asset type renders, so it makes a new version.
@@ -285,7 +295,7 @@ class ImageModel(models.Model):
     def _check_local_pipeline(self) -> None:
         index = self.resolved_local_path / "model_index.json"
         try:
-            class_name = json.loads(index.read_text()).get("_class_name", "")
+            class_name = read_config(index).get("_class_name", "")
         except (OSError, ValueError):
             raise ValidationError(
                 {"local_path": f"No readable diffusers model_index.json in {index.parent}."}
