@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from generation import views
+from generation import health
 from generation.api import api
 from generation.forms import LoginForm
 
-# A database outage answers 503 with Retry-After, not a 500 (generation.views.server_error).
-handler500 = "generation.views.server_error"
+# A database outage answers 503 with Retry-After, not a 500 (generation.health.server_error).
+handler500 = "generation.health.server_error"
 
 urlpatterns = [
     path(
@@ -19,6 +19,6 @@ urlpatterns = [
     path("oauth/", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
-    path("health/", views.health, name="health"),
+    path("health/", health.health, name="health"),
     path("", include("generation.urls")),
 ]

@@ -1,6 +1,4 @@
 import math
-import secrets
-import sys
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -10,15 +8,13 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import InterfaceError, OperationalError
 from django.db.models import Count, prefetch_related_objects
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.http import urlencode
-from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
@@ -684,72 +680,3 @@ def profile(request: Request) -> HttpResponse:
     tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
     status = 422 if form.errors else 200
     return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret, "form": form}, status=status)
-
-
-@require_GET
-def health(request: HttpRequest) -> JsonResponse:
-    """For load balancers and monitoring: 200 when the database, broker and storage answer,
-    503 (naming what failed) when not. ?workers=1 also names the workers that answer: for staff or
-    the health token only (it names machines, and asking them holds a thread up to a second), and
-    answered from a cache of a few seconds (ops.worker_names)."""
-    if request.GET.get("workers") and not _may_ask_workers(request):
-        return JsonResponse({"error": "Naming the workers takes staff or the health token."}, status=403)
-    checks = {"database": _check_database(), "broker": _check_broker(), "storage": _check_storage()}
-    body: dict[str, object] = {"status": "ok" if all(checks.values()) else "failing", **checks}
-    if request.GET.get("workers"):
-        body["workers"] = ops.worker_names()
-    return JsonResponse(body, status=200 if all(checks.values()) else 503)
-
-
-def _may_ask_workers(request: HttpRequest) -> bool:
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
-        return True
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    token = settings.STUDIO_HEALTH_TOKEN
-    return bool(token) and secrets.compare_digest(given.encode(), token.encode())
-
-
-# A database that does not answer (an outage, a failover, a restart) is worth retrying soon.
-OUTAGE = (OperationalError, InterfaceError)
-RETRY_AFTER = 10
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    """Django's 500 handler: a request that failed because the database does not answer gets a
-    503 that says to try again (JSON on the API, a page that reads nothing from the database
-    elsewhere); anything else is the usual 500."""
-    if not isinstance(sys.exc_info()[1], OUTAGE):
-        return defaults.server_error(request)
-    return database_unavailable(request)
-
-
-def database_unavailable(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        body = {"message": "The studio cannot reach its database just now; try again shortly.", "field": None}
-        response: HttpResponse = JsonResponse(body, status=503)
-    else:
-        response = HttpResponse(render_to_string("503.html"), status=503)
-    response["Retry-After"] = str(RETRY_AFTER)
-    return response
-
-
-def _check_database() -> bool:
-    try:
-        return GenerationJob.objects.exists() in (True, False)
-    except Exception:
-        return False
-
-
-def _check_broker() -> bool:
-    return all(depth is not None for depth in ops.queue_depths().values())
-
-
-def _check_storage() -> bool:
-    from django.core.files.storage import default_storage
-
-    try:
-        default_storage.exists("health-check")
-    except Exception:
-        return False
-    return True
