@@ -48,6 +48,9 @@ class TrainingImage(models.Model):
     height = models.PositiveIntegerField()
     # Perceptual hashes (64-bit dHash, hex) of the image and of crops of it, to find duplicates.
     hashes = models.JSONField(default=dict)
+    # [[pk, why], ...]: the set's earlier images this one nearly duplicates, found once at upload
+    # (generation/training/data.py) so that the set's report never compares every pair again.
+    similar = models.JSONField(default=list, blank=True, editable=False)
     excluded = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 

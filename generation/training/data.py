@@ -45,11 +45,13 @@ MIN_UPLOAD_SIDE = 32  # smaller than the smallest model draws (the demo's 64 px)
 class UploadResult:
     added: list[TrainingImage] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    earlier: list[TrainingImage] = field(default_factory=list)  # the set's images, each new one compared once
 
 
 def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence[UploadedFile]) -> UploadResult:
     """Add uploaded images and zips of images (with optional same-name .txt captions)."""
     result = UploadResult()
+    result.earlier = list(training_set.images.only("pk", "hashes", "width", "height"))
     for upload in files:
         name = str(getattr(upload, "name", "upload"))
         try:
@@ -86,8 +88,10 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
         height=image.height,
         hashes=image_hashes(image),
     )
+    row.similar = similar_to(row, result.earlier)
     row.file.save(f"{uuid.uuid4().hex}.{extension}", ContentFile(data), save=True)
     result.added.append(row)
+    result.earlier.append(row)
 
 
 def _checked_image(data: bytes) -> tuple[Image.Image, str]:
@@ -432,21 +436,41 @@ def _check_resolution(images: list[TrainingImage], side: int, model: str) -> Che
     return check
 
 
+def similar_to(image: TrainingImage, others: Sequence[TrainingImage]) -> list[list[int | str]]:
+    """[pk, why] for each of `others` that `image` nearly duplicates or is a crop of (or the other way)."""
+    found: list[list[int | str]] = []
+    for other in others:
+        if why := _why_similar(image, other):
+            found.append([other.pk, why])
+    return found
+
+
+def _why_similar(a: TrainingImage, b: TrainingImage) -> str:
+    if distance(a.hashes["full"], b.hashes["full"]) <= DUPLICATE_DISTANCE and same_colours(
+        a.hashes.get("colours"), b.hashes.get("colours")
+    ):
+        return "near-duplicates"
+    if _is_crop(a, b) or _is_crop(b, a):
+        return "one is a crop of the other"
+    return ""
+
+
 def _check_duplicates(images: list[TrainingImage]) -> Check:
-    pairs: list[tuple[TrainingImage, TrainingImage, str]] = []
-    for i, a in enumerate(images):
-        for b in images[i + 1 :]:
-            if distance(a.hashes["full"], b.hashes["full"]) <= DUPLICATE_DISTANCE and same_colours(
-                a.hashes.get("colours"), b.hashes.get("colours")
-            ):
-                pairs.append((a, b, "near-duplicates"))
-            elif _is_crop(a, b) or _is_crop(b, a):
-                pairs.append((a, b, "one is a crop of the other"))
+    """From the pairs found at upload (`similar`), among the images the set includes."""
+    by_pk = {img.pk: img for img in images}
+    pairs = [(by_pk[pk], img, why) for img in images for pk, why in img.similar if pk in by_pk]
     flagged = {img.pk for a, b, _ in pairs for img in (a, b)}
     check = Check("Unique images", 20, 1 - len(flagged) / len(images) if images else 0.0)
-    for a, b, why in pairs:
+    for a, b, why in pairs[:SHOWN_PAIRS]:
         check.findings.append(Finding("warning", f"{a.original_name} and {b.original_name}: {why}.", [a.pk, b.pk]))
+    if len(pairs) > SHOWN_PAIRS:
+        rest = pairs[SHOWN_PAIRS:]
+        marked = sorted({img.pk for a, b, _ in rest for img in (a, b)})
+        check.findings.append(Finding("warning", f"And {len(rest)} more such pairs (marked on the images).", marked))
     return check
+
+
+SHOWN_PAIRS = 50  # pairs named one by one in the report; the rest are counted (and marked on the tiles)
 
 
 def _is_crop(small: TrainingImage, large: TrainingImage) -> bool:

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.files.storage import default_storage
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -156,15 +157,20 @@ def training_set(request: Request, pk: int) -> HttpResponse:
                 return redirect(run)
     report = training_data.report(training_set)
     flagged = {pk for check in report.checks for finding in check.findings for pk in finding.images}
+    page = Paginator(training_set.images.all(), SET_PAGE).get_page(request.GET.get("page"))
     context = {
         "set": training_set,
-        "images": training_set.images.all(),
+        "images": page,
+        "page": page,
         "report": report,
         "flagged": flagged,
         "run_form": run_form,
         "runs": training_set.runs.all()[:10],
     }
     return render(request, "generation/training_set.html", context, status=422 if run_form.errors else 200)
+
+
+SET_PAGE = 120  # images a training set's page shows at once; the report covers them all
 
 
 @require_POST
