@@ -68,7 +68,8 @@ class JSONValueField(forms.JSONField):
             return super().to_python(value)
         if isinstance(value, list | dict | int | float | forms.fields.JSONString):
             return value
-        return parse_json(value)
+        parsed = parse_json(value)
+        return forms.fields.JSONString(parsed) if isinstance(parsed, str) else parsed  # as Django's field does
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         """What the form shows back: the parsed value, or the text as typed when it does not pass

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from django import forms
 from django.test import Client
-from django.urls import reverse
 
 from generation.models import AddOn, AddOnKind, AssetPreset, ImageModel
+from tests.admin_forms import admin_change
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,23 +30,6 @@ def staff_client(db) -> Client:
     client = Client(raise_request_exception=False)
     assert client.login(username="sam", password=PASSWORD)
     return client
-
-
-def admin_change(client: Client, row, **changes):
-    """Post a row's admin change form as a browser would, with some fields changed."""
-    url = reverse(f"admin:generation_{row._meta.model_name}_change", args=[row.pk])
-    form = client.get(url).context["adminform"].form
-    data = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        elif isinstance(field, forms.ModelMultipleChoiceField):
-            data[name] = [str(v) for v in value or []]
-        else:
-            data[name] = "" if value is None else value
-    return client.post(url, data | changes)
 
 
 @pytest.mark.parametrize("text", HOSTILE.values(), ids=HOSTILE.keys())

@@ -22,6 +22,7 @@ from PIL import Image, PngImagePlugin
 
 from generation.models import ApiToken, AssetPreset, GenerationJob, ImageModel, JobStatus, TrainingImage, TrainingSet
 from generation.tokens import token_create
+from tests.admin_forms import admin_change
 from tests.factories import PASSWORD, GenerationJobFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -383,23 +384,6 @@ class TestDecompressionBombs:
 
 
 # --- 10. Model options in the admin
-
-
-def admin_change(client: Client, model: ImageModel, **changes):
-    """Post the admin change form of a model entry as a browser would, with some fields changed."""
-    url = reverse("admin:generation_imagemodel_change", args=[model.pk])
-    form = client.get(url).context["adminform"].form
-    data = {}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        elif isinstance(field, forms.JSONField):
-            data[name] = value  # BoundField.value() has already encoded it as JSON text
-        else:
-            data[name] = "" if value is None else value
-    return client.post(url, data | changes, follow=True)
 
 
 class TestModelOptionsInTheAdmin:
