@@ -41,14 +41,18 @@ def thumbnail_response(image: GeneratedImage) -> FileResponse:
 
 
 def webp_response(image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
-    """The finished WebP the worker stored (alpha kept); images from before finishing get one
-    re-encoded from the PNG (lossless keeps flat brand colours exact)."""
+    """The finished WebP the worker stored (alpha kept); images from before finishing, or whose
+    WebP is gone from storage, get one re-encoded from the PNG (lossless keeps flat brand colours exact)."""
     name = image.download_name.removesuffix(".png") + ".webp"
     if image.webp:
-        webp = opened(image.webp, "This image's WebP")
-        stored = FileResponse(webp, content_type="image/webp", as_attachment=download, filename=name)
-        stored["Cache-Control"] = "private, max-age=86400"
-        return stored
+        try:
+            webp = opened(image.webp, "This image's WebP")
+        except MissingFile:
+            pass  # made again from the PNG, below
+        else:
+            stored = FileResponse(webp, content_type="image/webp", as_attachment=download, filename=name)
+            stored["Cache-Control"] = "private, max-age=86400"
+            return stored
     buffer = io.BytesIO()
     with opened(image.file, "This image's PNG") as source:
         Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)

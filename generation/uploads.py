@@ -41,7 +41,7 @@ def read_image(data: bytes, *, max_bytes: int, max_pixels: int = MAX_PIXELS) -> 
         raise UploadError(_claims_too_many_pixels(data, max_pixels)) from None
     except Exception:
         raise UploadError("the image data is damaged") from None
-    return image, FORMATS.get(str(image.format), "png")
+    return image, FORMATS[str(image.format)]
 
 
 def _claims_too_many_pixels(data: bytes, limit: int) -> str:

@@ -57,3 +57,15 @@ def test_a_zip_leaves_a_lost_file_out_and_lists_it(alice_client, lost) -> None:
     listed = archive.read("MISSING-FILES.txt").decode()
     assert lost.download_name in listed and lost.download_name.removesuffix(".png") + ".svg" in listed
     assert archive.testzip() is None
+
+
+def test_a_lost_webp_is_made_again_from_the_png_on_pages_and_the_api(alice, alice_client) -> None:
+    image = finished_job(alice, images=1).images.get()
+    image.webp.save("lost.webp", ContentFile(b"x"), save=True)
+    default_storage.delete(image.webp.name)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token_create(user=alice, name='tests')[1]}")
+    for response in (
+        alice_client.get(reverse("image-file", args=[image.pk]), {"format": "webp"}),
+        api.get(f"/api/v1/images/{image.pk}/file?format=webp"),
+    ):
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"

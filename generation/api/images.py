@@ -12,7 +12,7 @@ from ninja.errors import HttpError
 
 from ..http import thumbnail_response, webp_response
 from ..models import GeneratedImage
-from ..stored import MissingFile, opened
+from ..stored import opened
 from ..templatetags.image_tiles import id_url
 from .common import absolute, own_image
 from .errors import ERRORS
@@ -120,7 +120,7 @@ def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "web
     if format == "svg":
         return _svg(image)
     if format == "webp":
-        return _webp(image)
+        return webp_response(image, download=True)
     return FileResponse(opened(image.file, "This image's PNG"), content_type="image/png", filename=image.download_name)
 
 
@@ -135,19 +135,6 @@ def _svg(image: GeneratedImage) -> FileResponse:
     response["Content-Security-Policy"] = SVG_CSP
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _webp(image: GeneratedImage) -> Any:
-    """The full-size WebP the worker stored; images from before it did are re-encoded from the PNG."""
-    if image.webp:
-        try:
-            source = opened(image.webp, "This image's WebP")
-        except MissingFile:
-            pass  # made again from the PNG
-        else:
-            name = image.download_name.removesuffix(".png") + ".webp"
-            return FileResponse(source, content_type="image/webp", as_attachment=True, filename=name)
-    return webp_response(image, download=True)
 
 
 # What the thumbnail answers, for the schema (and so for schemathesis' checks of the responses).

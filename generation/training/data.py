@@ -45,13 +45,12 @@ MIN_UPLOAD_SIDE = 32  # smaller than the smallest model draws (the demo's 64 px)
 class UploadResult:
     added: list[TrainingImage] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
-    earlier: list[TrainingImage] = field(default_factory=list)  # the set's images, each new one compared once
 
 
 def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence[UploadedFile]) -> UploadResult:
     """Add uploaded images and zips of images (with optional same-name .txt captions)."""
     result = UploadResult()
-    result.earlier = list(training_set.images.only("pk", "hashes", "width", "height"))
+    earlier = list(training_set.images.only("pk", "hashes"))  # each new image is compared with these once
     for upload in files:
         name = str(getattr(upload, "name", "upload"))
         try:
@@ -61,17 +60,19 @@ def add_uploads(training_set: TrainingSet, files: Sequence[IO[bytes]] | Sequence
                     if entry.refused:
                         result.rejected.append((entry.name, entry.refused))
                     else:
-                        _add_one(training_set, entry.name, entry.data, entry.caption, result)
+                        _add_one(training_set, entry.name, entry.data, entry.caption, result, earlier)
             else:
                 upload.seek(0)
                 data = upload.read(MAX_IMAGE_BYTES + 1)
-                _add_one(training_set, name, data, "", result)
+                _add_one(training_set, name, data, "", result, earlier)
         except UploadError as exc:
             result.rejected.append((name, str(exc)))
     return result
 
 
-def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, result: UploadResult) -> None:
+def _add_one(
+    training_set: TrainingSet, name: str, data: bytes, caption: str, result: UploadResult, earlier: list[TrainingImage]
+) -> None:
     if not storable([name, caption]):
         result.rejected.append((name, "its name or caption holds characters that cannot be stored"))
         return
@@ -88,10 +89,10 @@ def _add_one(training_set: TrainingSet, name: str, data: bytes, caption: str, re
         height=image.height,
         hashes=image_hashes(image),
     )
-    row.similar = similar_to(row, result.earlier)
+    row.similar = similar_to(row, earlier)
     row.file.save(f"{uuid.uuid4().hex}.{extension}", ContentFile(data), save=True)
     result.added.append(row)
-    result.earlier.append(row)
+    earlier.append(row)
 
 
 def _checked_image(data: bytes) -> tuple[Image.Image, str]:
