@@ -310,6 +310,9 @@ STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)
 # Live previews of a running job's images, at most this often (pages look once a second); 0: none.
 STUDIO_PREVIEW_SECONDS = float(env_str("STUDIO_PREVIEW_SECONDS", "1"))
 STUDIO_STALE_AFTER_SECONDS = env_int("STUDIO_STALE_AFTER_SECONDS", 30)
+# A job sent to the queue this long ago and still not claimed is sent again (its message may have
+# been lost with a Redis restart); a copy of one that was not lost does nothing (job_claim).
+STUDIO_RESEND_AFTER_SECONDS = env_int("STUDIO_RESEND_AFTER_SECONDS", 120)
 STUDIO_MAX_ATTEMPTS = env_int("STUDIO_MAX_ATTEMPTS", 3)
 STUDIO_MAX_VARIATIONS = 8
 STUDIO_MAX_BATCH_ITEMS = env_int("STUDIO_MAX_BATCH_ITEMS", 50)  # descriptions in one batch submission

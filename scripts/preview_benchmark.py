@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,12 @@ def a_running_job():  # type: ignore[no-untyped-def]
 
     user, _ = User.objects.get_or_create(username="bench")
     return GenerationJob.objects.create(
-        owner=user, preset=AssetPreset.objects.first(), model_key="bench", prompt="bench", status=JobStatus.PROCESSING
+        owner=user,
+        preset=AssetPreset.objects.first(),
+        model_key="bench",
+        prompt="bench",
+        status=JobStatus.PROCESSING,
+        lease=uuid.uuid4(),  # as job_claim leaves it: the worker's writes go through its lease
     )
 
 
@@ -68,8 +74,11 @@ def timed_job(engine, width: int, steps: int, every: float) -> tuple[float, int]
     from generation.worker.progress import Progress
 
     settings.STUDIO_PREVIEW_SECONDS = every
+    from generation.jobs.lease import Lease
+
     job = a_running_job()
-    progress = Progress(job)
+    lease = Lease.of(job)
+    progress = Progress(lease)
     written = []
     real_save = worker_progress.save_previews
 
@@ -95,7 +104,7 @@ def timed_job(engine, width: int, steps: int, every: float) -> tuple[float, int]
     finally:
         worker_progress.save_previews = real_save
     elapsed = time.perf_counter() - start
-    worker_progress.clear_previews(job.pk)
+    lease.clear_previews()
     return elapsed, len(written)
 
 

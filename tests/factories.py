@@ -1,8 +1,11 @@
+import uuid
+
 import factory
 from django.contrib.auth import get_user_model
 
 from generation.jobs import recipe
-from generation.models import AssetPreset, GenerationJob, ImageModel
+from generation.jobs.lease import Lease
+from generation.models import AssetPreset, GenerationJob, ImageModel, JobStatus
 
 PASSWORD = "correct horse battery staple"
 
@@ -58,6 +61,14 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
 
 
 # --- finished images (finishing's fields filled as the worker would, without running it)
+
+
+def leased(job: GenerationJob) -> Lease:
+    """The job running under a worker's lease, as lifecycle.job_claim leaves it: what the worker's
+    writers (store_images, save_previews...) need to write for it."""
+    job.status, job.lease = JobStatus.PROCESSING, uuid.uuid4()
+    GenerationJob.objects.filter(pk=job.pk).update(status=job.status, lease=job.lease)
+    return Lease.of(job)
 
 
 def png_bytes(colour: str = "blue", size: tuple[int, int] = (64, 64), mode: str = "RGB") -> bytes:

@@ -14,7 +14,7 @@ from PIL import Image
 from generation.jobs import submit
 from generation.models import Favorite, GenerationJob, ImageModel, JobStatus
 from generation.worker.progress import save_previews
-from tests.factories import GenerationJobFactory
+from tests.factories import GenerationJobFactory, leased
 from tests.test_views import image_for
 from tests.test_workflow import finished_job
 
@@ -65,7 +65,7 @@ def test_a_step_brings_only_the_bar_and_the_previews_with_the_new_stamp(
 ) -> None:
     job = running(alice, images_total=2)[0]
     stamp = job.live_stamp
-    save_previews(job.pk, 0, 5, [webp_preview("red"), webp_preview("blue")])
+    save_previews(leased(job), 0, 5, [webp_preview("red"), webp_preview("blue")])
     GenerationJob.objects.filter(pk=job.pk).update(progress_step=5)
     with django_assert_max_num_queries(4):  # session, user, the jobs, their previews
         response = ask(alice_client, [job], stamp=stamp)
@@ -141,7 +141,7 @@ def test_the_queries_of_an_update_are_few_and_do_not_grow_with_the_panels(
     for job in one + ten:  # a stored image, starred, and a preview: everything a panel reads
         image = image_for(job)
         Favorite.objects.create(user=alice, image=image)
-        save_previews(job.pk, 1, 3, [webp_preview("red")])
+        save_previews(leased(job), 1, 3, [webp_preview("red")])
     # session, user, what moved, the rows of those jobs, their images, their previews, the stars on them
     with django_assert_max_num_queries(7):
         ask(alice_client, one, stamp="old")
@@ -219,7 +219,7 @@ def webp_preview(colour: str) -> Image.Image:
 
 def test_a_running_panel_shows_the_previews_of_the_images_not_stored_yet(alice_client, alice) -> None:
     job = running(alice, images_total=2, images_done=1)[0]
-    save_previews(job.pk, 0, 3, [webp_preview("red"), webp_preview("blue")])
+    save_previews(leased(job), 0, 3, [webp_preview("red"), webp_preview("blue")])
     body = ask(alice_client, [job], stamp="old").content.decode()
     uris = re.findall(r'src="data:image/webp;base64,([^"]+)"', body)
     assert len(uris) == 1 and "Variation 2 as it takes shape, step 3" in body  # image 1 is stored already

@@ -13,11 +13,11 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image
 
-from generation.models import Favorite, GeneratedImage, JobGroup
+from generation.models import Favorite, GeneratedImage, GenerationJob, JobGroup
 from generation.thumbnails import THUMBNAIL_SIDE
 from generation.tokens import token_create
 from generation.worker import store as worker_store
-from tests.factories import GenerationJobFactory
+from tests.factories import GenerationJobFactory, leased
 from tests.test_workflow import finished_job
 
 pytestmark = pytest.mark.django_db
@@ -25,8 +25,9 @@ pytestmark = pytest.mark.django_db
 
 def stored_job(owner, *images: Image.Image):
     """A job whose images went through the worker's store_images, as a real run stores them."""
-    job = GenerationJobFactory(owner=owner, status="complete", images_total=len(images))
-    worker_store.store_images(job, 0, list(images))
+    job = GenerationJobFactory(owner=owner, images_total=len(images))
+    worker_store.store_images(job, leased(job), 0, list(images))
+    GenerationJob.objects.filter(pk=job.pk).update(status="complete")
     return job
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from brandstudio.celery import app
 
 from ..models import GenerationJob, ImagePreview, JobStatus
+from .lease import Lease
 from .limits import holds_lock
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,35 @@ def _enqueue_all(ids: list[uuid.UUID]) -> None:
 
 
 def dispatch_waiting() -> int:
-    """The reaper's safety net: dispatch for every user with waiting jobs (a dispatch that was
-    lost, say to a crash between a job ending and the next being sent, is made up here)."""
+    """The reaper's safety net: send again what was sent but never claimed, then dispatch for
+    every user with waiting jobs (a dispatch that was lost, say to a crash between a job ending
+    and the next being sent, is made up here)."""
+    resent = resend_unclaimed()
     users = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
-    return sum(dispatch(user_id=user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
+    return resent + sum(dispatch(user_id=user_id) for user_id in users.values_list("owner_id", flat=True).distinct())
+
+
+def resend_unclaimed() -> int:
+    """Send again each job that went to the queue more than STUDIO_RESEND_AFTER_SECONDS ago and
+    is still waiting for a worker.
+
+    Its message may be lost: Redis restarted without persistence, or a worker took it while the
+    database was away. A copy that is not lost is harmless: the first delivery claims the job
+    (job_claim, under the row lock) and every later one finds it running or ended and does
+    nothing. Without this, such a job waits forever and, counted as on the queue, holds back
+    every later job of its owner (dispatch)."""
+    limit = timezone.now() - timedelta(seconds=settings.STUDIO_RESEND_AFTER_SECONDS)
+    stranded = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=limit)
+    resent = 0
+    for job_id, sent in stranded.values_list("pk", "dispatched_at"):
+        # Conditional on the time read: two reapers at once send it once.
+        if GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED, dispatched_at=sent).update(
+            dispatched_at=timezone.now()
+        ):
+            log.warning("Job %s was sent at %s and never claimed; sending it again", job_id, sent)
+            job_enqueue(job_id)
+            resent += 1
+    return resent
 
 
 def _dispatch_after(job_id: uuid.UUID) -> None:
@@ -125,16 +151,24 @@ def _dispatch_after(job_id: uuid.UUID) -> None:
         transaction.on_commit(lambda: dispatch(user_id=owner))
 
 
-def job_fail(*, job_id: uuid.UUID, reason: str, then: bool = True) -> None:
-    GenerationJob.objects.filter(pk=job_id).exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
+def job_fail(*, job_id: uuid.UUID, reason: str, then: bool = True, lease: Lease | None = None) -> None:
+    """Fail the job. From a worker, only under its lease: a worker that lost the job to another
+    must not fail what that one is finishing."""
+    jobs = lease.held() if lease else GenerationJob.objects.filter(pk=job_id)
+    failed = jobs.exclude(status__in=[JobStatus.COMPLETE, JobStatus.CANCELLED]).update(
         status=JobStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
     )
+    if lease and not failed:
+        log.info("Job %s is no longer this worker's: not failed here (%s)", job_id, reason)
     if then:
         _dispatch_after(job_id)
 
 
-def job_complete(*, job_id: uuid.UUID, timings: dict[str, float] | None = None) -> None:
-    GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING).update(
+def job_complete(*, job_id: uuid.UUID, timings: dict[str, float] | None = None, lease: Lease | None = None) -> bool:
+    """Complete the running job (under the worker's lease when one is given); False when it was
+    not running (cancelled, or handed to another worker)."""
+    jobs = lease.held() if lease else GenerationJob.objects.filter(pk=job_id, status=JobStatus.PROCESSING)
+    done = jobs.update(
         status=JobStatus.COMPLETE,
         finished_at=timezone.now(),
         error="",
@@ -142,6 +176,7 @@ def job_complete(*, job_id: uuid.UUID, timings: dict[str, float] | None = None) 
         progress_step=F("progress_steps"),  # done means every step done, whatever was stored last
     )
     _dispatch_after(job_id)
+    return bool(done)
 
 
 def job_cancel(*, job: GenerationJob) -> None:
@@ -168,8 +203,8 @@ def job_claim(*, job_id: uuid.UUID, worker: str) -> GenerationJob | None:
     job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.is_ended:
         return None
-    if job.status == JobStatus.PROCESSING and job.worker != worker and not _is_stale(job):
-        return None  # alive elsewhere
+    if _running_elsewhere(job, worker):
+        return None  # a duplicate delivery (a resend, a redelivery) of a job that runs
     if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
         job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
@@ -177,13 +212,38 @@ def job_claim(*, job_id: uuid.UUID, worker: str) -> GenerationJob | None:
         return None
     now = timezone.now()
     job.status, job.worker, job.worker_pid = JobStatus.PROCESSING, worker, os.getpid()
+    job.lease = uuid.uuid4()  # whoever held it before can no longer write for it (jobs/lease.py)
     job.attempts += 1
     job.started_at = job.heartbeat_at = now
     # No steps until the engine reports them: the page says "Loading the model…", not the last attempt's "Step 0 of 28".
     job.progress_step = job.progress_steps = 0
-    lease = ["status", "worker", "worker_pid", "attempts", "started_at", "heartbeat_at"]
+    lease = ["status", "worker", "worker_pid", "lease", "attempts", "started_at", "heartbeat_at"]
     job.save(update_fields=[*lease, "progress_step", "progress_steps"])
     return job
+
+
+def _running_elsewhere(job: GenerationJob, worker: str) -> bool:
+    """Whether the job runs in another process now: its heartbeat is fresh and it is not this
+    worker's own earlier attempt (a pool process that died, or this one, whose attempt ended on
+    a database outage and whose message came back)."""
+    if job.status != JobStatus.PROCESSING or _is_stale(job):
+        return False
+    if job.worker != worker:
+        return True
+    return job.worker_pid != os.getpid() and _process_alive(job.worker_pid)
+
+
+def _process_alive(pid: int | None) -> bool:
+    """A sibling pool process of this worker (same node name, so the same machine) that still runs."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _gave_up(job: GenerationJob) -> str:
@@ -212,8 +272,10 @@ def jobs_reap_stale(*, worker: str | None = None) -> int:
 
 @transaction.atomic
 def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
-    job = GenerationJob.objects.select_for_update().get(pk=job_id)
-    if job.status != JobStatus.PROCESSING or (stale_only and not _is_stale(job)):
+    # skip_locked: a worker frozen inside one of its lease's short transactions holds the row;
+    # the reaper comes back for it next round rather than wait on a process that may never wake.
+    job = GenerationJob.objects.select_for_update(skip_locked=True).filter(pk=job_id).first()
+    if job is None or job.status != JobStatus.PROCESSING or (stale_only and not _is_stale(job)):
         return 0
     if job.attempts >= settings.STUDIO_MAX_ATTEMPTS:
         job.status, job.error, job.finished_at = JobStatus.FAILED, _gave_up(job), timezone.now()
@@ -224,7 +286,8 @@ def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
         return 1
     job.status = JobStatus.QUEUED
     job.error = f"Worker {job.worker} stopped while running this job; requeued (attempt {job.attempts + 1})."
-    job.save(update_fields=["status", "error"])
+    job.dispatched_at = timezone.now()  # on the queue again: resend_unclaimed counts from now
+    job.save(update_fields=["status", "error", "dispatched_at"])
     log.warning("Requeued job %s from stopped worker %s", job.pk, job.worker)
     transaction.on_commit(lambda: job_enqueue(job.pk))
     return 1

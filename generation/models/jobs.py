@@ -104,6 +104,9 @@ class GenerationJob(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)  # Celery node name holding the lease
     worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    # A new token at every claim: the worker holding it (and only that one) may write for the job
+    # while it runs (jobs/lease.py), so a worker that froze and lost the job writes nothing.
+    lease = models.UUIDField(null=True, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -12,10 +12,10 @@ from django.utils import timezone
 from PIL.Image import Image
 
 from ..engine import Engine, EngineError
-from ..engine.types import Cancelled
 from ..finishing.pipeline import finish, refine_batch, totals
 from ..finishing.plan import Plan
-from ..models import AssetPreset, GeneratedImage, GenerationJob, JobStatus
+from ..jobs.lease import Lease
+from ..models import AssetPreset, GeneratedImage, GenerationJob
 from .request import build_request
 from .store import write_finished
 
@@ -33,10 +33,11 @@ def finishing_plan(job: GenerationJob) -> Plan:
 
 class Finisher:
     """Finishes a job's stored renders, batch by batch, and writes each finished image in one
-    save once all its stages have succeeded (a failure leaves the row as rendered)."""
+    save once all its stages have succeeded (a failure leaves the row as rendered). Each write
+    goes through the worker's lease."""
 
-    def __init__(self, job: GenerationJob) -> None:
-        self.job = job
+    def __init__(self, job: GenerationJob, lease: Lease) -> None:
+        self.job, self.lease = job, lease
         self.plan = finishing_plan(job)
         self.engine: Engine | None = None
         self.records: list[list[dict[str, Any]]] = []
@@ -53,18 +54,15 @@ class Finisher:
             before = [done] if done else None
             result = finish(image, self.plan, index=row.index, device=settings.STUDIO_DEVICE, done=before)
             try:
-                write_finished(self.job, row, result, lossless=self.plan.correct)
+                write_finished(self.job, self.lease, row, result, lossless=self.plan.correct)
             except OSError as exc:
                 raise EngineError(f"The finished images could not be stored ({exc}); try again later.") from exc
             self.records.append(result.records)
 
     def _mark(self, index: int) -> None:
-        """ "Finishing 2 of 4" on the job panel; `timings` is replaced when the job completes."""
-        updated = GenerationJob.objects.filter(pk=self.job.pk, status=JobStatus.PROCESSING).update(
-            timings={"finishing": index + 1}, heartbeat_at=timezone.now()
-        )
-        if not updated:  # cancelled, or reaped and handed to another worker
-            raise Cancelled("The job is no longer running here.")
+        """ "Finishing 2 of 4" on the job panel; `timings` is replaced when the job completes.
+        Cancelled, or reaped and handed to another worker: LeaseLost stops the finishing."""
+        self.lease.update(timings={"finishing": index + 1}, heartbeat_at=timezone.now())
 
     def stage_totals(self) -> dict[str, float]:
         return totals(self.records)

@@ -1,5 +1,6 @@
 """What a running job reports: its step progress and live previews on the job's row, a heartbeat
-that keeps its lease, and the seconds each phase took."""
+that keeps its lease, and the seconds each phase took. Each write goes through the worker's lease
+(jobs/lease.py): once the job is not this worker's any more, it raises LeaseLost and writes nothing."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ import io
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
-from ..engine.types import Cancelled
-from ..models import GenerationJob, ImagePreview, JobStatus
+from ..jobs.lease import Lease, LeaseLost
+from ..models import ImagePreview
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -65,8 +65,8 @@ class Progress:
 
     min_interval = 0.5
 
-    def __init__(self, job: GenerationJob, *, already: int = 0) -> None:
-        self.job_id = job.pk
+    def __init__(self, lease: Lease, *, already: int = 0) -> None:
+        self.lease = lease
         self.already = already  # images a previous attempt stored: the engine counts from 0 again
         self.last = 0.0
         self.step = self.total = 0
@@ -83,30 +83,29 @@ class Progress:
         every, now = settings.STUDIO_PREVIEW_SECONDS, time.monotonic()
         if not every or now - self.last_preview < every or self.step >= self.total:
             return  # off, too soon, or the last step: the image itself comes next
-        save_previews(self.job_id, self.already + first, self.step, draw())
+        save_previews(self.lease, self.already + first, self.step, draw())
         self.last_preview = now
         # The step goes with the preview, so the page's live channel sees that its panel changed.
         self._write(now)
 
     def _write(self, now: float) -> None:
         self.last = now
-        updated = GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.PROCESSING).update(
-            progress_step=self.step, progress_steps=self.total, heartbeat_at=timezone.now()
-        )
-        if not updated:  # cancelled, or reaped and handed to another worker
-            raise Cancelled("The job is no longer running here.")
+        # Cancelled, or reaped and handed to another worker: LeaseLost stops the engine.
+        self.lease.update(progress_step=self.step, progress_steps=self.total, heartbeat_at=timezone.now())
 
 
 class Heartbeat:
     """A background thread that stamps the job while it runs, even inside one long step.
 
-    When the process dies the stamps stop and the reaper takes the job back.
+    When the process dies (or freezes) the stamps stop and the reaper takes the job back; a
+    database that does not answer for a while costs stamps, not the thread. The stamps stop for
+    good once the lease is lost.
     """
 
-    def __init__(self, job_id: uuid.UUID, *, worker: str) -> None:
-        self.job_id, self.worker = job_id, worker
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self.thread.start()
@@ -119,28 +118,29 @@ class Heartbeat:
     def _run(self) -> None:
         try:
             while not self.stop.wait(settings.STUDIO_HEARTBEAT_SECONDS):
-                GenerationJob.objects.filter(pk=self.job_id, status=JobStatus.PROCESSING, worker=self.worker).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    self.lease.update(heartbeat_at=timezone.now())
+                except (OperationalError, InterfaceError):
+                    log.warning("Heartbeat for job %s missed: the database does not answer", self.lease.job_id)
+                    connection.close()  # the next stamp opens a new connection
+        except LeaseLost:
+            log.info("Heartbeat for job %s stopped: the job is not this worker's any more", self.lease.job_id)
         except Exception:
-            log.exception("Heartbeat for job %s stopped", self.job_id)
+            log.exception("Heartbeat for job %s stopped", self.lease.job_id)
         finally:
             connection.close()
 
 
-def save_previews(job_id: uuid.UUID, first: int, step: int, images: list[Image]) -> None:
-    """Replace the previews of images first.. with these, in one statement."""
+def save_previews(lease: Lease, first: int, step: int, images: list[Image]) -> None:
+    """Replace the previews of images first.. with these, in one statement, under the lease."""
     rows = [
-        ImagePreview(job_id=job_id, index=index, step=step, webp=_webp(image))
+        ImagePreview(job_id=lease.job_id, index=index, step=step, webp=_webp(image))
         for index, image in enumerate(images, start=first)
     ]
-    ImagePreview.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["job", "index"], update_fields=["step", "webp"]
-    )
-
-
-def clear_previews(job_id: uuid.UUID) -> None:
-    ImagePreview.objects.filter(job_id=job_id).delete()
+    with lease.holding():
+        ImagePreview.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["job", "index"], update_fields=["step", "webp"]
+        )
 
 
 def _webp(image: Image) -> bytes:

@@ -1,42 +1,82 @@
 """Writing a job's images through storage: each render as its batch ends, then each finished image
-(PNG with the job's settings, WebP, SVG, thumbnail) in one save."""
+(PNG with the job's settings, WebP, SVG, thumbnail) in one save.
+
+The files are written first, then the rows saved under the worker's lease (jobs/lease.py). When
+that fails (a full disk, a lost lease, anything) the files written for those rows are removed:
+no file is left that no row names."""
 
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db.models import F
 from PIL import Image as PILImage
 from PIL.Image import Image
 
 from ..finishing.pipeline import Finished
+from ..jobs.lease import Lease
 from ..jobs.recipe import job_settings
 from ..models import GeneratedImage, GenerationJob
 from ..png_meta import png_info
 from ..thumbnails import attach_thumbnail
 
+log = logging.getLogger(__name__)
 
-def store_images(job: GenerationJob, first: int, images: list[Image]) -> list[GeneratedImage]:
+FIELDS = ("file", "rendered", "webp", "svg", "thumbnail")
+
+
+def store_images(job: GenerationJob, lease: Lease, first: int, images: list[Image]) -> list[GeneratedImage]:
     """Write each render (its PNG and its grid thumbnail) through the configured storage as soon
-    as its batch is done; `rendered` keeps it when finishing replaces `file`."""
-    rows = []
-    for index, image in enumerate(images, start=first):
-        seed = job.params["seeds"][index]
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", pnginfo=png_info(job_settings(job, seed=seed), _details(job)))
-        row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
-        row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
-        row.rendered.name = row.file.name
-        attach_thumbnail(row, image)  # made here, once, so grids never resize on request
-        row.save()
-        rows.append(row)
-    done = first + len(images)
-    # The next batch counts its steps from 0; after the last one the job stays at its final step.
-    step = 0 if done < job.images_total else F("progress_steps")
-    GenerationJob.objects.filter(pk=job.pk).update(images_done=done, progress_step=step)
+    as its batch is done, then the batch's rows in one transaction under the lease; `rendered`
+    keeps the render when finishing replaces `file`."""
+    rows: list[GeneratedImage] = []
+    with _removed_on_failure(lambda: _names(rows)):
+        for index, image in enumerate(images, start=first):
+            seed = job.params["seeds"][index]
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG", pnginfo=png_info(job_settings(job, seed=seed), _details(job)))
+            row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
+            rows.append(row)
+            row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
+            row.rendered.name = row.file.name
+            attach_thumbnail(row, image)  # made here, once, so grids never resize on request
+        done = first + len(images)
+        # The next batch counts its steps from 0; after the last one the job stays at its final step.
+        step = 0 if done < job.images_total else F("progress_steps")
+        with lease.holding():
+            for row in rows:
+                row.save()
+            lease.update(images_done=done, progress_step=step)
     return rows
+
+
+def _names(rows: Iterable[GeneratedImage]) -> set[str]:
+    return {str(name) for row in rows for field in FIELDS if (name := getattr(row, field).name)}
+
+
+@contextmanager
+def _removed_on_failure(written: Any) -> Iterator[None]:
+    """Remove the files `written()` names when the block fails: rows that were never saved (or
+    were rolled back) leave nothing in storage."""
+    try:
+        yield
+    except BaseException:
+        _remove(written())
+        raise
+
+
+def _remove(names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:  # the storage may be what failed: say so, the error that matters goes on
+            log.warning("Could not remove %s after a failed write", name, exc_info=True)
 
 
 def open_rendered(row: GeneratedImage) -> Image:
@@ -48,8 +88,9 @@ def open_rendered(row: GeneratedImage) -> Image:
     return image
 
 
-def write_finished(job: GenerationJob, row: GeneratedImage, result: Finished, *, lossless: bool) -> None:
-    """The finished PNG (with the job's settings), its WebP, SVG and thumbnail, then the row in one save."""
+def write_finished(job: GenerationJob, lease: Lease, row: GeneratedImage, result: Finished, *, lossless: bool) -> None:
+    """The finished PNG (with the job's settings), its WebP, SVG and thumbnail, then the row in one
+    save under the lease; the files it replaced go after that save, the new ones if it fails."""
     from ..finishing import svg  # vtracer and numpy: worker side
 
     image = result.image
@@ -62,20 +103,21 @@ def write_finished(job: GenerationJob, row: GeneratedImage, result: Finished, *,
     svg_text = svg.sanitise(result.svg) if result.svg else None  # what is stored is what is served
     if not row.rendered:  # stored before `rendered` existed: its PNG is the render
         row.rendered.name = row.file.name
-    old = [str(f.name) for f in (row.file, row.webp, row.svg, row.thumbnail) if f and f.name != row.rendered.name]
-    row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
-    row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
-    if svg_text is not None:
-        row.svg.save(f"{stem}.svg", ContentFile(svg_text.encode()), save=False)
-    attach_thumbnail(row, image)
-    row.width, row.height = image.size
-    row.has_alpha = image.mode == "RGBA"
-    row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
-    row.finishing = result.records
-    row.save()
-    for name in old:  # the render's thumbnail, or an earlier finishing's files
-        if name not in {row.file.name, row.webp.name, row.svg.name, row.thumbnail.name}:
-            row.file.storage.delete(name)
+    kept = {str(f.name) for f in (row.file, row.rendered, row.webp, row.svg, row.thumbnail) if f}
+    with _removed_on_failure(lambda: _names([row]) - kept):
+        row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
+        row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
+        if svg_text is not None:
+            row.svg.save(f"{stem}.svg", ContentFile(svg_text.encode()), save=False)
+        attach_thumbnail(row, image)
+        row.width, row.height = image.size
+        row.has_alpha = image.mode == "RGBA"
+        row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
+        row.finishing = result.records
+        with lease.holding():
+            row.save()
+    # The render's thumbnail, or an earlier finishing's files: named by no field now.
+    _remove(kept - _names([row]))
 
 
 def _details(job: GenerationJob) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from PIL import Image, PngImagePlugin
 from generation.models import ApiToken, AssetPreset, GenerationJob, ImageModel, JobStatus, TrainingImage, TrainingSet
 from generation.tokens import token_create
 from tests.admin_forms import admin_change
-from tests.factories import PASSWORD, GenerationJobFactory, UserFactory
+from tests.factories import PASSWORD, GenerationJobFactory, UserFactory, leased
 
 pytestmark = pytest.mark.django_db
 
@@ -454,6 +454,6 @@ class TestFinishedJobProgress:
 
         job = GenerationJobFactory(owner=alice, images_total=1, status=JobStatus.PROCESSING)
         GenerationJob.objects.filter(pk=job.pk).update(progress_step=4, progress_steps=4)
-        worker_store.store_images(job, 0, [Image.new("RGB", (64, 64), "white")])
+        worker_store.store_images(job, leased(job), 0, [Image.new("RGB", (64, 64), "white")])
         page = alice_client.get(reverse("job", args=[job.pk])).content.decode()
         assert "Step 4 of 4" in page and "Step 0 of" not in page

@@ -18,7 +18,7 @@ from generation.models import GenerationJob, ImagePreview, JobStatus
 from generation.worker import progress as worker_progress
 from generation.worker import run as worker_run
 from generation.worker.progress import save_previews
-from tests.factories import AssetPresetFactory, GenerationJobFactory
+from tests.factories import AssetPresetFactory, GenerationJobFactory, leased
 
 DEMO = Path(settings.STUDIO_DEMO_MODEL_DIR)
 
@@ -181,7 +181,7 @@ class TestTheApi:
 
     def running_job_with_previews(self, owner) -> GenerationJob:
         job = GenerationJobFactory(owner=owner, status=JobStatus.PROCESSING, images_total=2, progress_steps=8)
-        save_previews(job.pk, 0, 4, [Image.new("RGB", (64, 64), "orange"), Image.new("RGB", (64, 64), "navy")])
+        save_previews(leased(job), 0, 4, [Image.new("RGB", (64, 64), "orange"), Image.new("RGB", (64, 64), "navy")])
         return job
 
     def test_a_job_offers_its_previews_only_when_asked(self, api, alice) -> None:

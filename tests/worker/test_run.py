@@ -14,7 +14,7 @@ from generation.worker import engines as worker_engines
 from generation.worker import progress as worker_progress
 from generation.worker import run as worker_run
 from generation.worker import store as worker_store
-from tests.factories import GenerationJobFactory
+from tests.factories import GenerationJobFactory, leased
 
 pytestmark = pytest.mark.django_db
 
@@ -65,14 +65,14 @@ def test_a_job_cancelled_while_running_stops_and_stays_cancelled(monkeypatch) ->
 
 def test_a_retried_attempt_resumes_after_the_images_already_stored() -> None:
     job = GenerationJobFactory(images_total=3)
-    worker_store.store_images(job, 0, [Image.new("RGB", (64, 64))])
+    worker_store.store_images(job, leased(job), 0, [Image.new("RGB", (64, 64))])
     job = run(job)
     assert job.status == JobStatus.COMPLETE
     assert [img.seed for img in job.images.all()] == [1000, 1001, 1002]
 
 
 def test_an_unexpected_error_fails_the_job_with_its_message(monkeypatch) -> None:
-    def broken(job, first, images):
+    def broken(job, lease, first, images):
         raise RuntimeError("PNG encoder exploded")
 
     monkeypatch.setattr(worker_run, "store_images", broken)
