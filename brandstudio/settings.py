@@ -323,6 +323,8 @@ STUDIO_MAX_COMPARE = 6  # columns in one comparison
 STUDIO_SUBMISSIONS_PER_MINUTE = env_int("STUDIO_SUBMISSIONS_PER_MINUTE", 30)
 STUDIO_MAX_JOBS_IN_FLIGHT = env_int("STUDIO_MAX_JOBS_IN_FLIGHT", 120)
 STUDIO_USER_DISPATCH = env_int("STUDIO_USER_DISPATCH", 2)
+# The sketch box's depth previews a user may have on the way to the workers at once.
+STUDIO_USER_DEPTH_PREVIEWS = env_int("STUDIO_USER_DEPTH_PREVIEWS", 2)
 # What monitoring sends (Authorization: Bearer ...) to ask /health/?workers=1; staff may ask signed in.
 STUDIO_HEALTH_TOKEN = env_str("STUDIO_HEALTH_TOKEN", "")
 # gunicorn workers `./studio up` runs: one per core, each with 8 threads.

@@ -80,14 +80,17 @@ def store_preview(input_id: str, side: int) -> str:
         return ""
     stored = InputImage.objects.get(pk=input_id)
     name = preview_name(stored, estimator, side)
-    if default_storage.exists(name):
-        return name
-    with stored.file.open("rb") as fh:
-        picture = Image.open(fh)
-        picture.load()
-    device = resolve_device(settings.STUDIO_DEVICE)
-    depth = depth_map(fit_on_paper(picture, (side, side)), estimator.resolved_local_path, device)
-    return default_storage.save(name, ContentFile(_png(depth)))
+    try:
+        if default_storage.exists(name):
+            return name
+        with stored.file.open("rb") as fh:
+            picture = Image.open(fh)
+            picture.load()
+        device = resolve_device(settings.STUDIO_DEVICE)
+        depth = depth_map(fit_on_paper(picture, (side, side)), estimator.resolved_local_path, device)
+        return default_storage.save(name, ContentFile(_png(depth)))
+    finally:  # stored or failed, it is no longer on the way: the user's next preview may go
+        InputImage.objects.filter(pk=stored.pk).update(depth_asked_at=None)
 
 
 def _png(image: Image.Image) -> bytes:

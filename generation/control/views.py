@@ -127,8 +127,8 @@ def input_depth(request: Request, pk: UUID) -> HttpResponse:
     context: dict[str, Any] = {"sketch": stored, "estimator": estimator, "polls": polls + 1, "waiting": False}
     if estimator is not None and not default_storage.exists(preview_name(stored, estimator, PREVIEW_SIDE)):
         try:
-            if polls == 0:
-                lifecycle.depth_preview_enqueue(stored.pk, PREVIEW_SIDE)
+            # Each poll asks: one ask on the way per input, a few per user (the rest wait their turn).
+            lifecycle.depth_preview_request(stored=stored, side=PREVIEW_SIDE)
         except Exception as exc:  # the broker is down: say so, as a job would
             context["error"] = f"The job queue is unreachable ({exc.__class__.__name__}); the job estimates it."
         else:

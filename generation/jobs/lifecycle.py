@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from brandstudio.celery import app
 
-from ..models import GenerationJob, ImagePreview, JobStatus
+from ..models import GenerationJob, ImagePreview, InputImage, JobStatus
 from .lease import Lease
 from .limits import holds_lock
 
@@ -58,17 +58,15 @@ def job_enqueue(job_id: uuid.UUID) -> None:
 
 
 def _send(task: str, job_id: uuid.UUID, what: str) -> None:
-    """Put a job's task on the broker; when the broker is down, say so on the job rather than
-    leave it queued forever."""
+    """Put a job's task on the broker. When the broker does not answer (a restart, a failover)
+    the job stays queued and the reaper's next round sends it again (resend_unclaimed): it runs
+    once the broker is back, and the page says it is waiting long meanwhile."""
     try:
         send_task(task, str(job_id))
-    except Exception as exc:
-        log.exception("Could not enqueue %s %s", what, job_id)
-        job_fail(
-            job_id=job_id,
-            reason=f"The job queue is unreachable ({exc.__class__.__name__}); try again shortly.",
-            then=False,
-        )
+    except Exception:
+        log.exception("Could not enqueue %s %s; the reaper sends it again", what, job_id)
+        due = timezone.now() - timedelta(seconds=settings.STUDIO_RESEND_AFTER_SECONDS)
+        GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(dispatched_at=due)
 
 
 def send_task(task: str, *args: Any, **options: Any) -> None:
@@ -77,9 +75,40 @@ def send_task(task: str, *args: Any, **options: Any) -> None:
     app.send_task(task, args=args, **options)
 
 
+# A depth preview is worth nothing once the designer has moved on: its message expires.
+DEPTH_PREVIEW_EXPIRES = 120
+# On Redis a message's priority picks the list it waits in, and a worker reads every list of
+# priority 0 (the jobs') before any list of a higher number: a preview never goes ahead of a job
+# waiting on the gpu queue. https://docs.celeryq.dev/en/stable/userguide/routing.html#redis-message-priorities
+DEPTH_PREVIEW_PRIORITY = 9
+
+
+def depth_preview_request(*, stored: InputImage, side: int) -> bool:
+    """Ask a worker for the sketch box's depth preview of `stored`: once while an ask is on the
+    way (however often the box polls), and for at most STUDIO_USER_DEPTH_PREVIEWS of the user's
+    inputs at a time, as their jobs are limited. True when one is on the way (asked now or
+    before); False when the user's other previews go first (the box asks again as it polls)."""
+    now = timezone.now()
+    fresh = now - timedelta(seconds=DEPTH_PREVIEW_EXPIRES)
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=stored.owner_id).first()  # one count at a time per user
+        asked = InputImage.objects.filter(owner_id=stored.owner_id, depth_asked_at__gte=fresh)
+        if asked.filter(pk=stored.pk).exists():
+            return True
+        if asked.count() >= settings.STUDIO_USER_DEPTH_PREVIEWS:
+            return False
+        InputImage.objects.filter(pk=stored.pk).update(depth_asked_at=now)
+    try:
+        depth_preview_enqueue(stored.pk, side)
+    except Exception:
+        InputImage.objects.filter(pk=stored.pk, depth_asked_at=now).update(depth_asked_at=None)  # not on the way
+        raise
+    return True
+
+
 def depth_preview_enqueue(input_id: uuid.UUID, side: int) -> None:
-    """The sketch box's depth preview, estimated on a worker; it is worth nothing after two minutes."""
-    send_task(DEPTH_PREVIEW, str(input_id), side, expires=120)
+    """The sketch box's depth preview, estimated on a worker, behind every waiting job."""
+    send_task(DEPTH_PREVIEW, str(input_id), side, expires=DEPTH_PREVIEW_EXPIRES, priority=DEPTH_PREVIEW_PRIORITY)
 
 
 def dispatch(*, user_id: int) -> int:

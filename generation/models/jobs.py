@@ -227,6 +227,9 @@ class InputImage(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the sketch box asked a worker for its depth preview, until the worker stored it: one ask
+    # on the way per input, a few per user (lifecycle.depth_preview_request).
+    depth_asked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["owner", "sha256"], name="one_input_per_content")]

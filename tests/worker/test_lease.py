@@ -23,7 +23,7 @@ from generation.worker import progress as worker_progress
 from generation.worker import run as worker_run
 from generation.worker import store as worker_store
 from generation.worker.progress import save_previews
-from tests.factories import GenerationJobFactory, leased
+from tests.factories import GenerationJobFactory
 
 pytestmark = pytest.mark.django_db
 
