@@ -6,9 +6,10 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from django.conf import settings
@@ -119,3 +120,123 @@ def flush_broker() -> None:
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+class RedisServer:
+    """A Redis of the test's own, run as a plain Redis runs: no append-only file, no save points,
+    so a kill -9 loses every message it held (the shared Redis of the other tests stays up)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        log = (self.folder / "redis.log").open("ab")
+        self.proc = subprocess.Popen([*command, "--dir", str(self.folder)], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self.answers, timeout=20, what="Redis")
+
+    def answers(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+        except redis.ConnectionError:
+            return False
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+
+@contextmanager
+def sending_to(broker_url: str) -> Iterator[None]:
+    """The test process's own sends (job submissions) go to `broker_url` (Celery reads
+    CELERY_BROKER_WRITE_URL before its settings), its connection pools made anew on the way in and out."""
+    from brandstudio.celery import app
+
+    def fresh_pools() -> None:
+        if app._pool is not None:
+            app._pool.force_close_all()
+            app._pool = None
+        app.amqp._producer_pool = None
+
+    before = os.environ.get("CELERY_BROKER_WRITE_URL")
+    os.environ["CELERY_BROKER_WRITE_URL"] = broker_url
+    fresh_pools()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CELERY_BROKER_WRITE_URL", None)
+        else:
+            os.environ["CELERY_BROKER_WRITE_URL"] = before
+        fresh_pools()
+
+
+class TcpProxy:
+    """Postgres behind a switch, for a worker whose DATABASE_URL names the proxy's port: `cut()`
+    drops every connection and refuses new ones (the database unreachable, as in an outage or a
+    failover), `restore()` lets them through again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port, self.port = target_port, free_port()
+        self.sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        if self.listener is not None:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting on it
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            for sock in self.sockets:
+                _close(sock)
+            self.sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.sockets |= {client, upstream}
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()

@@ -150,17 +150,20 @@ class TestReaper:
         assert mine.status == JobStatus.QUEUED and other.status == JobStatus.PROCESSING
 
 
-def test_an_unreachable_queue_fails_the_job_with_a_reason(monkeypatch) -> None:
+def test_a_job_the_queue_could_not_take_stays_queued_and_is_sent_at_the_reapers_next_round(monkeypatch) -> None:
     from brandstudio.celery import app
 
     def down(*args, **kwargs):
         raise ConnectionRefusedError("broker down")
 
     monkeypatch.setattr(app, "send_task", down)
-    job = GenerationJobFactory()
+    job = GenerationJobFactory(dispatched_at=timezone.now())
     lifecycle.job_enqueue(job.pk)
     job.refresh_from_db()
-    assert job.status == JobStatus.FAILED and "queue is unreachable" in job.error
+    assert job.status == JobStatus.QUEUED and not job.error
+    sent: list[tuple] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **options: sent.append((name, *args)))
+    assert lifecycle.dispatch_waiting() == 1 and sent == [(lifecycle.RUN, str(job.pk))]
 
 
 def test_a_job_records_the_negative_prompt_only_where_its_model_acts_on_it(preset) -> None:
