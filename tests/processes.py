@@ -161,13 +161,13 @@ class RedisServer:
 @contextmanager
 def sending_to(broker_url: str) -> Iterator[None]:
     """The test process's own sends (job submissions) go to `broker_url` (Celery reads
-    CELERY_BROKER_WRITE_URL before its settings), its connection pools made anew on the way in and out."""
+    CELERY_BROKER_WRITE_URL before its settings), its connection pools taken anew on the way in and out."""
     from brandstudio.celery import app
 
     def fresh_pools() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
+        # Not closed: kombu keeps one pool per broker URL for the whole process, and the next
+        # test's sends to the usual broker take that pool again.
+        app._pool = None
         app.amqp._producer_pool = None
 
     before = os.environ.get("CELERY_BROKER_WRITE_URL")
