@@ -205,7 +205,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 STORAGES = {
     "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # Django's FileSystemStorage, but a file appears whole or not at all (a full disk leaves nothing).
+        "BACKEND": "generation.storage.AtomicFileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT},
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -223,6 +224,9 @@ if env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"):
             "overwrite_files": False,
         },
     }
+# /health/ fails (503) when local media has less free space than this: time to clean up before
+# uploads answer 507 and jobs fail. Not checked on Azure Blob.
+STUDIO_MIN_FREE_DISK_MB = env_int("STUDIO_MIN_FREE_DISK_MB", 500)
 # Downloads redirect to a short-lived signed URL of the private container; images shown on
 # pages are still streamed through the studio (the page's CSP allows images from itself only).
 STUDIO_SIGNED_DOWNLOADS = env_bool(

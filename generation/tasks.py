@@ -10,6 +10,7 @@ from django.conf import settings
 
 from .control.depth import depth_estimator, store_preview
 from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
+from .storage import sweep_partial
 from .training.services import run_fail_to_start, runs_reap_stale
 
 
@@ -41,6 +42,7 @@ def estimate_depth_preview(input_id: str, side: int) -> None:
 
 @shared_task
 def reap_stale_jobs() -> int:
+    sweep_partial()  # what writes of a killed process left half done
     return jobs_reap_stale() + runs_reap_stale() + dispatch_waiting()
 
 

@@ -36,7 +36,7 @@ def studio_settings(settings, tmp_path: Path, tiny_flux_dir: Path) -> None:
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "generation.storage.AtomicFileSystemStorage",  # as settings.py: writes land whole
             "OPTIONS": {"location": tmp_path / "media"},
         },
     }

@@ -4,7 +4,9 @@ document.addEventListener("htmx:responseError", (event) => {
   const status = event.detail.xhr.status;
   banner.textContent = status === 404
     ? "That item no longer exists or is not yours."
-    : `The studio answered with an error (${status}). Try again; if it persists, tell an admin.`;
+    : status === 507
+      ? "The studio's storage is full: nothing was saved. Tell an admin, then try again."
+      : `The studio answered with an error (${status}). Try again; if it persists, tell an admin.`;
   banner.hidden = false;
 });
 document.addEventListener("htmx:sendError", () => {

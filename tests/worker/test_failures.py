@@ -109,17 +109,50 @@ def _pings(client: redis.Redis) -> bool:
 
 
 def test_a_storage_that_refuses_writes_fails_the_job_with_a_reason_and_no_half_rows(monkeypatch) -> None:
-    from django.core.files.storage import FileSystemStorage
+    from generation.storage import AtomicFileSystemStorage
 
     def refuse(self, name, content, max_length=None):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(FileSystemStorage, "_save", refuse)
+    monkeypatch.setattr(AtomicFileSystemStorage, "_save", refuse)
     job = GenerationJobFactory(images_total=2)
     worker_run.run_job(str(job.pk), worker="gpu@test")
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "No space left on device" in job.error
     assert "could not be stored" in job.error and job.images.count() == 0
+
+
+def test_a_disk_that_fills_mid_job_leaves_no_stray_file_and_retry_finishing_completes_it(monkeypatch, settings) -> None:
+    import errno
+
+    from generation.jobs import lifecycle
+    from generation.storage import AtomicFileSystemStorage
+
+    real_write, writes = AtomicFileSystemStorage._write, []
+
+    def fills_up(self, partial, content):
+        writes.append(partial)
+        if len(writes) > 2:  # the first render and its thumbnail fit; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, partial, content)
+
+    monkeypatch.setattr(AtomicFileSystemStorage, "_write", fills_up)
+    monkeypatch.setattr(lifecycle, "send_task", lambda *args, **kwargs: None)
+    job = GenerationJobFactory(images_total=3)
+    GenerationJob.objects.filter(pk=job.pk).update(params={**job.params, "batch_size": 1})
+    worker_run.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "No space left on device" in job.error
+    media = Path(settings.MEDIA_ROOT)
+    files = sorted(p.name for p in media.rglob("*") if p.is_file())
+    named = sorted(Path(str(getattr(row, f).name)).name for row in job.images.all() for f in ("file", "thumbnail"))
+    assert files == named and len(files) == 2  # no 0-byte or partial file beside the stored render
+
+    monkeypatch.setattr(AtomicFileSystemStorage, "_write", real_write)  # space freed
+    lifecycle.job_refinish(job=job)  # offered: one render is stored
+    worker_run.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETE and job.images.count() == 3
 
 
 def test_users_take_turns_on_one_worker(alice, bob, tmp_path: Path) -> None:
