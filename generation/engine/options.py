@@ -15,6 +15,10 @@ from .families import FAMILIES
 
 # Where the pipeline's weights sit (devices.place): https://huggingface.co/docs/diffusers/optimization/memory
 MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
+# A component's precision and placement in a memory plan (generation/memory/plan.py), and in the
+# `memory` option that overrides the plan for some components.
+PRECISIONS = ("bf16", "fp16", "fp32", "fp8", "int8", "nf4")
+PLACEMENTS = ("gpu", "offload", "sequential")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ OPTIONS: dict[str, Option] = {
     "llama": Option(
         "HiDream's fourth text encoder: a Hugging Face repo in the cache, or a folder", families=("hidream",)
     ),
+    "memory": Option(
+        "the memory plan overridden for some components, e.g. "
+        '{"transformer": {"precision": "int8", "placement": "gpu"}}: precision '
+        f"({', '.join(PRECISIONS)}), placement ({', '.join(PLACEMENTS)})",
+        dict,
+    ),
 }
 
 
@@ -86,6 +96,8 @@ def option_errors(family: str, options: Any) -> list[str]:
 
 
 def _value_problem(option: Option, value: Any) -> str | None:
+    if option.kind is dict:
+        return _memory_problem(value)
     if option.kind in (int, float):
         numeric = (int, float) if option.kind is float else int
         if isinstance(value, bool) or not isinstance(value, numeric):
@@ -98,6 +110,21 @@ def _value_problem(option: Option, value: Any) -> str | None:
         return f"must be a non-empty text{_range(option)}, not {value!r}"
     if option.choices and value not in option.choices:
         return f"must be one of {', '.join(option.choices)}, not {value!r}"
+    return None
+
+
+def _memory_problem(value: Any) -> str | None:
+    """The shape of a `memory` override; which components the model has, and what fits the
+    workers' cards, the model's clean() checks against its installed folder."""
+    if not isinstance(value, dict) or not value:
+        return 'is an object naming components, e.g. {"transformer": {"precision": "int8"}}'
+    for name, choice in value.items():
+        if not isinstance(choice, dict) or not choice or set(choice) - {"precision", "placement"}:
+            return f'gives {name} as {{"precision": ..., "placement": ...}}'
+        if "precision" in choice and choice["precision"] not in PRECISIONS:
+            return f"gives {name} a precision of {', '.join(PRECISIONS)}, not {choice['precision']!r}"
+        if "placement" in choice and choice["placement"] not in PLACEMENTS:
+            return f"gives {name} a placement of {', '.join(PLACEMENTS)}, not {choice['placement']!r}"
     return None
 
 
