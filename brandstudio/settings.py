@@ -309,6 +309,9 @@ STUDIO_DEMO_CONTROLNET_DIR = Path(
 # Memory the loaded models of one worker process may take (GPU memory on a GPU worker).
 STUDIO_MEMORY_BUDGET_GB = float(env_str("STUDIO_MEMORY_BUDGET_GB", "20"))
 STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...
+# The cards the GPU workers have (t4, a10g, l4, a100-40, h100, or a size in GB): the admin shows a
+# model's memory plan for each, and refuses a memory override that fits none of them.
+STUDIO_WORKER_CARDS = env_str("STUDIO_WORKER_CARDS", "t4,a10g")
 STUDIO_MAX_BATCH = env_int("STUDIO_MAX_BATCH", 8)  # images per pipeline call; halves itself on OOM
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)
 # Live previews of a running job's images, at most this often (pages look once a second); 0: none.

@@ -1,12 +1,17 @@
 import re
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
+from . import model_files
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
@@ -108,16 +113,46 @@ class ImageModelAdmin(StudioAdmin):
     list_editable = ("enabled", "position")
     list_filter = ("family", "commercial_use", "enabled")
     prepopulated_fields = {"key": ("name",)}
-    readonly_fields = ("size_limits",)
+    readonly_fields = ("size_limits", "memory_plans")
     fieldsets = [
         (None, {"fields": ["name", "key", "family", "enabled", "position"]}),
         ("Weights", {"fields": ["repo_id", "revision", "local_path"]}),
+        (
+            "Memory",
+            {
+                "fields": ["memory_plans"],
+                "description": "How the workers' cards (STUDIO_WORKER_CARDS) hold this model, worked out "
+                "from its configs and weight headers; the `memory` loading option overrides it per component.",
+            },
+        ),
         ("License", {"fields": ["license_name", "commercial_use", "license_notice", "license_url"]}),
         ("Defaults", {"fields": ["default_steps", "default_guidance", "max_side", "size_limits"]}),
         ("Loading options", {"fields": ["options"], "description": f"A JSON object. Known options: {describe()}."}),
         ("Capabilities", {"fields": ["supports_img2img"]}),
         ("For designers", {"fields": ["for_testing", "subjects"]}),
     ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        token = _asked_card.set(request.GET.get("card", "")[:20])  # ?card=20: the plan for a 20 GB card too
+        try:
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render"):  # a TemplateResponse renders later, after the reset below
+                response.render()
+            return response
+        finally:
+            _asked_card.reset(token)
+
+    @admin.display(description="Plans")
+    def memory_plans(self, obj: ImageModel) -> SafeString:
+        cards = ",".join(filter(None, [settings.STUDIO_WORKER_CARDS, _asked_card.get()]))
+        lines = format_html_join("", "{}<br>", ((line,) for line in model_files.memory_plans(obj, cards)))
+        others = format_html_join(" ", '<a href="?card={}">{}</a>', ((c, c) for c in OTHER_CARDS))
+        return format_html("{}<small>Another card: {} (or ?card=GB in the address)</small>", lines, others)
+
+
+# The plan for another card than the workers', asked for on the model's admin page.
+_asked_card: ContextVar[str] = ContextVar("asked_card", default="")
+OTHER_CARDS = ("12", "16", "20", "24", "32", "48", "l4", "a100-40", "h100")
 
 
 @admin.register(AddOn)

@@ -13,6 +13,9 @@ from typing import Any
 from .engine.families import size_multiple
 from .engine.types import EngineError
 from .json_files import read_config
+from .memory.cards import CardError, cards_of
+from .memory.components import Component, ComponentError, folder_components
+from .memory.plan import PlanError, plan_for
 from .models import ImageModel
 
 
@@ -106,6 +109,40 @@ def size_limits(folder: Path, family: str) -> dict[str, Any]:
         name, size = table
         limits |= {"max_side": size * patch * scale, "why": f"{name} {size} × patch {patch} × VAE {scale}"}
     return limits
+
+
+def installed_components(model: ImageModel) -> list[Component] | None:
+    """A model's components weighed from its headers where its weights are on this machine;
+    None where they are not (the plan is worked out once they are)."""
+    try:
+        folder = local_weights(model)
+    except EngineError:
+        return None
+    try:
+        return folder_components(folder)
+    except (ComponentError, OSError, ValueError):
+        return None  # weights in another format: _check_local_pipeline says what is wrong with the folder
+
+
+def memory_plans(model: ImageModel, cards: str) -> list[str]:
+    """One line per card: how it holds the installed model (with the entry's `memory` option)."""
+    components = installed_components(model)
+    if components is None:
+        return [f"Not installed on this machine: `{install_hint(model)}`, then save again to see its plan."]
+    try:
+        chosen = cards_of(cards)
+    except CardError as exc:
+        return [str(exc)]
+    lines = []
+    for card in chosen:
+        try:
+            plan = plan_for(components, card, overrides=(model.options or {}).get("memory"))
+        except PlanError as exc:
+            lines.append(f"{card.name}: {exc}")
+            continue
+        verdict = "" if plan.fits and not plan.sequential else (" (streamed: slow)" if plan.fits else " (does NOT fit)")
+        lines.append(f"{card.name}{verdict}: {plan.summary()}")
+    return lines
 
 
 def installed_size_limits(model: ImageModel) -> dict[str, Any]:

@@ -20,12 +20,21 @@ import torch
 from PIL import Image
 
 from ..lora_files import LoraError
-from .devices import default_dtype, free_memory, is_out_of_memory, place, resolve_device
+from .devices import (
+    default_dtype,
+    free_memory,
+    is_out_of_memory,
+    place,
+    place_by_plan,
+    resolve_device,
+    stored_bytes,
+)
 from .edges import canny_edges
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
 from .latent_previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .prompts import cut_notes, readers
+from .quantize import bridge_precisions, load_kwargs
 from .types import (
     ControlNetSpec,
     EngineError,
@@ -65,16 +74,31 @@ class DiffusersEngine:
     # Style references through the base pipeline's own image input ("": through an IP-Adapter).
     reference_argument: ClassVar[str] = ""
 
-    def __init__(self, path: Path, *, device: str = "auto", options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str = "auto",
+        options: dict[str, Any] | None = None,
+        plan: dict[str, Any] | None = None,
+    ) -> None:
         path = Path(path)
         if not (path / "model_index.json").is_file():
             raise EngineError(f"No {self.family} pipeline at {path} (model_index.json is missing).")
         self.options = options or {}
         self.device = resolve_device(device)
         self.dtype = default_dtype(self.device)
+        # The memory plan the worker chose for its card (generation/memory/plan.py): each
+        # component's precision and placement; None keeps everything in self.dtype.
+        self.plan = plan
+        self.load_kwargs = load_kwargs(path, plan, self.device, self.dtype)
         # local_files_only: a worker must never download weights at job time.
         self.pipe = self.load(path)
-        self.memory_mode = place(self.pipe, self.device, self.options.get("memory_mode", "auto"))
+        bridge_precisions(self.pipe, self.dtype)
+        if plan and plan.get("components") and self.device.type == "cuda":
+            self.memory_mode = place_by_plan(self.pipe, self.device, plan)
+        else:
+            self.memory_mode = place(self.pipe, self.device, self.options.get("memory_mode", "auto"))
         self.pipe.set_progress_bar_config(disable=True)
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
@@ -93,7 +117,7 @@ class DiffusersEngine:
         log.info("Loaded %s from %s on %s (%s, %s)", self.family, path, self.device, self.dtype, self.memory_mode)
 
     def load(self, path: Path) -> Any:
-        return self.pipeline_class.from_pretrained(path, dtype=self.dtype, local_files_only=True)
+        return self.pipeline_class.from_pretrained(path, local_files_only=True, **self.load_kwargs)
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         """Family-specific arguments of the pipeline call (guidance, negative prompt...)."""
@@ -120,7 +144,7 @@ class DiffusersEngine:
         tensors = {id(t): t for m in modules.values() for t in (*m.parameters(), *m.buffers())}
         raw = [t for weights, _ in self._ip_adapters.values() for part in weights.values() for t in part.values()]
         tensors |= {id(t): t for t in raw}
-        return sum(t.numel() * t.element_size() for t in tensors.values())
+        return sum(stored_bytes(t) for t in tensors.values())
 
     def unread_addons(self, request: GenerationRequest) -> list[Path]:
         """The folders of this job's add-ons that this engine (or, for a depth estimator, which

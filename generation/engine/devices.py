@@ -37,8 +37,19 @@ def free_memory(device: torch.device) -> None:
 
 
 def module_bytes(module: torch.nn.Module) -> int:
-    tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(stored_bytes(t) for t in (*module.parameters(), *module.buffers()))
+
+
+def stored_bytes(tensor: torch.Tensor) -> int:
+    """What a tensor holds in memory: a quantized one (torchao's tensor subclasses) counts its
+    inner tensors (int8 data and scales), not the dtype it stands for."""
+    if hasattr(tensor, "__tensor_flatten__") and type(tensor) is not torch.nn.Parameter:
+        names, _ = tensor.__tensor_flatten__()
+        return sum(stored_bytes(getattr(tensor, name)) for name in names)
+    data = getattr(tensor, "data", tensor)
+    if data is not tensor and hasattr(data, "__tensor_flatten__"):
+        return stored_bytes(data)
+    return tensor.numel() * tensor.element_size()
 
 
 def pipeline_bytes(pipe: Any) -> int:
@@ -63,6 +74,23 @@ def choose_memory_mode(total: int, largest: int, card: int) -> str:
     if largest < 0.85 * card:
         return "model_offload"
     return "sequential_offload"
+
+
+def place_by_plan(pipe: Any, device: torch.device, plan: dict[str, Any]) -> str:
+    """Put each component where the plan says: all resident; the `offload` ones on the card only
+    while they run (diffusers' model offload, the resident ones excluded from it); or, where any
+    is `sequential`, the whole pipeline streamed layer by layer."""
+    placements = {name: choice.get("placement", "gpu") for name, choice in plan.get("components", {}).items()}
+    if "sequential" in placements.values():
+        pipe.enable_sequential_cpu_offload(device=device)
+        return "sequential_offload"
+    resident = [name for name, where in placements.items() if where == "gpu"]
+    if len(resident) == len(placements):
+        pipe.to(device)
+        return "gpu"
+    pipe._exclude_from_cpu_offload = [*getattr(pipe, "_exclude_from_cpu_offload", []), *resident]
+    pipe.enable_model_cpu_offload(device=device)
+    return "planned_offload"
 
 
 def place(pipe: Any, device: torch.device, mode: str) -> str:

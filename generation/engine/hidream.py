@@ -33,10 +33,10 @@ class HiDreamEngine(DiffusersEngine):
             )
         encoder = LlamaForCausalLM.from_pretrained(
             llama, dtype=self.dtype, output_hidden_states=True, local_files_only=True
-        )
+        )  # a Llama from elsewhere stays in the compute dtype: the plan covers the folder's components
         tokenizer = AutoTokenizer.from_pretrained(llama, local_files_only=True)
         return self.pipeline_class.from_pretrained(
-            path, text_encoder_4=encoder, tokenizer_4=tokenizer, dtype=self.dtype, local_files_only=True
+            path, text_encoder_4=encoder, tokenizer_4=tokenizer, local_files_only=True, **self.load_kwargs
         )
 
     def call_kwargs(self, request: GenerationRequest) -> dict[str, Any]:

@@ -97,7 +97,11 @@ class Engine(Protocol):
     family: str
     supports_img2img: bool
 
-    def __init__(self, path: Path, *, device: str, options: dict[str, Any] | None = None) -> None: ...
+    def __init__(
+        self, path: Path, *, device: str, options: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+    ) -> None: ...
+
+    plan: dict[str, Any] | None  # the memory plan it loaded with (generation/memory/plan.py)
 
     @property
     def memory_bytes(self) -> int:

@@ -17,6 +17,8 @@ from ..finishing.validators import validate_hex, validate_palette
 from ..json_files import read_config
 from ..lora_files import LoraError
 from ..lora_layout import validate
+from ..memory.cards import CardError, cards_of
+from ..memory.plan import PlanError, plan_for
 from ..uploads import UploadError, read_image
 
 
@@ -264,6 +266,31 @@ class ImageModel(models.Model):
         if self.local_path:
             self._check_local_pipeline()
         self._read_size_limits()
+        self._check_memory_override()
+
+    def _check_memory_override(self) -> None:
+        """An entry's `memory` option must run, and fit, on every card the workers have
+        (STUDIO_WORKER_CARDS): checked against the installed folder's components."""
+        from ..model_files import installed_components
+
+        overrides = (self.options or {}).get("memory")
+        if not overrides or (components := installed_components(self)) is None:
+            return  # none, or not installed here: checked on the save after `pull_model`
+        try:
+            cards = cards_of(settings.STUDIO_WORKER_CARDS)
+        except CardError as exc:
+            raise ValidationError({"options": f"STUDIO_WORKER_CARDS: {exc}"}) from None
+        errors = []
+        for card in cards:
+            try:
+                plan = plan_for(components, card, overrides=overrides)
+            except PlanError as exc:
+                errors.append(f"On the {card.name}: {exc}")
+                continue
+            if not plan.fits:
+                errors.append(f"On the {card.name} the memory override does not fit: {plan.summary()}.")
+        if errors:
+            raise ValidationError({"options": errors})
 
     def _read_size_limits(self) -> None:
         from ..model_files import installed_size_limits

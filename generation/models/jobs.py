@@ -99,6 +99,8 @@ class GenerationJob(models.Model):
     images_done = models.PositiveIntegerField(default=0)
     images_total = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)  # seconds per phase: load, render, store
+    # How the worker's card held the model (generation/memory/plan.py), {} on the CPU without overrides.
+    memory_plan = models.JSONField(default=dict, blank=True, editable=False)
     # What the worker found the designer should know (words the text encoders cut off).
     notes = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

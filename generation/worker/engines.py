@@ -8,13 +8,19 @@ import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
+import torch
 from django.conf import settings
 
 from ..engine import Engine, EngineError, engine_class
+from ..engine.devices import resolve_device
 from ..engine.types import GenerationRequest
+from ..memory.cards import Card
+from ..memory.components import ComponentError, folder_components
+from ..memory.plan import Job, PlanError, plan_for
 from ..model_files import folder_size, local_weights
-from ..models import ImageModel
+from ..models import AssetPreset, ImageModel
 from .progress import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -71,10 +77,46 @@ def _load_engine(model_key: str) -> Engine:
     log.info("Loading %s (%s) from %s", model.name, model.family, path)
     _loading = model_key
     try:
-        _engines[model_key] = engine_class(model.family)(path, device=settings.STUDIO_DEVICE, options=model.options)
+        plan = memory_plan(model, path)
+        family = engine_class(model.family)
+        _engines[model_key] = family(path, device=settings.STUDIO_DEVICE, options=model.options, plan=plan)
     finally:
         _loading = None
     return _engines[model_key]
+
+
+def memory_plan(model: ImageModel, path: Path) -> dict[str, Any] | None:
+    """How this worker's card holds the model (generation/memory/plan.py), with the entry's
+    `memory` overrides. On the CPU, or where the entry fixes a `memory_mode`, only those
+    overrides apply (there is no card to fit): None when there are none."""
+    overrides = (model.options or {}).get("memory") or {}
+    card = worker_card()
+    if card is None or model.options.get("memory_mode", "auto") != "auto":
+        return {"card": "cpu" if card is None else card.key, "components": overrides} if overrides else None
+    try:
+        plan = plan_for(
+            folder_components(path), card, Job(_largest_side(model), _largest_side(model)), overrides=overrides
+        )
+    except (PlanError, ComponentError) as exc:
+        raise EngineError(f"No memory plan for {model.name} on this worker's {card.name}: {exc}") from None
+    if not plan.fits:
+        log.warning("%s does not fit the %s even streamed: %s", model.name, card.name, plan.summary())
+    return {**plan.as_json(), "summary": plan.summary()}
+
+
+def worker_card() -> Card | None:
+    """The card this worker renders on, as the planner knows cards; None on the CPU."""
+    device = resolve_device(settings.STUDIO_DEVICE)
+    if device.type != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(device)
+    return Card("cuda", props.name, props.total_memory / 2**30, (props.major, props.minor))
+
+
+def _largest_side(model: ImageModel) -> int:
+    """The largest side its jobs ask for: the asset types' largest allowed size, within the model's."""
+    sides = [max(int(w), int(h)) for preset in AssetPreset.objects.all() for w, h in preset.allowed_sizes or []]
+    return min(model.max_side, max(sides, default=1024))
 
 
 def _make_room(needed: int, *, keep: str = "") -> None:

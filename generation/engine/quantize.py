@@ -1,0 +1,154 @@
+"""A memory plan's precisions applied as a pipeline loads: each component's dtype, and weight
+quantization through diffusers' and transformers' own configs (PipelineQuantizationConfig with a
+TorchAoConfig or BitsAndBytesConfig per component), never by hand.
+https://huggingface.co/docs/diffusers/quantization/overview
+
+A plan comes from the worker (generation/memory/plan.py on the worker's card, or on CPU only
+what the entry's `memory` option asks for): {"components": {name: {"precision", "placement"}}}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+import transformers
+from diffusers.quantizers import PipelineQuantizationConfig
+
+from .types import EngineError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_kwargs(path: Path, plan: dict[str, Any] | None, device: torch.device, compute: torch.dtype) -> dict[str, Any]:
+    """What from_pretrained takes for the plan: `dtype` (one, or one per component) and, where
+    a component is quantized, `quantization_config`."""
+    choices = (plan or {}).get("components") or {}
+    if not choices:
+        return {"dtype": compute}
+    libraries = _libraries(path)
+    dtypes: dict[str, torch.dtype] = {"default": compute}
+    mapping = {}
+    for name, choice in choices.items():
+        if name not in libraries:
+            raise EngineError(f"The memory plan names {name!r}, which {path.name} does not have.")
+        precision = choice.get("precision") or ""
+        if precision in DTYPES:
+            dtypes[name] = DTYPES[precision]
+        elif precision:
+            mapping[name] = quantization(precision, libraries[name], device, compute)
+    kwargs: dict[str, Any] = {"dtype": dtypes if len(dtypes) > 1 else compute}
+    if mapping:
+        kwargs["quantization_config"] = PipelineQuantizationConfig(quant_mapping=mapping)
+    return kwargs
+
+
+def _libraries(path: Path) -> dict[str, str]:
+    index = json.loads((path / "model_index.json").read_text())
+    return {k: v[0] for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+
+
+def quantization(precision: str, library: str, device: torch.device, compute: torch.dtype) -> Any:
+    """The library's config for one component; an EngineError saying why where this worker
+    cannot run it (fp8 below compute capability 8.9, bitsandbytes without CUDA)."""
+    if precision in ("int8", "fp8"):
+        if precision == "fp8" and not _has_fp8(device):
+            raise EngineError(
+                "fp8 weights need a CUDA card of compute capability 8.9 or higher (L4, H100); "
+                f"this worker runs on {_describe(device)}."
+            )
+        try:  # torchao: optional on a worker that never quantizes
+            from torchao.quantization import Float8WeightOnlyConfig, Int8WeightOnlyConfig
+        except ImportError:
+            raise EngineError(f"{precision} weights need torchao on the worker (pinned in requirements.txt).") from None
+        config = Int8WeightOnlyConfig() if precision == "int8" else Float8WeightOnlyConfig()
+        return _library(library).TorchAoConfig(quant_type=config)
+    if precision == "nf4":
+        if device.type != "cuda":
+            raise EngineError(f"nf4 weights (bitsandbytes) need a CUDA worker; this one runs on {_describe(device)}.")
+        try:  # bitsandbytes: CUDA workers only
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise EngineError("nf4 weights need bitsandbytes on the worker (pip install bitsandbytes).") from None
+        return _library(library).BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
+        )
+    raise EngineError(f"Unknown precision {precision!r} in the memory plan.")
+
+
+def _library(name: str) -> Any:
+    if name in ("diffusers", "transformers"):
+        return diffusers if name == "diffusers" else transformers
+    raise EngineError(f"Components from {name} cannot be quantized.")
+
+
+def _has_fp8(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+
+
+def _describe(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "the CPU"
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
+
+
+def bridge_precisions(pipe: Any, compute: torch.dtype) -> None:
+    """Where a component is kept in another precision than the pipeline computes in (T5 or the
+    VAE in fp32 on a card without bf16), pipelines hand tensors of one component's dtype to the
+    next (FLUX's latents take T5's): every component then gets its inputs in its own dtype, and
+    those in another precision give their outputs back in the compute dtype."""
+    modules = {n: m for n, m in pipe.components.items() if isinstance(m, torch.nn.Module)}
+    dtypes: dict[str, torch.dtype] = {}
+    for name, module in modules.items():
+        if isinstance(dtype := getattr(module, "dtype", None), torch.dtype):
+            dtypes[name] = dtype
+    if all(dtype == compute or not dtype.is_floating_point for dtype in dtypes.values()):
+        return
+    for name, own in dtypes.items():
+        module = modules[name]
+        if name == "vae":
+            _wrap_vae(module, own)
+            continue
+        module.register_forward_pre_hook(lambda m, args, kwargs, d=own: _cast(args, kwargs, d), with_kwargs=True)
+        if own != compute:
+            module.register_forward_hook(lambda m, args, output, d=compute: _cast_output(output, d))
+
+
+def _wrap_vae(vae: Any, own: torch.dtype) -> None:
+    """The VAE decodes latents cast to its dtype (pipelines hand it the compute dtype's)."""
+    decode, encode = vae.decode, vae.encode
+
+    def decode_in_own(z: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return decode(z.to(own), *args, **kwargs)
+
+    def encode_in_own(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return encode(x.to(own), *args, **kwargs)
+
+    vae.decode, vae.encode = decode_in_own, encode_in_own
+
+
+def _cast(args: tuple[Any, ...], kwargs: dict[str, Any], dtype: torch.dtype) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def cast(value: Any) -> Any:
+        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+
+def _cast_output(output: Any, dtype: torch.dtype) -> Any:
+    if isinstance(output, torch.Tensor) and output.is_floating_point():
+        return output.to(dtype)
+    if hasattr(output, "keys") and hasattr(output, "__setitem__"):  # transformers' ModelOutput
+        for key in list(output.keys()):
+            value = output[key]
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                output[key] = value.to(dtype)
+            elif isinstance(value, tuple):
+                output[key] = tuple(v.to(dtype) if isinstance(v, torch.Tensor) else v for v in value)
+        return output
+    if isinstance(output, tuple):
+        return tuple(v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in output)
+    return output

@@ -1,0 +1,55 @@
+"""The worker loads a model by its memory plan and records on the job the plan it ran with."""
+
+import pytest
+
+from generation.memory.cards import Card
+from generation.models import GenerationJob, ImageModel, JobStatus
+from generation.worker import engines as worker_engines
+from generation.worker import run as worker_run
+from tests.factories import GenerationJobFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_engines():
+    worker_engines._engines.clear()
+    yield
+    worker_engines._engines.clear()
+
+
+def run(job: GenerationJob) -> GenerationJob:
+    worker_run.run_job(str(job.pk), worker="gpu@test")
+    job.refresh_from_db()
+    return job
+
+
+def with_memory(memory: dict) -> None:
+    model = ImageModel.objects.get(key="tiny-flux")
+    model.options = {**model.options, "memory": memory}
+    model.save()
+
+
+def test_a_job_on_a_cpu_worker_runs_the_entrys_quantization_and_records_it() -> None:
+    with_memory({"transformer": {"precision": "int8"}})
+    job = run(GenerationJobFactory(images_total=1))
+    assert job.status == JobStatus.COMPLETE, job.error
+    assert job.memory_plan == {"card": "cpu", "components": {"transformer": {"precision": "int8"}}}
+
+
+def test_a_job_without_a_plan_records_none() -> None:
+    job = run(GenerationJobFactory(images_total=1))
+    assert job.status == JobStatus.COMPLETE and job.memory_plan == {}
+
+
+def test_a_quantization_the_worker_cannot_run_fails_the_job_with_the_reason() -> None:
+    with_memory({"transformer": {"precision": "nf4"}})
+    job = run(GenerationJobFactory(images_total=1))
+    assert job.status == JobStatus.FAILED and "nf4 weights (bitsandbytes) need a CUDA worker" in job.error
+
+
+def test_on_a_card_the_worker_plans_for_it_from_the_folder(monkeypatch, tiny_flux_dir) -> None:
+    monkeypatch.setattr(worker_engines, "worker_card", lambda: Card("cuda", "NVIDIA T4", 16, (7, 5)))
+    plan = worker_engines.memory_plan(ImageModel.objects.get(key="tiny-flux"), tiny_flux_dir)
+    assert plan["fits"] and plan["components"]["transformer"] == {"precision": "fp16", "placement": "gpu"}
+    assert plan["components"]["text_encoder_2"]["precision"] == "fp32" and "peak" in plan["summary"]
