@@ -353,4 +353,6 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # bitsandbytes warns at import, on every CPU machine, that its optional CPU kernels are missing.
+    "loggers": {"bitsandbytes": {"level": "ERROR"}},
 }

@@ -12,10 +12,11 @@ from typing import Any
 
 from .engine.families import size_multiple
 from .engine.types import EngineError
+from .gguf_files import GgufError, read_gguf
 from .json_files import read_config
 from .memory.cards import CardError, cards_of
-from .memory.components import Component, ComponentError, folder_components
-from .memory.plan import PlanError, plan_for
+from .memory.components import Component, ComponentError, folder_components, hidden_width
+from .memory.plan import Choice, PlanError, plan_for
 from .models import ImageModel
 
 
@@ -112,16 +113,47 @@ def size_limits(folder: Path, family: str) -> dict[str, Any]:
 
 
 def installed_components(model: ImageModel) -> list[Component] | None:
-    """A model's components weighed from its headers where its weights are on this machine;
-    None where they are not (the plan is worked out once they are)."""
+    """A model's components weighed from its headers where its weights are on this machine (a
+    GGUF transformer at its file's size); None where they are not (planned once they are)."""
     try:
         folder = local_weights(model)
     except EngineError:
         return None
     try:
-        return folder_components(folder)
+        components = folder_components(folder)
     except (ComponentError, OSError, ValueError):
         return None  # weights in another format: _check_local_pipeline says what is wrong with the folder
+    if model.gguf_path is None:
+        return components
+    try:
+        info = read_gguf(model.gguf_path)
+    except GgufError:
+        return None  # the entry's clean() says what is wrong with the file
+    name, klass = denoiser_of(folder)
+    width = next((c.width for c in components if c.name == name), 0) or hidden_width(_config(folder, name))
+    return [*(c for c in components if c.name != name), Component(name, klass, info.params, info.params, width)]
+
+
+def gguf_choices(model: ImageModel) -> dict[str, Choice]:
+    """A GGUF transformer's precision is its file's: the plan keeps it (Q4_K counts as Q4_K)."""
+    if model.gguf_path is None:
+        return {}
+    try:
+        info = read_gguf(model.gguf_path)
+        name, _ = denoiser_of(local_weights(model))
+    except (GgufError, EngineError, OSError, ValueError):
+        return {}
+    return {name: Choice(info.main_type)}
+
+
+def denoiser_of(folder: Path) -> tuple[str, str]:
+    """The folder's denoiser: its name in model_index.json (transformer, or unet for SDXL) and class."""
+    index = read_config(folder / "model_index.json")
+    for name in ("transformer", "unet"):
+        value = index.get(name)
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str):
+            return name, value[1]
+    raise EngineError(f"{folder.name} names no transformer or unet in its model_index.json.")
 
 
 def memory_plans(model: ImageModel, cards: str) -> list[str]:
@@ -136,7 +168,8 @@ def memory_plans(model: ImageModel, cards: str) -> list[str]:
     lines = []
     for card in chosen:
         try:
-            plan = plan_for(components, card, overrides=(model.options or {}).get("memory"))
+            overrides = (model.options or {}).get("memory")
+            plan = plan_for(components, card, overrides=overrides, given=gguf_choices(model))
         except PlanError as exc:
             lines.append(f"{card.name}: {exc}")
             continue

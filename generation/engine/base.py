@@ -91,7 +91,7 @@ class DiffusersEngine:
         # The memory plan the worker chose for its card (generation/memory/plan.py): each
         # component's precision and placement; None keeps everything in self.dtype.
         self.plan = plan
-        self.load_kwargs = load_kwargs(path, plan, self.device, self.dtype)
+        self.load_kwargs = load_kwargs(path, plan, self.device, self.dtype, gguf=self.options.get("gguf", ""))
         # local_files_only: a worker must never download weights at job time.
         self.pipe = self.load(path)
         bridge_precisions(self.pipe, self.dtype)

@@ -19,6 +19,8 @@ MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
 # `memory` option that overrides the plan for some components.
 PRECISIONS = ("bf16", "fp16", "fp32", "fp8", "int8", "nf4")
 PLACEMENTS = ("gpu", "offload", "sequential")
+# Families whose denoiser diffusers loads from a single (GGUF) file: Z-Image's has no single-file loader.
+GGUF_FAMILIES = ("flux", "fluxkontext", "flux2", "sd3", "sdxl", "hidream", "qwenimage", "qwenimageedit")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ OPTIONS: dict[str, Option] = {
     ),
     "llama": Option(
         "HiDream's fourth text encoder: a Hugging Face repo in the cache, or a folder", families=("hidream",)
+    ),
+    "gguf": Option(
+        "the transformer (UNet for SDXL) from a GGUF file, a path under STUDIO_MODELS_DIR (ComfyUI's "
+        "quantized files: Q8_0, Q6_K, Q5_K, Q4_K...); the other components come from the entry's folder",
+        families=GGUF_FAMILIES,
     ),
     "memory": Option(
         "the memory plan overridden for some components, e.g. "

@@ -18,17 +18,20 @@ import torch
 import transformers
 from diffusers.quantizers import PipelineQuantizationConfig
 
-from .types import EngineError
+from .types import EngineError, without_paths
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def load_kwargs(path: Path, plan: dict[str, Any] | None, device: torch.device, compute: torch.dtype) -> dict[str, Any]:
-    """What from_pretrained takes for the plan: `dtype` (one, or one per component) and, where
-    a component is quantized, `quantization_config`."""
-    choices = (plan or {}).get("components") or {}
+def load_kwargs(
+    path: Path, plan: dict[str, Any] | None, device: torch.device, compute: torch.dtype, *, gguf: str = ""
+) -> dict[str, Any]:
+    """What from_pretrained takes for the plan: `dtype` (one, or one per component), where a
+    component is quantized `quantization_config`, and a denoiser read from a GGUF file."""
+    loaded = load_gguf_denoiser(path, Path(gguf), compute) if gguf else {}
+    choices = {k: v for k, v in ((plan or {}).get("components") or {}).items() if k not in loaded}
     if not choices:
-        return {"dtype": compute}
+        return {"dtype": compute, **loaded}
     libraries = _libraries(path)
     dtypes: dict[str, torch.dtype] = {"default": compute}
     mapping = {}
@@ -40,10 +43,33 @@ def load_kwargs(path: Path, plan: dict[str, Any] | None, device: torch.device, c
             dtypes[name] = DTYPES[precision]
         elif precision:
             mapping[name] = quantization(precision, libraries[name], device, compute)
-    kwargs: dict[str, Any] = {"dtype": dtypes if len(dtypes) > 1 else compute}
+    kwargs: dict[str, Any] = {"dtype": dtypes if len(dtypes) > 1 else compute, **loaded}
     if mapping:
         kwargs["quantization_config"] = PipelineQuantizationConfig(quant_mapping=mapping)
     return kwargs
+
+
+def load_gguf_denoiser(folder: Path, file: Path, compute: torch.dtype) -> dict[str, Any]:
+    """The folder's denoiser read from a GGUF file (diffusers' GGUFQuantizationConfig: the
+    weights stay in their blocks and are dequantized layer by layer as they run), its config
+    from the folder."""
+    index = json.loads((folder / "model_index.json").read_text())
+    name = "unet" if "unet" in index else "transformer"
+    if not file.is_file():
+        raise EngineError(f"The GGUF file {file} is not on this worker.")
+    try:
+        cls = getattr(diffusers, index[name][1])
+        model = cls.from_single_file(
+            str(file),
+            quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=compute),
+            config=str(folder),
+            subfolder=name,
+            torch_dtype=compute,
+            local_files_only=True,
+        )
+    except Exception as exc:  # diffusers' and gguf's own errors too: a file, not a bug
+        raise EngineError(f"{file.name} does not load as {folder.name}'s {name}: {without_paths(str(exc))}") from None
+    return {name: model}
 
 
 def _libraries(path: Path) -> dict[str, str]:

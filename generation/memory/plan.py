@@ -217,12 +217,20 @@ def candidates(components: list[Component], card: Card, fixed: dict[str, Choice]
 
 
 def plan_for(
-    components: list[Component], card: Card, job: Job | None = None, *, overrides: dict[str, Any] | None = None
+    components: list[Component],
+    card: Card,
+    job: Job | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    given: dict[str, Choice] | None = None,
 ) -> Plan:
     """The fastest plan that fits `card`, or the last tried (sequential offload, or the
-    overrides as given) with `fits` False when none does."""
+    overrides as given) with `fits` False when none does. `given`: precisions the weights come
+    in and the plan keeps (a GGUF transformer's block type)."""
     job = job or Job()
     fixed = parse_overrides(overrides or {}, components, card)
+    for name, choice in (given or {}).items():
+        fixed[name] = Choice(choice.precision, fixed[name].placement if name in fixed else choice.placement)
     plan = None
     seen: set[tuple[tuple[str, Choice], ...]] = set()
     for choices in candidates(components, card, fixed):

@@ -14,6 +14,7 @@ from ..engine.families import accepts_pipeline, family_choices, has_edit, has_im
 from ..engine.options import option_errors
 from ..finishing.inspect import EXTENSIONS, inspect_in_subprocess
 from ..finishing.validators import validate_hex, validate_palette
+from ..gguf_files import GgufError, check_gguf
 from ..json_files import read_config
 from ..lora_files import LoraError
 from ..lora_layout import validate
@@ -265,13 +266,30 @@ class ImageModel(models.Model):
             )
         if self.local_path:
             self._check_local_pipeline()
+        self._check_gguf()
         self._read_size_limits()
         self._check_memory_override()
+
+    @property
+    def gguf_path(self) -> Path | None:
+        """The GGUF transformer its `gguf` option names, under STUDIO_MODELS_DIR (None: none)."""
+        name = (self.options or {}).get("gguf")
+        return Path(settings.STUDIO_MODELS_DIR) / name if isinstance(name, str) and name else None
+
+    def _check_gguf(self) -> None:
+        if (path := self.gguf_path) is None:
+            return
+        if not path.is_file():
+            raise ValidationError({"options": f"gguf: no file {path}; copy it there, then save."})
+        try:
+            check_gguf(path, self.family, self.get_family_display())
+        except GgufError as exc:
+            raise ValidationError({"options": f"gguf: {exc}"}) from None
 
     def _check_memory_override(self) -> None:
         """An entry's `memory` option must run, and fit, on every card the workers have
         (STUDIO_WORKER_CARDS): checked against the installed folder's components."""
-        from ..model_files import installed_components
+        from ..model_files import gguf_choices, installed_components
 
         overrides = (self.options or {}).get("memory")
         if not overrides or (components := installed_components(self)) is None:
@@ -283,7 +301,7 @@ class ImageModel(models.Model):
         errors = []
         for card in cards:
             try:
-                plan = plan_for(components, card, overrides=overrides)
+                plan = plan_for(components, card, overrides=overrides, given=gguf_choices(self))
             except PlanError as exc:
                 errors.append(f"On the {card.name}: {exc}")
                 continue

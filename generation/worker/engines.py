@@ -17,9 +17,8 @@ from ..engine import Engine, EngineError, engine_class
 from ..engine.devices import resolve_device
 from ..engine.types import GenerationRequest
 from ..memory.cards import Card
-from ..memory.components import ComponentError, folder_components
 from ..memory.plan import Job, PlanError, plan_for
-from ..model_files import folder_size, local_weights
+from ..model_files import folder_size, gguf_choices, installed_components, local_weights
 from ..models import AssetPreset, ImageModel
 from .progress import Stopwatch
 
@@ -78,8 +77,11 @@ def _load_engine(model_key: str) -> Engine:
     _loading = model_key
     try:
         plan = memory_plan(model, path)
+        options = dict(model.options or {})
+        if model.gguf_path is not None:  # the engine reads the file where this machine keeps it
+            options["gguf"] = str(model.gguf_path)
         family = engine_class(model.family)
-        _engines[model_key] = family(path, device=settings.STUDIO_DEVICE, options=model.options, plan=plan)
+        _engines[model_key] = family(path, device=settings.STUDIO_DEVICE, options=options, plan=plan)
     finally:
         _loading = None
     return _engines[model_key]
@@ -93,11 +95,12 @@ def memory_plan(model: ImageModel, path: Path) -> dict[str, Any] | None:
     card = worker_card()
     if card is None or model.options.get("memory_mode", "auto") != "auto":
         return {"card": "cpu" if card is None else card.key, "components": overrides} if overrides else None
+    if (components := installed_components(model)) is None:
+        raise EngineError(f"{model.name}'s weights at {path} cannot be weighed for a memory plan.")
     try:
-        plan = plan_for(
-            folder_components(path), card, Job(_largest_side(model), _largest_side(model)), overrides=overrides
-        )
-    except (PlanError, ComponentError) as exc:
+        side = _largest_side(model)
+        plan = plan_for(components, card, Job(side, side), overrides=overrides, given=gguf_choices(model))
+    except PlanError as exc:
         raise EngineError(f"No memory plan for {model.name} on this worker's {card.name}: {exc}") from None
     if not plan.fits:
         log.warning("%s does not fit the %s even streamed: %s", model.name, card.name, plan.summary())

@@ -53,3 +53,17 @@ def test_on_a_card_the_worker_plans_for_it_from_the_folder(monkeypatch, tiny_flu
     plan = worker_engines.memory_plan(ImageModel.objects.get(key="tiny-flux"), tiny_flux_dir)
     assert plan["fits"] and plan["components"]["transformer"] == {"precision": "fp16", "placement": "gpu"}
     assert plan["components"]["text_encoder_2"]["precision"] == "fp32" and "peak" in plan["summary"]
+
+
+def test_a_job_runs_on_an_entry_whose_transformer_is_a_gguf_file(tiny_flux_dir) -> None:
+    from generation.devtools.gguf import build_tiny_gguf
+
+    build_tiny_gguf(tiny_flux_dir, tiny_flux_dir.parent / "worker-Q8_0.gguf")
+    model = ImageModel.objects.get(key="tiny-flux")
+    model.options = {**model.options, "gguf": "worker-Q8_0.gguf"}
+    model.full_clean()
+    model.save()
+    job = run(GenerationJobFactory(images_total=1))
+    assert job.status == JobStatus.COMPLETE, job.error
+    engine = worker_engines._engines["tiny-flux"]
+    assert type(engine.pipe.transformer.transformer_blocks[0].attn.to_q.weight).__name__ == "GGUFParameter"
