@@ -20,6 +20,10 @@ from diffusers import (
     AutoencoderKL,
     AutoencoderKLFlux2,
     AutoencoderKLQwenImage,
+    ChromaPipeline,
+    ChromaTransformer2DModel,
+    EDMDPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     Flux2KleinPipeline,
@@ -224,6 +228,33 @@ def build_tiny_flux(
         return save(pipe, Path(folder))
 
 
+def build_tiny_chroma(folder: Path, *, seed: int = 0) -> Path:
+    """Chroma1: FLUX.1's transformer without the CLIP pooled input (an approximator makes its
+    modulation from the timestep), one T5 encoder."""
+    torch.manual_seed(seed)
+    transformer = ChromaTransformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        axes_dims_rope=(4, 4, 8),
+        approximator_num_channels=8,
+        approximator_hidden_dim=32,
+        approximator_layers=1,
+    )
+    pipe = ChromaPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
+        vae=vae(shift_factor=0.0609, scaling_factor=1.5035),
+        text_encoder=t5_encoder(32),
+        tokenizer=t5_tokenizer(),
+        transformer=transformer,
+    )
+    return save(pipe, Path(folder))
+
+
 def build_tiny_flux_kontext(folder: Path, *, seed: int = 0) -> Path:
     """FLUX.1 Kontext: FLUX.1's own modules in FluxKontextPipeline (the image it edits joins the
     transformer's tokens, so the architecture is FLUX.1's)."""
@@ -296,6 +327,23 @@ def build_tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
             tokenizer_2=clip_tokenizer(Path(scratch)),
         )
         return save(pipe, Path(folder))
+
+
+def build_tiny_sdxl_turbo(folder: Path, *, seed: int = 0) -> Path:
+    """SDXL Turbo: SDXL's architecture, distilled to run in 1-4 steps without guidance; its
+    folder's scheduler is Euler ancestral with trailing timesteps."""
+    pipe = StableDiffusionXLPipeline.from_pretrained(build_tiny_sdxl(Path(folder), seed=seed))
+    pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    return save(pipe, Path(folder))
+
+
+def build_tiny_playground(folder: Path, *, seed: int = 0) -> Path:
+    """Playground v2.5: SDXL's architecture on the EDM noise schedule, its VAE's latents
+    normalised by a per-channel mean and deviation (which the pipeline reads from the VAE's config)."""
+    pipe = StableDiffusionXLPipeline.from_pretrained(build_tiny_sdxl(Path(folder), seed=seed))
+    pipe.scheduler = EDMDPMSolverMultistepScheduler(sigma_data=0.5, sigma_min=0.002, sigma_max=80.0)
+    pipe.vae.register_to_config(latents_mean=[0.0, 0.1, 0.0, -0.1], latents_std=[1.0, 0.9, 1.1, 1.0])
+    return save(pipe, Path(folder))
 
 
 def build_tiny_hidream(folder: Path, *, seed: int = 0) -> Path:
@@ -533,6 +581,7 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "flux2": build_tiny_flux2_klein,
     "qwenimage": build_tiny_qwenimage,
     "qwenimageedit": build_tiny_qwenimage_edit,
+    "chroma": build_tiny_chroma,
 }
 
 

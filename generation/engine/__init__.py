@@ -21,6 +21,7 @@ ENGINES: dict[str, str] = {
     "zimage": "generation.engine.zimage.ZImageEngine",
     "qwenimage": "generation.engine.qwenimage.QwenImageEngine",
     "qwenimageedit": "generation.engine.qwenimage_edit.QwenImageEditEngine",
+    "chroma": "generation.engine.chroma.ChromaEngine",
 }
 
 

@@ -75,6 +75,13 @@ FAMILIES: dict[str, dict[str, object]] = {
         "negative_prompt": "guidance",  # true CFG at the job's guidance
         "pipelines": ["QwenImagePipeline"],
     },
+    "chroma": {
+        "label": "Chroma1",
+        "img2img": True,
+        "inpaint": True,
+        "negative_prompt": "guidance",  # real CFG: the asset type's negative prompt acts above guidance 1
+        "pipelines": ["ChromaPipeline"],
+    },
     "qwenimageedit": {
         "label": "Qwen-Image-Edit",
         "edit": True,  # the image it changes, read by its vision-language encoder with the instruction

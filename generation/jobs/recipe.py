@@ -25,6 +25,7 @@ from ..models import (
     InputImage,
     PresetLora,
     Quality,
+    QualityPreset,
 )
 
 MAX_SEED = 2**32 - 1
@@ -36,6 +37,14 @@ def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
         return width, height
     scale = max_side / max(width, height)
     return max(64, round(width * scale / 16) * 16), max(64, round(height * scale / 16) * 16)
+
+
+def _step_factor(tier: QualityPreset, model: ImageModel) -> float:
+    """The tier's factor on the steps; a distilled model (its entry sets both its steps and no
+    guidance: FLUX.1 [schnell], SDXL Turbo, Z-Image Turbo) gets fewer for a draft, never more."""
+    if model.default_steps and model.default_guidance == 0:
+        return min(tier.steps, 1.0)
+    return tier.steps
 
 
 def resolve_params(
@@ -83,7 +92,7 @@ def resolve_params(
         "width": width,
         "height": height,
         "requested_size": requested,
-        "steps": max(1, round(steps * tier.steps)),
+        "steps": max(1, round(steps * _step_factor(tier, model))),
         "guidance_scale": guidance,
         "seeds": new_seeds(variations, seed),
         "loras": [
