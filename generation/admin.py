@@ -143,7 +143,9 @@ class ImageModelAdmin(StudioAdmin):
             _asked_card.reset(token)
 
     @admin.display(description="Plans")
-    def memory_plans(self, obj: ImageModel) -> SafeString:
+    def memory_plans(self, obj: ImageModel | None) -> SafeString | str:
+        if obj is None or obj.pk is None:
+            return "Saved entries show their plan here, once their weights are on this machine."
         cards = ",".join(filter(None, [settings.STUDIO_WORKER_CARDS, _asked_card.get()]))
         lines = format_html_join("", "{}<br>", ((line,) for line in model_files.memory_plans(obj, cards)))
         others = format_html_join(" ", '<a href="?card={}">{}</a>', ((c, c) for c in OTHER_CARDS))

@@ -367,7 +367,7 @@ class DiffusersEngine:
             except Exception as exc:  # diffusers' own errors too: a folder, not a bug
                 reason = without_paths(str(exc))
                 raise EngineError(f"The ControlNet in {spec.folder.name} cannot be read: {reason}") from exc
-            pipe = self.controlnet_pipeline_class.from_pipe(self.pipe, controlnet=controlnet)
+            pipe = twin(self.controlnet_pipeline_class, self.pipe, controlnet=controlnet)
             pipe.set_progress_bar_config(disable=True)
             self._control_pipes[spec] = pipe
         return self._control_pipes[spec]
@@ -439,7 +439,7 @@ class DiffusersEngine:
     def inpaint_pipe(self) -> Any:
         """The inpaint pipeline on this pipeline's loaded modules (and LoRAs), as img2img_pipe."""
         if self._inpaint is None:
-            self._inpaint = self.inpaint_class.from_pipe(self.pipe)
+            self._inpaint = twin(self.inpaint_class, self.pipe)
             self._inpaint.set_progress_bar_config(disable=True)
         return self._inpaint
 
@@ -447,7 +447,7 @@ class DiffusersEngine:
     def img2img_pipe(self) -> Any:
         """The img2img pipeline, sharing this pipeline's loaded modules (and LoRAs): no second copy."""
         if self._img2img is None:
-            self._img2img = self.img2img_class.from_pipe(self.pipe)
+            self._img2img = twin(self.img2img_class, self.pipe)
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
 
@@ -616,6 +616,22 @@ class DiffusersEngine:
             self.pipe.delete_adapters(name)
         except Exception:
             log.debug("No adapter %s to delete after a failed load", name)
+
+
+def twin(cls: Any, pipe: Any, **extra: Any) -> Any:
+    """`cls` (an img2img, inpaint or ControlNet pipeline) on `pipe`'s loaded modules, with no
+    second copy. diffusers' from_pipe does this but then casts every module to one dtype (float32
+    unless told), and the modules are shared: the base pipeline's would change with it (bf16
+    weights doubled to fp32 on a GPU, a plan's fp32 T5 cut to fp16). Here the modules stay as
+    loaded; the twin's settings come from the base pipeline's config, as from_pipe takes them."""
+    expected, optional = cls._get_signature_keys(cls)
+    components = pipe.components
+    kwargs = {name: extra[name] if name in extra else components.get(name) for name in expected}
+    config = dict(pipe.config)
+    kwargs |= {name: extra.get(name, config.get(name)) for name in optional if name in extra or name in config}
+    made = cls(**{k: v for k, v in kwargs.items() if v is not None or k in expected})
+    made.set_progress_bar_config(disable=True)
+    return made
 
 
 def denoised_estimate(scheduler: Any, latents: torch.Tensor, last: dict[str, torch.Tensor]) -> torch.Tensor:

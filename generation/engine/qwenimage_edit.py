@@ -8,6 +8,7 @@ from typing import Any
 
 from diffusers import QwenImageEditPlusPipeline, QwenImagePipeline
 
+from .base import twin
 from .qwenimage import QwenImageEngine
 from .types import GenerationRequest
 
@@ -30,7 +31,7 @@ class QwenImageEditEngine(QwenImageEngine):
         if request.edit_images or request.references:
             return self.pipe
         if self._text_pipe is None:
-            self._text_pipe = QwenImagePipeline.from_pipe(self.pipe)
+            self._text_pipe = twin(QwenImagePipeline, self.pipe)
             self._text_pipe.set_progress_bar_config(disable=True)
         return self._text_pipe
 

@@ -403,7 +403,7 @@ class TestModelOptionsInTheAdmin:
     @pytest.mark.parametrize(
         ("options", "message"),
         [
-            ({"memory_mod": "gpu"}, "'memory_mod' is not an option of FLUX.1 models; known: max_sequence_length, "),
+            ({"memory_mod": "gpu"}, "'memory_mod' is not an option of FLUX.1 models; known: gguf, max_sequence_"),
             ({"llama": "meta-llama/Llama-3.1-8B-Instruct"}, "'llama' is not an option of FLUX.1 models"),
             ({"memory_mode": "fast"}, "memory_mode must be one of auto, gpu, model_offload"),
             ({"native_size": "64"}, "native_size must be a whole number from 16 to 4096"),

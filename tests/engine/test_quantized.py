@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from generation.devtools.loras import make_lora
-from generation.engine import EngineError
+from generation.devtools.tiny import TINY_BUILDERS
+from generation.engine import ENGINES, EngineError, engine_class
 from generation.engine.flux import FluxEngine
 from generation.engine.types import GenerationRequest, LoraSpec
 
@@ -83,3 +84,27 @@ def test_what_this_worker_cannot_run_is_refused_with_the_reason(tiny_flux_dir, p
 def test_a_plan_naming_a_component_the_folder_lacks_is_refused(tiny_flux_dir) -> None:
     with pytest.raises(EngineError, match="does not have"):
         FluxEngine(tiny_flux_dir, device="cpu", plan={"components": {"unet": {"precision": "int8"}}})
+
+
+@pytest.mark.parametrize("family", sorted(ENGINES))
+def test_every_family_computes_in_fp16_as_planned_for_a_t4_without_nan_or_black(family, tmp_path, monkeypatch) -> None:
+    """A T4's plan (fp16, T5 and the VAE in fp32) on each family's tiny pipeline, run in fp16."""
+    import torch
+
+    from generation.engine import base
+    from generation.memory.cards import CARDS
+    from generation.memory.components import folder_components
+    from generation.memory.plan import plan_for
+
+    folder = TINY_BUILDERS[family](tmp_path / family)
+    plan = plan_for(folder_components(folder), CARDS["t4"]).as_json()
+    monkeypatch.setattr(base, "default_dtype", lambda device: torch.float16)
+    engine = engine_class(family)(folder, device="cpu", plan=plan)
+    image = render(engine)
+    assert np.isfinite(image).all() and image.max() > 0, plan
+    # Its img2img and inpaint twins share the modules without casting them (diffusers' from_pipe would).
+    dtypes = {name: getattr(m, "dtype", None) for name, m in engine.pipe.components.items()}
+    for kind in ("img2img_class", "inpaint_class"):
+        if getattr(engine, kind) is not None:
+            getattr(engine, kind.replace("_class", "_pipe"))
+    assert {name: getattr(m, "dtype", None) for name, m in engine.pipe.components.items()} == dtypes
