@@ -28,6 +28,7 @@ def load_kwargs(
 ) -> dict[str, Any]:
     """What from_pretrained takes for the plan: `dtype` (one, or one per component), where a
     component is quantized `quantization_config`, and a denoiser read from a GGUF file."""
+    check_stored(path, device)
     loaded = load_gguf_denoiser(path, Path(gguf), compute) if gguf else {}
     choices = {k: v for k, v in ((plan or {}).get("components") or {}).items() if k not in loaded}
     if not choices:
@@ -41,8 +42,9 @@ def load_kwargs(
         precision = choice.get("precision") or ""
         if precision in DTYPES:
             dtypes[name] = DTYPES[precision]
-        elif precision:
+        elif precision in ("int8", "fp8", "nf4"):
             mapping[name] = quantization(precision, libraries[name], device, compute)
+        # else saved quantized (its own config says how) or read from a GGUF file: loads as it is
     kwargs: dict[str, Any] = {"dtype": dtypes if len(dtypes) > 1 else compute, **loaded}
     if mapping:
         kwargs["quantization_config"] = PipelineQuantizationConfig(quant_mapping=mapping)
@@ -70,6 +72,29 @@ def load_gguf_denoiser(folder: Path, file: Path, compute: torch.dtype) -> dict[s
     except Exception as exc:  # diffusers' and gguf's own errors too: a file, not a bug
         raise EngineError(f"{file.name} does not load as {folder.name}'s {name}: {without_paths(str(exc))}") from None
     return {name: model}
+
+
+def check_stored(path: Path, device: torch.device) -> None:
+    """A component saved quantized loads as it is (diffusers reads its quantization_config), if
+    this worker can run it: bitsandbytes needs CUDA, fp8 compute capability 8.9."""
+    for config_path in sorted(path.glob("*/config.json")):
+        try:
+            quantization = json.loads(config_path.read_text()).get("quantization_config")
+        except (OSError, ValueError, AttributeError):
+            continue  # the component's own load says what is wrong with it
+        if not isinstance(quantization, dict):
+            continue
+        name = config_path.parent.name
+        if quantization.get("quant_method") == "bitsandbytes" and device.type != "cuda":
+            raise EngineError(
+                f"{name} was saved with bitsandbytes quantization, which needs a CUDA worker; "
+                f"this one runs on {_describe(device)}."
+            )
+        if "Float8" in json.dumps(quantization.get("quant_type", "")) and not _has_fp8(device):
+            raise EngineError(
+                f"{name} was saved in fp8, which needs a CUDA card of compute capability 8.9 or higher; "
+                f"this worker runs on {_describe(device)}."
+            )
 
 
 def _libraries(path: Path) -> dict[str, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..json_files import read_config
-from ..lora_files import LoraError, read_header
+from ..lora_files import DTYPE_BYTES, LoraError, read_header
 
 # Text encoders whose activations overflow in fp16 (T5 v1.1 was trained in bf16): on a card
 # without bf16 they compute in fp32 or carry int8 weights, never fp16.
@@ -28,6 +28,10 @@ class Component:
     # GGUF) reaches; norms, biases, embeddings and convolutions stay in the compute dtype.
     linear_params: int
     width: int = 0  # a denoiser's hidden width, for its activations
+    # Saved quantized (its config.json has a quantization_config): how ("int8 (torchao)",
+    # "nf4 (bitsandbytes)"...), and the bytes its weights take as stored. It loads as it is.
+    stored: str = ""
+    stored_bytes: int = 0
 
     @property
     def role(self) -> str:
@@ -59,6 +63,7 @@ def folder_components(folder: Path) -> list[Component]:
         if not files:
             continue  # a tokenizer, a scheduler, or weights in another format
         components.append(_weighed(name, str(value[1]), files, _config(folder / name)))
+    components = [_as_stored(c, _config(folder / c.name)) for c in components]
     if not components:
         raise ComponentError(f"{folder.name} holds no safetensors weights to plan for.")
     return components
@@ -70,7 +75,7 @@ def _config(folder: Path) -> dict[str, Any]:
 
 
 def _weighed(name: str, klass: str, files: list[Path], config: dict[str, Any]) -> Component:
-    params = linear = 0
+    params = linear = stored = 0
     for path in files:
         try:
             header = read_header(path)
@@ -82,9 +87,30 @@ def _weighed(name: str, klass: str, files: list[Path], config: dict[str, Any]) -
                 continue
             count = math.prod(int(n) for n in shape)
             params += count
+            stored += count * DTYPE_BYTES.get(str(info.get("dtype")), 2)
             if is_linear_weight(key, shape):
                 linear += count
-    return Component(name, klass, params, linear, width=hidden_width(config))
+    return Component(name, klass, params, linear, width=hidden_width(config), stored_bytes=stored)
+
+
+def _as_stored(component: Component, config: dict[str, Any]) -> Component:
+    quantization = config.get("quantization_config")
+    if not isinstance(quantization, dict):
+        return component
+    return replace(component, stored=stored_label(quantization))
+
+
+def stored_label(quantization: dict[str, Any]) -> str:
+    """How a saved component is quantized, from its config's quantization_config."""
+    method = str(quantization.get("quant_method", "unknown"))
+    if method == "bitsandbytes":
+        four_bit = quantization.get("load_in_4bit")
+        return f"{quantization.get('bnb_4bit_quant_type', 'nf4') if four_bit else 'int8'} (bitsandbytes)"
+    if method == "torchao":
+        kind = quantization.get("quant_type")
+        name = str((kind.get("default") or {}).get("_type", "")) if isinstance(kind, dict) else str(kind)
+        return f"{'fp8' if 'Float8' in name else 'int8' if 'Int8' in name else name} (torchao)"
+    return method
 
 
 def is_linear_weight(key: str, shape: list[Any]) -> bool:

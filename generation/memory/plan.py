@@ -120,7 +120,10 @@ class PlanError(ValueError):
 
 
 def weight_bytes(component: Component, precision: str, compute: str) -> int:
-    """The component's weights at `precision`: quantization reaches its linear layers only."""
+    """The component's weights at `precision`: quantization reaches its linear layers only; a
+    component saved quantized weighs what it stores."""
+    if component.stored and precision == component.stored:
+        return component.stored_bytes
     if precision in ("fp32", "bf16", "fp16"):
         return int(component.params * BYTES[precision])
     per = GGUF_BYTES[precision] if precision in GGUF_BYTES else BYTES[precision]
@@ -229,7 +232,8 @@ def plan_for(
     in and the plan keeps (a GGUF transformer's block type)."""
     job = job or Job()
     fixed = parse_overrides(overrides or {}, components, card)
-    for name, choice in (given or {}).items():
+    given = {**{c.name: Choice(c.stored) for c in components if c.stored}, **(given or {})}
+    for name, choice in given.items():
         fixed[name] = Choice(choice.precision, fixed[name].placement if name in fixed else choice.placement)
     plan = None
     seen: set[tuple[tuple[str, Choice], ...]] = set()
@@ -266,6 +270,15 @@ def parse_overrides(overrides: dict[str, Any], components: list[Component], card
             raise PlanError(f"memory: {name} in {precision}: {problem}")
         fixed[name] = Choice(precision, placement)
     return fixed
+
+
+def stored_problems(components: list[Component], card: Card) -> list[str]:
+    """What of the components saved quantized `card` cannot run (fp8 below compute capability 8.9)."""
+    problems = []
+    for c in components:
+        if c.stored.startswith("fp8") and not card.fp8:
+            problems.append(f"{c.name} is saved in {c.stored}: {card_problem('fp8', card)}")
+    return problems
 
 
 def card_problem(precision: str, card: Card) -> str:

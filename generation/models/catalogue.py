@@ -19,7 +19,7 @@ from ..json_files import read_config
 from ..lora_files import LoraError
 from ..lora_layout import validate
 from ..memory.cards import CardError, cards_of
-from ..memory.plan import PlanError, plan_for
+from ..memory.plan import PlanError, plan_for, stored_problems
 from ..uploads import UploadError, read_image
 
 
@@ -292,12 +292,17 @@ class ImageModel(models.Model):
         from ..model_files import gguf_choices, installed_components
 
         overrides = (self.options or {}).get("memory")
-        if not overrides or (components := installed_components(self)) is None:
-            return  # none, or not installed here: checked on the save after `pull_model`
+        if (components := installed_components(self)) is None:
+            return  # not installed here: checked on the save after `pull_model`
+        if not overrides and not any(c.stored for c in components):
+            return
         try:
             cards = cards_of(settings.STUDIO_WORKER_CARDS)
         except CardError as exc:
             raise ValidationError({"options": f"STUDIO_WORKER_CARDS: {exc}"}) from None
+        stored = [f"On the {card.name}: {problem}" for card in cards for problem in stored_problems(components, card)]
+        if stored:  # the folder itself: saved in a precision a worker card cannot run
+            raise ValidationError(stored)
         errors = []
         for card in cards:
             try:
@@ -306,7 +311,8 @@ class ImageModel(models.Model):
                 errors.append(f"On the {card.name}: {exc}")
                 continue
             if not plan.fits:
-                errors.append(f"On the {card.name} the memory override does not fit: {plan.summary()}.")
+                how = "with this memory override" if overrides else "even streamed"
+                errors.append(f"On the {card.name} it does not fit {how}: {plan.summary()}.")
         if errors:
             raise ValidationError({"options": errors})
 

@@ -10,11 +10,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import torch
 from django.conf import settings
 
 from ..engine import Engine, EngineError, engine_class
-from ..engine.devices import resolve_device
 from ..engine.types import GenerationRequest
 from ..memory.cards import Card
 from ..memory.plan import Job, PlanError, plan_for
@@ -109,6 +107,12 @@ def memory_plan(model: ImageModel, path: Path) -> dict[str, Any] | None:
 
 def worker_card() -> Card | None:
     """The card this worker renders on, as the planner knows cards; None on the CPU."""
+    # torch, imported here and not with this module: the training task imports this module's
+    # lock while the preload thread may be importing torch and diffusers (not thread-safe).
+    import torch
+
+    from ..engine.devices import resolve_device
+
     device = resolve_device(settings.STUDIO_DEVICE)
     if device.type != "cuda":
         return None

@@ -108,3 +108,54 @@ def test_every_family_computes_in_fp16_as_planned_for_a_t4_without_nan_or_black(
         if getattr(engine, kind) is not None:
             getattr(engine, kind.replace("_class", "_pipe"))
     assert {name: getattr(m, "dtype", None) for name, m in engine.pipe.components.items()} == dtypes
+
+
+def prequantized(tiny_flux_dir: Path, folder: Path) -> Path:
+    """The tiny FLUX with its transformer saved quantized (torchao int8, safetensors), as a folder
+    a team downloads pre-quantized."""
+    import shutil
+
+    import torch
+    from diffusers import FluxTransformer2DModel, TorchAoConfig
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    shutil.copytree(tiny_flux_dir, folder)
+    transformer = FluxTransformer2DModel.from_pretrained(
+        tiny_flux_dir,
+        subfolder="transformer",
+        quantization_config=TorchAoConfig(Int8WeightOnlyConfig()),
+        torch_dtype=torch.float32,
+    )
+    shutil.rmtree(folder / "transformer")
+    transformer.save_pretrained(folder / "transformer")
+    return folder
+
+
+def test_a_folder_saved_quantized_loads_as_it_is_and_is_planned_at_its_stored_size(
+    plain, tiny_flux_dir, tmp_path
+) -> None:
+    from generation.memory.cards import CARDS
+    from generation.memory.components import folder_components
+    from generation.memory.plan import plan_for
+
+    folder = prequantized(tiny_flux_dir, tmp_path / "prequantized")
+    components = {c.name: c for c in folder_components(folder)}
+    assert components["transformer"].stored == "int8 (torchao)"
+    plan = plan_for(list(components.values()), CARDS["a10g"])
+    assert plan.choices["transformer"].precision == "int8 (torchao)"
+    engine = FluxEngine(folder, device="cpu", plan=plan.as_json())
+    assert "Int8" in type(engine.pipe.transformer.transformer_blocks[0].attn.to_q.weight).__name__
+    assert psnr(render(plain), render(engine)) >= PSNR_FLOOR
+
+
+def test_a_folder_saved_with_bitsandbytes_is_refused_on_a_cpu_worker_with_the_reason(tiny_flux_dir, tmp_path) -> None:
+    import json
+    import shutil
+
+    folder = tmp_path / "bnb"
+    shutil.copytree(tiny_flux_dir, folder)
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
+    (folder / "transformer" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(EngineError, match="saved with bitsandbytes quantization, which needs a CUDA worker"):
+        FluxEngine(folder, device="cpu")

@@ -75,7 +75,8 @@ def test_a_memory_override_that_does_not_fit_a_worker_card_is_refused(admin_clie
     memory = {"transformer": {"precision": "fp16", "placement": "gpu"}}
     response = admin_change(admin_client, tiny(), options=json.dumps({"memory": memory}))
     page = response.content.decode()
-    assert "On the NVIDIA T4 the memory override does not fit" in page and "transformer fp16 on the GPU" in page
+    assert "On the NVIDIA T4 it does not fit with this memory override" in page
+    assert "transformer fp16 on the GPU" in page
     assert "memory" not in tiny().options
 
 
@@ -85,3 +86,20 @@ def test_a_memory_override_the_cards_run_is_saved_and_the_plan_follows_it(admin_
     assert tiny().options["memory"] == memory
     page = admin_client.get(reverse("admin:generation_imagemodel_change", args=[tiny().pk])).content.decode()
     assert page.count("text_encoder_2 int8 offloaded after use") == 2  # on both cards
+
+
+def test_a_folder_saved_in_fp8_is_refused_where_a_worker_card_cannot_run_it(admin_client, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from generation import model_files
+    from tests.memory.test_plan import FLUX_DEV
+
+    saved = [
+        replace(c, stored="fp8 (torchao)", stored_bytes=c.params) if c.name == "transformer" else c for c in FLUX_DEV
+    ]
+    monkeypatch.setattr(model_files, "installed_components", lambda model: saved)
+    response = admin_change(admin_client, tiny(), name="Tiny FLUX in fp8")
+    assert "On the NVIDIA T4: transformer is saved in fp8 (torchao): fp8 needs compute capability 8.9" in (
+        response.content.decode()
+    )
+    assert tiny().name != "Tiny FLUX in fp8"

@@ -67,3 +67,16 @@ def test_a_job_runs_on_an_entry_whose_transformer_is_a_gguf_file(tiny_flux_dir) 
     assert job.status == JobStatus.COMPLETE, job.error
     engine = worker_engines._engines["tiny-flux"]
     assert type(engine.pipe.transformer.transformer_blocks[0].attn.to_q.weight).__name__ == "GGUFParameter"
+
+
+def test_importing_the_engines_lock_imports_no_torch() -> None:
+    """The training task imports engines_lock while the preload thread may be importing torch and
+    diffusers in the same process; two threads importing them at once left modules on the meta
+    device (a training run failed with "Cannot copy out of meta tensor")."""
+    import subprocess
+    import sys
+
+    code = "import django, sys; django.setup(); import generation.worker.engines; print('torch' in sys.modules)"
+    env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "brandstudio.settings_test"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
