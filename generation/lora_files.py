@@ -58,11 +58,11 @@ FAMILY_MARKERS = [
     (re.compile(r"(^|\.)(down_blocks|up_blocks|mid_block)\."), {"sdxl"}),
     (re.compile(r"(^|\.)(double_stream_blocks|single_stream_blocks)\."), {"hidream"}),
     (re.compile(r"(^|\.)(noise_refiner|context_refiner|layers)\.\d+\.attention\."), {"zimage"}),
-    (re.compile(r"(^|\.)single_transformer_blocks\.\d+\.attn\.to_qkv_mlp_proj"), {"flux2"}),
+    (re.compile(r"(^|\.)single_transformer_blocks\.\d+\.attn\.to_qkv_mlp_proj"), {"flux2", "flux2dev"}),
     # Chroma1 is FLUX.1's architecture retrained: the same layer names.
     (re.compile(r"(^|\.)single_transformer_blocks\.\d+\.(attn\.to_[qkv]|proj_mlp|proj_out|norm)"), {"flux", "chroma"}),
     (re.compile(r"(^|\.)transformer_blocks\.\d+\.(img_mlp|txt_mlp|img_mod|txt_mod)"), {"qwenimage"}),
-    (re.compile(r"(^|\.)transformer_blocks\.\d+\."), {"flux", "flux2", "sd3", "qwenimage", "chroma"}),
+    (re.compile(r"(^|\.)transformer_blocks\.\d+\."), {"flux", "flux2", "flux2dev", "sd3", "qwenimage", "chroma"}),
 ]
 PREFIXES = ("base_model.model.", "transformer.", "unet.")
 

@@ -27,6 +27,7 @@ from diffusers import (
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     Flux2KleinPipeline,
+    Flux2Pipeline,
     Flux2Transformer2DModel,
     FluxPipeline,
     FluxTransformer2DModel,
@@ -49,6 +50,10 @@ from transformers import (
     CLIPTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    Mistral3Config,
+    Mistral3ForConditionalGeneration,
+    MistralConfig,
+    PixtralVisionConfig,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -468,6 +473,68 @@ def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
     return save(pipe, Path(folder))
 
 
+# The chat layout FLUX.2 [dev]'s pipeline writes its prompt in: each message's content is a list of parts.
+MISTRAL_CHAT_TEMPLATE = (
+    "{% for m in messages %}[{{ m['role'] }}]{% for c in m['content'] %}"
+    "{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+)
+
+
+def build_tiny_flux2_dev(folder: Path, *, seed: int = 0) -> Path:
+    """FLUX.2 [dev]: the FLUX.2 DiT with a guidance embedding, on a Mistral-3 vision-language
+    encoder whose layers 10, 20 and 30 are stacked (31 thin layers keep the real default)."""
+    torch.manual_seed(seed)
+    width = 16
+    text = MistralConfig(
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=31,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        vocab_size=512,
+        max_position_embeddings=1024,
+    )
+    vision = PixtralVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=64, patch_size=16
+    )
+    tokenizer = byte_bpe_tokenizer(
+        vocab_size=384, pad_token="<pad>", eos_token="</s>", bos_token="<s>", unk_token="<unk>"
+    )
+    tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=3 * width,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+        guidance_embeds=True,
+    )
+    pipe = Flux2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=AutoencoderKLFlux2(
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(8, 8, 16, 16),
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=4,
+            use_quant_conv=False,
+            use_post_quant_conv=False,
+        ),
+        text_encoder=Mistral3ForConditionalGeneration(
+            Mistral3Config(text_config=text, vision_config=vision, image_token_index=10, spatial_merge_size=1)
+        ),
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+    return save(pipe, Path(folder))
+
+
 def qwen_vl_tokenizer() -> PreTrainedTokenizerFast:
     """Qwen's tokenizer with Qwen2.5-VL's vision tokens: where a picture's patches go in a prompt."""
     tokenizer = qwen_tokenizer()
@@ -582,6 +649,7 @@ TINY_BUILDERS: dict[str, Callable[..., Path]] = {
     "qwenimage": build_tiny_qwenimage,
     "qwenimageedit": build_tiny_qwenimage_edit,
     "chroma": build_tiny_chroma,
+    "flux2dev": build_tiny_flux2_dev,
 }
 
 

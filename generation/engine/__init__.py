@@ -22,6 +22,7 @@ ENGINES: dict[str, str] = {
     "qwenimage": "generation.engine.qwenimage.QwenImageEngine",
     "qwenimageedit": "generation.engine.qwenimage_edit.QwenImageEditEngine",
     "chroma": "generation.engine.chroma.ChromaEngine",
+    "flux2dev": "generation.engine.flux2.Flux2DevEngine",
 }
 
 

@@ -75,6 +75,13 @@ FAMILIES: dict[str, dict[str, object]] = {
         "negative_prompt": "guidance",  # true CFG at the job's guidance
         "pipelines": ["QwenImagePipeline"],
     },
+    "flux2dev": {
+        "label": "FLUX.2 [dev]",
+        "img2img": False,
+        "edit": True,  # as klein: the image as a reference of the base pipeline
+        "references": True,
+        "pipelines": ["Flux2Pipeline"],
+    },
     "chroma": {
         "label": "Chroma1",
         "img2img": True,

@@ -20,7 +20,7 @@ MEMORY_MODES = ("auto", "gpu", "model_offload", "sequential_offload", "cpu")
 PRECISIONS = ("bf16", "fp16", "fp32", "fp8", "int8", "nf4")
 PLACEMENTS = ("gpu", "offload", "sequential")
 # Families whose denoiser diffusers loads from a single (GGUF) file: Z-Image's has no single-file loader.
-GGUF_FAMILIES = ("flux", "fluxkontext", "flux2", "sd3", "sdxl", "hidream", "qwenimage", "qwenimageedit")
+GGUF_FAMILIES = ("flux", "fluxkontext", "flux2", "flux2dev", "sd3", "sdxl", "hidream", "qwenimage", "qwenimageedit")
 
 
 @dataclass(frozen=True)
