@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from generation.devtools.gguf import build_tiny_gguf
@@ -93,3 +94,30 @@ class TestTheAdmin:
         (tiny_flux_dir.parent / "half.gguf").write_bytes(tiny_gguf.read_bytes()[:1000])
         assert "not a readable GGUF file" in self.save(admin_client, "half.gguf")
         assert "gguf" not in ImageModel.objects.get(key="tiny-flux").options
+
+
+@pytest.mark.parametrize(
+    ("names", "family"),
+    [
+        (["double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight"], "flux"),  # city96's FLUX files
+        (["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"], "sd3"),
+        (["input_blocks.1.1.proj_in.weight", "middle_block.1.proj_in.weight"], "sdxl"),
+    ],
+)
+def test_a_gguf_in_its_authors_own_key_names_is_recognised(tmp_path, names, family) -> None:
+    """Published GGUF files keep the original checkpoint's names, which diffusers converts on load."""
+    import gguf
+
+    path = tmp_path / "original.gguf"
+    writer = gguf.GGUFWriter(str(path), arch=family)
+    for name in names:
+        writer.add_tensor(
+            name,
+            gguf.quants.quantize(np.ones((4, 32), np.float32), gguf.GGMLQuantizationType.Q8_0),
+            raw_dtype=gguf.GGMLQuantizationType.Q8_0,
+        )
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert family in read_gguf(path).families
