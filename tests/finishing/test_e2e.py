@@ -33,7 +33,13 @@ def test_a_real_worker_on_the_gpu_queue_alone_finishes_high_and_ultra_icons_and_
     icon.save()
 
     def submit(quality: str) -> GenerationJob:
-        data = {"preset": "icon", "model": "demo-brand", "prompt": "a flat blue circle icon", "quality": quality}
+        data = {
+            "preset": "icon",
+            "model": "demo-brand",
+            "prompt": "a flat blue circle icon",
+            "quality": quality,
+            "seed": "11",
+        }
         response = alice_client.post(reverse("studio"), data | {"variations": "2"}, HTTP_HX_REQUEST="true")
         assert response.status_code == 200, response.content.decode()[:2000]
         return GenerationJob.objects.latest("created_at")
