@@ -436,23 +436,24 @@ def build_tiny_zimage(folder: Path, *, seed: int = 0, layers: int = 1, heads: in
     return save(pipe, Path(folder))
 
 
-def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
-    """FLUX.2 [klein]: the FLUX.2 DiT on a Qwen3 encoder whose layers 9, 18 and 27 are stacked."""
-    torch.manual_seed(seed)
-    width = 16  # 28 thin layers keep the real default of reading layers (9, 18, 27)
-    transformer = Flux2Transformer2DModel(
+def flux2_transformer(text_width: int, *, guidance: bool) -> Flux2Transformer2DModel:
+    """FLUX.2's DiT, small: it reads three of the text encoder's layers stacked."""
+    return Flux2Transformer2DModel(
         patch_size=1,
         in_channels=16,
         num_layers=1,
         num_single_layers=1,
         attention_head_dim=16,
         num_attention_heads=2,
-        joint_attention_dim=3 * width,
+        joint_attention_dim=3 * text_width,
         timestep_guidance_channels=256,
         axes_dims_rope=[4, 4, 4, 4],
-        guidance_embeds=False,
+        guidance_embeds=guidance,
     )
-    flux2_vae = AutoencoderKLFlux2(
+
+
+def flux2_vae() -> AutoencoderKLFlux2:
+    return AutoencoderKLFlux2(
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(8, 8, 16, 16),
@@ -462,9 +463,16 @@ def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
         use_quant_conv=False,
         use_post_quant_conv=False,
     )
+
+
+def build_tiny_flux2_klein(folder: Path, *, seed: int = 0) -> Path:
+    """FLUX.2 [klein]: the FLUX.2 DiT on a Qwen3 encoder whose layers 9, 18 and 27 are stacked."""
+    torch.manual_seed(seed)
+    width = 16  # 28 thin layers keep the real default of reading layers (9, 18, 27)
+    transformer = flux2_transformer(width, guidance=False)
     pipe = Flux2KleinPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=flux2_vae,
+        vae=flux2_vae(),
         text_encoder=Qwen3ForCausalLM(qwen3_config(width, layers=28)),
         tokenizer=qwen_tokenizer(),
         transformer=transformer,
@@ -502,30 +510,10 @@ def build_tiny_flux2_dev(folder: Path, *, seed: int = 0) -> Path:
         vocab_size=384, pad_token="<pad>", eos_token="</s>", bos_token="<s>", unk_token="<unk>"
     )
     tokenizer.chat_template = MISTRAL_CHAT_TEMPLATE
-    transformer = Flux2Transformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=1,
-        num_single_layers=1,
-        attention_head_dim=16,
-        num_attention_heads=2,
-        joint_attention_dim=3 * width,
-        timestep_guidance_channels=256,
-        axes_dims_rope=[4, 4, 4, 4],
-        guidance_embeds=True,
-    )
+    transformer = flux2_transformer(width, guidance=True)
     pipe = Flux2Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-        vae=AutoencoderKLFlux2(
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(8, 8, 16, 16),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=4,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-        ),
+        vae=flux2_vae(),
         text_encoder=Mistral3ForConditionalGeneration(
             Mistral3Config(text_config=text, vision_config=vision, image_token_index=10, spatial_merge_size=1)
         ),
