@@ -4,7 +4,6 @@ script that built the published architecture on the meta device."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -130,18 +129,3 @@ def hidden_width(config: dict[str, Any]) -> int:
     if isinstance(channels, list) and channels and all(isinstance(c, int) for c in channels):
         return max(channels)
     return 0
-
-
-def as_json(components: list[Component]) -> list[dict[str, Any]]:
-    return [
-        {"name": c.name, "class": c.klass, "params": c.params, "linear_params": c.linear_params, "width": c.width}
-        for c in components
-    ]
-
-
-def from_json(rows: list[dict[str, Any]]) -> list[Component]:
-    return [Component(r["name"], r["class"], r["params"], r["linear_params"], r.get("width", 0)) for r in rows]
-
-
-def describe(components: list[Component]) -> str:
-    return json.dumps(as_json(components))
