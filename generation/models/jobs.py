@@ -101,6 +101,8 @@ class GenerationJob(models.Model):
     timings = models.JSONField(default=dict, blank=True)  # seconds per phase: load, render, store
     # How the worker's card held the model (generation/memory/plan.py), {} on the CPU without overrides.
     memory_plan = models.JSONField(default=dict, blank=True, editable=False)
+    # How the worker made it fast (generation/speed/): compiled, attention backend, step cache.
+    speed = models.JSONField(default=dict, blank=True, editable=False)
     # What the worker found the designer should know (words the text encoders cut off).
     notes = models.JSONField(default=list, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
