@@ -312,6 +312,9 @@ STUDIO_DEVICE = env_str("STUDIO_DEVICE", "auto")  # auto, cpu, cuda, cuda:1 ...
 # The cards the GPU workers have (t4, a10g, l4, a100-40, h100, or a size in GB): the admin shows a
 # model's memory plan for each, and refuses a memory override that fits none of them.
 STUDIO_WORKER_CARDS = env_str("STUDIO_WORKER_CARDS", "t4,a10g")
+# Where torch.compile keeps what it compiled for a model's speed profile: share it between
+# workers (a volume) and a second worker's first job skips most of the compile.
+STUDIO_COMPILE_CACHE_DIR = Path(env_str("STUDIO_COMPILE_CACHE_DIR", str(VAR_DIR / "compile-cache")))
 STUDIO_MAX_BATCH = env_int("STUDIO_MAX_BATCH", 8)  # images per pipeline call; halves itself on OOM
 STUDIO_HEARTBEAT_SECONDS = env_int("STUDIO_HEARTBEAT_SECONDS", 5)
 # Live previews of a running job's images, at most this often (pages look once a second); 0: none.

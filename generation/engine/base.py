@@ -35,6 +35,7 @@ from .ip_adapters import split_ip_adapter
 from .latent_previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
 from .prompts import cut_notes, readers
 from .quantize import bridge_precisions, load_kwargs
+from .speed import Speed
 from .types import (
     ControlNetSpec,
     EngineError,
@@ -81,6 +82,7 @@ class DiffusersEngine:
         device: str = "auto",
         options: dict[str, Any] | None = None,
         plan: dict[str, Any] | None = None,
+        speed: dict[str, Any] | None = None,
     ) -> None:
         path = Path(path)
         if not (path / "model_index.json").is_file():
@@ -100,6 +102,8 @@ class DiffusersEngine:
         else:
             self.memory_mode = place(self.pipe, self.device, self.options.get("memory_mode", "auto"))
         self.pipe.set_progress_bar_config(disable=True)
+        # The speed profile the worker resolved (generation/speed/): attention, LoRA slots, compile.
+        self.speed = Speed(self.pipe, speed, self.device)
         self._adapters: dict[Path, str] = {}
         self._img2img: Any = None
         self._inpaint: Any = None
@@ -161,6 +165,9 @@ class DiffusersEngine:
             folders += [] if is_read(request.depth_estimator) else [request.depth_estimator]
         return folders
 
+    def speed_record(self, quality: str) -> dict[str, Any]:
+        return self.speed.record(quality)
+
     def unload(self) -> None:
         del self.pipe
         self._img2img = self._inpaint = self._refiner = None
@@ -207,7 +214,9 @@ class DiffusersEngine:
                 on_images(done, images)
                 done += len(seeds)
         finally:
-            if self._adapters:
+            if self.speed.slots is not None:
+                self.speed.slots.clear()
+            elif self._adapters:
                 self.pipe.disable_lora()
 
     def prompt_notes(self, prompt: str, *, typed: tuple[int, int] | None = None) -> list[str]:
@@ -490,8 +499,15 @@ class DiffusersEngine:
         # Some img2img pipelines (SDXL's) take the size from the image and have no width/height.
         accepted = inspect.signature(pipe.__call__).parameters
         kwargs = {k: v for k, v in kwargs.items() if k not in ("width", "height") or k in accepted}
-        with torch.inference_mode():
-            result = pipe(**kwargs)
+        try:
+            with self.speed.running(request.quality), torch.inference_mode():
+                result = pipe(**kwargs)
+        except Exception as exc:
+            if not self.speed.compile_failed(exc):
+                raise
+            kwargs["generator"] = [torch.Generator("cpu").manual_seed(g.initial_seed()) for g in generators]
+            with self.speed.running(request.quality), torch.inference_mode():
+                result = pipe(**kwargs)
         # At the render size, not the size asked: finishing's size stage brings them there (with an
         # upscaler). Pipelines that draw a size of their own (HiDream: about a megapixel) are resized to it.
         return [img if img.size == size else img.resize(size, Image.Resampling.LANCZOS) for img in result.images]
@@ -551,7 +567,9 @@ class DiffusersEngine:
                 generators = [torch.Generator("cpu").manual_seed(seed)]
                 refined.extend(self._call(pipe, start, generators, lambda pipe, step, t, kwargs: kwargs))
         finally:
-            if own_weights and self._adapters:
+            if own_weights and self.speed.slots is not None:
+                self.speed.slots.clear()
+            elif own_weights and self._adapters:
                 self.pipe.disable_lora()
         return refined
 
@@ -584,6 +602,9 @@ class DiffusersEngine:
         return max(grid, round(width * scale / grid) * grid), max(grid, round(height * scale / grid) * grid)
 
     def _use_loras(self, loras: list[LoraSpec]) -> None:
+        if self.speed.slots is not None:  # compiled: swapped into the slots, never a recompile
+            self.speed.slots.use(loras, self.lora_weights)
+            return
         if not loras:
             return
         names = [self._load_lora(lora.path) for lora in loras]

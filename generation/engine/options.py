@@ -8,6 +8,7 @@ worker later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,27 @@ PLACEMENTS = ("gpu", "offload", "sequential")
 # Families whose denoiser diffusers loads from a single (GGUF) file: Z-Image's has no single-file loader.
 GGUF_FAMILIES = ("flux", "fluxkontext", "flux2", "flux2dev", "sd3", "sdxl", "hidream", "qwenimage", "qwenimageedit")
 
+# --- the `speed` option (generation/speed/: resolved by the worker, applied by engine/speed.py)
+# The studio's names for diffusers' attention backends (`set_attention_backend`); "sdpa" is
+# PyTorch's own scaled dot product attention, diffusers' default.
+ATTENTION = {"sdpa": "native", "flash": "flash", "flash_3": "_flash_3", "sage": "sage", "cudnn": "_native_cudnn"}
+# The compute capability each needs (flash 3 is Hopper's only); "auto" picks the first of these
+# that is installed and that the card runs, else SDPA.
+ATTENTION_NEEDS = {"flash_3": (9, 0), "sage": (8, 0), "flash": (8, 0), "cudnn": (8, 0)}
+AUTO_ORDER = ("flash_3", "flash", "sage")
+# "gpu": compiled on a CUDA worker only (a laptop's CPU worker would spend a minute compiling the
+# demo model); "always": also on the CPU (the tests, the benchmark's CPU run).
+COMPILE = ("off", "gpu", "always")
+# diffusers' step caches: First Block Cache skips the remaining blocks of a step whose first
+# block's output barely moved (`value`: its threshold); TaylorSeer predicts every `value`-th step.
+CACHES = {"first_block": (0.01, 1.0), "taylorseer": (2, 10)}
+# Families whose denoiser takes diffusers' cache hooks (CacheMixin, its blocks registered).
+CACHE_FAMILIES = ("flux", "fluxkontext", "flux2", "flux2dev", "chroma", "qwenimage", "qwenimageedit")
+TIERS = ("draft", "standard", "high", "ultra")
+KEYS = ("compile", "dynamic", "attention", "cache", "lora_rank", "lora_slots")
+MAX_LORA_RANK = 256
+MAX_LORA_SLOTS = 4
+
 
 @dataclass(frozen=True)
 class Option:
@@ -31,6 +53,7 @@ class Option:
     high: float = 0
     choices: tuple[str, ...] = ()
     families: tuple[str, ...] = ()  # empty: every family
+    check: Callable[[Any, str], str | None] | None = None  # an object's shape (kind dict)
 
 
 OPTIONS: dict[str, Option] = {
@@ -69,6 +92,15 @@ OPTIONS: dict[str, Option] = {
         '{"transformer": {"precision": "int8", "placement": "gpu"}}: precision '
         f"({', '.join(PRECISIONS)}), placement ({', '.join(PLACEMENTS)})",
         dict,
+        check=lambda value, family: _memory_problem(value),
+    ),
+    "speed": Option(
+        "how a GPU worker makes it fast: "
+        '{"compile": "gpu", "attention": "auto", "cache": {"draft": {"method": "first_block", "value": 0.35}}, '
+        f'"lora_rank": "auto", "lora_slots": 1}}: compile ({", ".join(COMPILE)}), attention (auto, '
+        f"{', '.join(ATTENTION)}), a step cache per quality tier ({', '.join(CACHES)})",
+        dict,
+        check=lambda value, family: speed_problem(value, family),
     ),
 }
 
@@ -97,14 +129,14 @@ def option_errors(family: str, options: Any) -> list[str]:
     for name, value in options.items():
         if name not in known:
             errors.append(f"{name!r} is not an option of {label} models; known: {', '.join(known)}.")
-        elif problem := _value_problem(OPTIONS[name], value):
+        elif problem := _value_problem(OPTIONS[name], value, family):
             errors.append(f"{name} {problem}.")
     return errors
 
 
-def _value_problem(option: Option, value: Any) -> str | None:
-    if option.kind is dict:
-        return _memory_problem(value)
+def _value_problem(option: Option, value: Any, family: str) -> str | None:
+    if option.check is not None:
+        return option.check(value, family)
     if option.kind in (int, float):
         numeric = (int, float) if option.kind is float else int
         if isinstance(value, bool) or not isinstance(value, numeric):
@@ -139,3 +171,44 @@ def _range(option: Option) -> str:
     if option.kind in (int, float):
         return f" from {option.low:g} to {option.high:g}"
     return f" ({', '.join(option.choices)})" if option.choices else ""
+
+
+def speed_problem(value: Any, family: str) -> str | None:
+    """What is wrong with a `speed` option's shape, or None."""
+    if not isinstance(value, dict):
+        return 'is an object, e.g. {"compile": "gpu", "attention": "auto"}'
+    if unknown := sorted(set(value) - set(KEYS)):
+        return f"has no {', '.join(unknown)}; it takes {', '.join(KEYS)}"
+    if value.get("compile", "off") not in COMPILE:
+        return f"compile is one of {', '.join(COMPILE)}, not {value['compile']!r}"
+    if "dynamic" in value and not isinstance(value["dynamic"], bool):
+        return f"dynamic is true or false (left out: true where several sizes are offered), not {value['dynamic']!r}"
+    if value.get("attention", "auto") not in ("auto", *ATTENTION):
+        return f"attention is one of auto, {', '.join(ATTENTION)}, not {value['attention']!r}"
+    if problem := _cache_problem(value.get("cache", {}), family):
+        return problem
+    rank = value.get("lora_rank", "auto")
+    if rank != "auto" and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_LORA_RANK):
+        return f'lora_rank is "auto" or a whole number from 1 to {MAX_LORA_RANK}, not {rank!r}'
+    slots = value.get("lora_slots", 1)
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_LORA_SLOTS:
+        return f"lora_slots is a whole number from 1 to {MAX_LORA_SLOTS}, not {slots!r}"
+    return None
+
+
+def _cache_problem(caches: Any, family: str) -> str | None:
+    if not isinstance(caches, dict):
+        return 'cache names quality tiers, e.g. {"draft": {"method": "first_block", "value": 0.35}}'
+    if caches and family not in CACHE_FAMILIES:
+        return f"cache: this family's denoiser takes no step cache (only {', '.join(CACHE_FAMILIES)})"
+    for tier, spec in caches.items():
+        if tier not in TIERS:
+            return f"cache names quality tiers ({', '.join(TIERS)}), not {tier!r}"
+        if not isinstance(spec, dict) or set(spec) != {"method", "value"} or spec["method"] not in CACHES:
+            return f'cache for {tier} is {{"method": {" or ".join(map(repr, CACHES))}, "value": ...}}'
+        low, high = CACHES[spec["method"]]
+        if isinstance(spec["value"], bool) or not isinstance(spec["value"], (int, float)):
+            return f"cache for {tier}: value is a number from {low:g} to {high:g}"
+        if not low <= spec["value"] <= high:
+            return f"cache for {tier}: {spec['method']} takes a value from {low:g} to {high:g}, not {spec['value']}"
+    return None

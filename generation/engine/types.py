@@ -81,6 +81,8 @@ class GenerationRequest:
     controlnet: ControlNetSpec | None = None
     # Instruction edit: the image(s) the prompt's instruction changes, given to the pipeline itself.
     edit_images: list[Image] = field(default_factory=list)
+    # The job's quality tier: which step cache its model's speed profile runs it with.
+    quality: str = "standard"
 
 
 # on_step(step, total_steps) is called after every denoising step; raise Cancelled to stop.
@@ -98,7 +100,13 @@ class Engine(Protocol):
     supports_img2img: bool
 
     def __init__(
-        self, path: Path, *, device: str, options: dict[str, Any] | None = None, plan: dict[str, Any] | None = None
+        self,
+        path: Path,
+        *,
+        device: str,
+        options: dict[str, Any] | None = None,
+        plan: dict[str, Any] | None = None,
+        speed: dict[str, Any] | None = None,
     ) -> None: ...
 
     plan: dict[str, Any] | None  # the memory plan it loaded with (generation/memory/plan.py)
@@ -113,6 +121,10 @@ class Engine(Protocol):
         ...
 
     def unload(self) -> None: ...
+
+    def speed_record(self, quality: str) -> dict[str, Any]:
+        """How a job of this quality tier runs: compiled, attention backend, step cache, hot-swap."""
+        ...
 
     def prompt_notes(self, prompt: str, *, typed: tuple[int, int] | None = None) -> list[str]:
         """What of the prompt (within `typed`, when given) the text encoders cut off."""

@@ -20,6 +20,7 @@ from ..lora_files import LoraError
 from ..lora_layout import validate
 from ..memory.cards import CardError, cards_of
 from ..memory.plan import PlanError, plan_for, stored_problems
+from ..speed.profile import card_problems
 from ..uploads import UploadError, read_image
 
 
@@ -269,6 +270,7 @@ class ImageModel(models.Model):
         self._check_gguf()
         self._read_size_limits()
         self._check_memory_override()
+        self._check_speed()
 
     @property
     def gguf_path(self) -> Path | None:
@@ -315,6 +317,17 @@ class ImageModel(models.Model):
                 errors.append(f"On the {card.name} it does not fit {how}: {plan.summary()}.")
         if errors:
             raise ValidationError({"options": errors})
+
+    def _check_speed(self) -> None:
+        """A speed profile's attention backend must run on every card the workers have."""
+        if not (speed := (self.options or {}).get("speed")):
+            return
+        try:
+            cards = cards_of(settings.STUDIO_WORKER_CARDS)
+        except CardError as exc:
+            raise ValidationError({"options": f"STUDIO_WORKER_CARDS: {exc}"}) from None
+        if problems := card_problems(speed, cards):
+            raise ValidationError({"options": [f"speed: {problem}" for problem in problems]})
 
     def _read_size_limits(self) -> None:
         from ..model_files import installed_size_limits

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from ..speed.profile import summary
 from .catalogue import AssetPreset
 
 
@@ -144,6 +145,11 @@ class GenerationJob(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("job", args=[self.id])
+
+    @property
+    def speed_summary(self) -> str:
+        """How its worker made it fast, in words ("compiled · First Block Cache at 0.35")."""
+        return summary(self.speed or {})
 
     @property
     def is_ended(self) -> bool:

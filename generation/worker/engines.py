@@ -18,6 +18,7 @@ from ..memory.cards import Card
 from ..memory.plan import Job, PlanError, plan_for
 from ..model_files import folder_size, gguf_choices, installed_components, local_weights
 from ..models import AssetPreset, ImageModel
+from ..speed.registry import speed_for
 from .progress import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def _load_engine(model_key: str) -> Engine:
         if model.gguf_path is not None:  # the engine reads the file where this machine keeps it
             options["gguf"] = str(model.gguf_path)
         family = engine_class(model.family)
-        _engines[model_key] = family(path, device=settings.STUDIO_DEVICE, options=options, plan=plan)
+        speed = speed_for(model, on_gpu=worker_card() is not None)
+        _engines[model_key] = family(path, device=settings.STUDIO_DEVICE, options=options, plan=plan, speed=speed)
     finally:
         _loading = None
     return _engines[model_key]

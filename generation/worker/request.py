@@ -28,6 +28,7 @@ def build_request(job: GenerationJob, *, skip: int = 0) -> GenerationRequest:
         steps=p["steps"],
         guidance_scale=p["guidance_scale"],
         seeds=p["seeds"][skip:],
+        quality=job.quality,
         loras=[LoraSpec(settings.STUDIO_LORA_ROOT / lora["path"], lora["strength"]) for lora in p.get("loras", [])],
     )
 

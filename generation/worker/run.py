@@ -97,6 +97,7 @@ def _run_job(job_id: str, *, worker: str) -> None:
                 engine = load_engine(job.model_key, clock=clock, waiting=f"Job {job.pk}")
                 if plan := getattr(engine, "plan", None):
                     lease.update(memory_plan=plan)  # the plan this job ran with
+                lease.update(speed=engine.speed_record(job.quality))
             finisher.engine = engine
             batch = max(1, job.params.get("batch_size") or settings.STUDIO_MAX_BATCH)
             for start in range(0, len(pending), batch):  # the refiner's batches, as when rendered

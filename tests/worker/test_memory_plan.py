@@ -80,3 +80,14 @@ def test_importing_the_engines_lock_imports_no_torch() -> None:
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "brandstudio.settings_test"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_a_draft_job_records_the_step_cache_it_ran_with_and_its_page_says_so(client) -> None:
+    model = ImageModel.objects.get(key="tiny-flux")
+    model.options = {"speed": {"cache": {"draft": {"method": "first_block", "value": 0.35}}}}
+    model.save()
+    job = run(GenerationJobFactory(images_total=1, quality="draft"))
+    assert job.status == JobStatus.COMPLETE, job.error
+    assert job.speed == {"compiled": False, "attention": "sdpa", "cache": "First Block Cache at 0.35", "hotswap": 0}
+    client.force_login(job.owner)
+    assert "First Block Cache at 0.35" in client.get(job.get_absolute_url()).content.decode()
