@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024, help="the largest side the asset types ask for")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="the table of docs/models.md")
+    parser.add_argument("--fits", action="store_true", help="the README's table: fits on which card, how")
     args = parser.parse_args()
 
     from generation.devtools.published import components_of, published_models
@@ -52,6 +53,9 @@ def main() -> None:
     if args.markdown:
         _markdown(rows, cards)
         return
+    if args.fits:
+        _fits(rows, cards)
+        return
     for model, components, plans in rows:
         print(f"\n## {model['name']} ({model['repo']})")
         for c in components:
@@ -70,6 +74,22 @@ def _markdown(rows, cards):  # type: ignore[no-untyped-def]
         weights = sum(c.params for c in components) * 2 / 2**30
         cells = [_cell(plan) for plan in plans.values()]
         print(f"| {model['name']} | {weights:.1f} | " + " | ".join(cells) + " |")
+
+
+def _fits(rows, cards):  # type: ignore[no-untyped-def]
+    """One row a model: on each card, the denoiser's precision where it fits without streaming."""
+    print("| model | " + " | ".join(f"{c.name.removeprefix('NVIDIA ')}" for c in cards) + " |")
+    print("|---|" + "---|" * len(cards))
+    for model, _components, plans in rows:
+        print(f"| {model['name']} | " + " | ".join(_fit(plan) for plan in plans.values()) + " |")
+
+
+def _fit(plan):  # type: ignore[no-untyped-def]
+    if not plan.fits or plan.sequential:
+        return "no (streamed: minutes an image)" if plan.fits else "no"
+    denoiser = next(iter(plan.choices.values()))
+    offloaded = any(choice.placement == "offload" for choice in plan.choices.values())
+    return f"yes, {denoiser.precision}{' + offload' if offloaded else ''}"
 
 
 def _cell(plan):  # type: ignore[no-untyped-def]
