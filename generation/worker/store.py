@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,23 +30,33 @@ from ..thumbnails import attach_thumbnail
 log = logging.getLogger(__name__)
 
 FIELDS = ("file", "rendered", "webp", "svg", "thumbnail")
+STORE_THREADS = 4  # images of one batch encoded and written at once
 
 
 def store_images(job: GenerationJob, lease: Lease, first: int, images: list[Image]) -> list[GeneratedImage]:
     """Write each render (its PNG and its grid thumbnail) through the configured storage as soon
     as its batch is done, then the batch's rows in one transaction under the lease; `rendered`
-    keeps the render when finishing replaces `file`."""
-    rows: list[GeneratedImage] = []
-    with _removed_on_failure(lambda: _names(rows)):
-        for index, image in enumerate(images, start=first):
-            seed = job.params["seeds"][index]
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG", pnginfo=png_info(job_settings(job, seed=seed), _details(job)))
-            row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
-            rows.append(row)
-            row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
-            row.rendered.name = row.file.name
-            attach_thumbnail(row, image)  # made here, once, so grids never resize on request
+    keeps the render when finishing replaces `file`.
+
+    The images are encoded and written side by side in threads (PNG's zlib and storage's I/O let
+    go of the GIL): the designer waits for the slowest image, not for the sum of them."""
+    made: list[GeneratedImage] = []
+    with _removed_on_failure(lambda: _names(made)):
+        # Read here, not in the threads: the job's preset is a query, and the threads have no connection.
+        infos = [
+            png_info(job_settings(job, seed=job.params["seeds"][i]), _details(job)) for i in _indexes(first, images)
+        ]
+        with ThreadPoolExecutor(max_workers=min(len(images), STORE_THREADS) or 1) as pool:
+            futures = [
+                pool.submit(_write_render, job, index, image, info)
+                for index, image, info in zip(_indexes(first, images), images, infos, strict=True)
+            ]
+            wait(futures)
+        made += [future.result() for future in futures if future.exception() is None]
+        for future in futures:  # every file written is in `made`: the first failure removes them all
+            if (exc := future.exception()) is not None:
+                raise exc
+        rows = sorted(made, key=lambda row: row.index)
         done = first + len(images)
         # The next batch counts its steps from 0; after the last one the job stays at its final step.
         step = 0 if done < job.images_total else F("progress_steps")
@@ -54,6 +65,25 @@ def store_images(job: GenerationJob, lease: Lease, first: int, images: list[Imag
                 row.save()
             lease.update(images_done=done, progress_step=step)
     return rows
+
+
+def _indexes(first: int, images: list[Image]) -> range:
+    return range(first, first + len(images))
+
+
+def _write_render(job: GenerationJob, index: int, image: Image, info: Any) -> GeneratedImage:
+    seed = job.params["seeds"][index]
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
+    try:
+        row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
+        row.rendered.name = row.file.name
+        attach_thumbnail(row, image)  # made here, once, so grids never resize on request
+    except BaseException:
+        _remove(_names([row]))  # this image's own files: its row never reaches the caller
+        raise
+    return row
 
 
 def _names(rows: Iterable[GeneratedImage]) -> set[str]:

@@ -139,6 +139,29 @@ def test_a_failed_write_removes_the_files_of_its_batch(claimed, monkeypatch) -> 
     assert stored_files() == [] and not GeneratedImage.objects.filter(job=claimed).exists()
 
 
+def test_one_image_of_a_batch_failing_to_write_removes_the_files_of_every_image(claimed, monkeypatch) -> None:
+    real = worker_store.attach_thumbnail
+
+    def second_disk_full(row, image):
+        if row.index == 1:
+            raise OSError(28, "No space left on device")
+        real(row, image)
+
+    monkeypatch.setattr(worker_store, "attach_thumbnail", second_disk_full)
+    images = [Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(2)]  # written side by side
+    with pytest.raises(OSError):
+        worker_store.store_images(claimed, Lease.of(claimed), 0, images)
+    assert stored_files() == [] and not GeneratedImage.objects.filter(job=claimed).exists()
+
+
+def test_a_batch_is_stored_in_index_order_with_each_seed(claimed) -> None:
+    images = [Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(2)]
+    rows = worker_store.store_images(claimed, Lease.of(claimed), 0, images)
+    assert [row.index for row in rows] == [0, 1]
+    assert [row.seed for row in rows] == claimed.params["seeds"][:2]
+    assert all(row.file.name.startswith(f"generations/{claimed.owner_id}/") for row in rows)
+
+
 class TestClaiming:
     def test_a_duplicate_delivery_of_a_job_running_in_a_sibling_process_does_nothing(self, claimed) -> None:
         GenerationJob.objects.filter(pk=claimed.pk).update(worker_pid=os.getppid())  # alive, not this process
