@@ -37,8 +37,16 @@ COMPILE = ("off", "gpu", "always")
 # diffusers' step caches: First Block Cache skips the remaining blocks of a step whose first
 # block's output barely moved (`value`: its threshold); TaylorSeer predicts every `value`-th step.
 CACHES = {"first_block": (0.01, 1.0), "taylorseer": (2, 10)}
-# Families whose denoiser takes diffusers' cache hooks (CacheMixin, its blocks registered).
-CACHE_FAMILIES = ("flux", "fluxkontext", "flux2", "flux2dev", "chroma", "qwenimage", "qwenimageedit")
+# The caches each family's pipeline runs in diffusers 0.42 (tests/engine/test_speed.py draws with
+# each): the others either name no cache context in their denoising loop (FLUX.1 Kontext,
+# FLUX.2 [dev], Chroma), or their blocks return what First Block Cache cannot take (FLUX.2 klein,
+# Qwen-Image). SD3, SDXL, HiDream and Z-Image denoisers take no cache hooks at all.
+CACHE_METHODS = {
+    "flux": ("first_block", "taylorseer"),
+    "flux2": ("taylorseer",),
+    "qwenimage": ("taylorseer",),
+    "qwenimageedit": ("taylorseer",),
+}
 TIERS = ("draft", "standard", "high", "ultra")
 KEYS = ("compile", "dynamic", "attention", "cache", "lora_rank", "lora_slots")
 MAX_LORA_RANK = 256
@@ -199,13 +207,16 @@ def speed_problem(value: Any, family: str) -> str | None:
 def _cache_problem(caches: Any, family: str) -> str | None:
     if not isinstance(caches, dict):
         return 'cache names quality tiers, e.g. {"draft": {"method": "first_block", "value": 0.35}}'
-    if caches and family not in CACHE_FAMILIES:
-        return f"cache: this family's denoiser takes no step cache (only {', '.join(CACHE_FAMILIES)})"
+    methods = CACHE_METHODS.get(family, ())
+    if caches and not methods:
+        return f"cache: this family's pipeline runs no step cache (only {', '.join(CACHE_METHODS)})"
     for tier, spec in caches.items():
         if tier not in TIERS:
             return f"cache names quality tiers ({', '.join(TIERS)}), not {tier!r}"
         if not isinstance(spec, dict) or set(spec) != {"method", "value"} or spec["method"] not in CACHES:
             return f'cache for {tier} is {{"method": {" or ".join(map(repr, CACHES))}, "value": ...}}'
+        if spec["method"] not in methods:
+            return f"cache for {tier}: this family's pipeline runs {' or '.join(methods)} only, not {spec['method']}"
         low, high = CACHES[spec["method"]]
         if isinstance(spec["value"], bool) or not isinstance(spec["value"], (int, float)):
             return f"cache for {tier}: value is a number from {low:g} to {high:g}"

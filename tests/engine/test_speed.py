@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from generation.devtools.loras import make_lora
+from generation.devtools.tiny import TINY_BUILDERS
+from generation.engine import engine_class
 from generation.engine.flux import FluxEngine
+from generation.engine.options import CACHE_METHODS
 from generation.engine.types import LoraSpec
 from tests.engine.test_quantized import psnr, render
 
@@ -21,6 +24,7 @@ from tests.engine.test_quantized import psnr, render
 CACHE_PSNR_FLOOR = 30.0
 DRAFT_CACHE = {"draft": {"method": "first_block", "value": 0.35}}
 CACHES = DRAFT_CACHE | {"high": {"method": "taylorseer", "value": 3}}
+CACHES_BY_METHOD = {"first_block": 0.35, "taylorseer": 3}
 
 
 def profile(**values) -> dict:
@@ -62,6 +66,24 @@ def test_a_step_cache_draws_close_to_the_uncached_image_and_skips_blocks(tiny_fl
     label = {"draft": "First Block Cache at 0.35", "high": "TaylorSeer every 3 steps"}[quality]
     assert engine.speed_record(quality)["cache"] == label
     assert engine.speed_record("standard")["cache"] == ""
+
+
+@pytest.mark.parametrize(
+    ("family", "method", "value"),
+    # FLUX.1's caches are drawn above, with the quality guard.
+    [
+        (f, method, CACHES_BY_METHOD[method])
+        for f, methods in CACHE_METHODS.items()
+        if f != "flux"
+        for method in methods
+    ],
+)
+def test_each_family_runs_the_step_caches_it_offers(family, method, value, tmp_path_factory) -> None:
+    folder = TINY_BUILDERS[family](tmp_path_factory.mktemp(family) / family)
+    engine = engine_class(family)(
+        folder, device="cpu", speed=profile(cache={"draft": {"method": method, "value": value}})
+    )
+    assert psnr(render(engine, steps=8), render(engine, steps=8, quality="draft")) >= CACHE_PSNR_FLOOR
 
 
 def test_attention_the_machine_cannot_run_falls_back_to_sdpa_with_one_log_line(tiny_flux_dir, caplog) -> None:

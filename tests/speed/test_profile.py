@@ -36,7 +36,9 @@ def test_a_speed_profile_of_the_wrong_shape_is_refused_with_what_it_takes(speed,
 
 def test_a_step_cache_is_refused_for_a_family_whose_denoiser_takes_none() -> None:
     [error] = option_errors("sdxl", {"speed": {"cache": {"draft": {"method": "first_block", "value": 0.3}}}})
-    assert "this family's denoiser takes no step cache" in error
+    assert "this family's pipeline runs no step cache" in error
+    [error] = option_errors("flux2", {"speed": {"cache": {"draft": {"method": "first_block", "value": 0.3}}}})
+    assert "runs taylorseer only, not first_block" in error
     assert option_errors("sdxl", {"speed": {"compile": "gpu", "attention": "auto"}}) == []
 
 
