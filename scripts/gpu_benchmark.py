@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIATIONS = 4
 # The speed profiles drawn besides the plain studio; the step cache is the family's first one
 # (engine/options.py CACHE_METHODS), none where it runs none.
-COMPILED = {"compile": "always", "attention": "auto"}
+COMPILED: dict[str, Any] = {"compile": "always", "attention": "auto"}
 CACHE_VALUES = {"first_block": 0.35, "taylorseer": 3}
 CAPS = ("t4", "a10g")
 
@@ -114,7 +114,7 @@ def bench_model(key: str, var: Path, *, tiny: bool, side: int, steps: int, devic
 def profiles(family: str) -> dict[str, dict[str, Any]]:
     from generation.engine.options import CACHE_METHODS
 
-    found = {"compiled": COMPILED}
+    found: dict[str, dict[str, Any]] = {"compiled": COMPILED}
     if methods := CACHE_METHODS.get(family):
         cache = {"standard": {"method": methods[0], "value": CACHE_VALUES[methods[0]]}}
         found[f"compiled + {methods[0]} cache"] = COMPILED | {"cache": cache}
@@ -138,7 +138,7 @@ def build_folder(spec: dict[str, Any], folder: Path, *, tiny: bool) -> Path:
             for param in module.parameters():
                 param.normal_(0, 0.02)
         shutil.rmtree(folder / name)
-        module.to(torch.bfloat16).save_pretrained(folder / name)
+        module.to(torch.bfloat16).save_pretrained(folder / name)  # type: ignore[operator]
         del module
     return folder
 
@@ -264,7 +264,7 @@ def capped(card_key: str, run):  # type: ignore[no-untyped-def]
     card = card_of(card_key)
     total = torch.cuda.get_device_properties(0).total_memory / 2**30
     real = engines.worker_card
-    engines.worker_card = lambda: card  # type: ignore[assignment]
+    engines.worker_card = lambda: card
     torch.cuda.set_per_process_memory_fraction(min(1.0, card.gb / total))
     try:
         return run()
@@ -272,7 +272,7 @@ def capped(card_key: str, run):  # type: ignore[no-untyped-def]
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
-        engines.worker_card = real  # type: ignore[assignment]
+        engines.worker_card = real
 
 
 def _cuda() -> bool:
