@@ -142,3 +142,18 @@ def test_a_graph_that_does_not_compile_runs_eager_from_then_on(compiled, plain, 
     image = render(compiled)
     assert len(calls) == 2 and not compiled.speed_record("standard")["compiled"]
     assert psnr(image, render(plain)) >= 30
+
+
+@pytest.mark.parametrize("family", ["sdxl", "sd3"])
+def test_hot_swap_slots_draw_what_the_lora_draws_on_a_unet_and_another_transformer(family, tmp_path) -> None:
+    from generation.engine.speed import Slots, denoiser_of
+
+    folder = TINY_BUILDERS[family](tmp_path / family)
+    lora = make_lora(family, folder, tmp_path / "style", seed=1)
+    plain = engine_class(family)(folder, device="cpu")
+    slotted = engine_class(family)(folder, device="cpu")
+    slotted.speed.slots = Slots.make(slotted.pipe, denoiser_of(slotted.pipe), 8, 1)  # as a compiled load makes them
+    assert slotted.speed.slots is not None
+    styled = render(slotted, loras=[LoraSpec(lora, 0.8)])
+    assert psnr(styled, render(plain, loras=[LoraSpec(lora, 0.8)])) >= 40
+    assert psnr(render(slotted), render(plain)) >= 40 and psnr(styled, render(plain)) < 30
