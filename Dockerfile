@@ -11,7 +11,7 @@ RUN if [ -n "$TORCH_INDEX" ]; then pip install --index-url "$TORCH_INDEX" torch=
     && pip install -r requirements.txt
 COPY . .
 RUN SECRET_KEY=build python manage.py collectstatic --noinput \
-    && mkdir -p /app/var && chown -R studio /app/var
+    && mkdir -p /app/var /compile-cache && chown -R studio /app/var /compile-cache
 USER studio
 EXPOSE 8000
 CMD ["gunicorn", "brandstudio.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "8"]

@@ -260,7 +260,9 @@ else:
     # time limit or a long job would run twice.
     # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("STUDIO_BROKER_VISIBILITY_TIMEOUT", STUDIO_JOB_TIME_LIMIT + 600)
+        "visibility_timeout": env_int("STUDIO_BROKER_VISIBILITY_TIMEOUT", STUDIO_JOB_TIME_LIMIT + 600),
+        # A worker reads its own queue (the jobs of the models it holds) before the shared ones.
+        "queue_order_strategy": "generation.routing.cycle:OwnQueueFirst",
     }
     if restore := env_int("STUDIO_BROKER_RESTORE_SECONDS", 0):  # how often workers sweep for expired messages
         CELERY_BROKER_TRANSPORT_OPTIONS |= {"unacked_restore_interval": restore, "unacked_restore_throttle": 1}
@@ -279,6 +281,10 @@ CELERY_TASK_ROUTES = {
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
     "generation.tasks.run_training_task": {"queue": "training"},
 }
+# Jobs and "Retry finishing" go to the own queue of a GPU worker that holds the job's model
+# (generation/routing/choice.py); a spare worker loads a model too once this many of its jobs wait per holder.
+STUDIO_ROUTING = env_bool("STUDIO_ROUTING", default=True)
+STUDIO_ROUTING_BACKLOG = env_int("STUDIO_ROUTING_BACKLOG", 4)
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": env_int("STUDIO_REAPER_SECONDS", 15)},

@@ -18,7 +18,14 @@ URLCONFS = {"generation.urls", "brandstudio.urls"}
 # What the engine may import of the app besides itself: the LoRA file readers (pure Python).
 ENGINE_MAY_IMPORT = {"generation.lora_files", "generation.lora_layout"}
 # Packages of the web side: the web process imports them, so they never import the worker's code.
-WEB_SIDE = ("generation.jobs", "generation.models", "generation.api", "generation.views", "generation.forms")
+WEB_SIDE = (
+    "generation.jobs",
+    "generation.models",
+    "generation.routing",
+    "generation.api",
+    "generation.views",
+    "generation.forms",
+)
 ENQUEUE_CALLS = {"delay", "apply_async", "send_task", "delay_on_commit", "apply"}
 MAY_ENQUEUE = {"generation.jobs.lifecycle", "generation.training.services"}
 

@@ -11,13 +11,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import F
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from brandstudio.celery import app
 
 from ..models import GenerationJob, ImagePreview, InputImage, JobStatus
+from ..routing.choice import queue_for
+from ..routing.workers import gone_queues, went_stale
 from .lease import Lease
 from .limits import holds_lock
 
@@ -62,11 +64,26 @@ def _send(task: str, job_id: uuid.UUID, what: str) -> None:
     the job stays queued and the reaper's next round sends it again (resend_unclaimed): it runs
     once the broker is back, and the page says it is waiting long meanwhile."""
     try:
-        send_task(task, str(job_id))
+        send_task(task, str(job_id), **_route(task, job_id))
     except Exception:
         log.exception("Could not enqueue %s %s; the reaper sends it again", what, job_id)
         due = timezone.now() - timedelta(seconds=settings.STUDIO_RESEND_AFTER_SECONDS)
         GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(dispatched_at=due)
+
+
+def _route(task: str, job_id: uuid.UUID) -> dict[str, str]:
+    """The queue for the job's task (generation/routing/): the own queue of a worker that holds its
+    model, or the task's route (`gpu`). Recorded on the job: routing counts the jobs waiting on
+    each queue, and the reaper sends again those waiting on a gone worker's."""
+    shared = settings.CELERY_TASK_ROUTES[task]["queue"]
+    try:
+        model_key = GenerationJob.objects.filter(pk=job_id).values_list("model_key", flat=True).first()
+        queue = queue_for(model_key=model_key, shared=shared) if model_key else shared
+        GenerationJob.objects.filter(pk=job_id).update(queue=queue)
+    except DatabaseError:
+        log.warning("Could not route job %s; it goes to the shared queue", job_id, exc_info=True)
+        return {}
+    return {} if queue == shared else {"queue": queue}
 
 
 def send_task(task: str, *args: Any, **options: Any) -> None:
@@ -153,7 +170,8 @@ def dispatch_waiting() -> int:
 
 def resend_unclaimed() -> int:
     """Send again each job that went to the queue more than STUDIO_RESEND_AFTER_SECONDS ago and
-    is still waiting for a worker.
+    is still waiting for a worker, and at once each that waits on the own queue of a worker that
+    is gone (routing: killed, frozen or shutting down), to a live one.
 
     Its message may be lost: Redis restarted without persistence, or a worker took it while the
     database was away. A copy that is not lost is harmless: the first delivery claims the job
@@ -161,14 +179,19 @@ def resend_unclaimed() -> int:
     nothing. Without this, such a job waits forever and, counted as on the queue, holds back
     every later job of its owner (dispatch)."""
     limit = timezone.now() - timedelta(seconds=settings.STUDIO_RESEND_AFTER_SECONDS)
-    stranded = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__lt=limit)
+    waiting = GenerationJob.objects.filter(status=JobStatus.QUEUED, dispatched_at__isnull=False).order_by()
+    gone = gone_queues(set(waiting.values_list("queue", flat=True).distinct()))
+    stranded = waiting.filter(Q(dispatched_at__lt=limit) | Q(queue__in=gone))
     resent = 0
-    for job_id, sent in stranded.values_list("pk", "dispatched_at"):
+    for job_id, sent, queue in stranded.values_list("pk", "dispatched_at", "queue"):
         # Conditional on the time read: two reapers at once send it once.
         if GenerationJob.objects.filter(pk=job_id, status=JobStatus.QUEUED, dispatched_at=sent).update(
             dispatched_at=timezone.now()
         ):
-            log.warning("Job %s was sent at %s and never claimed; sending it again", job_id, sent)
+            if queue in gone:
+                log.warning("Job %s waited on %s, whose worker is gone; sending it again", job_id, queue)
+            else:
+                log.warning("Job %s was sent at %s and never claimed; sending it again", job_id, sent)
             job_enqueue(job_id)
             resent += 1
     return resent
@@ -313,6 +336,8 @@ def _reap(job_id: uuid.UUID, *, stale_only: bool) -> int:
         ImagePreview.objects.filter(job=job).delete()  # its worker died before it could clear them
         _dispatch_after(job.pk)
         return 1
+    if stale_only:  # its worker stopped: routing sends it nothing until it stamps its row again
+        went_stale(node=job.worker)
     job.status = JobStatus.QUEUED
     job.error = f"Worker {job.worker} stopped while running this job; requeued (attempt {job.attempts + 1})."
     job.dispatched_at = timezone.now()  # on the queue again: resend_unclaimed counts from now

@@ -93,6 +93,11 @@ class Plan:
         return round(self.peak_bytes / 2**30, 1)
 
     @property
+    def resident_bytes(self) -> int:
+        """What stays on the card between jobs: the weights placed `gpu`."""
+        return sum(self.weights_bytes.get(name, 0) for name, c in self.choices.items() if c.placement == "gpu")
+
+    @property
     def sequential(self) -> bool:
         return any(choice.placement == "sequential" for choice in self.choices.values())
 
@@ -117,6 +122,14 @@ class Plan:
 
 class PlanError(ValueError):
     pass
+
+
+def fit_together(plans: list[Plan]) -> bool:
+    """Whether the models of these plans can stay loaded on one card together: each runs at its
+    predicted peak while the others' resident weights stay on the card. One model fits alone
+    where its own plan does."""
+    resident = sum(plan.resident_bytes for plan in plans)
+    return all(resident - plan.resident_bytes + plan.peak_bytes <= plan.card.usable_bytes for plan in plans)
 
 
 def weight_bytes(component: Component, precision: str, compute: str) -> int:

@@ -36,6 +36,7 @@ from .jobs import (
     input_upload_to,
 )
 from .training import TrainingImage, TrainingRun, TrainingSet, training_upload_to
+from .workers import WorkerState
 
 __all__ = [
     "ENDED_STATUSES",
@@ -63,6 +64,7 @@ __all__ = [
     "TrainingRun",
     "TrainingSet",
     "Upscaler",
+    "WorkerState",
     "brand_reference_upload_to",
     "image_upload_to",
     "input_upload_to",

@@ -132,6 +132,9 @@ class GenerationJob(models.Model):
     # When its broker message was sent. Each user has a few jobs on the GPU queue at a time;
     # the rest wait here, in order, so one user's batch cannot hold everyone else back.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # The broker queue it was last sent to: a worker's own (generation/routing/) or the shared `gpu`;
+    # "" before it is sent. A job waiting on a gone worker's queue is sent again.
+    queue = models.CharField(max_length=220, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

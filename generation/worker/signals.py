@@ -1,4 +1,5 @@
-"""Worker start-up hooks."""
+"""Worker hooks: its own queue and the advertisement routing reads (generation/routing/), the default
+model's preload, the jobs a previous life left running."""
 
 import logging
 import os
@@ -6,21 +7,55 @@ import threading
 import time
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init, worker_ready
-from django.db import connection
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init, worker_ready, worker_shutting_down
+from django.conf import settings
+from django.db import DatabaseError, connection
 
-from ..jobs.lifecycle import jobs_reap_stale
+from ..jobs.lifecycle import RUN, jobs_reap_stale
+from ..routing.workers import direct_queue, forget, touch
 
 log = logging.getLogger(__name__)
 
 # The worker's own pid, set in it before it forks its pool processes, which inherit it.
 _worker_pid = 0
+# The worker's node name where it takes jobs and so a queue of its own, set as _worker_pid is.
+_routed_node = ""
 
 
 @worker_init.connect
 def remember_the_worker(**kwargs: Any) -> None:
     global _worker_pid
     _worker_pid = os.getpid()
+
+
+@celeryd_after_setup.connect
+def take_own_queue(sender: str, instance: Any, **kwargs: Any) -> None:
+    """A worker that takes jobs (`-Q gpu`) also takes from a queue of its own, where routing sends
+    the jobs of the models it holds (generation/routing/). Celery's documented way:
+    https://docs.celeryq.dev/en/stable/userguide/signals.html#celeryd-after-setup"""
+    global _routed_node
+    queues = instance.app.amqp.queues
+    if settings.CELERY_TASK_ROUTES[RUN]["queue"] in (queues.consume_from or {}):
+        queues.select_add(direct_queue(sender))
+        _routed_node = sender
+
+
+@worker_shutting_down.connect
+def stop_being_routed(sender: Any = None, **kwargs: Any) -> None:
+    """A warm shutdown (a deploy's SIGTERM) finishes the job that runs: routing sends the worker no
+    other, and the reaper sends again those waiting on its queue. From a thread of its own, as this
+    runs in a signal handler that may have interrupted a query of the worker's."""
+    if _routed_node:
+        threading.Thread(target=_forget, args=(_routed_node,), name="stop-being-routed").start()
+
+
+def _forget(node: str) -> None:
+    try:
+        forget(node=node)
+    except DatabaseError:
+        log.warning("Could not tell routing that %s is shutting down", node, exc_info=True)
+    finally:
+        connection.close()
 
 
 @worker_process_init.connect
@@ -55,6 +90,37 @@ def preload_default_model(**kwargs: Any) -> None:
     """
     if os.environ.get("STUDIO_PRELOAD_ENGINE", "1") == "1":
         threading.Thread(target=_preload, name="preload-default-model", daemon=True).start()
+
+
+@worker_process_init.connect
+def start_advertising(**kwargs: Any) -> None:
+    """In a worker that takes jobs, the pool process (where the models are loaded) advertises what
+    it holds, then stamps its row every STUDIO_HEARTBEAT_SECONDS: a row not stamped within
+    STUDIO_STALE_AFTER_SECONDS is a worker gone (generation/routing/)."""
+    if _routed_node:
+        threading.Thread(target=_advertise, args=(_routed_node,), name="advertise", daemon=True).start()
+
+
+def _advertise(node: str) -> None:
+    from .engines import advertise_for  # the models' module: in the pool process, after the fork
+
+    advertise_for(node)
+    while True:
+        time.sleep(settings.STUDIO_HEARTBEAT_SECONDS)
+        stamp(node)
+
+
+def stamp(node: str) -> None:
+    """Still here; the whole advertisement again where the last write failed or the row is missing
+    (the database was reset)."""
+    from .engines import advertise_for, advertised  # the models' module: in the pool process, after the fork
+
+    try:
+        if not advertised() or not touch(node=node):
+            advertise_for(node)
+    except DatabaseError:
+        log.warning("Could not stamp %s for routing; trying again", node, exc_info=True)
+        connection.close()
 
 
 def _preload() -> None:

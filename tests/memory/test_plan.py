@@ -4,7 +4,7 @@ import pytest
 
 from generation.memory.cards import CARDS, CardError, card_of, cards_of
 from generation.memory.components import Component, folder_components
-from generation.memory.plan import Choice, Job, PlanError, plan_for, weight_bytes
+from generation.memory.plan import Choice, Job, PlanError, fit_together, plan_for, weight_bytes
 
 B = 10**9
 # FLUX.1-dev's parts, counted on the meta device from its published configs (scripts/memory_plan.py).
@@ -50,6 +50,15 @@ def test_a_model_too_large_for_any_quantization_falls_to_sequential_offload() ->
     huge = [Component("transformer", "FluxTransformer2DModel", 200 * B, 199 * B, width=8192)]
     plan = plan_for(huge, card_of("16"))
     assert plan.sequential and plan.fits
+
+
+def test_two_models_stay_on_one_card_only_where_each_runs_beside_the_others_weights() -> None:
+    """A worker holds more than one model only where their plans fit the card together (worker/engines)."""
+    for card, together in (("t4", False), ("a10g", False), ("h100", True)):
+        small, flux = plan_for(SMALL, CARDS[card]), plan_for(FLUX_DEV, CARDS[card])
+        assert fit_together([small, small, small]) and fit_together([flux])
+        assert fit_together([small, flux]) is together, card
+        assert small.resident_bytes < small.peak_bytes
 
 
 def test_quantization_reaches_linear_layers_only() -> None:

@@ -1,8 +1,12 @@
 """The worker loads a model by its memory plan and records on the job the plan it ran with."""
 
+from collections import OrderedDict
+
 import pytest
 
-from generation.memory.cards import Card
+from generation.memory.cards import CARDS, Card
+from generation.memory.components import Component
+from generation.memory.plan import plan_for
 from generation.models import GenerationJob, ImageModel, JobStatus
 from generation.worker import engines as worker_engines
 from generation.worker import run as worker_run
@@ -80,6 +84,43 @@ def test_importing_the_engines_lock_imports_no_torch() -> None:
     env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "brandstudio.settings_test"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+class FakeEngine:
+    memory_bytes = 0  # the card decides here, not the budget
+
+    def __init__(self) -> None:
+        self.unloaded = False
+
+    def unload(self) -> None:
+        self.unloaded = True
+
+
+def test_on_a_card_models_stay_loaded_together_only_where_their_plans_fit(monkeypatch) -> None:
+    """An A10G holds two 2 B models with room for either's job, not one beside FLUX.1-dev in int8."""
+    gb = 10**9
+    small = [Component("transformer", "ZImageTransformer2DModel", 2 * gb, int(1.9 * gb), width=2048)]
+    flux_dev = [
+        Component("text_encoder_2", "T5EncoderModel", int(4.762 * gb), int(4.630 * gb)),
+        Component("transformer", "FluxTransformer2DModel", int(11.901 * gb), int(11.85 * gb), width=3072),
+    ]
+    card = CARDS["a10g"]
+    plans = {"tiny-flux": plan_for(small, card), "zimage": plan_for(small, card), "flux-dev": plan_for(flux_dev, card)}
+    engines = {key: FakeEngine() for key in [*plans, "fixed-mode"]}
+    monkeypatch.setattr(worker_engines, "_estimator_bytes", lambda: 0)
+    monkeypatch.setattr(worker_engines, "_engines", OrderedDict([("tiny-flux", engines["tiny-flux"])]))
+    monkeypatch.setattr(worker_engines, "_card_plans", {"tiny-flux": plans["tiny-flux"]})
+
+    def load(key: str) -> list[str]:
+        worker_engines._make_room(0, card=card, plan=plans.get(key))
+        worker_engines._engines[key] = engines[key]
+        worker_engines._card_plans[key] = plans.get(key)
+        return list(worker_engines._engines)
+
+    assert load("zimage") == ["tiny-flux", "zimage"]  # both fit: none unloaded
+    assert load("flux-dev") == ["flux-dev"] and engines["tiny-flux"].unloaded and engines["zimage"].unloaded
+    assert load("tiny-flux") == ["tiny-flux"]
+    assert load("fixed-mode") == ["fixed-mode"]  # an entry that fixes its memory_mode has no plan: alone
 
 
 def test_a_draft_job_records_the_step_cache_it_ran_with_and_its_page_says_so(client) -> None:
