@@ -283,7 +283,9 @@ CELERY_TASK_ROUTES = {
 }
 # Jobs and "Retry finishing" go to the own queue of a GPU worker that holds the job's model
 # (generation/routing/choice.py); a spare worker loads a model too once this many of its jobs wait per holder.
-STUDIO_ROUTING = env_bool("STUDIO_ROUTING", default=True)
+# Off on the embedded filesystem broker: one worker there, and kombu's filesystem transport fails
+# to publish to a queue declared after the sender's first send (seen in scripts/benchmark.py).
+STUDIO_ROUTING = env_bool("STUDIO_ROUTING", default=not CELERY_BROKER_URL.startswith("filesystem"))
 STUDIO_ROUTING_BACKLOG = env_int("STUDIO_ROUTING_BACKLOG", 4)
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {

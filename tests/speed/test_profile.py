@@ -117,3 +117,18 @@ def test_a_profile_the_cards_run_is_saved(admin_client) -> None:
     speed = {"compile": "gpu", "attention": "auto", "cache": {"draft": {"method": "first_block", "value": 0.35}}}
     admin_change(admin_client, ImageModel.objects.get(key="tiny-flux"), options=json.dumps({"speed": speed}))
     assert ImageModel.objects.get(key="tiny-flux").options["speed"] == speed
+
+
+@pytest.mark.django_db
+def test_the_published_models_come_with_a_speed_profile_their_family_runs() -> None:
+    published = ImageModel.objects.exclude(repo_id="")
+    assert published.count() >= 10
+    for model in published:
+        assert option_errors(model.family, model.options) == [], model.key
+        assert model.options["speed"]["compile"] == "gpu", model.key
+    assert ImageModel.objects.get(key="flux-dev").options["speed"]["cache"] == {
+        "draft": {"method": "first_block", "value": 0.35}
+    }
+    assert "cache" not in ImageModel.objects.get(key="flux-schnell").options["speed"]  # distilled: 4 steps
+    assert "speed" not in ImageModel.objects.get(key="demo-brand").options  # drawn on CPUs
+    assert "speed" not in ImageModel.objects.get(key="tiny-flux").options
