@@ -63,5 +63,5 @@ def test_sdxl_turbo_keeps_its_few_steps_and_no_guidance_whatever_the_asset_type(
 def test_the_new_entries_are_listed_with_their_licenses() -> None:
     entries = {m.key: m for m in ImageModel.objects.filter(key__in=["sdxl-turbo", "playground-v25", "chroma1-hd"])}
     assert entries["chroma1-hd"].commercial_use and entries["chroma1-hd"].family == "chroma"
-    assert not entries["sdxl-turbo"].enabled and entries["sdxl-turbo"].options == {"native_size": 512}
+    assert not entries["sdxl-turbo"].enabled and entries["sdxl-turbo"].options["native_size"] == 512
     assert entries["playground-v25"].family == "sdxl" and entries["playground-v25"].license_notice
