@@ -1,0 +1,24 @@
+"""What differs between families when training a LoRA: the pipeline, the network the adapter
+goes on, how captions become conditioning, how latents are normalised, the loss, the saver.
+
+One small class per family (one module each) behind a string-keyed table, like the engine's
+adapters. The worker imports this package; the web process reads only `training/defaults.py`.
+"""
+
+from __future__ import annotations
+
+from .base import Conditioning, Objective
+from .flux import FluxObjective
+from .sd3 import SD3Objective
+from .sdxl import SDXLObjective
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.family: cls
+    for cls in (
+        FluxObjective,
+        SD3Objective,
+        SDXLObjective,
+    )
+}
+
+__all__ = ["OBJECTIVES", "Conditioning", "FluxObjective", "Objective", "SD3Objective", "SDXLObjective"]
