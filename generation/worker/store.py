@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -46,12 +47,11 @@ def store_images(job: GenerationJob, lease: Lease, first: int, images: list[Imag
         infos = [
             png_info(job_settings(job, seed=job.params["seeds"][i]), _details(job)) for i in _indexes(first, images)
         ]
-        with ThreadPoolExecutor(max_workers=min(len(images), STORE_THREADS) or 1) as pool:
-            futures = [
-                pool.submit(_write_render, job, index, image, info)
-                for index, image, info in zip(_indexes(first, images), images, infos, strict=True)
-            ]
-            wait(futures)
+        futures = [
+            _pool().submit(_write_render, job, index, image, info)
+            for index, image, info in zip(_indexes(first, images), images, infos, strict=True)
+        ]
+        wait(futures)
         made += [future.result() for future in futures if future.exception() is None]
         for future in futures:  # every file written is in `made`: the first failure removes them all
             if (exc := future.exception()) is not None:
@@ -65,6 +65,13 @@ def store_images(job: GenerationJob, lease: Lease, first: int, images: list[Imag
                 row.save()
             lease.update(images_done=done, progress_step=step)
     return rows
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """One pool per worker process, made on first use (after the pool process forks): starting
+    threads for every batch cost more than encoding a small image."""
+    return ThreadPoolExecutor(max_workers=STORE_THREADS, thread_name_prefix="store")
 
 
 def _indexes(first: int, images: list[Image]) -> range:
