@@ -69,3 +69,12 @@ def bob_client(bob) -> Client:
 @pytest.fixture
 def preset(db):
     return AssetPresetFactory(slug="test-icon", name="Test Icon")
+
+
+@pytest.fixture
+def card_admin_client(client, settings) -> Client:
+    """A superuser's client, with workers on a T4 and an A10G: the cards the admin checks against."""
+    settings.STUDIO_WORKER_CARDS = "t4,a10g"
+    UserFactory(username="ada", is_staff=True, is_superuser=True)
+    client.login(username="ada", password="correct horse battery staple")
+    return client

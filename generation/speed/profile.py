@@ -52,7 +52,6 @@ def resolve(
     rank = value.get("lora_rank", "auto")
     return {
         "compile": compiled,
-        "compile_asked": mode,
         "dynamic": value.get("dynamic", sizes > 1),
         "attention": value.get("attention", "auto"),
         "cache": value.get("cache", {}),

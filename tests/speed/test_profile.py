@@ -11,7 +11,6 @@ from generation.models import BrandLora, ImageModel
 from generation.speed.profile import card_problems, resolve, summary
 from generation.speed.registry import largest_lora_rank, speed_for
 from tests.admin_forms import admin_change
-from tests.factories import UserFactory
 from tests.loras import write_lora
 
 
@@ -60,7 +59,6 @@ def test_compile_on_gpu_only_is_off_on_a_cpu_worker_and_hot_swap_with_it() -> No
     assert resolve({"compile": "always", "lora_rank": 64}, on_gpu=False, sizes=1, lora_rank=8)["lora_rank"] == 64
     assert resolve(None, on_gpu=True, sizes=1, lora_rank=8) | {"cache_dir": ""} == {
         "compile": False,
-        "compile_asked": "off",
         "dynamic": False,
         "attention": "auto",
         "cache": {},
@@ -96,26 +94,20 @@ def test_the_hot_swap_rank_is_the_largest_of_the_familys_enabled_loras(settings,
     assert speed_for(model, on_gpu=False)["lora_rank"] == 32
 
 
-@pytest.fixture
-def admin_client(client, settings):
-    settings.STUDIO_WORKER_CARDS = "t4,a10g"
-    UserFactory(username="ada", is_staff=True, is_superuser=True)
-    client.login(username="ada", password="correct horse battery staple")
-    return client
-
-
 @pytest.mark.django_db
-def test_flash_attention_is_refused_at_save_where_a_worker_has_a_t4(admin_client) -> None:
+def test_flash_attention_is_refused_at_save_where_a_worker_has_a_t4(card_admin_client) -> None:
     model = ImageModel.objects.get(key="tiny-flux")
-    page = admin_change(admin_client, model, options=json.dumps({"speed": {"attention": "flash"}})).content.decode()
+    page = admin_change(
+        card_admin_client, model, options=json.dumps({"speed": {"attention": "flash"}})
+    ).content.decode()
     assert "speed: flash attention needs compute capability 8.0 or newer; the NVIDIA T4 has 7.5" in page
     assert "speed" not in ImageModel.objects.get(key="tiny-flux").options
 
 
 @pytest.mark.django_db
-def test_a_profile_the_cards_run_is_saved(admin_client) -> None:
+def test_a_profile_the_cards_run_is_saved(card_admin_client) -> None:
     speed = {"compile": "gpu", "attention": "auto", "cache": {"draft": {"method": "first_block", "value": 0.35}}}
-    admin_change(admin_client, ImageModel.objects.get(key="tiny-flux"), options=json.dumps({"speed": speed}))
+    admin_change(card_admin_client, ImageModel.objects.get(key="tiny-flux"), options=json.dumps({"speed": speed}))
     assert ImageModel.objects.get(key="tiny-flux").options["speed"] == speed
 
 
