@@ -20,9 +20,9 @@ from ..engine.types import GenerationRequest
 from ..memory.cards import Card
 from ..memory.plan import Job, Plan, PlanError, fit_together, plan_for
 from ..model_files import folder_size, gguf_choices, installed_components, local_weights
-from ..models import AssetPreset, ImageModel
+from ..models import ImageModel
 from ..routing import workers as routing_workers
-from ..speed.registry import speed_for
+from ..speed.registry import offered_sizes, speed_for
 from .progress import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -161,9 +161,9 @@ def worker_card() -> Card | None:
 
 
 def _largest_side(model: ImageModel) -> int:
-    """The largest side its jobs ask for: the asset types' largest allowed size, within the model's."""
-    sides = [max(int(w), int(h)) for preset in AssetPreset.objects.all() for w, h in preset.allowed_sizes or []]
-    return min(model.max_side, max(sides, default=1024))
+    """The largest side its jobs ask for: the largest size the asset types offer it (sizes over
+    its own largest are refused at submit)."""
+    return max((max(size) for size in offered_sizes(model)), default=min(model.max_side, 1024))
 
 
 def _make_room(needed: int, *, keep: str = "", card: Card | None = None, plan: Plan | None = None) -> None:
