@@ -11,6 +11,8 @@ import json
 import math
 import re
 import struct
+from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 
 MAX_HEADER = 100 * 2**20
@@ -35,34 +37,69 @@ DTYPE_BYTES = {
     "F64": 8,
 }
 
-# Key shapes of LoRAs trained outside diffusers, which the engine converts on load.
-FOREIGN_FORMATS = [
-    (re.compile(r"^lora_unet_(double|single)_blocks_"), "flux", "kohya"),
+# BFL's FLUX module names (double_blocks.0.img_attn.qkv, single_blocks.0.linear1) are FLUX.1's and
+# FLUX.2's alike (klein and dev); `bfl_families` tells them apart by the names only one of them has
+# and by the widths of their MLPs.
+FLUX_BFL = frozenset({"flux", "flux2", "flux2dev"})
+FLUX1 = frozenset({"flux"})
+FLUX2 = frozenset({"flux2", "flux2dev"})
+QWEN = frozenset({"qwenimage", "qwenimageedit"})  # Qwen-Image-Edit is Qwen-Image's transformer retrained
+
+# Key shapes of LoRAs trained outside diffusers, which the engine (or diffusers) converts on load.
+# Where each comes from:
+# - kohya: `lora_unet_` + the original checkpoint's module names with "_" for "." + lora_down /
+#   lora_up / alpha: sd-scripts' for SD and FLUX.1, musubi-tuner's for FLUX.2, whose model there is
+#   BFL's own (musubi_tuner/flux_2/flux2_models.py, networks/lora_flux_2.py: double_blocks ...).
+# - ai-toolkit: peft's lora_A / lora_B (no alpha) under `diffusion_model.` (the
+#   convert_lora_weights_before_save of its FLUX.2, Z-Image, Qwen-Image and HiDream models: ComfyUI's
+#   spelling). For FLUX.2 its model is BFL's (extensions_built_in/diffusion_models/flux2/src/model.py);
+#   for Z-Image, Qwen-Image and HiDream it is the diffusers transformer, so the names are diffusers'
+#   (see `detect`).
+# - musubi: musubi-tuner's `lora_unet_` keys over its own Qwen-Image and Z-Image models, whose module
+#   names are diffusers' (networks/lora_qwen_image.py, lora_zimage.py over qwen_image_model.py and
+#   zimage_model.py); its convert_z_image_lora_to_comfy.py writes Z-Image's original fused
+#   `attention_qkv` and `attention_out` under the same prefix. (Its "HiDream" is HiDream-O1, another
+#   model: HiDream-I1 has no kohya-style layout.)
+FOREIGN_FORMATS: list[tuple[re.Pattern[str], frozenset[str], str]] = [
+    (re.compile(r"^lora_unet_(double|single)_blocks_"), FLUX_BFL, "kohya"),
     (
         re.compile(r"^(diffusion_model\.)?(double|single)_blocks\.\d+\.(img|txt)?_?(attn|mlp|mod|linear)"),
-        "flux",
+        FLUX_BFL,
         "ai-toolkit",
     ),
-    (re.compile(r"^(diffusion_model\.)?(double|single)_blocks\.\d+\.processor\."), "flux", "xlabs"),
+    (re.compile(r"^(diffusion_model\.)?(double|single)_blocks\.\d+\.processor\."), FLUX1, "xlabs"),
+    # Before SDXL's pattern, which would take Qwen-Image's `lora_unet_transformer_blocks_1_...`.
+    (re.compile(r"^lora_unet_transformer_blocks_\d+_(attn|img_mlp|txt_mlp|img_mod|txt_mod)_"), QWEN, "musubi"),
+    (
+        re.compile(r"^lora_unet_(layers|noise_refiner|context_refiner)_\d+_(attention|feed_forward|adaLN_modulation)_"),
+        frozenset({"zimage"}),
+        "musubi",
+    ),
     # SDXL has a second text encoder and up to ten transformer blocks per attention, and kohya
     # trains it on Stability's UNet (input_blocks...); SD 1.x has none of these.
     (
         re.compile(r"^lora_(te2_|unet_(input_blocks|middle_block|output_blocks)_|unet_.*transformer_blocks_[1-9])"),
-        "sdxl",
+        frozenset({"sdxl"}),
         "kohya",
     ),
-    (re.compile(r"^lora_(unet|te1?)_"), "sd1", "kohya"),
+    (re.compile(r"^lora_(unet|te1?)_"), frozenset({"sd1"}), "kohya"),
 ]
 # Module names that only one family's denoiser has (diffusers / peft format).
 FAMILY_MARKERS = [
     (re.compile(r"(^|\.)(down_blocks|up_blocks|mid_block)\."), {"sdxl"}),
     (re.compile(r"(^|\.)(double_stream_blocks|single_stream_blocks)\."), {"hidream"}),
-    (re.compile(r"(^|\.)(noise_refiner|context_refiner|layers)\.\d+\.attention\."), {"zimage"}),
+    (
+        re.compile(r"(^|\.)(noise_refiner|context_refiner|layers)\.\d+\.(attention|feed_forward|adaLN_modulation)\."),
+        {"zimage"},
+    ),
     (re.compile(r"(^|\.)single_transformer_blocks\.\d+\.attn\.to_qkv_mlp_proj"), {"flux2", "flux2dev"}),
     # Chroma1 is FLUX.1's architecture retrained: the same layer names.
     (re.compile(r"(^|\.)single_transformer_blocks\.\d+\.(attn\.to_[qkv]|proj_mlp|proj_out|norm)"), {"flux", "chroma"}),
-    (re.compile(r"(^|\.)transformer_blocks\.\d+\.(img_mlp|txt_mlp|img_mod|txt_mod)"), {"qwenimage"}),
-    (re.compile(r"(^|\.)transformer_blocks\.\d+\."), {"flux", "flux2", "flux2dev", "sd3", "qwenimage", "chroma"}),
+    (re.compile(r"(^|\.)transformer_blocks\.\d+\.(img_mlp|txt_mlp|img_mod|txt_mod)"), set(QWEN)),
+    (
+        re.compile(r"(^|\.)transformer_blocks\.\d+\."),
+        {"flux", "flux2", "flux2dev", "sd3", "chroma", *QWEN},
+    ),
 ]
 PREFIXES = ("base_model.model.", "transformer.", "unet.")
 
@@ -152,15 +189,66 @@ def _strip(key: str) -> str:
     return key
 
 
-def detect(keys: list[str]) -> tuple[set[str], str]:
-    """The families a LoRA can be for, and its format ("diffusers", "kohya", ...)."""
-    for pattern, family, fmt in FOREIGN_FORMATS:
+def detect(keys: list[str], shapes: Mapping[str, list[int]] | None = None) -> tuple[set[str], str]:
+    """The families a LoRA can be for, and its format ("diffusers", "kohya", ...). With the
+    tensors' `shapes` (the header's), FLUX.1 and FLUX.2 files in BFL's names are told apart."""
+    for pattern, families, fmt in FOREIGN_FORMATS:
         if any(pattern.search(k) for k in keys):
-            return {family}, fmt
+            return set(bfl_families(keys, shapes) if families is FLUX_BFL else families), fmt
     names = [_strip(k) for k in keys if ".lora" in k or "lora_" in k]
     if not names:
         raise LoraError("No LoRA weights in the file (no lora_A / lora_B / lora_down tensors).")
-    for pattern, families in FAMILY_MARKERS:
+    for pattern, found in FAMILY_MARKERS:
         if any(pattern.search(n) for n in names):
-            return set(families), "diffusers"
+            # diffusers' own module names under ComfyUI's `diffusion_model.`: ai-toolkit's save format
+            return set(found), "ai-toolkit" if any(k.startswith("diffusion_model.") for k in keys) else "diffusers"
     raise LoraError("The LoRA's layer names match no model family the studio runs.")
+
+
+def header_shapes(header: Header) -> dict[str, list[int]]:
+    return {key: list(info["shape"]) for key, info in header.items()}  # type: ignore[call-overload]
+
+
+# What tells FLUX.1 from FLUX.2 in BFL's names: modules only one of them has (FLUX.1's per-block
+# modulations and pooled CLIP input; FLUX.2's shared modulations, as diffusers'
+# convert_flux2_transformer_checkpoint_to_diffusers names them) ...
+FLUX1_NAMES = re.compile(r"(img_mod|txt_mod|single_blocks[._]\d+[._]modulation)[._]lin|vector_in")
+FLUX2_NAMES = re.compile(r"(double_stream_modulation_(img|txt)|single_stream_modulation)[._]lin")
+# ... and the outputs per input of the layers that hold the MLP: FLUX.1's MLP is 4 times the model's
+# width, FLUX.2's 3 times, with a gated (SwiGLU) input of twice that.
+FLUX_MLP_RATIOS = [
+    (re.compile(r"single_blocks[._]\d+[._]linear1\b"), {Fraction(7): FLUX1, Fraction(9): FLUX2}),  # q, k, v, MLP in
+    (re.compile(r"single_blocks[._]\d+[._]linear2\b"), {Fraction(1, 5): FLUX1, Fraction(1, 4): FLUX2}),
+    (re.compile(r"(img|txt)_mlp[._]0\b"), {Fraction(4): FLUX1, Fraction(6): FLUX2}),
+    (re.compile(r"(img|txt)_mlp[._]2\b"), {Fraction(1, 4): FLUX1, Fraction(1, 3): FLUX2}),
+]
+DOWN_UP = ((".lora_down.weight", ".lora_up.weight"), (".lora_A.weight", ".lora_B.weight"))
+
+
+def bfl_families(keys: list[str], shapes: Mapping[str, list[int]] | None) -> frozenset[str]:
+    """FLUX.1, FLUX.2, or either, for a LoRA in BFL's module names."""
+    votes = {FLUX1 for k in keys if FLUX1_NAMES.search(k)} | {FLUX2 for k in keys if FLUX2_NAMES.search(k)}
+    for down, up in _down_up_pairs(keys) if shapes else ():
+        ratio = _outputs_per_input(shapes[down], shapes[up])  # type: ignore[index]
+        votes |= {
+            by_ratio[ratio] for pattern, by_ratio in FLUX_MLP_RATIOS if pattern.search(down) and ratio in by_ratio
+        }
+    if len(votes) == 1:
+        return votes.pop()
+    # Attention layers alone fit either (FLUX.1 and FLUX.2 [klein] 4B are both 3072 wide), and a file
+    # may contradict itself: with widths, the installed models' decide; by names alone it is FLUX.1's.
+    return FLUX_BFL if shapes else FLUX1
+
+
+def _outputs_per_input(down: list[int], up: list[int]) -> Fraction | None:
+    return Fraction(up[0], down[1]) if len(down) >= 2 and down[1] and up else None
+
+
+def _down_up_pairs(keys: list[str]) -> list[tuple[str, str]]:
+    present = set(keys)
+    pairs = []
+    for key in keys:
+        for down, up in DOWN_UP:
+            if key.endswith(down) and key[: -len(down)] + up in present:
+                pairs.append((key, key[: -len(down)] + up))
+    return pairs

@@ -8,8 +8,12 @@ modules of one model and `check_fits` compares the widths, all from safetensors 
 config files, so the web process can refuse a LoRA that would fail in every job.
 
 The split widths come from the model itself (its modules' shapes), never from FLUX.1's sizes:
-the engine converts kohya and ai-toolkit FLUX files with the same plan
-(`generation/engine/loras.py`), because diffusers' own converter assumes 3072-wide layers.
+the engine converts kohya and ai-toolkit FLUX.1 and FLUX.2 files with the same plan
+(`generation/engine/loras.py`), because diffusers' own converters assume 3072-wide layers
+(FLUX.1) or drop the layers they do not know (FLUX.2). The files of Z-Image, Qwen-Image and
+HiDream name diffusers' modules (ai-toolkit, musubi-tuner), which diffusers converts itself (but
+for HiDream's with kohya-style alphas, which it refuses): their plans map each layer to its
+module, to check it is there and as wide.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .json_files import read_config
-from .lora_files import Header, LoraError, detect, read_header, tensor_shapes
+from .lora_files import Header, LoraError, detect, header_shapes, read_header, tensor_shapes
 
 COMPONENTS = ("transformer", "unet", "text_encoder", "text_encoder_2")
 
@@ -53,6 +57,45 @@ FLUX_GLOBAL = {
     "guidance_in_out_layer": "time_text_embed.guidance_embedder.linear_2",
     "final_layer_linear": "proj_out",
     "final_layer_adaLN_modulation_1": "norm_out.linear",
+}
+# FLUX.2's BFL names (klein and dev: one DiT) -> diffusers' Flux2Transformer2DModel, as diffusers'
+# convert_flux2_transformer_checkpoint_to_diffusers maps the checkpoint: no per-block modulation,
+# a gated MLP in one linear_in, and a single block's q, k, v and MLP input in one fused projection.
+FLUX2_DOUBLE = {
+    "img_attn_proj": ("attn.to_out.0",),
+    "img_attn_qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+    "img_mlp_0": ("ff.linear_in",),
+    "img_mlp_2": ("ff.linear_out",),
+    "txt_attn_proj": ("attn.to_add_out",),
+    "txt_attn_qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    "txt_mlp_0": ("ff_context.linear_in",),
+    "txt_mlp_2": ("ff_context.linear_out",),
+}
+FLUX2_SINGLE: dict[str, tuple[str, ...]] = {"linear1": ("attn.to_qkv_mlp_proj",), "linear2": ("attn.to_out",)}
+FLUX2_GLOBAL = {
+    "img_in": "x_embedder",
+    "txt_in": "context_embedder",
+    "time_in_in_layer": "time_guidance_embed.timestep_embedder.linear_1",
+    "time_in_out_layer": "time_guidance_embed.timestep_embedder.linear_2",
+    "guidance_in_in_layer": "time_guidance_embed.guidance_embedder.linear_1",
+    "guidance_in_out_layer": "time_guidance_embed.guidance_embedder.linear_2",
+    "double_stream_modulation_img_lin": "double_stream_modulation_img.linear",
+    "double_stream_modulation_txt_lin": "double_stream_modulation_txt.linear",
+    "single_stream_modulation_lin": "single_stream_modulation.linear",
+    "final_layer_linear": "proj_out",
+    "final_layer_adaLN_modulation_1": "norm_out.linear",
+}
+Modules = dict[str, tuple[str, ...]]
+BFL_TABLES: dict[str, tuple[Modules, Modules, dict[str, str]]] = {
+    "FluxTransformer2DModel": (FLUX_DOUBLE, FLUX_SINGLE, FLUX_GLOBAL),
+    "Flux2Transformer2DModel": (FLUX2_DOUBLE, FLUX2_SINGLE, FLUX2_GLOBAL),
+}
+# Z-Image's original attention (ComfyUI's, as musubi-tuner's convert_z_image_lora_to_comfy.py writes
+# it) -> diffusers' ZImageTransformer2DModel, in kohya's "_" spelling. diffusers splits the fused
+# qkv in three equal parts: Z-Image's q, k and v are equally wide (as many key/value heads as heads).
+ZIMAGE_ORIGINAL = {
+    "attention_qkv": ("attention_to_q", "attention_to_k", "attention_to_v"),
+    "attention_out": ("attention_to_out_0",),
 }
 XLABS = {
     "double": {
@@ -90,6 +133,11 @@ class ModelLayout:
     denoiser: str
     shapes: dict[str, dict[str, list[int]]]
     config: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        """The denoiser's class (`_class_name` of its config): FLUX.1's and FLUX.2's share BFL's names."""
+        return str(self.config.get("_class_name", ""))
 
     def weight(self, module: str) -> list[int] | None:
         component, _, name = module.partition(".")
@@ -208,18 +256,23 @@ def _pairs(keys: list[str], down: str, up: str) -> list[tuple[str, str, str, str
     return found
 
 
-def _flux_bfl_targets(flat: str) -> tuple[tuple[str, ...], bool] | None:
-    """diffusers modules for a BFL FLUX module name written with "_" (kohya's spelling)."""
+def _flux_bfl_targets(flat: str, model: ModelLayout) -> tuple[tuple[str, ...], bool] | None:
+    """diffusers modules for a BFL FLUX module name written with "_" (kohya's spelling), in
+    FLUX.2's layout for a FLUX.2 model and FLUX.1's otherwise."""
+    tables = BFL_TABLES.get(model.architecture or "FluxTransformer2DModel")  # no config: FLUX.1, as before
+    if tables is None:
+        return None
+    double, single, top = tables
     match = re.match(r"(double|single)_blocks_(\d+)_(.+)$", flat)
     if match:
         kind, index, rest = match.groups()
-        table = FLUX_DOUBLE if kind == "double" else FLUX_SINGLE
+        table = double if kind == "double" else single
         block = "transformer_blocks" if kind == "double" else "single_transformer_blocks"
         if rest in table:
             return tuple(f"transformer.{block}.{index}.{m}" for m in table[rest]), False
         return None
-    if flat in FLUX_GLOBAL:
-        return (f"transformer.{FLUX_GLOBAL[flat]}",), flat == "final_layer_adaLN_modulation_1"
+    if flat in top:
+        return (f"transformer.{top[flat]}",), flat == "final_layer_adaLN_modulation_1"
     return None
 
 
@@ -231,7 +284,7 @@ def _plan_flux_kohya(keys: list[str], model: ModelLayout) -> list[Layer]:
             targets: tuple[str, ...] | None = _kohya_text_target(base, text, model)
             swap = False
         else:
-            found = _flux_bfl_targets(base.removeprefix("lora_unet_"))
+            found = _flux_bfl_targets(base.removeprefix("lora_unet_"), model)
             targets, swap = found if found else (None, False)
         if not targets:
             raise LoraError(f"{base} names no layer of {model.name}.")
@@ -239,14 +292,34 @@ def _plan_flux_kohya(keys: list[str], model: ModelLayout) -> list[Layer]:
     return layers
 
 
-def _plan_flux_ai_toolkit(keys: list[str], model: ModelLayout) -> list[Layer]:
-    """BFL module names with dots and peft's lora_A / lora_B."""
+def _plan_ai_toolkit(keys: list[str], model: ModelLayout) -> list[Layer]:
+    """peft's lora_A / lora_B under `diffusion_model.`: BFL's module names for FLUX (ai-toolkit
+    trains BFL's FLUX.2 model), the diffusers model's own for the rest."""
     layers = []
     for base, down, up, alpha in _pairs(keys, ".lora_A.weight", ".lora_B.weight"):
-        found = _flux_bfl_targets(base.removeprefix("diffusion_model.").replace(".", "_"))
-        if not found:
+        name = base.removeprefix("diffusion_model.")
+        own = model.weight(f"{model.denoiser}.{name}") is not None
+        found = None if own else _flux_bfl_targets(name.replace(".", "_"), model)
+        if not own and not found and re.match(r"(double|single)_blocks\.", name):
             raise LoraError(f"{base} names no layer of {model.name}.")
-        layers.append(Layer(base, down, up, alpha, found[0], found[1]))
+        targets, swap = found or ((_qualified(base, model),), False)
+        layers.append(Layer(base, down, up, alpha, targets, swap))
+    return layers
+
+
+def _plan_musubi(keys: list[str], model: ModelLayout) -> list[Layer]:
+    """musubi-tuner's `lora_unet_` + the module names of its Qwen-Image and Z-Image models, which
+    are diffusers' with "_" for "." (read back through the model's own modules, as diffusers'
+    _convert_non_diffusers_qwen_lora_to_diffusers and ..._z_image_... do)."""
+    modules = model.modules_by_flat_name(model.denoiser)
+    layers = []
+    for base, down, up, alpha in _pairs(keys, ".lora_down.weight", ".lora_up.weight"):
+        flat = base.removeprefix("lora_unet_")
+        fused = re.match(r"(.+_)(attention_qkv|attention_out)$", flat)
+        parts = [flat] if flat in modules or not fused else [fused[1] + p for p in ZIMAGE_ORIGINAL[fused[2]]]
+        if not all(p in modules for p in parts):
+            raise LoraError(f"{base} names no layer of {model.name}.")
+        layers.append(Layer(base, down, up, alpha, tuple(f"{model.denoiser}.{modules[p]}" for p in parts)))
     return layers
 
 
@@ -324,8 +397,9 @@ def _sgm_to_diffusers(flat: str, per_block: int) -> str:
 
 _PLANNERS = {
     "kohya": lambda keys, model: (_plan_sdxl_kohya if model.denoiser == "unet" else _plan_flux_kohya)(keys, model),
-    "ai-toolkit": _plan_flux_ai_toolkit,
+    "ai-toolkit": _plan_ai_toolkit,
     "xlabs": _plan_flux_xlabs,
+    "musubi": _plan_musubi,
 }
 
 
@@ -341,7 +415,7 @@ def validate(
     jobs on the others leave it out.
     """
     header = read_header(path)
-    families, fmt = detect(list(header))
+    families, fmt = detect(list(header), header_shapes(header))
     if family not in families:
         found = " or ".join(sorted(labels.get(f, f) for f in families))
         raise LoraError(f"This is a {found} LoRA ({fmt} format), not one for {labels.get(family, family)}.")

@@ -33,6 +33,7 @@ from .edges import canny_edges
 from .families import size_multiple
 from .ip_adapters import split_ip_adapter
 from .latent_previews import FIT_LATENT_SIDE, FIT_LATENTS, Decoder, LatentPreviewer, fit_or_none, vae_decoder
+from .loras import weights_for
 from .prompts import cut_notes, readers
 from .quantize import bridge_precisions, load_kwargs
 from .speed import Speed
@@ -628,8 +629,9 @@ class DiffusersEngine:
         return self._adapters[path]
 
     def lora_weights(self, path: Path) -> str | dict[str, Any]:
-        """What `load_lora_weights` gets: the file, which diffusers converts itself, by default."""
-        return str(path)
+        """What `load_lora_weights` gets: the file, which diffusers converts itself, or the studio's
+        conversion of the formats diffusers gets wrong for this family (engine/loras.py)."""
+        return weights_for(self.family, path, self.pipe)
 
     def _forget_adapter(self, name: str) -> None:
         """A load that failed half-way may leave the adapter's empty layers behind: drop them."""
