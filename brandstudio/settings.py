@@ -280,6 +280,7 @@ CELERY_TASK_ROUTES = {
     "generation.tasks.estimate_depth_preview": {"queue": "gpu"},  # where torch and the depth model are
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
     "generation.tasks.run_training_task": {"queue": "training"},
+    "generation.tasks.write_training_captions": {"queue": "training"},  # beside the runs: a captioner fills a GPU
 }
 # Jobs and "Retry finishing" go to the own queue of a GPU worker that holds the job's model
 # (generation/routing/choice.py); a spare worker loads a model too once this many of its jobs wait per holder.

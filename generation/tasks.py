@@ -11,7 +11,7 @@ from django.conf import settings
 from .control.depth import depth_estimator, store_preview
 from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
 from .storage import sweep_partial
-from .training.services import run_fail_to_start, runs_reap_stale
+from .training.services import captions_fail_to_start, run_fail_to_start, runs_reap_stale
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
@@ -64,3 +64,24 @@ def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def
         run_fail_to_start(run_id, exc)
         raise
     run_training(run_id, worker=self.request.hostname or "unknown")
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    bind=True,
+    time_limit=settings.STUDIO_TRAINING_TIME_LIMIT,
+    soft_time_limit=settings.STUDIO_TRAINING_TIME_LIMIT - 60,
+)
+def write_training_captions(self, set_id: int, token: str) -> None:  # type: ignore[no-untyped-def]
+    """A captioner writes a training set's missing captions, on the training queue."""
+    from .worker.engines import engines_lock  # torch loads in the worker only
+
+    try:
+        # As for a run: the preload thread may be importing diffusers, whose lazy imports are not thread-safe.
+        with engines_lock:
+            from .training.captions.captioner import write_captions  # torch and transformers: the worker only
+    except Exception as exc:
+        captions_fail_to_start(set_id, token, exc)
+        raise
+    write_captions(set_id, token, worker=self.request.hostname or "unknown")

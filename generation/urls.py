@@ -42,6 +42,7 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("training/", training_views.training_home, name="training"),
     path("training/sets/<int:pk>/", training_views.training_set, name="training-set"),
+    path("training/sets/<int:pk>/captions/", training_views.training_captions, name="training-captions"),
     path("training/images/<int:pk>/", training_views.training_image, name="training-image"),
     path("training/files/<path:path>", training_views.training_file, name="training-file"),
     path("training/runs/<uuid:pk>/", training_views.training_run, name="training-run"),

@@ -14,6 +14,7 @@ from ..engine.ip_adapters import split_ip_adapter
 from ..json_files import read_config
 from ..lora_files import read_header
 from ..models import AddOn, AddOnKind, ControlType, ImageModel
+from ..training.captions.addon import captioner_problems
 from .depth import depth_estimator, estimator_problems
 
 
@@ -89,6 +90,8 @@ def addon_problems(addon: AddOn) -> list[str]:
     """What is wrong with an add-on's files for its family (empty: it can be saved)."""
     if addon.kind == AddOnKind.DEPTH_ESTIMATOR:
         return estimator_problems(addon)
+    if addon.kind == AddOnKind.CAPTIONER:
+        return captioner_problems(addon)
     if not addon.family:
         return [f"Choose the model family this {addon.get_kind_display()} is for."]
     if addon.kind == AddOnKind.CONTROLNET:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..memory.components import Component, hidden_width
+from ..memory.components import Component, block_count, hidden_width
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "memory" / "published"
 
@@ -37,5 +37,7 @@ def components_of(model: dict[str, Any]) -> list[Component]:
         module = build(spec)
         params = sum(p.numel() for p in module.parameters())
         linear = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Linear))
-        components.append(Component(name, spec["class"], params, linear, width=hidden_width(spec["config"])))
+        config = spec["config"]
+        width, blocks = hidden_width(config), block_count(config)
+        components.append(Component(name, spec["class"], params, linear, width=width, blocks=blocks))
     return components

@@ -27,6 +27,7 @@ class Component:
     # GGUF) reaches; norms, biases, embeddings and convolutions stay in the compute dtype.
     linear_params: int
     width: int = 0  # a denoiser's hidden width, for its activations
+    blocks: int = 0  # a denoiser's transformer blocks, for the activations training keeps
     # Saved quantized (its config.json has a quantization_config): how ("int8 (torchao)",
     # "nf4 (bitsandbytes)"...), and the bytes its weights take as stored. It loads as it is.
     stored: str = ""
@@ -89,7 +90,8 @@ def _weighed(name: str, klass: str, files: list[Path], config: dict[str, Any]) -
             stored += count * DTYPE_BYTES.get(str(info.get("dtype")), 2)
             if is_linear_weight(key, shape):
                 linear += count
-    return Component(name, klass, params, linear, width=hidden_width(config), stored_bytes=stored)
+    width, blocks = hidden_width(config), block_count(config)
+    return Component(name, klass, params, linear, width=width, blocks=blocks, stored_bytes=stored)
 
 
 def _as_stored(component: Component, config: dict[str, Any]) -> Component:
@@ -129,3 +131,13 @@ def hidden_width(config: dict[str, Any]) -> int:
     if isinstance(channels, list) and channels and all(isinstance(c, int) for c in channels):
         return max(channels)
     return 0
+
+
+# Block counts as the DiTs' configs name them (FLUX: double and single blocks; Z-Image: its main
+# and refiner layers); a UNet names none.
+BLOCK_KEYS = ("num_layers", "num_single_layers", "n_layers", "n_refiner_layers")
+
+
+def block_count(config: dict[str, Any]) -> int:
+    """A DiT's transformer blocks from its config, 0 where it does not say (a UNet)."""
+    return sum(int(value) for key in BLOCK_KEYS if isinstance(value := config.get(key), int))

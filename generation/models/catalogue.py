@@ -417,6 +417,7 @@ class AddOnKind(models.TextChoices):
     IP_ADAPTER = "ip_adapter", "IP-Adapter (style references)"
     CONTROLNET = "controlnet", "ControlNet (a sketch's structure)"
     DEPTH_ESTIMATOR = "depth_estimator", "Depth estimator (a sketch's depth, for depth ControlNets)"
+    CAPTIONER = "captioner", "Captioner (writes a training set's missing captions)"
 
 
 class ControlType(models.TextChoices):
@@ -437,12 +438,13 @@ class AddOn(models.Model):
         max_length=20,
         choices=family_choices,
         blank=True,
-        help_text="Blank for a depth estimator: it serves every family",
+        help_text="Blank for a depth estimator or a captioner: they serve every family",
     )
     local_path = models.CharField(
         max_length=500,
         help_text="A folder on the workers with the weights and, for an IP-Adapter, image_encoder/; for a depth "
-        "estimator, a transformers depth-estimation folder (config.json, preprocessor_config.json, weights)",
+        "estimator, a transformers depth-estimation folder (config.json, preprocessor_config.json, weights); "
+        "for a captioner, a transformers image-text-to-text folder (Florence-2, BLIP, Qwen2.5-VL...)",
     )
     weight_name = models.CharField(
         max_length=200, default="ip-adapter.safetensors", help_text="An IP-Adapter's file; unused for a ControlNet"

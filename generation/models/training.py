@@ -26,6 +26,12 @@ class TrainingSet(models.Model):
     trigger_word = models.CharField(
         max_length=50, blank=True, help_text="A rare word the LoRA learns to tie to the brand look, e.g. bsicon"
     )
+    # The staff's words for the captioner: {preferred term: [words it replaces]}, e.g.
+    # {"flat icon": ["flat", "minimal"]} (generation/training/captions/terms.py).
+    terminology = models.JSONField(default=dict, blank=True)
+    # The captioner's latest pass over the set: who asked, how far it got, its token (a later start
+    # or a stop replaces it, and the worker holding the old one stops).
+    captioning = models.JSONField(default=dict, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -39,11 +45,21 @@ class TrainingSet(models.Model):
         return reverse("training-set", args=[self.pk])
 
 
+class CaptionSource(models.TextChoices):
+    HUMAN = "human", "A person"
+    CAPTIONER = "captioner", "The captioner"
+
+
 class TrainingImage(models.Model):
     training_set = models.ForeignKey(TrainingSet, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(upload_to=training_upload_to, max_length=300)
     original_name = models.CharField(max_length=200)
     caption = models.TextField(blank=True)
+    # Who wrote the caption, and whether a person read it since: a captioner's caption is marked
+    # until a person edits or approves it (the set's report counts those still marked).
+    caption_source = models.CharField(max_length=10, choices=CaptionSource.choices, default=CaptionSource.HUMAN)
+    caption_reviewed = models.BooleanField(default=True)
+    caption_error = models.CharField(max_length=500, blank=True)  # why the captioner wrote none
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     # Perceptual hashes (64-bit dHash, hex) of the image and of crops of it, to find duplicates.
@@ -59,6 +75,11 @@ class TrainingImage(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def needs_review(self) -> bool:
+        """A caption the captioner wrote that no person has edited or approved yet."""
+        return self.caption_source == CaptionSource.CAPTIONER and not self.caption_reviewed and bool(self.caption)
 
 
 class TrainingRun(models.Model):
@@ -77,6 +98,9 @@ class TrainingRun(models.Model):
     checkpoint = models.CharField(max_length=300, blank=True)  # storage name of the last checkpoint
     content_hash = models.CharField(max_length=64, blank=True)  # of the images and captions trained on
     notes = models.JSONField(default=list, blank=True)  # what the trainer found (captions the encoders cut)
+    # The training memory plan the run was started with (generation/training/memory): the card,
+    # the predicted peak and the memory savers chosen to fit it; the trainer applies those savers.
+    memory_plan = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)

@@ -501,6 +501,15 @@ def _check_captions(images: list[TrainingImage]) -> Check:
                 [i.pk for i in short],
             )
         )
+    if unread := [img for img in images if img.needs_review]:
+        check.findings.append(
+            Finding(
+                "warning",
+                f"{len(unread)} caption(s) written by the captioner and not reviewed yet: read each, then edit or "
+                "approve it.",
+                [i.pk for i in unread],
+            )
+        )
     return check
 
 

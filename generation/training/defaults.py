@@ -24,6 +24,13 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "flux": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
     "sd3": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
     "sdxl": {**_COMMON, "rank": 32, "learning_rate": 1e-4, "steps": 2000, "resolution": 1024, "sample_steps": 25},
+    # diffusers' klein and Z-Image LoRA examples (1e-4 at 1024 px); both seeded models are few-step
+    # distilled, so samples draw at their own step counts (klein 4, Z-Image Turbo 9).
+    "flux2": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024, "sample_steps": 4},
+    "zimage": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024, "sample_steps": 9},
+    # ai-toolkit's Qwen-Image LoRA example (rank 16, 1e-4); diffusers' HiDream one (2e-4, 1000 steps).
+    "qwenimage": {**_COMMON, "rank": 16, "learning_rate": 1e-4, "steps": 1500, "resolution": 1024},
+    "hidream": {**_COMMON, "rank": 16, "learning_rate": 2e-4, "steps": 1000, "resolution": 1024},
 }
 
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -8,6 +8,7 @@ its steps where sampling does.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from diffusers import FluxPipeline
 @torch.no_grad()
 def encode_images(vae: Any, pixels: torch.Tensor, *, batch: int = 64) -> torch.Tensor:
     """Images in [-1, 1] (n, 3, h, w) to normalised latents, as FluxPipeline expects them."""
+    pixels = pixels.to(vae.device, vae.dtype)
     chunks = [vae.encode(pixels[i : i + batch]).latent_dist.mode() for i in range(0, len(pixels), batch)]
     latents = torch.cat(chunks)
     return (latents - vae.config.shift_factor) * vae.config.scaling_factor
@@ -40,12 +42,13 @@ def flow_loss(
 ) -> torch.Tensor:
     """Mean squared error of the predicted velocity for one batch of latents (n, c, h, w)."""
     n, c, h, w = latents.shape
-    noise = torch.randn(latents.shape, generator=generator)
-    sigmas = sample_sigmas(n, shift=shift, generator=generator).view(n, 1, 1, 1)
+    # Drawn on the CPU from the run's generator (the same draws on any device), then moved.
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    sigmas = sample_sigmas(n, shift=shift, generator=generator).to(latents).view(n, 1, 1, 1)
     noisy = (1 - sigmas) * latents + sigmas * noise
     packed = FluxPipeline._pack_latents(noisy, n, c, h, w)
     image_ids = FluxPipeline._prepare_latent_image_ids(n, h // 2, w // 2, latents.device, latents.dtype)
-    guidance = torch.full((n,), 1.0) if transformer.config.guidance_embeds else None
+    guidance = torch.full((n,), 1.0).to(latents) if transformer.config.guidance_embeds else None
     prediction = transformer(
         hidden_states=packed,
         timestep=sigmas.view(n),
@@ -58,3 +61,11 @@ def flow_loss(
     )[0]
     target = FluxPipeline._pack_latents(noise - latents, n, c, h, w)
     return F.mse_loss(prediction.float(), target.float())
+
+
+def scheduler_shift(config: Any, mu: float) -> float:
+    """The shift a flow-match scheduler applies given the pipeline's `mu`, as one number: with
+    dynamic shifting both time-shift kinds are the plain s*t / (1 + (s-1)*t), with s = e^mu or mu."""
+    if not config.get("use_dynamic_shifting", False):
+        return float(config.get("shift") or config.get("flow_shift") or 1.0)  # UniPC's is "flow_shift"
+    return math.exp(mu) if config.get("time_shift_type", "exponential") == "exponential" else mu

@@ -2,8 +2,9 @@
 pipeline, peft adapters on its transformer (or UNet), the family's objective; progress, loss,
 samples and checkpoints as it goes; a versioned LoRA file plus metadata at the end.
 
-FLUX.1, SD3.5 and SDXL train (`objectives.py` holds what differs between them); other
-families fail at once with a message saying so.
+Each family in `objectives/` trains (FLUX.1, SD3.5, SDXL, FLUX.2 [klein], Z-Image, Qwen-Image,
+HiDream-I1: one module each holds what differs); other families fail at once with a message
+saying so. The run's memory plan chooses the memory savers (`savers.py` applies them).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..model_files import local_weights
 from ..models import BrandLora, ImageModel, JobStatus, TrainingImage, TrainingRun
 from . import drift
 from .objectives import OBJECTIVES, Objective
+from .savers import Savers
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +104,20 @@ class Trainer:
 
     def train(self) -> None:
         objective_class = OBJECTIVES[self.model.family]
-        pipe = objective_class.pipeline_class.from_pretrained(local_weights(self.model), local_files_only=True)
+        savers = self.savers = Savers(self.run.memory_plan, self.device)
+        pipe = objective_class.load(
+            local_weights(self.model), self.model.options, **savers.load_kwargs(objective_class.network)
+        )
         pipe.set_progress_bar_config(disable=True)
         self.pipe = pipe
         length = int(self.model.options.get("max_sequence_length", objective_class.default_sequence_length))
         self.objective: Objective = objective_class(pipe, max_sequence_length=length)
+        savers.before_encoding(pipe)
         buckets, captions, content = self._dataset()
         TrainingRun.objects.filter(pk=self.run.pk).update(content_hash=content, total_steps=self.p["steps"])
         network = self.objective.model
         network.requires_grad_(False)
+        savers.before_training(pipe, network)
         from peft import LoraConfig
 
         network.add_adapter(
@@ -123,7 +130,7 @@ class Trainer:
         )
         prior = self._prior_latents()  # drawn now, while the new adapter adds nothing (its B is zero)
         params = [p for p in network.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.p["learning_rate"], weight_decay=1e-4)
+        optimizer = savers.optimizer(params, self.p["learning_rate"])
         start = self._resume(optimizer)
         if start == 0 and not any(sample["step"] == 0 for sample in self.run.samples):
             self._samples(0)  # the base model's own (a new adapter adds nothing): what drift is judged against
@@ -183,7 +190,7 @@ class Trainer:
             texts.append(prompt)
             self.prior_captions.append(len(texts) - 1)
         self.latents = [self.objective.latents(t.unsqueeze(0))[0] for t in pixels]
-        self.embeddings = self.objective.embed(texts)
+        self.embeddings = self.savers.on_card(self.objective.embed(texts))
         return dict(buckets), caption_index, digest.hexdigest()
 
     def _prior_prompts(self) -> list[str]:
@@ -204,15 +211,20 @@ class Trainer:
     def _draw(self, prompt: str, seed: int) -> Image.Image:
         """One square image at the training size, as the model (with the adapter as it stands) draws it."""
         width, height = bucket_size(1, 1, self.p["resolution"])
+        kwargs = self.objective.sample_kwargs()
+        if self.model.default_guidance is not None:  # a distilled model's own (Z-Image Turbo, HiDream Dev: 0)
+            kwargs["guidance_scale"] = self.model.default_guidance
         with torch.inference_mode():
-            return self.pipe(
+            image = self.pipe(
                 prompt=prompt,
                 width=width,
                 height=height,
                 num_inference_steps=self.p["sample_steps"],
                 generator=torch.Generator("cpu").manual_seed(seed),
-                **self.objective.sample_kwargs(),
+                **kwargs,
             ).images[0]
+        # HiDream draws about 1 MP whatever size it is asked: samples and prior drawings train at the run's.
+        return image if image.size == (width, height) else image.resize((width, height), Image.Resampling.LANCZOS)
 
     def _note_cut_captions(self, texts: list[str]) -> None:
         """Tell the run page when the encoders cut captions as trained (and so as prompted)."""
@@ -225,7 +237,7 @@ class Trainer:
             if cut
             else ""
         )
-        TrainingRun.objects.filter(pk=self.run.pk).update(notes=[note] if note else [])
+        TrainingRun.objects.filter(pk=self.run.pk).update(notes=([note] if note else []) + self.savers.notes)
 
     def _caption(self, caption: str) -> str:
         """A caption as the studio will prompt for it: the trigger word, then the caption through
@@ -346,7 +358,11 @@ class Trainer:
                 file_format="diffusers",
             )
             TrainingRun.objects.filter(pk=run.pk).update(
-                status=JobStatus.COMPLETE, finished_at=timezone.now(), lora=lora, losses=_thin(self.losses)
+                status=JobStatus.COMPLETE,
+                finished_at=timezone.now(),
+                lora=lora,
+                losses=_thin(self.losses),
+                memory_plan=run.memory_plan | self.savers.measured(),
             )
         log.info("Training run %s wrote %s", run.pk, target)
 

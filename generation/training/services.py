@@ -20,6 +20,8 @@ from ..jobs.limits import within_limits
 from ..jobs.recipe import new_seeds
 from ..jobs.submit import job_create
 from ..models import (
+    AddOn,
+    AddOnKind,
     AssetPreset,
     BrandLora,
     GroupKind,
@@ -30,8 +32,10 @@ from ..models import (
     TrainingRun,
     TrainingSet,
 )
+from .captions import progress as captioning
 from .data import report
 from .defaults import FAMILY_DEFAULTS, training_defaults
+from .plans import PlanRefused, checked_plan
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +57,17 @@ def run_create(
         raise TrainingError("Fix the report's errors first: " + " ".join(f.message for f in checked.errors))
     params = training_defaults(training_set, model) | {k: v for k, v in (overrides or {}).items() if v is not None}
     params["images"] = list(training_set.images.filter(excluded=False).values_list("pk", flat=True))
+    try:
+        memory_plan = checked_plan(model, params)
+    except PlanRefused as exc:
+        raise TrainingError(str(exc)) from None
     run = TrainingRun.objects.create(
-        training_set=training_set, model_key=model.key, params=params, created_by=user, total_steps=params["steps"]
+        training_set=training_set,
+        model_key=model.key,
+        params=params,
+        created_by=user,
+        total_steps=params["steps"],
+        memory_plan=memory_plan,
     )
     transaction.on_commit(lambda: run_enqueue(run.pk))
     return run
@@ -105,6 +118,61 @@ def runs_reap_stale() -> int:
             finished_at=timezone.now(),
         )
     return count
+
+
+# --- captions the captioner writes (generation/training/captions/)
+
+CAPTIONS = "generation.tasks.write_training_captions"
+
+
+def captions_start(*, training_set: TrainingSet, captioner: AddOn, user: User) -> int:
+    """Send the captioner over the set's included images that have no caption; how many those are."""
+    if captioner.kind != AddOnKind.CAPTIONER or not captioner.enabled:
+        raise TrainingError(f"{captioner.name} is not an enabled captioner.")
+    with transaction.atomic():
+        locked = TrainingSet.objects.select_for_update().get(pk=training_set.pk)
+        current = captioning.progress_of(locked)
+        if current is not None and current.active:
+            raise TrainingError("The captioner is already on this set: wait for it, or stop it first.")
+        missing = locked.images.filter(caption="", excluded=False).count()
+        if not missing:
+            raise TrainingError("Every included image has a caption: there is nothing to write.")
+        token = uuid.uuid4().hex
+        state = captioning.new_state(token=token, captioner=captioner, asked_by=user.get_username(), total=missing)
+        TrainingSet.objects.filter(pk=locked.pk).update(captioning=state)
+        transaction.on_commit(lambda: captions_enqueue(locked.pk, token))
+    return missing
+
+
+def captions_enqueue(set_id: int, token: str) -> None:
+    try:
+        lifecycle.send_task(CAPTIONS, set_id, token)
+    except Exception as exc:
+        log.exception("Could not enqueue the captions of training set %s", set_id)
+        error = f"The job queue is unreachable ({exc.__class__.__name__}); start again once it is back."
+        captioning.advance(set_id, token, status=captioning.FAILED, error=error)
+
+
+def captions_fail_to_start(set_id: int, token: str, exc: Exception) -> None:
+    """A pass whose worker could not even start it is failed with the reason, not left queued."""
+    error = f"The worker could not start the captioner: {exc.__class__.__name__}: {exc}"[:500]
+    captioning.advance(set_id, token, status=captioning.FAILED, error=error)
+
+
+def captions_stop(*, training_set: TrainingSet) -> None:
+    """Stop the set's pass: its worker finds its token gone at the next image (what it wrote stays)."""
+    with transaction.atomic():
+        locked = TrainingSet.objects.select_for_update().get(pk=training_set.pk)
+        current = captioning.progress_of(locked)
+        if current is None or current.status not in (captioning.QUEUED, captioning.RUNNING):
+            return
+        state = {
+            **locked.captioning,
+            "token": "",
+            "status": captioning.STOPPED,
+            "finished_at": timezone.now().isoformat(),
+        }
+        TrainingSet.objects.filter(pk=locked.pk).update(captioning=state)
 
 
 # --- versions: publish, roll back, compare

@@ -12,17 +12,24 @@ from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from ..engine.families import family_choices
 from ..forms import StorableForm, StorableModelForm
 from ..http import Request
 from ..jobs.limits import QuotaExceeded
-from ..models import AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
+from ..memory.training import TrainingPlan
+from ..models import AddOn, AssetPreset, BrandLora, ImageModel, TrainingImage, TrainingRun, TrainingSet
+from ..models.training import CaptionSource
 from . import data as training_data
 from . import services as training_services
+from .captions.addon import captioners
+from .captions.progress import progress_of
+from .captions.terms import EXAMPLE, TermsError, format_terms, parse_terms, stored_rules
+from .captions.wording import wording_of
 from .defaults import FAMILY_DEFAULTS, training_defaults
+from .plans import run_plan
 from .services import TrainingError
 
 
@@ -36,12 +43,16 @@ class TrainingSetForm(StorableModelForm):
         super().__init__(*args, **kwargs)
         field = self.fields["family"]
         assert isinstance(field, forms.ChoiceField)
-        # Say which families the studio can train, before a set is made for one it cannot.
-        trains = FAMILY_DEFAULTS
+        # Only the families the studio trains, each with the models its LoRAs will fit: a LoRA
+        # trained on FLUX.2 [klein] 4B fits klein 4B, not Z-Image nor klein 9B.
         field.choices = [("", "---------")] + [
-            (value, f"{label} (trains here)" if value in trains else f"{label} (no training yet)")
-            for value, label in family_choices()
+            (value, f"{label} ({_fits(value)})") for value, label in family_choices() if value in FAMILY_DEFAULTS
         ]
+
+
+def _fits(family: str) -> str:
+    names = list(ImageModel.objects.filter(family=family, enabled=True).values_list("name", flat=True))
+    return f"LoRAs for {', '.join(names)}" if names else "no model of this family enabled yet"
 
 
 class TrainingImageForm(StorableForm):
@@ -53,6 +64,44 @@ class TrainingImageForm(StorableForm):
     excluded = forms.TypedChoiceField(
         choices=[("0", "Include"), ("1", "Exclude")], coerce=lambda v: v == "1", required=False
     )
+    # "Approve": the captioner's caption, read and kept as it is.
+    reviewed = forms.BooleanField(required=False)
+
+
+class TerminologyForm(StorableForm):
+    """The set's terms for the captioner, one a line: the preferred term, then the words it replaces."""
+
+    terminology = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": EXAMPLE}),
+        error_messages={"max_length": "Keep the terms under 5000 characters."},
+    )
+
+    def clean_terminology(self) -> dict[str, list[str]]:
+        try:
+            return parse_terms(self.cleaned_data["terminology"])
+        except TermsError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class CaptionerChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.name} ({obj.license_name})"
+
+
+class CaptionsForm(StorableForm):
+    captioner = CaptionerChoice(
+        queryset=AddOn.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of the captioners listed.", "required": "Choose a captioner."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["captioner"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = captioners()
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -95,13 +144,16 @@ class RunForm(StorableForm):
         field = self.fields["model"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = ImageModel.objects.filter(family=training_set.family, enabled=True)
+        field.help_text = "The LoRA is trained on this model and fits it (and models of the same architecture) only."
         # Blank fields take the defaults: show them (for the first model; a model with a native size
         # has its own, which the run page then shows), as placeholders, so they stay defaults.
         model = field.queryset.first()
         self.defaults_for = ""
+        self.plan: TrainingPlan | None = None
         if model is not None and model.family in FAMILY_DEFAULTS:
             defaults = training_defaults(training_set, model)
             self.defaults_for = model.name
+            self.plan = run_plan(model, defaults)  # shown before Start: the card, the peak, the savers
             for name in ADVANCED:
                 self.fields[name].widget.attrs["placeholder"] = f"{defaults[name]:g}" if name in defaults else ""
 
@@ -133,13 +185,21 @@ def _published(preset: AssetPreset) -> set[int]:
 def training_set(request: Request, pk: int) -> HttpResponse:
     training_set = get_object_or_404(TrainingSet.objects.select_related("preset"), pk=pk)
     run_form = RunForm(training_set=training_set)
+    terms_form = TerminologyForm(initial={"terminology": format_terms(stored_rules(training_set.terminology))})
     if request.method == "POST" and "files" in request.FILES:
         result = training_data.add_uploads(training_set, request.FILES.getlist("files"))
         messages.success(request, f"Added {len(result.added)} image(s).")
         for name, reason in result.rejected:
             messages.error(request, f"{name}: {reason}")
         return redirect(training_set)
-    if request.method == "POST":
+    if request.method == "POST" and "terminology" in request.POST:
+        terms_form = TerminologyForm(request.POST)
+        if terms_form.is_valid():
+            training_set.terminology = terms_form.cleaned_data["terminology"]
+            training_set.save(update_fields=["terminology"])  # never the captioner's progress beside it
+            messages.success(request, "Saved the terms: the captioner uses them from its next pass.")
+            return redirect(training_set)
+    elif request.method == "POST":
         run_form = RunForm(request.POST, training_set=training_set)
         if run_form.is_valid():
             data = dict(run_form.cleaned_data)
@@ -157,17 +217,27 @@ def training_set(request: Request, pk: int) -> HttpResponse:
                 return redirect(run)
     report = training_data.report(training_set)
     flagged = {pk for check in report.checks for finding in check.findings for pk in finding.images}
-    page = Paginator(training_set.images.all(), SET_PAGE).get_page(request.GET.get("page"))
+    to_review = training_set.images.filter(caption_source=CaptionSource.CAPTIONER, caption_reviewed=False)
+    to_review = to_review.exclude(caption="")
+    unreviewed = request.GET.get("captions") == "unreviewed"
+    page = Paginator(to_review if unreviewed else training_set.images.all(), SET_PAGE).get_page(request.GET.get("page"))
     context = {
         "set": training_set,
         "images": page,
         "page": page,
+        "unreviewed": unreviewed,
+        "to_review": to_review.count(),
         "report": report,
         "flagged": flagged,
         "run_form": run_form,
         "runs": training_set.runs.all()[:10],
+        "terms_form": terms_form,
+        "wording": wording_of(training_set),
+        "captions_form": CaptionsForm(),
+        "captions": progress_of(training_set),
     }
-    return render(request, "generation/training_set.html", context, status=422 if run_form.errors else 200)
+    status = 422 if run_form.errors or terms_form.errors else 200
+    return render(request, "generation/training_set.html", context, status=status)
 
 
 SET_PAGE = 120  # images a training set's page shows at once; the report covers them all
@@ -181,6 +251,12 @@ def training_image(request: Request, pk: int) -> HttpResponse:
     form = TrainingImageForm(request.POST)
     if form.is_valid():
         edits = {name: form.cleaned_data[name] for name in ("caption", "excluded") if name in request.POST}
+        if "caption" in edits:  # a person wrote or read it: the captioner's mark and any failure go
+            if edits["caption"] != image.caption:
+                edits["caption_source"] = CaptionSource.HUMAN
+            edits |= {"caption_reviewed": True, "caption_error": ""}
+        if form.cleaned_data["reviewed"]:
+            edits["caption_reviewed"] = True
         for name, value in edits.items():
             setattr(image, name, value)
         image.save(update_fields=list(edits))
@@ -191,6 +267,42 @@ def training_image(request: Request, pk: int) -> HttpResponse:
         return redirect(image.training_set)
     context = {"image": image, "flagged": set(), "error": error}
     return render(request, "generation/training_set.html#image-tile", context, status=422 if error else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@staff_member_required
+def training_captions(request: Request, pk: int) -> HttpResponse:
+    """Start or stop the captioner on the set (a form post), or its progress (polled by htmx)."""
+    training_set = get_object_or_404(TrainingSet.objects.select_related("preset"), pk=pk)
+    if request.method == "POST":
+        _start_or_stop_captions(request, training_set)
+        return redirect(f"{training_set.get_absolute_url()}#captions")
+    captions = progress_of(training_set)
+    response = render(
+        request, "generation/training_set.html#caption-progress", {"set": training_set, "captions": captions}
+    )
+    if request.htmx and (captions is None or not captions.active):
+        response.status_code = HttpResponseStopPolling.status_code
+        response["HX-Refresh"] = "true"  # the pass ended: the page shows its captions and marks
+    return response
+
+
+def _start_or_stop_captions(request: Request, training_set: TrainingSet) -> None:
+    if request.POST.get("action") == "stop":
+        training_services.captions_stop(training_set=training_set)
+        messages.success(request, "Stopped the captioner; the captions it wrote stay.")
+        return
+    form = CaptionsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(text) for texts in form.errors.values() for text in texts))
+        return
+    captioner = form.cleaned_data["captioner"]
+    try:
+        count = training_services.captions_start(training_set=training_set, captioner=captioner, user=request.user)
+    except TrainingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{captioner.name} is writing {count} missing caption(s); review each when done.")
 
 
 @require_GET

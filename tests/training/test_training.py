@@ -32,18 +32,6 @@ def icon(n: int, size: int = 64) -> Image.Image:
     return draw_icon(colours[n % 4], SHAPES[n % 6], size=size)
 
 
-@pytest.fixture
-def lora_root(settings, tmp_path) -> Path:
-    settings.STUDIO_LORA_ROOT = tmp_path / "loras"
-    return settings.STUDIO_LORA_ROOT
-
-
-@pytest.fixture
-def training_set(alice) -> TrainingSet:
-    preset = AssetPreset.objects.get(slug="icon")  # the seeded one: the brief's counts apply
-    return TrainingSet.objects.create(name="Icons 2026", preset=preset, family="flux", trigger_word="bsicon")
-
-
 def upload(name: str, data: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data)
 
@@ -333,9 +321,9 @@ class TestRuns:
             self.start(training_set, alice)
 
     def test_a_family_not_trained_yet_fails_with_a_reason(self, ready_set, alice) -> None:
-        ready_set.family = "hidream"
+        ready_set.family = "chroma"
         ready_set.save()
-        model = ImageModel.objects.get(key="hidream-i1-dev")
+        model = ImageModel.objects.get(key="chroma1-hd")
         with pytest.raises(training_services.TrainingError, match="cannot be trained here yet"):
             training_services.run_create(training_set=ready_set, model=model, user=alice)
         run = TrainingRun.objects.create(training_set=ready_set, model_key=model.key, params={"steps": 1})
@@ -462,14 +450,16 @@ def test_a_designer_picks_a_trained_version_or_none_in_the_studio(alice_client, 
     assert job.params["loras"] == [] and "no LoRA" in alice_client.get(reverse("job", args=[job.pk])).content.decode()
 
 
-def test_the_training_forms_say_asset_type_which_families_train_and_the_run_defaults(
+def test_the_training_forms_offer_the_families_that_train_with_the_models_their_loras_fit(
     staff_client, training_set
 ) -> None:
     from django.urls import reverse
 
     home = staff_client.get(reverse("training")).content.decode()
     assert "Asset type" in home and ">Preset<" not in home
-    assert "FLUX.1 (trains here)" in home and "(no training yet)" in home
+    assert "FLUX.1 (LoRAs for Demo brand (offline), Tiny FLUX (random weights))" in home
+    assert "FLUX.2 [klein] (no model of this family enabled yet)" in home
+    assert "Chroma" not in home and "FLUX.1 Kontext" not in home  # no training for these families
     page = staff_client.get(training_set.get_absolute_url()).content.decode()
     model = ImageModel.objects.filter(family="flux", enabled=True).first()
     defaults = training_defaults.training_defaults(training_set, model)
@@ -483,8 +473,10 @@ def test_the_web_side_and_the_worker_agree_on_which_families_train() -> None:
     assert set(training_defaults.FAMILY_DEFAULTS) == set(OBJECTIVES)
 
 
-@pytest.mark.parametrize("family", ["sd3", "sdxl"])
-def test_sd3_and_sdxl_loras_train_and_load(family, training_set, alice, lora_root, settings, tmp_path) -> None:
+@pytest.mark.parametrize("family", ["sd3", "sdxl", "flux2", "zimage", "qwenimage", "hidream"])
+def test_each_trainable_familys_lora_trains_and_loads(
+    family, training_set, alice, lora_root, settings, tmp_path
+) -> None:
     from generation.devtools.tiny import TINY_BUILDERS
 
     folder = TINY_BUILDERS[family](tmp_path / "models" / f"tiny-{family}")

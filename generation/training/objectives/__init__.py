@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from .base import Conditioning, Objective
 from .flux import FluxObjective
+from .flux2 import Flux2KleinObjective
+from .hidream import HiDreamObjective
+from .qwenimage import QwenImageObjective
 from .sd3 import SD3Objective
 from .sdxl import SDXLObjective
+from .zimage import ZImageObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {
     cls.family: cls
@@ -18,7 +22,22 @@ OBJECTIVES: dict[str, type[Objective]] = {
         FluxObjective,
         SD3Objective,
         SDXLObjective,
+        Flux2KleinObjective,
+        ZImageObjective,
+        QwenImageObjective,
+        HiDreamObjective,
     )
 }
 
-__all__ = ["OBJECTIVES", "Conditioning", "FluxObjective", "Objective", "SD3Objective", "SDXLObjective"]
+__all__ = [
+    "OBJECTIVES",
+    "Conditioning",
+    "Flux2KleinObjective",
+    "FluxObjective",
+    "HiDreamObjective",
+    "Objective",
+    "QwenImageObjective",
+    "SD3Objective",
+    "SDXLObjective",
+    "ZImageObjective",
+]

@@ -31,9 +31,19 @@ class Objective:
         self.pipe = pipe
         self.max_sequence_length = max_sequence_length
 
+    @classmethod
+    def load(cls, path: Path, options: dict[str, Any], **kwargs: Any) -> Any:
+        """The base pipeline from the model's folder; `options` are its registry entry's."""
+        return cls.pipeline_class.from_pretrained(path, local_files_only=True, **kwargs)
+
     @property
     def model(self) -> Any:
         return getattr(self.pipe, self.network)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the encoders run: the card (one at a time, or with the whole pipeline), or the CPU."""
+        return torch.device(self.pipe._execution_device)
 
     def latents(self, pixels: torch.Tensor) -> torch.Tensor:
         return encode_images(self.pipe.vae, pixels)

@@ -24,7 +24,7 @@ class FluxObjective(Objective):
     @torch.no_grad()
     def embed(self, texts: list[str]) -> Conditioning:
         hidden, pooled, text_ids = self.pipe.encode_prompt(
-            prompt=texts, prompt_2=None, device=torch.device("cpu"), max_sequence_length=self.max_sequence_length
+            prompt=texts, prompt_2=None, device=self.device, max_sequence_length=self.max_sequence_length
         )
         return Conditioning(hidden, pooled, text_ids)
 

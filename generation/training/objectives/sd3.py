@@ -22,7 +22,7 @@ class SD3Objective(Objective):
             prompt=texts,
             prompt_2=None,
             prompt_3=None,
-            device=torch.device("cpu"),
+            device=self.device,
             do_classifier_free_guidance=False,
             max_sequence_length=self.max_sequence_length,
         )
@@ -30,8 +30,10 @@ class SD3Objective(Objective):
 
     def loss(self, latents: torch.Tensor, cond: Conditioning, rows: torch.Tensor, generator: torch.Generator) -> Any:
         n = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=generator)
-        sigmas = sample_sigmas(n, shift=float(self.pipe.scheduler.config.get("shift", 3.0)), generator=generator)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        sigmas = sample_sigmas(n, shift=float(self.pipe.scheduler.config.get("shift", 3.0)), generator=generator).to(
+            latents
+        )
         s = sigmas.view(n, 1, 1, 1)
         prediction = self.model(
             hidden_states=(1 - s) * latents + s * noise,

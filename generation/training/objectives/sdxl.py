@@ -24,23 +24,24 @@ class SDXLObjective(Objective):
     @torch.no_grad()
     def latents(self, pixels: torch.Tensor) -> torch.Tensor:
         vae = self.pipe.vae
+        pixels = pixels.to(vae.device, vae.dtype)
         return torch.cat([vae.encode(p.unsqueeze(0)).latent_dist.mode() for p in pixels]) * vae.config.scaling_factor
 
     @torch.no_grad()
     def embed(self, texts: list[str]) -> Conditioning:
         hidden, _, pooled, _ = self.pipe.encode_prompt(
-            prompt=texts, device=torch.device("cpu"), do_classifier_free_guidance=False
+            prompt=texts, device=self.device, do_classifier_free_guidance=False
         )
         return Conditioning(hidden, pooled)
 
     def loss(self, latents: torch.Tensor, cond: Conditioning, rows: torch.Tensor, generator: torch.Generator) -> Any:
         n, _, h, w = latents.shape
-        noise = torch.randn(latents.shape, generator=generator)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
         steps = self.noise_scheduler.config.num_train_timesteps
-        timesteps = torch.randint(0, steps, (n,), generator=generator)
+        timesteps = torch.randint(0, steps, (n,), generator=generator).to(latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         size = [h * self.pipe.vae_scale_factor, w * self.pipe.vae_scale_factor]
-        time_ids = torch.tensor([[*size, 0, 0, *size]] * n, dtype=latents.dtype)  # original, crop, target
+        time_ids = torch.tensor([[*size, 0, 0, *size]] * n).to(latents)  # original, crop, target
         prediction = self.model(
             noisy,
             timesteps,
