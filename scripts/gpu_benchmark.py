@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON line")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="studio-gpu-bench-"))
-    setup_django(var)
+    sys.path.insert(0, str(ROOT))
+    from generation.devtools.embedded import embedded_django
+
+    embedded_django(var, STUDIO_MODELS_DIR=str(var / "models"), STUDIO_PRELOAD_ENGINE="0")
     import torch
 
     tiny = args.tiny or not torch.cuda.is_available()
@@ -66,26 +69,6 @@ def main() -> None:
         shutil.rmtree(var, ignore_errors=True)
     if args.json:
         print(json.dumps(results))
-
-
-def setup_django(var: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="brandstudio.settings",
-        SECRET_KEY="benchmark",
-        STUDIO_VAR_DIR=str(var),
-        STUDIO_MODELS_DIR=str(var / "models"),
-        STUDIO_PRELOAD_ENGINE="0",
-        HF_HUB_OFFLINE="1",
-    )
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.pop("CELERY_BROKER_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def device_name(torch: Any, tiny: bool) -> str:

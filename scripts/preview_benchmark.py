@@ -32,24 +32,6 @@ MODELS = [
 SEEDS = [11, 12, 13, 14]
 
 
-def setup(var: Path) -> None:
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="brandstudio.settings",
-        SECRET_KEY="benchmark",
-        STUDIO_VAR_DIR=str(var),
-        HF_HUB_OFFLINE="1",
-    )
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def a_running_job():  # type: ignore[no-untyped-def]
     from django.contrib.auth.models import User
 
@@ -139,7 +121,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="studio-preview-bench-"))
-    setup(var)
+    sys.path.insert(0, str(ROOT))
+    from generation.devtools.embedded import embedded_django
+
+    embedded_django(var)
     import torch
 
     from generation.devtools.tiny import build_tiny_flux

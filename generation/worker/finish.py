@@ -32,9 +32,9 @@ def finishing_plan(job: GenerationJob) -> Plan:
 
 
 class Finisher:
-    """Finishes a job's stored renders, batch by batch, and writes each finished image in one
-    save once all its stages have succeeded (a failure leaves the row as rendered). Each write
-    goes through the worker's lease."""
+    """Finishes a job's stored renders, batch by batch, and writes a batch's finished images
+    together once all their stages have succeeded (a failure leaves the batch's rows as
+    rendered). Each write goes through the worker's lease."""
 
     def __init__(self, job: GenerationJob, lease: Lease) -> None:
         self.job, self.lease = job, lease
@@ -43,21 +43,24 @@ class Finisher:
         self.records: list[list[dict[str, Any]]] = []
 
     def rows(self, rows: list[GeneratedImage], images: list[Image]) -> None:
+        renders = list(images)  # as stored: what a finished image that changed nothing keeps
         refined: list[dict[str, Any] | None] = [None] * len(images)
         if self.plan.refine_strength and self.engine is not None:
             request = replace(build_request(self.job), seeds=[row.seed for row in rows], init_image=None)
             self._mark(rows[0].index)
             images, record = refine_batch(self.engine, images, request, self.plan.refine_strength)
             refined = [record] * len(images)
-        for row, image, done in zip(rows, images, refined, strict=True):
+        finished = []
+        for row, render, image, done in zip(rows, renders, images, refined, strict=True):
             self._mark(row.index)
             before = [done] if done else None
             result = finish(image, self.plan, index=row.index, device=settings.STUDIO_DEVICE, done=before)
-            try:
-                write_finished(self.job, self.lease, row, result, lossless=self.plan.correct)
-            except OSError as exc:
-                raise EngineError(f"The finished images could not be stored ({exc}); try again later.") from exc
-            self.records.append(result.records)
+            finished.append((row, render, result))
+        try:  # the batch's files written side by side, its rows saved together
+            write_finished(self.job, self.lease, finished, lossless=self.plan.correct)
+        except OSError as exc:
+            raise EngineError(f"The finished images could not be stored ({exc}); try again later.") from exc
+        self.records += [result.records for _, _, result in finished]
 
     def _mark(self, index: int) -> None:
         """ "Finishing 2 of 4" on the job panel; `timings` is replaced when the job completes.

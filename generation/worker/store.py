@@ -125,36 +125,64 @@ def open_rendered(row: GeneratedImage) -> Image:
     return image
 
 
-def write_finished(job: GenerationJob, lease: Lease, row: GeneratedImage, result: Finished, *, lossless: bool) -> None:
-    """The finished PNG (with the job's settings), its WebP, SVG and thumbnail, then the row in one
-    save under the lease; the files it replaced go after that save, the new ones if it fails."""
+def write_finished(
+    job: GenerationJob, lease: Lease, finished: list[tuple[GeneratedImage, Image, Finished]], *, lossless: bool
+) -> None:
+    """Each finished PNG (with the job's settings), its WebP, SVG and thumbnail, encoded and
+    written side by side in the store's threads, then the rows in one transaction under the
+    lease; the files they replaced go after that save, the new ones if anything fails. Each comes
+    with the render it was finished from: where finishing changed no pixel, the render's PNG and
+    thumbnail stay the image's."""
+    infos = [png_info(job_settings(job, seed=row.seed), _details(job)) for row, _, _ in finished]  # queries: here
+    kept: set[str] = set()
+    for row, _, _ in finished:
+        row.job = job  # the upload path reads it: cached here, the threads have no connection
+        if not row.rendered:  # stored before `rendered` existed: its PNG is the render
+            row.rendered.name = row.file.name
+        kept |= {str(f.name) for f in (row.file, row.rendered, row.webp, row.svg, row.thumbnail) if f}
+    rows = [row for row, _, _ in finished]
+    with _removed_on_failure(lambda: _names(rows) - kept):
+        futures = [
+            _pool().submit(_write_finished_files, row, render, result, info, lossless)
+            for (row, render, result), info in zip(finished, infos, strict=True)
+        ]
+        wait(futures)
+        for future in futures:
+            if (exc := future.exception()) is not None:
+                raise exc
+        with lease.holding():
+            for row in rows:
+                row.save()
+    # The renders' thumbnails, or an earlier finishing's files: named by no field now.
+    _remove(kept - _names(rows))
+
+
+def _write_finished_files(row: GeneratedImage, render: Image, result: Finished, info: Any, lossless: bool) -> None:
     from ..finishing import svg  # vtracer and numpy: worker side
 
     image = result.image
+    row.width, row.height = image.size
+    row.has_alpha = image.mode == "RGBA"
+    row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
+    row.finishing = result.records
     stem = f"{row.index + 1:02d}-{row.seed}-finished"
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=png_info(job_settings(job, seed=row.seed), _details(job)))
     webp = io.BytesIO()
     # Flat, palette-corrected art stays exact losslessly (and small); illustrations go lossy.
     image.save(webp, format="WEBP", **({"lossless": True} if lossless else {"quality": 90}), method=4)
-    svg_text = svg.sanitise(result.svg) if result.svg else None  # what is stored is what is served
-    if not row.rendered:  # stored before `rendered` existed: its PNG is the render
-        row.rendered.name = row.file.name
-    kept = {str(f.name) for f in (row.file, row.rendered, row.webp, row.svg, row.thumbnail) if f}
-    with _removed_on_failure(lambda: _names([row]) - kept):
-        row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
-        row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
-        if svg_text is not None:
-            row.svg.save(f"{stem}.svg", ContentFile(svg_text.encode()), save=False)
-        attach_thumbnail(row, image)
-        row.width, row.height = image.size
-        row.has_alpha = image.mode == "RGBA"
-        row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
-        row.finishing = result.records
-        with lease.holding():
-            row.save()
-    # The render's thumbnail, or an earlier finishing's files: named by no field now.
-    _remove(kept - _names([row]))
+    row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
+    if result.svg:
+        svg_text = svg.sanitise(result.svg)  # what is stored is what is served
+        row.svg.save(f"{stem}.svg", ContentFile(svg_text.encode()), save=False)
+    if row.file.name == row.rendered.name and _same_pixels(image, render):
+        return  # finishing changed no pixel: the render's PNG and thumbnail are the finished ones
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
+    attach_thumbnail(row, image)
+
+
+def _same_pixels(a: Image, b: Image) -> bool:
+    return a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes()
 
 
 def _details(job: GenerationJob) -> dict[str, Any]:

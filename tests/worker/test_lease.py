@@ -101,7 +101,7 @@ def test_finishing_under_a_lost_lease_keeps_the_render_and_removes_its_new_files
     taken_over(claimed)
     finished = Finished(image=Image.new("RGB", (64, 64), "green"), records=[{"stage": "resize"}])
     with pytest.raises(LeaseLost):
-        worker_store.write_finished(claimed, first, row, finished, lossless=True)
+        worker_store.write_finished(claimed, first, [(row, Image.new("RGB", (64, 64)), finished)], lossless=True)
     row = GeneratedImage.objects.get(pk=row.pk)
     assert row.finishing == [] and row.file.name == row.rendered.name
     assert stored_files() == before
@@ -226,3 +226,20 @@ def test_a_worker_that_cannot_reach_the_database_gives_the_message_back(monkeypa
     with pytest.raises(Reject) as rejected:
         worker_run.run_job(str(uuid.uuid4()), worker="gpu@test")
     assert rejected.value.requeue
+
+
+def test_a_finished_image_that_changed_no_pixel_keeps_the_render_as_its_png_and_thumbnail(claimed) -> None:
+    lease = Lease.of(claimed)
+    render = Image.new("RGB", (64, 64), "white")
+    [row] = worker_store.store_images(claimed, lease, 0, [render])
+    png, thumbnail = row.file.name, row.thumbnail.name
+    same = Finished(image=render.copy(), records=[{"stage": "size"}])
+    worker_store.write_finished(claimed, lease, [(row, render, same)], lossless=True)
+    row = GeneratedImage.objects.get(pk=row.pk)
+    assert (row.file.name, row.thumbnail.name) == (png, thumbnail) and row.webp.name.endswith("-finished.webp")
+    assert row.finishing == [{"stage": "size"}]
+    changed = Finished(image=Image.new("RGB", (64, 64), "green"), records=[{"stage": "palette"}])
+    worker_store.write_finished(claimed, lease, [(row, render, changed)], lossless=True)
+    row = GeneratedImage.objects.get(pk=row.pk)
+    assert row.file.name.endswith("-finished.png") and row.rendered.name == png and row.thumbnail.name != thumbnail
+    assert sorted(stored_files()) == sorted([row.file.name, row.rendered.name, row.webp.name, row.thumbnail.name])
