@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from gguf import GGUFReader
@@ -46,10 +47,20 @@ class GgufInfo:
 
 
 def read_gguf(path: Path) -> GgufInfo:
-    """What the file holds; GgufError naming what is wrong with it."""
-
+    """What the file holds; GgufError naming what is wrong with it. A model's save reads it
+    three times (the file check, the plan's components, the plan's precisions): the header is
+    read once per version of the file (its size and modification time)."""
     if path.suffix.lower() != ".gguf":
         raise GgufError(f"{path.name} is not a .gguf file.")
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise GgufError(f"{path.name} is not a readable GGUF file ({exc.__class__.__name__}: {exc}).") from None
+    return _read(path, stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=16)
+def _read(path: Path, size: int, mtime_ns: int) -> GgufInfo:
     try:
         reader = GGUFReader(path)
         tensors = [(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes)) for t in reader.tensors]

@@ -32,6 +32,20 @@ def test_a_gguf_file_is_read_for_its_family_and_block_type(tiny_gguf) -> None:
     assert "flux" in info.families and info.main_type == "Q8_0" and info.bytes < info.params * 2
 
 
+def test_a_gguf_header_is_read_once_per_version_of_the_file(tiny_gguf, tmp_path, monkeypatch) -> None:
+    from generation import gguf_files
+
+    copy = shutil.copy(tiny_gguf, tmp_path / "copy.gguf")
+    reads = []
+    real = gguf_files.GGUFReader
+    monkeypatch.setattr(gguf_files, "GGUFReader", lambda path: reads.append(path) or real(path))
+    assert read_gguf(Path(copy)) == read_gguf(Path(copy)) and len(reads) == 1
+    Path(copy).write_bytes(Path(copy).read_bytes()[:100])  # changed: read again, and refused
+    with pytest.raises(GgufError):
+        read_gguf(Path(copy))
+    assert len(reads) == 2
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [("truncate", "not a readable GGUF file"), ("rename", "not a .gguf file"), ("garbage", "not a readable GGUF")],
