@@ -12,7 +12,15 @@ from tests.test_workflow import finished_job
 pytestmark = pytest.mark.django_db
 
 # Staff-only pages: a designer is sent to the admin sign-in, whatever the id.
-STAFF_ONLY = {"training-set", "training-image", "training-run", "training-run-action", "lora-action", "ops-cancel"}
+STAFF_ONLY = {
+    "training-set",
+    "training-captions",
+    "training-image",
+    "training-run",
+    "training-run-action",
+    "lora-action",
+    "ops-cancel",
+}
 
 
 def patterns_with_ids(resolver: URLResolver | None = None, prefix: str = "") -> list[tuple[str, str]]:
@@ -65,7 +73,7 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         return reverse(name, args=[ids["image"]])
     if name.startswith("group"):
         return reverse(name, args=[ids["group"]])
-    if name == "training-set":
+    if name in ("training-set", "training-captions"):
         return reverse(name, args=[ids["training"]])
     if name == "training-image":
         return reverse(name, args=[1])
