@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "template_partials",
     "social_django",
     "ninja",
+    "simple_history",  # the audit trail of catalogue edits (docs/operations.md)
     "generation",
 ]
 
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a catalogue change made in a request is recorded with its user.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -5,13 +5,15 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from simple_history.admin import SimpleHistoryAdmin
 
-from . import model_files
+from . import model_files, ops
 from .engine.families import FAMILIES, has_img2img
 from .engine.options import describe
 from .forms import StorableModelForm
@@ -30,15 +32,46 @@ from .models import (
 )
 
 
-class StudioAdmin(admin.ModelAdmin):
+class StudioAdmin(SimpleHistoryAdmin):
     """Every admin page's forms take only text the database can hold (see StorableMixin),
-    the list page's inline edits included (Django builds those from a plain ModelForm)."""
+    the list page's inline edits included (Django builds those from a plain ModelForm).
+
+    An audited model's History page (its `history = HistoricalRecords()`, see ops.py) is the
+    audit trail's: who, when and what changed, field by field, read-only; the others keep
+    Django's own History page."""
 
     form = StorableModelForm
     formfield_overrides = {models.JSONField: {"form_class": JSONValueField}}
 
+    def __init__(self, model: type[models.Model], admin_site: admin.AdminSite) -> None:
+        super().__init__(model, admin_site)
+        if not ops.is_audited(model):
+            self.object_history_template = None  # Django's template, for Django's history view below
+
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
         return super().get_changelist_form(request, **{"form": self.form, **kwargs})
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        if not ops.is_audited(self.model):
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """A past version, read-only: simple-history's form would save whatever is posted to it,
+        bypassing the inlines; changes go through the change form, where they are recorded."""
+        if not ops.is_audited(self.model):
+            raise Http404
+        if request.method != "GET":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # no Revert button: see history_form_view
+
+    def get_historical_record_context_helper(self, request: HttpRequest, record: Any) -> ops.ChangeWording:
+        return ops.ChangeWording(self.model, record)
 
 
 class StudioInline(admin.TabularInline):
@@ -70,6 +103,8 @@ class BrandLoraAdmin(StudioAdmin):
 class AssetPresetAdmin(StudioAdmin):
     list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "enabled", "position")
     inlines = [PresetLoraInline, BrandReferenceInline]
+    # Each record's version beside its changes: a change to what it renders makes a new one.
+    history_list_display = ["version"]
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = [

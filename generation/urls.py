@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import ops, views
 from .control import views as control_views
 from .training import views as training_views
 
@@ -39,6 +39,7 @@ urlpatterns = [
     path("groups/<uuid:pk>/zip/", views.group_zip, name="group-zip"),
     path("history/", views.history, name="history"),
     path("ops/", views.ops_dashboard, name="ops"),
+    path("ops/audit/", ops.audit_trail, name="ops-audit"),
     path("profile/", views.profile, name="profile"),
     path("training/", training_views.training_home, name="training"),
     path("training/sets/<int:pk>/", training_views.training_set, name="training-set"),

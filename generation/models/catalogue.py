@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from ..engine.families import accepts_pipeline, family_choices, has_edit, has_img2img, has_inpaint
 from ..engine.options import option_errors
@@ -123,6 +124,7 @@ class AssetPreset(models.Model):
         validators=[validate_test_prompts],
         help_text='Fixed descriptions a new LoRA version is judged on, e.g. ["a paper plane"]',
     )
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     # Editing one of these changes what the asset type renders, so it makes a new version.
     VERSIONED_FIELDS = (
@@ -243,6 +245,7 @@ class ImageModel(models.Model):
     )
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["position", "name"]
@@ -392,6 +395,7 @@ class BrandReference(models.Model):
     name = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
     position = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["position", "pk"]
@@ -457,6 +461,7 @@ class AddOn(models.Model):
     license_notice = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     for_testing = models.BooleanField(default=False, help_text="Random weights or a test fixture")
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["family", "name"]
@@ -491,6 +496,7 @@ class Upscaler(models.Model):
     commercial_use = models.BooleanField(help_text="Outputs may be used in products")
     license_notice = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["scale", "name"]
@@ -540,6 +546,7 @@ class BrandLora(models.Model):
     )
     version = models.PositiveIntegerField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["family", "name"]
@@ -580,6 +587,7 @@ class PresetLora(models.Model):
     lora = models.ForeignKey(BrandLora, on_delete=models.PROTECT, related_name="preset_loras")
     strength = models.FloatField(default=0.85)
     position = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()  # the audit trail (docs/operations.md)
 
     class Meta:
         ordering = ["position", "id"]
