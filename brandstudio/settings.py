@@ -235,6 +235,15 @@ STUDIO_MIN_FREE_DISK_MB = env_int("STUDIO_MIN_FREE_DISK_MB", 500)
 STUDIO_SIGNED_DOWNLOADS = env_bool(
     "STUDIO_SIGNED_DOWNLOADS", default=bool(env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"))
 )
+# Content credentials (docs/content-credentials.md): the PEM certificate chain (signing
+# certificate first, then its CAs) and its private key that sign every download's C2PA manifest;
+# empty: no manifest (downloads still carry the XMP source type and the watermark). Downloads
+# then pass through the studio even where STUDIO_SIGNED_DOWNLOADS would redirect them to blobs.
+# `manage.py make_signing_chain` writes a development chain. TRUST: the CA certificates a
+# manifest must chain to for Verify to call it ours (default: the chain's last certificate).
+STUDIO_C2PA_CERT_FILE = env_str("STUDIO_C2PA_CERT_FILE")
+STUDIO_C2PA_KEY_FILE = env_str("STUDIO_C2PA_KEY_FILE")
+STUDIO_C2PA_TRUST_FILE = env_str("STUDIO_C2PA_TRUST_FILE")
 
 # --- Celery. The queue is Celery's; status lives in the database, so results are ignored.
 STUDIO_JOB_TIME_LIMIT = env_int("STUDIO_JOB_TIME_LIMIT", 3600)

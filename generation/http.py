@@ -1,5 +1,5 @@
 """What pages and the API share over HTTP: the typed htmx request, and the responses that serve a
-user's files (thumbnail, WebP, zips) from storage."""
+user's files (thumbnail, WebP, zips) from storage, downloads with their content credentials."""
 
 import io
 from collections.abc import Callable, Iterable
@@ -9,6 +9,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpRe
 from django_htmx.middleware import HtmxDetails
 from PIL import Image
 
+from .credentials.download import WEBP, credentialed
 from .models import GeneratedImage, GenerationJob
 from .stored import MissingFile, opened
 from .zips import zip_stream
@@ -50,13 +51,16 @@ def webp_response(image: GeneratedImage, *, download: bool) -> HttpResponse | Fi
         except MissingFile:
             pass  # made again from the PNG, below
         else:
-            stored = FileResponse(webp, content_type="image/webp", as_attachment=download, filename=name)
+            served = credentialed(webp, image, WEBP)
+            stored = FileResponse(served, content_type="image/webp", as_attachment=download, filename=name)
             stored["Cache-Control"] = "private, max-age=86400"
             return stored
     buffer = io.BytesIO()
     with opened(image.file, "This image's PNG") as source:
         Image.open(source, formats=["PNG"]).save(buffer, format="WEBP", lossless=True)
-    response = HttpResponse(buffer.getvalue(), content_type="image/webp")
+    buffer.seek(0)
+    with credentialed(buffer, image, WEBP) as served:
+        response = HttpResponse(served.read(), content_type="image/webp")
     response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
     return response
 

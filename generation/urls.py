@@ -52,4 +52,5 @@ urlpatterns = [
     path("ops/jobs/<uuid:pk>/cancel/", views.ops_cancel, name="ops-cancel"),
     path("favorites/", views.favorites, name="favorites"),
     path("favorites/zip/", views.favorites_zip, name="favorites-zip"),
+    path("verify/", views.verify, name="verify"),
 ]

@@ -23,6 +23,8 @@ from .auth import models_for
 from .control.addons import any_takes_references
 from .control.edit import chain as edit_chain
 from .control.edit import edit_models
+from .credentials import verify as provenance
+from .credentials.download import PNG, SVG, credentialed, signs_downloads
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
 from .http import Request, job_zip_response, thumbnail_response, webp_response, zip_response
 from .jobs import lifecycle, limits, recipe, submit
@@ -41,6 +43,7 @@ from .models import (
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .stored import opened
 from .tokens import token_create, token_revoke
+from .uploads import UploadError, bytes_label
 
 RECENT_JOBS = 10
 HISTORY_PAGE = 20
@@ -301,19 +304,21 @@ def image(request: Request, pk: UUID) -> HttpResponse:
 @require_GET
 @login_required
 def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
-    """The PNG, streamed from storage in chunks (never read whole into memory), or a WebP copy."""
+    """The PNG, streamed from storage in chunks (never read whole into memory), or a WebP copy,
+    each with its content credentials."""
     image = _get_image_for_user(request, pk)
     download = request.GET.get("download") == "1"
     if request.GET.get("format") == "webp":
         return webp_response(image, download=download)
     if request.GET.get("format") == "svg":
         return _svg(request, image, download=download)
-    if download and settings.STUDIO_SIGNED_DOWNLOADS:
-        # The blob store serves the bytes itself, under a URL that works for a few minutes only.
+    if download and settings.STUDIO_SIGNED_DOWNLOADS and not signs_downloads():
+        # The blob store serves the bytes itself, under a URL that works for a few minutes only
+        # (a manifest is signed per download, in the studio: then the studio serves it).
         disposition = f'attachment; filename="{image.download_name}"'
         storage: Any = image.file.storage  # AzureStorage.url takes the SAS parameters
         return redirect(storage.url(image.file.name, parameters={"content_disposition": disposition}))
-    png = opened(image.file, "This image's PNG")
+    png = credentialed(opened(image.file, "This image's PNG"), image, PNG)
     response = FileResponse(png, content_type="image/png", as_attachment=download, filename=image.download_name)
     response["Cache-Control"] = "private, max-age=86400"
     return response
@@ -352,7 +357,7 @@ def _svg(request: Request, image: GeneratedImage, *, download: bool) -> HttpResp
     if not image.svg:
         return render(request, "generation/no_svg.html", {"image": image}, status=404)
     response = FileResponse(
-        opened(image.svg, "This image's SVG"),
+        credentialed(opened(image.svg, "This image's SVG"), image, SVG),
         content_type="image/svg+xml",
         as_attachment=download,
         filename=image.download_name.removesuffix(".png") + ".svg",
@@ -680,3 +685,31 @@ def profile(request: Request) -> HttpResponse:
     tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
     status = 422 if form.errors else 200
     return render(request, "generation/profile.html", {"tokens": tokens, "secret": secret, "form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def verify(request: Request) -> HttpResponse:
+    """Verify: any file in, and whether this studio made it, unchanged or changed after download
+    (docs/content-credentials.md). Its owner and staff see which image; staff its lineage."""
+    if request.method == "GET":
+        return render(request, "generation/verify.html")
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _verify_error(request, "Choose a file to verify.")
+    if (upload.size or 0) > provenance.MAX_BYTES:
+        return _verify_error(request, f"{upload.name} is over {bytes_label(provenance.MAX_BYTES)}.")
+    try:
+        finding = provenance.verify(upload.read())
+    except UploadError as exc:
+        return _verify_error(request, f"{upload.name}: {exc}.")
+    image = finding.image if finding.image and provenance.may_see(request.user, finding.image) else None
+    hidden = finding.image is not None and image is None  # made here, but not this user's to see
+    context: dict[str, Any] = {"finding": finding, "name": upload.name, "image": image, "hidden": hidden}
+    if image is not None and request.user.is_staff:
+        context["lineage"] = provenance.lineage(image)
+    return render(request, "generation/verify.html", context)
+
+
+def _verify_error(request: Request, message: str) -> HttpResponse:
+    return render(request, "generation/verify.html", {"error": message}, status=422)

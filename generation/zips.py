@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from typing import IO
 
 from django.db.models.fields.files import FieldFile
 
+from .credentials.download import PNG, SVG, credentialed
 from .models import BrandReference, GeneratedImage, InputImage
 from .stored import MissingFile, opened
 
@@ -46,7 +48,8 @@ def zip_stream(
 
     Beside each PNG goes its traced SVG when the worker made one, under the PNG's name. PNGs are
     compressed already, so they are stored; SVGs are text, and deflate to a fraction. (The WebP
-    stays a download of its own: the same pixels again would double every zip.)
+    stays a download of its own: the same pixels again would double every zip.) Each image's
+    files carry their content credentials, as single downloads do; the inputs are the designers'.
     """
     pipe = _Pipe()
     names: set[str] = set()
@@ -67,10 +70,10 @@ def zip_stream(
             brand.update(r["brand"] for r in image.job.params.get("references", []) if "brand" in r)
             if inpaint := image.job.params.get("inpaint"):
                 masks.add(inpaint["mask"])
-            yield from _member(archive, pipe, image.file, name, missing)
+            yield from _member(archive, pipe, image.file, name, missing, of=(image, PNG))
             if image.svg:
                 svg_name = _unique(name.removesuffix(".png") + ".svg", names)
-                yield from _member(archive, pipe, image.svg, svg_name, missing, deflate=True)
+                yield from _member(archive, pipe, image.svg, svg_name, missing, deflate=True, of=(image, SVG))
         # What the jobs started from goes with them (inputs/), once each however many images used it.
         for kind, keys in (("sketch", sketches), ("reference", references), ("mask", masks)):
             for row in InputImage.objects.filter(pk__in=keys).order_by("created_at"):
@@ -87,15 +90,25 @@ def zip_stream(
 
 
 def _member(
-    archive: zipfile.ZipFile, pipe: _Pipe, file: FieldFile, name: str, missing: list[str], *, deflate: bool = False
+    archive: zipfile.ZipFile,
+    pipe: _Pipe,
+    file: FieldFile,
+    name: str,
+    missing: list[str],
+    *,
+    deflate: bool = False,
+    of: tuple[GeneratedImage, str] | None = None,
 ) -> Iterator[bytes]:
     """One file into the zip, read in chunks; one gone from storage is left out and listed in `missing`
-    (opened before its entry starts, so the zip stays whole)."""
+    (opened before its entry starts, so the zip stays whole). `of`: the image it is a file of, and
+    its type: it goes in with its content credentials."""
     try:
-        source = opened(file, name)
+        source: IO[bytes] = opened(file, name)
     except MissingFile:
         missing.append(name)
         return
+    if of is not None:
+        source = credentialed(source, *of)
     info = zipfile.ZipInfo(name)  # as archive.open(name) makes it, but deflated when asked
     info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
     with source, archive.open(info, mode="w", force_zip64=True) as member:

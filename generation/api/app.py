@@ -2,7 +2,7 @@
 
 from ninja import NinjaAPI
 
-from . import catalogue, errors, images, inputs, jobs, library
+from . import catalogue, errors, images, inputs, jobs, library, verify
 from .errors import JsonParser
 from .tokens import TokenAuth
 
@@ -21,3 +21,4 @@ api.add_router("", images.router)
 api.add_router("", catalogue.router)
 api.add_router("", library.router)
 api.add_router("", inputs.router)
+api.add_router("", verify.router)

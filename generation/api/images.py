@@ -10,6 +10,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
+from ..credentials.download import PNG, SVG, credentialed
 from ..http import thumbnail_response, webp_response
 from ..models import GeneratedImage
 from ..stored import opened
@@ -115,13 +116,15 @@ FILE_CONTENT = {"image/png": BINARY, "image/webp": BINARY, "image/svg+xml": BINA
 )
 def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "webp", "svg"] = "png") -> Any:
     """One image as PNG (with its settings embedded), WebP (alpha kept) or, for asset types traced
-    to SVG, the SVG (a 404 naming why for any other image)."""
+    to SVG, the SVG (a 404 naming why for any other image), each with its content credentials
+    (the IPTC source type in XMP, and a signed C2PA manifest where the studio has a certificate)."""
     image = own_image(request, image_id)
     if format == "svg":
         return _svg(image)
     if format == "webp":
         return webp_response(image, download=True)
-    return FileResponse(opened(image.file, "This image's PNG"), content_type="image/png", filename=image.download_name)
+    png = credentialed(opened(image.file, "This image's PNG"), image, PNG)
+    return FileResponse(png, content_type="image/png", filename=image.download_name)
 
 
 def _svg(image: GeneratedImage) -> FileResponse:
@@ -130,7 +133,7 @@ def _svg(image: GeneratedImage) -> FileResponse:
             raise HttpError(404, "This image has no SVG: its tracing did not finish. Retry finishing on its job.")
         raise HttpError(404, "This asset type is not traced to SVG: ask for format=png or format=webp.")
     name = image.download_name.removesuffix(".png") + ".svg"
-    svg = opened(image.svg, "This image's SVG")
+    svg = credentialed(opened(image.svg, "This image's SVG"), image, SVG)
     response = FileResponse(svg, content_type="image/svg+xml", as_attachment=True, filename=name)
     response["Content-Security-Policy"] = SVG_CSP
     response["X-Content-Type-Options"] = "nosniff"

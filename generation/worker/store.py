@@ -21,6 +21,7 @@ from django.db.models import F
 from PIL import Image as PILImage
 from PIL.Image import Image
 
+from ..credentials.watermark import embed as watermarked
 from ..finishing.pipeline import Finished
 from ..jobs.lease import Lease
 from ..jobs.recipe import job_settings
@@ -80,9 +81,10 @@ def _indexes(first: int, images: list[Image]) -> range:
 
 def _write_render(job: GenerationJob, index: int, image: Image, info: Any) -> GeneratedImage:
     seed = job.params["seeds"][index]
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
     row = GeneratedImage(job=job, index=index, seed=seed, width=image.width, height=image.height)
+    buffer = io.BytesIO()
+    # The short id in the stored pixels, here in the store's threads: off the job's critical path.
+    watermarked(image, row.pk).save(buffer, format="PNG", pnginfo=info)
     try:
         row.file.save(f"{index + 1:02d}-{row.seed}.png", ContentFile(buffer.getvalue()), save=False)
         row.rendered.name = row.file.name
@@ -161,6 +163,7 @@ def _write_finished_files(row: GeneratedImage, render: Image, result: Finished, 
     from ..finishing import svg  # vtracer and numpy: worker side
 
     image = result.image
+    marked = watermarked(image, row.pk)  # every file of it carries the mark; `image` stays for the comparison
     row.width, row.height = image.size
     row.has_alpha = image.mode == "RGBA"
     row.compliance_before, row.compliance_after = result.compliance_before, result.compliance_after
@@ -168,7 +171,7 @@ def _write_finished_files(row: GeneratedImage, render: Image, result: Finished, 
     stem = f"{row.index + 1:02d}-{row.seed}-finished"
     webp = io.BytesIO()
     # Flat, palette-corrected art stays exact losslessly (and small); illustrations go lossy.
-    image.save(webp, format="WEBP", **({"lossless": True} if lossless else {"quality": 90}), method=4)
+    marked.save(webp, format="WEBP", **({"lossless": True} if lossless else {"quality": 90}), method=4)
     row.webp.save(f"{stem}.webp", ContentFile(webp.getvalue()), save=False)
     if result.svg:
         svg_text = svg.sanitise(result.svg)  # what is stored is what is served
@@ -176,7 +179,7 @@ def _write_finished_files(row: GeneratedImage, render: Image, result: Finished, 
     if row.file.name == row.rendered.name and _same_pixels(image, render):
         return  # finishing changed no pixel: the render's PNG and thumbnail are the finished ones
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    marked.save(buffer, format="PNG", pnginfo=info)
     row.file.save(f"{stem}.png", ContentFile(buffer.getvalue()), save=False)
     attach_thumbnail(row, image)
 
