@@ -1,7 +1,8 @@
 """The outline-style LoRA experiment (scripts/outline_lora_report.py; a test runs it small).
 
 Everything a staff user does goes through the training pages (Django's test client, signed in as
-staff); the run and the jobs run in this process through the worker's own code.
+staff); the run and the jobs run in this process through the worker's own code. It runs on the demo
+model, or on a tiny random-weight pipeline of another trainable family (`install_tiny`).
 """
 
 from __future__ import annotations
@@ -10,18 +11,23 @@ import io
 import re
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
+from numpy import asarray
 from PIL import Image
 
+from ..engine.families import FAMILIES
 from ..model_files import local_weights
-from ..models import AssetPreset, BrandLora, ImageModel, TrainingRun, TrainingSet
+from ..models import AssetPreset, BrandLora, GenerationJob, ImageModel, TrainingRun, TrainingSet
 from ..training.data import report
 from ..training.lora import run_training
+from ..worker.engines import load_engine
+from ..worker.request import build_request
 from . import glyphs
 from .demo_kit import (
     BACKGROUND,
@@ -33,7 +39,9 @@ from .demo_kit import (
     judge_glyph,
     read_kit_card,
 )
+from .demo_model import write_kit_card
 from .demo_quality import contact_sheet, job_images, on_background
+from .tiny import TINY_BUILDERS
 
 STYLE_WORDS = "outline style"
 SET_SIDE = 512
@@ -60,7 +68,7 @@ class Experiment:
         staff = User.objects.create_user("outline-staff", is_staff=True)
         client = Client()
         client.force_login(staff)
-        training_set = self._upload(client, trained)
+        training_set = self._upload(client, trained, model.family)
         checked = report(training_set)
         run, seconds = self._train(client, training_set, model)
         lora = BrandLora.objects.get(training_run=run)
@@ -100,9 +108,9 @@ class Experiment:
             cells += without[start : start + per_row] + with_lora[start : start + per_row]
         contact_sheet(cells, per_row, self.sheet)
 
-    def _upload(self, client: Client, subjects: list[str]) -> TrainingSet:
+    def _upload(self, client: Client, subjects: list[str], family: str) -> TrainingSet:
         icon = AssetPreset.objects.get(slug="icon")
-        form = {"name": "Fluent outline", "preset": icon.pk, "family": "flux", "trigger_word": ""}
+        form = {"name": "Fluent outline", "preset": icon.pk, "family": family, "trigger_word": ""}
         response = client.post("/training/", form)
         assert response.status_code == 302, response.content[-1500:]
         training_set = TrainingSet.objects.get(name="Fluent outline")
@@ -145,6 +153,54 @@ class Experiment:
             for stored, image in composited:
                 rows.append(_row(image, subject, colour, regular, filled, stored.compliance_before))
         return _summarise(rows, set(trained))
+
+
+def install_tiny(family: str, subjects: list[str], *, key: str = "") -> ImageModel:
+    """A tiny random-weight pipeline of `family` (generation.devtools.tiny) under STUDIO_MODELS_DIR,
+    with a kit card beside it listing `subjects` (what the experiment asks for), registered to train
+    and draw at 64 px as the demo model does. It draws noise: what it shows is that the family's
+    LoRA path (the pages, the trainer, the worker's loading) runs, not a style."""
+    key = key or f"tiny-{family}-outline"
+    folder = Path(settings.STUDIO_MODELS_DIR) / key
+    if not (folder / "model_index.json").is_file():
+        TINY_BUILDERS[family](folder)
+    write_kit_card(folder, subjects)
+    model = ImageModel.objects.filter(key=key).first() or ImageModel(key=key)
+    model.name, model.family, model.local_path = f"Tiny {FAMILIES[family]['label']} (random weights)", family, key
+    model.license_name, model.commercial_use, model.enabled = "demo", True, True
+    model.options, model.subjects, model.for_testing = {"native_size": 64}, subjects, True
+    model.full_clean()
+    model.save()
+    return model
+
+
+def lora_change(model_key: str, *, count: int = 12) -> float:
+    """How far the LoRA moves the drawings at the same seed (each job draws new seeds, so the
+    experiment's with and without compare different noise too): the first `count` jobs that used it drawn again by
+    the worker's engine with their own parameters and seeds, with and without it, as the mean
+    absolute difference of the renders' pixels (0-255; 0: the LoRA changes nothing)."""
+
+    engine = load_engine(model_key)
+    jobs_run = GenerationJob.objects.filter(model_key=model_key).order_by("created_at")
+    used = [job for job in jobs_run if job.params.get("loras")]
+    differences = []
+    for job in used[:count]:
+        request = build_request(job)
+        with_lora, without = (_render(engine, replace(request, loras=loras)) for loras in (request.loras, []))
+        for a, b in zip(with_lora, without, strict=True):
+            differences.append(float(abs(asarray(a, dtype=float) - asarray(b, dtype=float)).mean()))
+    return round(sum(differences) / len(differences), 2) if differences else 0.0
+
+
+def _render(engine: Any, request: Any) -> list[Image.Image]:
+    images: list[Image.Image] = []
+    engine.generate(
+        request,
+        max_batch=len(request.seeds),
+        on_step=lambda step, total: None,
+        on_images=lambda first, batch: images.extend(image.convert("RGB") for image in batch),
+    )
+    return images
 
 
 def outline_zip(subjects: list[str], side: int = SET_SIDE, *, colours: int = 4) -> bytes:
