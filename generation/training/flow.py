@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import FluxPipeline
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
 
 @torch.no_grad()
@@ -69,3 +70,16 @@ def scheduler_shift(config: Any, mu: float) -> float:
     if not config.get("use_dynamic_shifting", False):
         return float(config.get("shift") or config.get("flow_shift") or 1.0)  # UniPC's is "flow_shift"
     return math.exp(mu) if config.get("time_shift_type", "exponential") == "exponential" else mu
+
+
+def sequence_shift(config: Any, image_tokens: int) -> float:
+    """The shift of a flow-match scheduler whose pipeline passes the `mu` of its image sequence
+    length (FLUX.1's `calculate_shift`, which Qwen-Image and Z-Image copy), as one number."""
+    mu = calculate_shift(
+        image_tokens,
+        config.get("base_image_seq_len", 256),
+        config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5),
+        config.get("max_shift", 1.15),
+    )
+    return scheduler_shift(config, mu)

@@ -19,9 +19,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import QwenImagePipeline
-from diffusers.pipelines.qwenimage.pipeline_qwenimage import calculate_shift
 
-from ..flow import sample_sigmas, scheduler_shift
+from ..flow import sample_sigmas, sequence_shift
 from .base import Conditioning, Objective
 
 
@@ -87,12 +86,4 @@ class QwenImageObjective(Objective):
 
     def shift(self, image_tokens: int) -> float:
         """The shift the pipeline's scheduler applies to sigmas at this many image tokens."""
-        config = self.pipe.scheduler.config
-        mu = calculate_shift(
-            image_tokens,
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
-        return scheduler_shift(config, mu)
+        return sequence_shift(self.pipe.scheduler.config, image_tokens)

@@ -18,10 +18,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from diffusers import ZImagePipeline
-from diffusers.pipelines.z_image.pipeline_z_image import calculate_shift
 from torch.nn.utils.rnn import pad_sequence
 
-from ..flow import sample_sigmas, scheduler_shift
+from ..flow import sample_sigmas, sequence_shift
 from .base import Conditioning, Objective
 
 
@@ -82,15 +81,7 @@ class ZImageObjective(Objective):
     def shift(self, image_tokens: int) -> float:
         """The shift the pipeline's scheduler applies to sigmas at this many image tokens (Z-Image's
         own schedulers: a fixed one)."""
-        config = self.pipe.scheduler.config
-        mu = calculate_shift(
-            image_tokens,
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
-        return scheduler_shift(config, mu)
+        return sequence_shift(self.pipe.scheduler.config, image_tokens)
 
     def sample_kwargs(self) -> dict[str, Any]:
         # Z-Image Turbo, the studio's Z-Image, is distilled to run without classifier-free guidance.
