@@ -22,6 +22,7 @@ from .json_fields import JSONValueField
 from .models import (
     AddOn,
     AssetPreset,
+    BrandKit,
     BrandLora,
     BrandReference,
     GeneratedImage,
@@ -99,16 +100,34 @@ class BrandLoraAdmin(StudioAdmin):
     readonly_fields = ("file_format", "fits", "fit_notes")
 
 
+@admin.register(BrandKit)
+class BrandKitAdmin(StudioAdmin):
+    list_display = ("name", "slug", "version", "used_by")
+    inlines = [BrandReferenceInline]
+    history_list_display = ["version"]
+    prepopulated_fields = {"slug": ("name",)}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description"]}),
+        ("Palette", {"fields": ["palette", "background_colour", "palette_tolerance"]}),
+        ("Words", {"fields": ["banned_words", "required_terms"]}),
+        ("Icon canvas", {"fields": ["safe_area"]}),
+    ]
+
+    @admin.display(description="asset types")
+    def used_by(self, kit: BrandKit) -> str:
+        return ", ".join(kit.asset_types.values_list("name", flat=True)) or "none"
+
+
 @admin.register(AssetPreset)
 class AssetPresetAdmin(StudioAdmin):
     list_display = ("name", "slug", "default_size", "steps", "guidance_scale", "enabled", "position")
-    inlines = [PresetLoraInline, BrandReferenceInline]
+    inlines = [PresetLoraInline]
     # Each record's version beside its changes: a change to what it renders makes a new one.
     history_list_display = ["version"]
     list_editable = ("enabled", "position")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "enabled", "position"]}),
+        (None, {"fields": ["name", "slug", "description", "enabled", "position", "kit"]}),
         ("Prompt", {"fields": ["prompt_template", "negative_prompt", "steps", "guidance_scale", "test_prompts"]}),
         ("Sizes", {"fields": ["default_width", "default_height", "allowed_sizes"]}),
         (
@@ -120,7 +139,10 @@ class AssetPresetAdmin(StudioAdmin):
         ),
         (
             "Brand palette",
-            {"fields": ["palette", "background_colour", "palette_tolerance", "correct_palette", "compliance_floor"]},
+            {
+                "fields": ["correct_palette", "compliance_floor"],
+                "description": "The palette, background and tolerance are the brand kit's.",
+            },
         ),
         (
             "Post-processing",

@@ -17,7 +17,7 @@ from .control.addons import any_takes_references, control_types, reference_probl
 from .control.inputs import from_studio_image, owned_input, store_upload
 from .control.sketch import CONTROL_MODES, FOLLOW_LABELS, MODES, sketch_problem
 from .finishing.planner import check_output_side, tier_notes
-from .jobs.recipe import MAX_SEED
+from .jobs.recipe import MAX_SEED, banned_problem
 from .models import QUALITY, AssetPreset, GeneratedImage, ImageModel, InputImage, Quality
 from .storable import MESSAGE as UNSTORABLE
 from .storable import search_text, storable
@@ -320,6 +320,8 @@ class GenerateForm(StorableForm):
         preset: AssetPreset | None = data.get("preset")
         if preset is None:
             return data
+        if problem := banned_problem(preset, data.get("prompt") or ""):
+            self.add_error("prompt", problem)
         try:
             data["width"], data["height"] = size_for(preset, data.get("model"), data.get("size"))
             if data.get("quality"):
@@ -494,6 +496,9 @@ class CompareForm(StorableForm):
         if len(presets) * len(models) > settings.STUDIO_MAX_COMPARE:
             raise forms.ValidationError(f"Compare at most {settings.STUDIO_MAX_COMPARE} side by side.")
         for preset in presets:
+            if problem := banned_problem(preset, data.get("prompt") or ""):
+                self.add_error("prompt", problem)
+                return data
             for model in models:
                 width, height = size_for(preset, model, None)
                 if data.get("quality"):
@@ -548,6 +553,8 @@ class BatchForm(StorableForm):
         for number, prompt in enumerate(prompts, start=1):
             if len(prompt) > 1000:
                 raise forms.ValidationError(f"Description {number} is over 1000 characters.")
+            if problem := banned_problem(data.get("preset"), prompt):
+                raise forms.ValidationError(f"Description {number}: {problem}")
         data["prompts"] = prompts
         if data.get("preset"):
             data["width"], data["height"] = size_for(data["preset"], data.get("model"), None)

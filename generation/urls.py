@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import ops, views
+from .brand import views as brand_views
 from .control import views as control_views
 from .training import views as training_views
 
@@ -53,4 +54,5 @@ urlpatterns = [
     path("favorites/", views.favorites, name="favorites"),
     path("favorites/zip/", views.favorites_zip, name="favorites-zip"),
     path("verify/", views.verify, name="verify"),
+    path("brand/", brand_views.brand, name="brand"),
 ]

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from generation.jobs import recipe
 from generation.jobs.lease import Lease
-from generation.models import AssetPreset, GenerationJob, ImageModel, JobStatus
+from generation.models import AssetPreset, BrandKit, GenerationJob, ImageModel, JobStatus
 
 PASSWORD = "correct horse battery staple"
 
@@ -17,6 +17,15 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+
+class BrandKitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BrandKit
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"test-kit-{n}")
+    name = factory.Sequence(lambda n: f"Test kit {n}")
 
 
 class AssetPresetFactory(factory.django.DjangoModelFactory):

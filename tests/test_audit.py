@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 # An asset type's page posts its two inlines' management forms; these are for one with none yet.
 NO_INLINES = {
     f"{prefix}-{count}": "0"
-    for prefix in ("preset_loras", "brand_references")
+    for prefix in ("preset_loras",)
     for count in ("TOTAL_FORMS", "INITIAL_FORMS")
 }
 

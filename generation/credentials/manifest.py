@@ -31,6 +31,7 @@ STAGE_ACTIONS = {
     "refine": "c2pa.edited",
     "upscale": "c2pa.resized",
     "size": "c2pa.resized",
+    "canvas": "c2pa.cropped",
     "palette": "c2pa.color_adjustments",
     "sharpen": "c2pa.filtered",
     "transparent": "c2pa.edited",
@@ -45,9 +46,10 @@ def source_type(job: GenerationJob) -> str:
 
 
 def kit_version(job: GenerationJob) -> str | None:
-    """The version of the brand kit the job followed. Brand kits do not exist yet: the brand-kit
-    work fills this in, and the manifest carries `kit_version` from then on (never a made-up one)."""
-    return None
+    """The brand kit the job followed, as "<slug> v<version>"; None for jobs from before kits
+    (or of an asset type without one): never a made-up version."""
+    kit = job.params.get("kit")
+    return f"{kit['slug']} v{kit['version']}" if kit else None
 
 
 def origin(job: GenerationJob) -> tuple[str, str] | None:

@@ -1,7 +1,7 @@
 """Runs a plan's stages on one render, in the brief's order, and records what each did.
 
-refine → size (upscaler passes, then Lanczos to the exact size) → compliance before →
-palette correction → sharpen → transparent background → compliance after → SVG trace.
+refine → size (upscaler passes, then Lanczos to the exact size) → icon canvas (the kit's safe
+area) → compliance before → palette correction → sharpen → transparent background → compliance after → SVG trace.
 
 Worker-only: the stage modules import numpy, vtracer and (upscale, refine) torch, so they are
 imported here, lazily, and this module is imported by the worker alone.
@@ -91,7 +91,7 @@ def finish(
     """One image through the plan. `done`: records of stages the worker already ran on it (the
     batch's refine pass); with `engine` and `request` the refiner runs here, for this image alone."""
     # numpy, vtracer and torch: the stages load when the first image is finished
-    from . import palette, sharpen, svg, transparency, upscale
+    from . import canvas, palette, sharpen, svg, transparency, upscale
 
     records: list[dict[str, Any]] = list(done or [])
     if plan.refine_strength and engine is not None and request is not None and not done:
@@ -104,6 +104,12 @@ def finish(
         record["settings"].update(info or {})
         # Named for what ran: "upscale" when the model made passes, "size" for Lanczos alone.
         record["stage"] = "upscale" if (info or {}).get("passes") else "size"
+
+    if plan.safe_area and plan.background:
+        placed = {"safe_area": plan.safe_area, "background": plan.background}
+        with stage("canvas", records, placed) as record:
+            image, info = canvas.centre(image, plan.background, plan.canvas_tolerance, plan.safe_area)
+            record["settings"].update(info)
 
     result = Finished(image=image, records=records)
     brand = plan.palette

@@ -43,6 +43,12 @@ class Plan:
     transparent: bool = False
     svg: bool = False
     floor: float | None = None  # compliance below this is flagged in the grid
+    # The kit's icon canvas: the subject (what is further than `canvas_tolerance` from the
+    # background) centred, this share of each side left empty; 0: as drawn. The background is
+    # kept apart from the palette: a kit may have a background and no palette.
+    safe_area: float = 0.0
+    background: str = ""
+    canvas_tolerance: float = 10.0
     notes: tuple[str, ...] = field(default=())  # what the designer should know, e.g. "no upscaler installed"
 
     def to_params(self) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
     if upscale > 1 and upscaler is None:
         notes.append(NO_UPSCALER)
     palette = palette_of(preset)
+    safe_area = safe_area_of(preset)
     return Plan(
         output_size=output,
         upscale=upscale,
@@ -58,14 +59,25 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
         transparent=preset.transparent_background and palette is not None and bool(palette.background),
         svg=preset.trace_svg and palette is not None,
         floor=preset.compliance_floor,
+        safe_area=safe_area,
+        background=preset.kit.background_colour if safe_area and preset.kit else "",
+        canvas_tolerance=preset.kit.palette_tolerance if preset.kit else 10.0,
         notes=tuple(notes),
     )
 
 
 def palette_of(preset: AssetPreset) -> Palette | None:
-    if not preset.palette:
+    """The brand kit's palette, or None where the asset type has no kit or its kit no colours."""
+    kit = preset.kit
+    if kit is None or not kit.palette:
         return None
-    return Palette(tuple(preset.palette), preset.background_colour, preset.palette_tolerance)
+    return Palette(tuple(kit.palette), kit.background_colour, kit.palette_tolerance)
+
+
+def safe_area_of(preset: AssetPreset) -> float:
+    """The kit's icon safe area where finishing can act on it (it finds the subject against the background)."""
+    kit = preset.kit
+    return kit.safe_area if kit is not None and kit.background_colour else 0.0
 
 
 def check_output_side(quality: str, size: tuple[int, int], output: tuple[int, int]) -> None:

@@ -66,6 +66,8 @@ def resolve_params(
     model such as FLUX.1 [schnell] needs 4 steps and no guidance whatever the asset type).
     `masked`: a repaint, which FLUX.1 runs without true CFG (so without the negative prompt).
     """
+    if problem := banned_problem(preset, prompt):
+        raise ValidationError(problem, code="banned_word")
     tier = QUALITY[Quality(quality)]
     requested = [width, height]
     width, height = fit_size(width, height, tier.max_side)
@@ -86,6 +88,8 @@ def resolve_params(
         },
         "preset": preset.slug,
         "preset_version": preset.version,
+        # The brand kit as it was: the image page, the review's lineage and the content credentials say it.
+        **({"kit": preset.kit.record()} if preset.kit else {}),
         "prompt": with_trigger_words(preset.expand_prompt(prompt), loras),
         # Recorded only where the model's pipeline acts on it, so the image page says what was used.
         "negative_prompt": negative_prompt(preset, model, guidance, masked=masked),
@@ -163,10 +167,20 @@ def with_trigger_words(prompt: str, loras: list[PresetLora]) -> str:
 
 
 def brand_references_for(preset: AssetPreset, model: ImageModel) -> list[BrandReference]:
-    """The asset type's own references, where the model can take style references."""
-    if not takes_references(model):
+    """The brand kit's references, where the model can take style references."""
+    if not takes_references(model) or preset.kit is None:
         return []
-    return list(preset.brand_references.filter(enabled=True)[:4])
+    return list(preset.kit.brand_references.filter(enabled=True)[:4])
+
+
+def banned_problem(preset: AssetPreset | None, text: str) -> str:
+    """What a designer is told when a description uses a word the asset type's brand kit bans; "" if none."""
+    kit = preset.kit if preset is not None else None
+    banned = kit.banned_in(text) if kit is not None else []
+    if not banned:
+        return ""
+    quoted = ", ".join(f"“{word}”" for word in banned)
+    return f"The {kit.name} brand kit does not allow {quoted} in a description; rephrase without it."
 
 
 def reference_params(
@@ -202,7 +216,7 @@ def reference_params(
 
 
 def _reference(row: InputImage | BrandReference) -> dict[str, str]:
-    if isinstance(row, BrandReference):  # the asset type's own: every designer may see it
+    if isinstance(row, BrandReference):  # the brand kit's own: every designer may see it
         return {"brand": str(row.pk), "name": row.name or "brand reference", "file": str(row.file.name)}
     return {"input": str(row.pk), "sha256": row.sha256, "name": row.name, "file": str(row.file.name)}
 

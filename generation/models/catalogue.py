@@ -57,6 +57,121 @@ def size_label(width: int, height: int) -> str:
     return f"{width}x{height}"
 
 
+def validate_terms(value: Any) -> None:
+    """Banned words and required terms: a list of short words or phrases."""
+    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 60 for t in value):
+        raise ValidationError('Give a list of words or short phrases, e.g. ["clipart", "photo"].')
+    if len(value) > 200:
+        raise ValidationError(f"At most 200 entries; these are {len(value)}.")
+
+
+class BrandKit(models.Model):
+    """The brand as the studio applies it, shared by one or more asset types: the palette and
+    background finishing uses, the default style references, the words a description may not use
+    and the terms every prompt carries, and the icon canvas (centred, with a safe area).
+    Changing one makes a new version; every job records the version it used."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    # Correction, the compliance score, transparency and SVG colours come from it.
+    palette = models.JSONField(
+        default=list, blank=True, validators=[validate_palette], help_text='Brand colours, e.g. ["#0f6cbd", "#107c10"]'
+    )
+    background_colour = models.CharField(
+        max_length=7, blank=True, validators=[validate_hex], help_text="The flat background the model draws on"
+    )
+    palette_tolerance = models.FloatField(
+        "tolerance (ΔE2000)",
+        default=10.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(50.0)],
+        help_text="A pixel this close to a palette colour or the background counts as on-brand",
+    )
+    banned_words = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_terms],
+        help_text='A description using one is refused, naming it, e.g. ["clipart", "photorealistic"]',
+    )
+    required_terms = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_terms],
+        help_text='Added to every prompt that lacks them, e.g. ["flat vector"]',
+    )
+    safe_area = models.FloatField(
+        "icon safe area",
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.4)],
+        help_text="Icons: centre the subject on the background and keep this share of each side empty "
+        "(0.1 = 10 %); 0: as drawn. Needs the background colour",
+    )
+    version = models.PositiveIntegerField(default=1, editable=False, help_text="Goes up with every change")
+    history = HistoricalRecords()  # the audit trail, and the kit page's list of versions
+
+    VERSIONED_FIELDS = (
+        "palette",
+        "background_colour",
+        "palette_tolerance",
+        "banned_words",
+        "required_terms",
+        "safe_area",
+        "name",
+        "description",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "brand kit"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk:
+            before = BrandKit.objects.filter(pk=self.pk).values("version", *self.VERSIONED_FIELDS).first()
+            if before and any(before[f] != getattr(self, f) for f in self.VERSIONED_FIELDS):
+                self.version = before["version"] + 1
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if self.safe_area and not self.background_colour:
+            raise ValidationError({"background_colour": "The icon safe area needs the background colour."})
+        clash = {t.casefold() for t in self.banned_words} & {t.casefold() for t in self.required_terms}
+        if clash:
+            raise ValidationError({"required_terms": f"{', '.join(sorted(clash))}: both banned and required."})
+        for asset_type in self.asset_types.all() if self.pk else []:
+            asset_type.kit = self
+            try:
+                asset_type._check_palette()
+            except ValidationError as exc:
+                message = "; ".join(m for ms in exc.message_dict.values() for m in ms)
+                raise ValidationError(f"{asset_type.name}: {message}") from None
+
+    def bump(self, reason: str) -> None:
+        """A new version for a change outside the kit's own fields (a brand reference), with why."""
+        self.version += 1
+        self._change_reason = reason  # simple-history records it with the version
+        self.save(update_fields=["version"])
+
+    def banned_in(self, text: str) -> list[str]:
+        """The banned words or phrases `text` uses, as whole words, whatever the case."""
+        return [word for word in self.banned_words if _term_pattern(word).search(text)]
+
+    def with_required_terms(self, prompt: str) -> str:
+        missing = [term for term in self.required_terms if not _term_pattern(term).search(prompt)]
+        return ", ".join([prompt.rstrip(", "), *missing]) if missing else prompt
+
+    def record(self) -> dict[str, Any]:
+        """What a job freezes of it (params["kit"])."""
+        return {"slug": self.slug, "name": self.name, "version": self.version}
+
+
+def _term_pattern(term: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in term.split()]
+    return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
+
+
 class AssetPreset(models.Model):
     """One asset type of the brief (Icon, Product Illustration...), edited in the admin."""
 
@@ -85,18 +200,14 @@ class AssetPreset(models.Model):
         related_name="presets",
         help_text="Empty: the enabled upscaler of the tier's scale (Lanczos, named as such, when none is installed)",
     )
-    # Brand palette: correction, the compliance score, transparency and SVG colours come from it.
-    palette = models.JSONField(
-        default=list, blank=True, validators=[validate_palette], help_text='Brand colours, e.g. ["#0f6cbd", "#107c10"]'
-    )
-    background_colour = models.CharField(
-        max_length=7, blank=True, validators=[validate_hex], help_text="The flat background the model draws on"
-    )
-    palette_tolerance = models.FloatField(
-        "tolerance (ΔE2000)",
-        default=10.0,
-        validators=[MinValueValidator(0.5), MaxValueValidator(50.0)],
-        help_text="A pixel this close to a palette colour or the background counts as on-brand",
+    # The brand it follows: palette and background (finishing), references, banned words, icon canvas.
+    kit = models.ForeignKey(
+        "BrandKit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="asset_types",
+        help_text="The brand kit: its palette, references and word rules. Empty: no palette, no rules",
     )
     correct_palette = models.BooleanField(default=False, help_text="Move flat areas to the nearest palette colour")
     compliance_floor = models.FloatField(
@@ -139,9 +250,7 @@ class AssetPreset(models.Model):
         "refine_strength",
         "use_upscaler",
         "upscaler_id",
-        "palette",
-        "background_colour",
-        "palette_tolerance",
+        "kit_id",
         "correct_palette",
         "compliance_floor",
         "sharpen_radius",
@@ -177,11 +286,13 @@ class AssetPreset(models.Model):
             )
 
     def _check_palette(self) -> None:
+        kit = self.kit if self.kit_id else None
         needs = [label for on, label in [(self.correct_palette, "correction"), (self.trace_svg, "SVG tracing")] if on]
-        if needs and not self.palette:
-            raise ValidationError({"palette": f"{' and '.join(needs).capitalize()} need at least one palette colour."})
-        if self.transparent_background and not self.background_colour:
-            raise ValidationError({"background_colour": "A transparent background needs the background colour."})
+        if needs and not (kit and kit.palette):
+            message = f"{' and '.join(needs).capitalize()} need a brand kit with at least one palette colour."
+            raise ValidationError({"kit": message})
+        if self.transparent_background and not (kit and kit.background_colour):
+            raise ValidationError({"kit": "A transparent background needs a brand kit with a background colour."})
 
     @property
     def default_size(self) -> str:
@@ -193,7 +304,8 @@ class AssetPreset(models.Model):
 
     def expand_prompt(self, subject: str) -> str:
         # Templates are multi-line in the admin; collapse them to one clean line.
-        return " ".join(self.prompt_template.replace("{subject}", subject.strip()).split())
+        prompt = " ".join(self.prompt_template.replace("{subject}", subject.strip()).split())
+        return self.kit.with_required_terms(prompt) if self.kit_id and self.kit else prompt
 
 
 class ImageModel(models.Model):
@@ -382,15 +494,15 @@ class ImageModel(models.Model):
 
 
 def brand_reference_upload_to(reference: "BrandReference", filename: str) -> str:
-    return f"brand-references/{reference.preset_id}/{uuid.uuid4().hex}.png"
+    return f"brand-references/{reference.kit_id}/{uuid.uuid4().hex}.png"
 
 
 class BrandReference(models.Model):
-    """An asset type's brand look as an image: every job of that asset type on a model that takes
-    style references (an IP-Adapter add-on) follows these, unless the designer gives their own or
-    turns them off. Seen by every designer: they are the brand's own."""
+    """A brand kit's look as an image: every job of its asset types on a model that takes style
+    references (an IP-Adapter add-on) follows these, unless the designer gives their own or turns
+    them off. Seen by every designer: they are the brand's own."""
 
-    preset = models.ForeignKey(AssetPreset, on_delete=models.CASCADE, related_name="brand_references")
+    kit = models.ForeignKey(BrandKit, on_delete=models.CASCADE, related_name="brand_references")
     file = models.ImageField(upload_to=brand_reference_upload_to, max_length=300)
     name = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
@@ -403,6 +515,18 @@ class BrandReference(models.Model):
     def __str__(self) -> str:
         return self.name or f"brand reference {self.pk}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        before = BrandReference.objects.filter(pk=self.pk).values("file", "enabled").first() if self.pk else None
+        super().save(*args, **kwargs)
+        if before is None or before != {"file": self.file.name, "enabled": self.enabled}:
+            self.kit.bump(f"brand reference {'added' if before is None else 'changed'}: {self}")
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        kit, name = self.kit, str(self)
+        deleted = super().delete(*args, **kwargs)
+        kit.bump(f"brand reference removed: {name}")
+        return deleted
+
     def clean(self) -> None:
         if not self.file:
             return
@@ -412,9 +536,9 @@ class BrandReference(models.Model):
         except UploadError as exc:
             raise ValidationError({"file": str(exc)}) from None
         self.file.seek(0)
-        enabled = self.preset.brand_references.filter(enabled=True).exclude(pk=self.pk).count() if self.preset_id else 0
+        enabled = self.kit.brand_references.filter(enabled=True).exclude(pk=self.pk).count() if self.kit_id else 0
         if self.enabled and enabled >= 4:
-            raise ValidationError("An asset type has at most 4 brand references; turn one off first.")
+            raise ValidationError("A brand kit has at most 4 brand references; turn one off first.")
 
 
 class AddOnKind(models.TextChoices):

@@ -24,6 +24,7 @@ from generation.engine.types import EngineError, GenerationRequest, IPAdapterSpe
 from generation.jobs import submit as jobs_submit
 from generation.models import AddOn, GenerationJob, ImageModel, InputImage, JobStatus
 from generation.worker import run as worker_run
+from tests.factories import BrandKitFactory
 from tests.pipes import record_argument
 
 
@@ -276,7 +277,10 @@ def brand_reference(preset, colour: str = "red"):
 
     buffer = io.BytesIO()
     Image.new("RGB", (64, 64), colour).save(buffer, format="PNG")
-    reference = BrandReference(preset=preset, name=f"{colour} swatch")
+    if preset.kit is None:
+        preset.kit = BrandKitFactory()
+        preset.save()
+    reference = BrandReference(kit=preset.kit, name=f"{colour} swatch")
     reference.file.save("swatch.png", ContentFile(buffer.getvalue()), save=False)
     reference.full_clean()
     reference.save()
@@ -314,7 +318,7 @@ def test_a_brand_reference_is_checked_when_an_admin_adds_it(preset) -> None:
         brand_reference(preset, colour)
     with pytest.raises(ValidationError, match="at most 4 brand references"):
         brand_reference(preset, "black")
-    broken = BrandReference(preset=preset)
+    broken = BrandReference(kit=preset.kit)
     broken.file.save("x.png", ContentFile(b"not an image"), save=False)
     with pytest.raises(ValidationError, match="not a PNG, JPEG or WebP image"):
         broken.full_clean()

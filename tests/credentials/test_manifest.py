@@ -37,6 +37,7 @@ def assertion(active: dict, label: str) -> dict:
 def lora_image(owner) -> GeneratedImage:
     image = stored_image(owner)
     image.job.params["loras"] = [LORA]
+    image.job.params["kit"] = {"slug": "acme", "name": "Acme", "version": 4}  # as recipe freezes it
     image.job.save()
     BrandLora.objects.create(name="Icons", family="flux", file=LORA["path"], version=3)
     return image
@@ -58,7 +59,7 @@ def test_a_downloaded_png_carries_a_signed_manifest_naming_model_loras_and_asset
     assert record["model"]["key"] == "tiny-flux" and record["model"]["license"] == image.job.params["model"]["license"]
     assert record["loras"] == [{"name": "Icons", "file": LORA["path"], "version": 3, "strength": 0.8}]
     assert record["asset_type"] == {"slug": image.job.preset.slug, "version": image.job.params["preset_version"]}
-    assert "kit_version" not in record  # no brand kits yet: no made-up version
+    assert record["kit_version"] == "acme v4"
 
 
 def test_the_webp_through_the_api_carries_the_same_manifest(alice, signing) -> None:

@@ -123,13 +123,14 @@ def test_delta_e_split_over_threads_equals_one_call() -> None:
 def test_a_starting_worker_loads_the_asset_types_upscalers_and_builds_their_palette_tables(small_tables) -> None:
     from generation.finishing import upscale
     from generation.finishing.planner import palette_of
-    from generation.models import AssetPreset
+    from generation.models import AssetPreset, BrandKit
     from generation.worker.finish import prepare_finishing
 
     icon = AssetPreset.objects.get(slug="icon")
-    icon.palette, icon.background_colour, icon.palette_tolerance = list(NO_BLUE.colours), NO_BLUE.background, 12.0
-    icon.save()
-    AssetPreset.objects.exclude(pk=icon.pk).update(palette=[])
+    kit = icon.kit
+    kit.palette, kit.background_colour, kit.palette_tolerance = list(NO_BLUE.colours), NO_BLUE.background, 12.0
+    kit.save()
+    BrandKit.objects.exclude(pk=kit.pk).update(palette=[])
     upscale.clear_cache()
     prepare_finishing()
     assert [Path(path).name for path, _, _ in upscale._cache] == ["demo-icons-4x.safetensors"]

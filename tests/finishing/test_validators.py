@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from generation.finishing.validators import validate_hex, validate_palette
-from tests.factories import AssetPresetFactory
+from tests.factories import BrandKitFactory
 
 NEARLY = ["#0f6cbd\n", "#0f6cbd\r\n", " #0f6cbd", "#0f6cbd ", "#0f6cbdff"]
 
@@ -20,8 +20,8 @@ def test_a_colour_with_anything_around_it_is_refused_as_a_colour_and_in_a_palett
 
 
 @pytest.mark.django_db
-def test_an_asset_type_with_a_trailing_newline_in_its_palette_or_background_is_refused_by_name() -> None:
-    preset = AssetPresetFactory.build(palette=["#0f6cbd\n"], background_colour="#ffffff\n")
+def test_a_brand_kit_with_a_trailing_newline_in_its_palette_or_background_is_refused_by_name() -> None:
+    kit = BrandKitFactory.build(palette=["#0f6cbd\n"], background_colour="#ffffff\n")
     with pytest.raises(ValidationError) as refused:
-        preset.full_clean()
+        kit.full_clean()
     assert {"palette", "background_colour"} <= set(refused.value.message_dict)
