@@ -83,7 +83,8 @@ def _changes(record: Any, before: Any) -> list[str]:
 
 
 def _label(name: str) -> str:
-    return str(BrandKit._meta.get_field(name).verbose_name).capitalize()
+    field = BrandKit._meta.get_field(name)
+    return str(getattr(field, "verbose_name", name)).capitalize()
 
 
 def _shown(value: Any) -> str:

@@ -177,7 +177,7 @@ def banned_problem(preset: AssetPreset | None, text: str) -> str:
     """What a designer is told when a description uses a word the asset type's brand kit bans; "" if none."""
     kit = preset.kit if preset is not None else None
     banned = kit.banned_in(text) if kit is not None else []
-    if not banned:
+    if kit is None or not banned:
         return ""
     quoted = ", ".join(f"“{word}”" for word in banned)
     return f"The {kit.name} brand kit does not allow {quoted} in a description; rephrase without it."
