@@ -11,7 +11,7 @@ from generation.jobs import recipe
 from generation.models import AssetPreset, BrandKit, GenerationJob, ImageModel, JobStatus
 from generation.worker import run as worker_run
 from tests.admin_forms import admin_change
-from tests.factories import AssetPresetFactory, BrandKitFactory
+from tests.factories import AssetPresetFactory, BrandKitFactory, GeneratedImageFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,10 @@ def test_changing_a_kit_makes_a_new_version_that_the_next_job_records(alice_clie
     kit.refresh_from_db()
     assert kit.version == 2
     submit(alice_client, prompt="a gear")
-    assert GenerationJob.objects.latest("created_at").params["kit"]["version"] == 2
+    job = GenerationJob.objects.latest("created_at")
+    assert job.params["kit"]["version"] == 2
+    image = GeneratedImageFactory(job=job)
+    assert "Acme</a> v2" in alice_client.get(reverse("image", args=[image.pk])).content.decode()
 
 
 def test_one_colour_change_reaches_every_asset_type_that_shares_the_kit(kit) -> None:
