@@ -173,6 +173,8 @@ ENTRA_REQUIRED_GROUP = env_str("ENTRA_REQUIRED_GROUP")
 ENTRA_STAFF_ROLE = env_str("ENTRA_STAFF_ROLE")
 ENTRA_STAFF_GROUP = env_str("ENTRA_STAFF_GROUP")
 ENTRA_REFERENCE_GROUP = env_str("ENTRA_REFERENCE_GROUP")
+# The group whose members review submissions for the Brand Library (besides staff).
+ENTRA_REVIEWER_GROUP = env_str("ENTRA_REVIEWER_GROUP")
 SOCIAL_AUTH_URL_NAMESPACE = "social"
 SOCIAL_AUTH_LOGIN_ERROR_URL = "/accounts/login/"
 SOCIAL_AUTH_REDIRECT_IS_HTTPS = env_bool("SECURE_COOKIES", default=not DEBUG)
@@ -291,6 +293,7 @@ CELERY_TASK_ROUTES = {
     "generation.tasks.finish_generation_job": {"queue": "gpu"},
     "generation.tasks.estimate_depth_preview": {"queue": "gpu"},  # where torch and the depth model are
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
+    "generation.tasks.notify_review_decision": {"queue": "maintenance"},  # email and webhook, off the request
     "generation.tasks.run_training_task": {"queue": "training"},
     "generation.tasks.write_training_captions": {"queue": "training"},  # beside the runs: a captioner fills a GPU
 }
@@ -358,6 +361,21 @@ STUDIO_USER_DISPATCH = env_int("STUDIO_USER_DISPATCH", 2)
 STUDIO_USER_DEPTH_PREVIEWS = env_int("STUDIO_USER_DEPTH_PREVIEWS", 2)
 # What monitoring sends (Authorization: Bearer ...) to ask /health/?workers=1; staff may ask signed in.
 STUDIO_HEALTH_TOKEN = env_str("STUDIO_HEALTH_TOKEN", "")
+# Review decisions (generation/review/notify.py): a Teams or Slack incoming-webhook URL told of each
+# one, and the studio's address for the links in those messages and in the designer's email.
+STUDIO_REVIEW_WEBHOOK_URL = env_str("STUDIO_REVIEW_WEBHOOK_URL")
+STUDIO_PUBLIC_URL = env_str("STUDIO_PUBLIC_URL").rstrip("/")
+# Email (review decisions to the designer): SMTP where EMAIL_HOST is set, else written to the log.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Brand Studio <studio@localhost>")
 # gunicorn workers `./studio up` runs: one per core, each with 8 threads.
 STUDIO_WEB_WORKERS = env_int("STUDIO_WEB_WORKERS", os.cpu_count() or 1)
 

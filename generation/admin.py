@@ -28,9 +28,13 @@ from .models import (
     GeneratedImage,
     GenerationJob,
     ImageModel,
+    LibraryColour,
     PresetLora,
+    Submission,
+    Tag,
     Upscaler,
 )
+from .review import services as review_services
 
 
 class StudioAdmin(SimpleHistoryAdmin):
@@ -272,3 +276,56 @@ class GenerationJobAdmin(StudioAdmin):
         for job in running:
             lifecycle.job_cancel(job=job)
         self.message_user(request, f"Cancelled {len(running)} job(s).", messages.SUCCESS)
+
+
+# --- review and the Brand Library (generation/review/): decisions are made on the Review page,
+# which keeps its rules (nobody their own, never an unlicensed model); here staff correct the
+# words, the tags and retirement, each change on the audit trail.
+
+
+class LibraryColourInline(admin.TabularInline):
+    model = LibraryColour
+    extra = 0
+    can_delete = False
+    readonly_fields = ("hex", "share", "lab_l", "lab_a", "lab_b")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Submission)
+class SubmissionAdmin(StudioAdmin):
+    list_display = ("submitted_at", "submitted_by", "__str__", "status", "reviewer", "decided_at", "retired_at")
+    list_filter = ("status", ("retired_at", admin.EmptyFieldListFilter))
+    search_fields = ("image__job__prompt", "submitted_by__username", "reviewer__username", "note", "comment")
+    readonly_fields = ("image", "submitted_by", "submitted_at", "status", "reviewer", "decided_at", "retired_by")
+    fields = [
+        *readonly_fields[:3],
+        "note",
+        "tags",
+        "status",
+        "reviewer",
+        "decided_at",
+        "comment",
+        "retired_at",
+        "retired_by",
+    ]
+    filter_horizontal = ("tags",)
+    inlines = [LibraryColourInline]
+    actions = ["retire_items"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # designers submit from their images' pages
+
+    @admin.action(description="Retire the selected items from the Brand Library")
+    def retire_items(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
+        retired = 0
+        for item in queryset.filter(status="approved", retired_at__isnull=True):
+            review_services.library_retire(user=request.user, item=item)
+            retired += 1
+        self.message_user(request, f"Retired {retired} item(s).", messages.SUCCESS)
+
+
+@admin.register(Tag)
+class TagAdmin(StudioAdmin):
+    search_fields = ("name",)

@@ -19,6 +19,9 @@ from social_core.exceptions import AuthPolicyError
 from .models import ImageModel
 
 REFERENCE_GROUP = "reference-models"
+# Who reviews submissions for the Brand Library (generation/review/), besides staff: Entra keeps it
+# in step with ENTRA_REVIEWER_GROUP where that is set; staff may add people to it in the admin.
+REVIEWER_GROUP = "reviewers"
 
 
 def _claims(response: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -35,7 +38,7 @@ def require_entra_access(backend: Any, response: dict[str, Any], *args: Any, **k
 
 
 def apply_entra_groups(user: User | None, response: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-    """At every sign-in: staff and the reference-models group follow Entra (removals too)."""
+    """At every sign-in: staff, the reference-models and the reviewers groups follow Entra (removals too)."""
     if user is None:
         return
     roles, groups = _claims(response)
@@ -46,12 +49,16 @@ def apply_entra_groups(user: User | None, response: dict[str, Any], *args: Any, 
     if user.is_staff != staff and not user.is_superuser:
         user.is_staff = staff
         user.save(update_fields=["is_staff"])
-    if settings.ENTRA_REFERENCE_GROUP:
-        reference, _ = Group.objects.get_or_create(name=REFERENCE_GROUP)
-        if settings.ENTRA_REFERENCE_GROUP in groups:
-            user.groups.add(reference)
-        else:
-            user.groups.remove(reference)
+    for entra_group, name in (
+        (settings.ENTRA_REFERENCE_GROUP, REFERENCE_GROUP),
+        (settings.ENTRA_REVIEWER_GROUP, REVIEWER_GROUP),
+    ):
+        if entra_group:
+            group, _ = Group.objects.get_or_create(name=name)
+            if entra_group in groups:
+                user.groups.add(group)
+            else:
+                user.groups.remove(group)
 
 
 def models_for(user: Any, queryset: QuerySet[ImageModel]) -> QuerySet[ImageModel]:
@@ -69,3 +76,10 @@ def may_use_reference_models(user: Any) -> bool:
     if not settings.ENTRA_REFERENCE_GROUP or user is None or getattr(user, "is_superuser", False):
         return True
     return bool(user.is_authenticated and user.groups.filter(name=REFERENCE_GROUP).exists())
+
+
+def is_reviewer(user: Any) -> bool:
+    """Who decides submissions for the Brand Library: staff, and the reviewers group."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_staff or user.groups.filter(name=REVIEWER_GROUP).exists())

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from .control.depth import depth_estimator, store_preview
 from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
+from .review.notify import notify_decision
 from .storage import sweep_partial
 from .training.services import captions_fail_to_start, run_fail_to_start, runs_reap_stale
 
@@ -38,6 +39,12 @@ def estimate_depth_preview(input_id: str, side: int) -> None:
     if (estimator := depth_estimator()) is not None:
         make_room_for_estimator(estimator.resolved_local_path)
     store_preview(input_id, side)
+
+
+@shared_task
+def notify_review_decision(submission_id: str) -> None:
+    """A review decision's email and webhook (review/services.py sends it after commit)."""
+    notify_decision(submission_id)
 
 
 @shared_task

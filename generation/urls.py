@@ -3,6 +3,7 @@ from django.urls import path
 from . import ops, views
 from .brand import views as brand_views
 from .control import views as control_views
+from .review import views as review_views
 from .training import views as training_views
 
 urlpatterns = [
@@ -54,5 +55,17 @@ urlpatterns = [
     path("favorites/", views.favorites, name="favorites"),
     path("favorites/zip/", views.favorites_zip, name="favorites-zip"),
     path("verify/", views.verify, name="verify"),
+    path("review/", review_views.review_queue, name="review-queue"),
+    path("review/submit/", review_views.review_submit, name="review-submit"),
+    path("review/mine/", review_views.my_submissions, name="my-submissions"),
+    path("review/<uuid:pk>/", review_views.submission, name="submission"),
+    path("review/<uuid:pk>/decide/", review_views.submission_decide, name="submission-decide"),
+    path("review/<uuid:pk>/file/", review_views.submission_file, name="submission-file"),
+    path("review/<uuid:pk>/thumbnail/", review_views.submission_thumbnail, name="submission-thumbnail"),
+    path("library/", review_views.library, name="library"),
+    path("library/<uuid:pk>/", review_views.library_item, name="library-item"),
+    path("library/<uuid:pk>/file/", review_views.library_file, name="library-file"),
+    path("library/<uuid:pk>/thumbnail/", review_views.library_thumbnail, name="library-thumbnail"),
+    path("library/<uuid:pk>/retire/", review_views.library_retire, name="library-retire"),
     path("brand/", brand_views.brand, name="brand"),
 ]

@@ -21,7 +21,6 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from . import ops
 from .auth import models_for
 from .control.addons import any_takes_references
-from .control.edit import chain as edit_chain
 from .control.edit import edit_models
 from .credentials import verify as provenance
 from .credentials.download import PNG, SVG, credentialed, signs_downloads
@@ -29,6 +28,7 @@ from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenFo
 from .http import Request, job_zip_response, thumbnail_response, webp_response, zip_response
 from .jobs import lifecycle, limits, recipe, submit
 from .jobs.selectors import COMPLIANCE_FLOORS, HISTORY_SORTS, attach_live_previews, jobs_sorted, jobs_with_compliance
+from .lineage import image_lineage
 from .models import (
     AssetPreset,
     Favorite,
@@ -38,9 +38,9 @@ from .models import (
     ImageModel,
     JobGroup,
     JobStatus,
-    Upscaler,
 )
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
+from .review.selectors import image_submissions
 from .stored import opened
 from .tokens import token_create, token_revoke
 from .uploads import UploadError, bytes_label
@@ -281,19 +281,13 @@ def job_cancel(request: Request, pk: UUID) -> HttpResponse:
 @login_required
 def image(request: Request, pk: UUID) -> HttpResponse:
     image = _get_image_for_user(request, pk)
-    plan = image.job.params.get("finishing") or {}
-    upscaler = (plan.get("upscaler") or {}).get("key")
     context = {
         "image": image,
-        "plan": plan,
-        "finishing": finishing_rows(image),
-        "upscaler": Upscaler.objects.filter(key=upscaler).first() if upscaler else None,
-        # Named where the tier asks for it or where its passes ran (a small native size, any tier).
-        "show_upscaler": plan.get("upscale", 1) > 1 or any(r.get("stage") == "upscale" for r in image.finishing or []),
+        **image_lineage(image),
+        "submissions": image_submissions(image),
         "favorite_ids": _favorite_ids(request, image=image),
         "image_can_vary": ImageModel.objects.filter(key=image.job.model_key, supports_img2img=True).exists(),
         "image_can_inpaint": any(m.supports_inpaint for m in ImageModel.objects.filter(key=image.job.model_key)),
-        "edit_chain": edit_chain(image),
         # Edit and Use as reference only where some model this designer may use can do them.
         "image_can_edit": bool(edit_models(request.user)),
         "image_can_reference": any_takes_references(models_for(request.user, ImageModel.objects.filter(enabled=True))),
@@ -328,24 +322,6 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
 @login_required
 def image_thumbnail(request: Request, pk: UUID) -> FileResponse:
     return thumbnail_response(_get_image_for_user(request, pk))
-
-
-def finishing_rows(image: GeneratedImage) -> list[dict[str, Any]]:
-    """The image's finishing record for its page: each stage, its settings as text, its seconds."""
-    rows = []
-    for record in image.finishing or []:
-        settings_ = record.get("settings") or {}
-        shown = ", ".join(f"{k} {_setting(v)}" for k, v in settings_.items() if v not in (None, "", []))
-        rows.append({"stage": record.get("stage", ""), "settings": shown, "seconds": record.get("seconds", 0)})
-    return rows
-
-
-def _setting(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, list | tuple):
-        return "×".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else " ".join(map(str, value))
-    return str(value)
 
 
 # An SVG is a document that can carry script: served so that a browser never runs any, even

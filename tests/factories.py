@@ -172,3 +172,14 @@ class FinishedJobFactory(GenerationJobFactory):
             | {"finishing": o.plan}
         )
     )
+
+
+class SubmissionFactory(factory.django.DjangoModelFactory):
+    """An image submitted for review by its owner (generation/review/), waiting unless told otherwise."""
+
+    class Meta:
+        model = "generation.Submission"
+
+    image = factory.SubFactory(GeneratedImageFactory)
+    submitted_by = factory.LazyAttribute(lambda o: o.image.job.owner)
+    note = "For the onboarding screens"

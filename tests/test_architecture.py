@@ -25,9 +25,10 @@ WEB_SIDE = (
     "generation.api",
     "generation.views",
     "generation.forms",
+    "generation.review",
 )
 ENQUEUE_CALLS = {"delay", "apply_async", "send_task", "delay_on_commit", "apply"}
-MAY_ENQUEUE = {"generation.jobs.lifecycle", "generation.training.services"}
+MAY_ENQUEUE = {"generation.jobs.lifecycle", "generation.training.services", "generation.review.services"}
 
 
 def module_name(path: Path) -> str:
@@ -100,7 +101,7 @@ def test_the_job_side_never_imports_pages_or_the_api() -> None:
         assert not upward, (name, upward)
 
 
-def test_only_the_lifecycle_and_the_training_services_enqueue_tasks() -> None:
+def test_only_the_lifecycle_and_the_training_and_review_services_enqueue_tasks() -> None:
     senders = set()
     for name, tree in TREES.items():
         for node in ast.walk(tree):

@@ -18,11 +18,7 @@ from tests.factories import AssetPresetFactory, GenerationJobFactory, UserFactor
 pytestmark = pytest.mark.django_db
 
 # An asset type's page posts its two inlines' management forms; these are for one with none yet.
-NO_INLINES = {
-    f"{prefix}-{count}": "0"
-    for prefix in ("preset_loras",)
-    for count in ("TOTAL_FORMS", "INITIAL_FORMS")
-}
+NO_INLINES = {f"{prefix}-{count}": "0" for prefix in ("preset_loras",) for count in ("TOTAL_FORMS", "INITIAL_FORMS")}
 
 
 def changed_fields(record) -> set[str]:

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from generation.models import ApiToken, Favorite, InputImage, JobGroup, TrainingRun, TrainingSet
+from generation.models import ApiToken, Favorite, InputImage, JobGroup, Submission, TrainingRun, TrainingSet
 from generation.tokens import token_create
 from tests.factories import UserFactory
 from tests.test_workflow import finished_job
@@ -20,6 +20,7 @@ STAFF_ONLY = {
     "training-run-action",
     "lora-action",
     "ops-cancel",
+    "library-retire",
 }
 
 
@@ -43,6 +44,7 @@ def alices_things(alice, preset):
     run = TrainingRun.objects.create(training_set=training_set, model_key="tiny-flux", params={"steps": 1})
     token = token_create(user=alice, name="t")[0]
     sketch = InputImage.objects.create(owner=alice, sha256="1" * 64, file="inputs/s.png", width=8, height=8)
+    submission = Submission.objects.create(image=image, submitted_by=alice)  # waiting: not in the library
     return {
         "job": job,
         "image": image,
@@ -51,6 +53,7 @@ def alices_things(alice, preset):
         "run": run,
         "token": token,
         "input": sketch,
+        "submission": submission,
     }
 
 
@@ -62,10 +65,12 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         "group": str(things["group"].pk),
         "training": things["set"].pk,
         "input": str(things["input"].pk),
+        "submission": str(things["submission"].pk),
     }
     if pattern.startswith("api/v1/"):
         path = "/" + pattern.replace("<job_id>", ids["job"]).replace("<image_id>", ids["image"]).replace("<index>", "0")
         path = path.replace("<input_id>", ids["input"])
+        path = path.replace("<submission_id>", ids["submission"]).replace("<item_id>", ids["submission"])
         return None if "<" in path else path
     if name.startswith("job"):
         return reverse(name, args=[ids["job"]])
@@ -86,6 +91,8 @@ def url_for(name: str, pattern: str, things: dict) -> str | None:
         return reverse(name, args=[ids["input"]])
     if name == "ops-cancel":
         return reverse(name, args=[ids["job"]])
+    if name.startswith(("submission", "library")):
+        return reverse(name, args=[ids["submission"]])
     if name == "training-file":
         return reverse(name, args=[things["image"].file.name])
     return None
@@ -116,6 +123,7 @@ def test_every_url_with_someone_elses_id_is_a_404_for_another_user(alices_things
     # And nothing of alice's changed.
     alices_things["job"].refresh_from_db()
     assert alices_things["job"].status == "complete" and Favorite.objects.count() == 1
+    assert Submission.objects.get().status == "pending"
 
 
 def test_another_users_token_cannot_be_revoked(alices_things, bob_client) -> None:

@@ -2,7 +2,7 @@
 
 from ninja import NinjaAPI
 
-from . import catalogue, errors, images, inputs, jobs, library, verify
+from . import catalogue, errors, images, inputs, jobs, library, review, verify
 from .errors import JsonParser
 from .tokens import TokenAuth
 
@@ -22,3 +22,4 @@ api.add_router("", catalogue.router)
 api.add_router("", library.router)
 api.add_router("", inputs.router)
 api.add_router("", verify.router)
+api.add_router("", review.router)

@@ -36,6 +36,7 @@ from .jobs import (
     image_upload_to,
     input_upload_to,
 )
+from .review import LibraryColour, ReviewStatus, Submission, Tag
 from .training import TrainingImage, TrainingRun, TrainingSet, training_upload_to
 from .workers import WorkerState
 
@@ -59,9 +60,13 @@ __all__ = [
     "InputImage",
     "JobGroup",
     "JobStatus",
+    "LibraryColour",
     "PresetLora",
     "Quality",
     "QualityPreset",
+    "ReviewStatus",
+    "Submission",
+    "Tag",
     "TrainingImage",
     "TrainingRun",
     "TrainingSet",

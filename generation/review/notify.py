@@ -1,0 +1,82 @@
+"""Telling the designer of a decision: an email through Django's email backend (when they have an
+address) and, where STUDIO_REVIEW_WEBHOOK_URL is set, a message to a Teams or Slack channel.
+
+Sent by a task on the maintenance queue (tasks.notify_review_decision), never in the request. A
+failure is logged and changes nothing: the designer sees the decision on the image and in My
+submissions whatever happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
+
+from ..models import ReviewStatus, Submission
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT = 5  # seconds; the task is on the maintenance queue, behind the reaper
+
+
+def notify_decision(submission_id: str | UUID) -> None:
+    submission = (
+        Submission.objects.select_related("image__job__preset", "submitted_by", "reviewer")
+        .filter(pk=submission_id)
+        .first()
+    )
+    if submission is None or submission.status == ReviewStatus.PENDING:
+        return
+    text = decision_text(submission)
+    email_designer(submission, text)
+    if settings.STUDIO_REVIEW_WEBHOOK_URL:
+        post_webhook(settings.STUDIO_REVIEW_WEBHOOK_URL, text)
+
+
+def decision_text(submission: Submission) -> str:
+    job, image = submission.image.job, submission.image
+    what = f"“{job.prompt[:80]}” ({job.preset.name}, seed {image.seed})"
+    who = submission.reviewer.get_username() if submission.reviewer else "a reviewer"
+    verdict = "is in the Brand Library" if submission.status == ReviewStatus.APPROVED else "needs changes"
+    said = f": “{submission.comment}”" if submission.comment else "."
+    line = f"{submission.submitted_by.get_username()}'s {what} {verdict}, says {who}{said}"
+    return f"{line}\n{link(reverse('submission', args=[submission.pk]))}"
+
+
+def link(path: str) -> str:
+    """An absolute link where the studio's address is known (STUDIO_PUBLIC_URL), else the path."""
+    return settings.STUDIO_PUBLIC_URL + path
+
+
+def email_designer(submission: Submission, text: str) -> None:
+    address = submission.submitted_by.email
+    if not address:
+        return
+    subject = "Approved for the Brand Library" if submission.status == ReviewStatus.APPROVED else "Changes requested"
+    try:
+        send_mail(f"{subject}: {submission.image.job.prompt[:60]}", text, None, [address])
+    except Exception:
+        log.exception("Review decision %s: the email to its designer could not be sent", submission.pk)
+
+
+def post_webhook(url: str, text: str) -> bool:
+    """POST {"text": ...}: what Slack's incoming webhooks and Teams' connectors both read.
+    False (and a log line) when the channel does not take it."""
+    if not url.startswith(("https://", "http://")):
+        log.warning("STUDIO_REVIEW_WEBHOOK_URL is not an http(s) URL; no message sent")
+        return False
+    body = json.dumps({"text": text}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:  # noqa: S310 (staff set the URL)
+            status: Any = response.status
+    except Exception as exc:
+        log.warning("The review webhook did not take the message: %s", exc)
+        return False
+    return 200 <= int(status) < 300
