@@ -346,3 +346,65 @@ def test_a_designer_paints_a_mask_undoes_a_stroke_and_repaints_part_of_an_image(
     assert mask.getpixel((width // 2, int(height * 0.2))) == 255  # the upper stroke is painted
     assert mask.getpixel((width // 2, int(height * 0.8))) == 0  # the undone one is not
     assert alice_tab.errors == []
+
+
+@pytest.mark.skipif(not PLUGIN_UI.exists(), reason="build the plugin first: cd figma-plugin && npm ci && npm run build")
+def test_an_icon_goes_from_review_to_the_library_and_into_figma_as_vectors(browser, live_server, alice, bob) -> None:
+    """Alice submits an icon from its page, Bob (staff) approves it in the review queue, it is in
+    the Brand Library, and the Figma panel's Library tab lists it and places it as vectors."""
+    from django.core.files.base import ContentFile
+
+    from generation.tokens import token_create
+
+    bob.is_staff = True
+    bob.save()
+    image = finished_job(alice, "a paper plane", images=1).images.get()
+    image.svg.save("0.svg", ContentFile(b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>'))
+    designer, reviewer = Page(browser, live_server.url, "alice"), Page(browser, live_server.url, "bob")
+    try:
+        page = designer.page
+        page.goto(f"/images/{image.id}/")
+        page.click("text=Submit for review")
+        page.fill("#id_note", "For the onboarding screens")
+        page.fill("#id_tags", "onboarding")
+        page.click("button:has-text('Submit 1 for review')")
+        page.wait_for_selector("text=Waiting for review")
+
+        review = reviewer.page
+        review.goto("/review/")
+        review.click("h2 a:has-text('a paper plane')")
+        review.fill("textarea[name=comment]", "Ship it")
+        review.click("button[value=approve]")
+        review.wait_for_selector("#decision >> text=Approved")
+
+        page.goto("/library/?tag=onboarding")
+        assert page.locator("text=a paper plane").count() >= 1
+    finally:
+        designer.context.close()
+        reviewer.context.close()
+    assert designer.errors == [] and reviewer.errors == []
+
+    context = browser.new_context()
+    panel = context.new_page()
+    errors: list[str] = []
+    panel.on("pageerror", lambda exc: errors.append(str(exc)))
+    panel.add_init_script(
+        "window.__sent = []; window.parent = {postMessage: (m) => window.__sent.push(m.pluginMessage)};"
+    )
+    panel.goto(PLUGIN_UI.as_uri())
+    panel.wait_for_function("window.__sent.some(m => m.type === 'load-settings')")
+    token = token_create(user=alice, name="figma")[1]
+    message = {"type": "settings", "settings": {"server": live_server.url, "token": token}}
+    panel.evaluate("m => window.postMessage({pluginMessage: m}, '*')", message)
+    panel.wait_for_selector("#main:not([hidden])")
+    panel.click("#tab-library")
+    panel.wait_for_selector("#library-results figure img")
+    assert panel.inner_text("#library-status") == "1 approved"
+    panel.locator("#library-results figure img").first.click()
+    panel.wait_for_function("window.__sent.some(m => m.type === 'place')")
+    placed = panel.evaluate(
+        "(() => { const m = window.__sent.find(m => m.type === 'place'); return [m.description, m.svg]; })()"
+    )
+    context.close()
+    assert placed[0] == "a paper plane" and placed[1].startswith("<svg")
+    assert errors == []

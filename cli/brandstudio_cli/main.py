@@ -545,3 +545,79 @@ def models(studio: Studio) -> None:
     for item in studio.call("GET", "/models"):
         default = " (default)" if item["default"] else ""
         click.echo(f"{item['key']:20} {item['name']}{default} · {item['license']}")
+
+
+# --- review and the Brand Library (the API's /submissions, /library)
+
+
+@cli.command()
+@click.argument("image_ids", nargs=-1, required=True)
+@click.option("--note", default="", help="What the reviewers should look at")
+@click.option("--tag", "tags", multiple=True, help="A tag for the library (repeat for several)")
+@pass_studio
+def submit(studio: Studio, image_ids: tuple[str, ...], note: str, tags: tuple[str, ...]) -> None:
+    """Submit your images for review: approved, they join the Brand Library."""
+    payload = {"image_ids": list(image_ids), "note": note, "tags": list(tags)}
+    for submission in studio.call("POST", "/submissions", json=payload):
+        why = f"  ({submission['why_not']})" if submission.get("why_not") else ""
+        click.echo(f"{submission['id']}  {submission['state']}{why}  {submission['page_url']}")
+
+
+@cli.command()
+@click.option("--page", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON")
+@pass_studio
+def submissions(studio: Studio, page: int, as_json: bool) -> None:
+    """Your submissions and their outcome, newest first."""
+    body = studio.call("GET", "/submissions", params={"page": page})
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    for item in body["items"]:
+        comment = f"  “{item['comment']}”" if item.get("comment") else ""
+        click.echo(f"{item['id']}  {item['state']:32} {item['lineage']['description']}{comment}")
+    click.echo(f"\npage {body['page']} of {body['pages']} ({body['count']} submissions)")
+
+
+@cli.group()
+def library() -> None:
+    """The Brand Library: approved images, for everyone."""
+
+
+@library.command("search")
+@click.argument("words", required=False)
+@click.option("--asset-type", default=None, help="An asset type's slug, e.g. icon")
+@click.option("--tag", default=None)
+@click.option("--colour", "--color", "colour", default=None, help="A colour like #0f6cbd, or its name")
+@click.option("--since", default=None, help="Approved on or after YYYY-MM-DD")
+@click.option("--until", default=None, help="Approved on or before YYYY-MM-DD")
+@click.option("--page", type=int, default=1)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON")
+@pass_studio
+def library_search(studio: Studio, words: str | None, as_json: bool, **filters: Any) -> None:
+    """Approved images matching WORDS (in the description or note) and the filters."""
+    params = {k: v for k, v in {**filters, "q": words}.items() if v not in (None, "")}
+    body = studio.call("GET", "/library", params=params)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    for item in body["items"]:
+        colours = " ".join(colour["hex"] for colour in item["colours"][:3])
+        tags = ", ".join(item["tags"]) or "-"
+        retired = " [retired]" if item["retired"] else ""
+        click.echo(f"{item['id']}  {item['asset_type']:22} {colours:24} {tags:24} {item['description']}{retired}")
+    click.echo(f"\npage {body['page']} of {body['pages']} ({body['count']} approved)")
+
+
+@library.command("download")
+@click.argument("item_id")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."))
+@_format_option
+@pass_studio
+def library_download(studio: Studio, item_id: str, out: Path, fmt: str) -> None:
+    """Download a library item (PNG, WebP, or SVG where it was traced), with its content credentials."""
+    item = studio.call("GET", f"/library/{item_id}")
+    url = item.get(f"{fmt}_url")
+    if not url:
+        raise StudioError(f"Item {item_id} has no {fmt.upper()}; try --format png.")
+    click.echo(str(studio.download(url, out / f"{item['asset_type']}-{item['id'][:8]}.{fmt}")))

@@ -74,6 +74,38 @@ export interface Steering {
   referenceStrength?: number;
 }
 
+/** An approved image in the Brand Library (GET /library). */
+export interface LibraryItem {
+  id: string;
+  image_id: string;
+  asset_type: string;
+  asset_type_name: string;
+  description: string;
+  tags: string[];
+  colours: { hex: string; share: number }[];
+  approved_at: string;
+  retired: boolean;
+  thumbnail_url: string;
+  png_url: string;
+  /** Set for items traced to SVG: placed as editable vectors. */
+  svg_url: string | null;
+  lineage_url: string;
+  lineage: { seed: number; width: number; height: number };
+}
+
+export interface LibrarySearch {
+  q?: string;
+  asset_type?: string;
+  tag?: string;
+  colour?: string;
+}
+
+/** A library item as the grid and the canvas see an image: its file URLs, size and seed. */
+export function libraryImage(item: LibraryItem): StudioImage {
+  const { seed, width, height } = item.lineage;
+  return { id: item.image_id, seed, width, height, png_url: item.png_url, thumbnail_url: item.thumbnail_url, svg_url: item.svg_url };
+}
+
 export class StudioError extends Error {
   constructor(
     message: string,
@@ -174,6 +206,12 @@ export class StudioApi {
 
   moreLikeThis(imageId: string, strength: "subtle" | "strong" = "subtle"): Promise<Job> {
     return this.call("POST", `/images/${imageId}/more-like-this`, { strength });
+  }
+
+  /** Approved images matching the search, newest first (the first page). */
+  async library(search: LibrarySearch = {}): Promise<{ count: number; items: LibraryItem[] }> {
+    const query = new URLSearchParams(Object.entries(search).filter(([, v]) => v) as [string, string][]).toString();
+    return this.call("GET", `/library${query ? `?${query}` : ""}`);
   }
 
   async recent(): Promise<Job[]> {

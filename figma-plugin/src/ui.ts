@@ -1,6 +1,6 @@
 // The plugin's panel: talks to the studio (with the user's token) and asks the main thread
 // to store settings and to place images on the canvas.
-import { complianceLabel, type Job, type Steering, StudioApi, type StudioImage } from "./api";
+import { complianceLabel, type Job, type LibraryItem, libraryImage, type Steering, StudioApi, type StudioImage } from "./api";
 import { type MainMessage, type Settings, type UiMessage, vectorsOn } from "./messages";
 import { type Offer, steeringOffer } from "./offer";
 import { placeMessage } from "./place";
@@ -94,6 +94,10 @@ async function connect(settings: Settings | null): Promise<void> {
     $<HTMLSelectElement>("asset-type").replaceChildren(
       ...types.map((t) => Object.assign(document.createElement("option"), { value: t.slug, textContent: t.name })),
     );
+    $<HTMLSelectElement>("library-type").replaceChildren(
+      Object.assign(document.createElement("option"), { value: "", textContent: "Every asset type" }),
+      ...types.map((t) => Object.assign(document.createElement("option"), { value: t.slug, textContent: t.name })),
+    );
     $("setup").hidden = true;
     $("main").hidden = false;
     await showRecent();
@@ -180,6 +184,59 @@ async function figure(job: Job, image: StudioImage): Promise<HTMLElement> {
   return node;
 }
 
+/** The Brand Library tab: approved images, placed as the grid's are (SVG as vectors where the item has one). */
+async function searchLibrary(): Promise<void> {
+  if (!api) return;
+  $("error").textContent = "";
+  $("library-status").textContent = "Searching…";
+  try {
+    const found = await api.library({
+      q: $<HTMLInputElement>("library-q").value.trim(),
+      asset_type: $<HTMLSelectElement>("library-type").value,
+      tag: $<HTMLInputElement>("library-tag").value.trim(),
+      colour: $<HTMLInputElement>("library-colour").value.trim(),
+    });
+    $("library-status").textContent = `${found.count} approved`;
+    $("library-results").replaceChildren(...(await Promise.all(found.items.map(libraryFigure))));
+  } catch (error) {
+    $("library-status").textContent = "";
+    showError(error);
+  }
+}
+
+async function libraryFigure(item: LibraryItem): Promise<HTMLElement> {
+  const image = libraryImage(item);
+  // Placed like a job's image: named after the description and seed.
+  const job = { id: item.id, description: item.description } as Job;
+  shown.set(image.id, { job, image });
+  const node = document.createElement("figure");
+  const img = Object.assign(document.createElement("img"), {
+    src: URL.createObjectURL(await api!.thumbnail(image)),
+    alt: item.description,
+    title: item.svg_url ? "Click to place as vectors" : "Click to place on the canvas",
+  });
+  img.onclick = async () => {
+    try {
+      send(await placeMessage(api!, job, image, vectorsOn(current)));
+    } catch (error) {
+      showError(error);
+    }
+  };
+  const caption = document.createElement("figcaption");
+  const tags = Object.assign(document.createElement("span"), { className: "tags", textContent: item.tags.join(", ") });
+  caption.append(Object.assign(document.createElement("span"), { textContent: item.asset_type_name }), tags);
+  node.append(img, caption);
+  return node;
+}
+
+function showTab(library: boolean): void {
+  $("generate-panel").hidden = library;
+  $("library-panel").hidden = !library;
+  $("tab-generate").setAttribute("aria-selected", String(!library));
+  $("tab-library").setAttribute("aria-selected", String(library));
+  if (library && !$("library-results").childElementCount) void searchLibrary();
+}
+
 async function placeBitmap(imageId: string): Promise<void> {
   const item = shown.get(imageId);
   if (!item) return;
@@ -233,5 +290,9 @@ $("as-sketch").onclick = () => send({ type: "export-selection", purpose: "sketch
 $("as-reference").onclick = () => send({ type: "export-selection", purpose: "reference" });
 $("edit").onclick = () => send({ type: "edit-target" });
 $("again").onclick = () => lastJob && void run(api!.regenerate(lastJob.id));
+$("tab-generate").onclick = () => showTab(false);
+$("tab-library").onclick = () => showTab(true);
+$("library-search").onclick = () => void searchLibrary();
+$<HTMLInputElement>("library-q").onkeydown = (event) => event.key === "Enter" && void searchLibrary();
 
 send({ type: "load-settings" });

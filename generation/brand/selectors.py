@@ -7,7 +7,9 @@ from typing import Any
 
 from django.db.models import Prefetch
 
-from ..models import AssetPreset, BrandKit, BrandLora, BrandReference
+from ..models import AssetPreset, BrandKit, BrandLora, BrandReference, ReviewStatus, Submission
+
+EXAMPLES = 6  # approved library items a kit's card shows
 
 
 @dataclass
@@ -55,7 +57,15 @@ def _card(kit: BrandKit) -> KitCard:
         for link in preset.preset_loras.all()
         if link.lora.enabled
     ]
-    return KitCard(kit, asset_types, list(kit.brand_references.all()), loras, versions(kit))
+    return KitCard(kit, asset_types, list(kit.brand_references.all()), loras, versions(kit), examples(asset_types))
+
+
+def examples(asset_types: list[AssetPreset]) -> list[Submission]:
+    """The newest approved, unretired library items of these asset types: the kit in use."""
+    items = Submission.objects.filter(
+        status=ReviewStatus.APPROVED, retired_at__isnull=True, image__job__preset__in=asset_types
+    )
+    return list(items.select_related("image__job").order_by("-decided_at")[:EXAMPLES])
 
 
 def versions(kit: BrandKit) -> list[Version]:

@@ -88,6 +88,22 @@ def test_the_brand_page_lists_a_kits_versions_with_what_changed(alice_client, ca
     assert "#0f6cbd" in page and "flat vector" in page and "Test Icon" in page
 
 
+def test_the_brand_page_shows_approved_library_items_of_the_kits_asset_types_as_examples(
+    alice, alice_client, bob, kit, preset
+) -> None:
+    from generation.review import services
+    from tests.factories import FinishedJobFactory
+
+    bob.is_staff = True
+    bob.save()
+    job = FinishedJobFactory(owner=alice, preset=preset, prompt="a paper plane", images_total=1)
+    image = GeneratedImageFactory(job=job)
+    [item] = services.submission_create(user=alice, images=[image], note="", tags=[])
+    services.submission_decide(reviewer=bob, submission=item, approve=True, comment="")
+    page = alice_client.get(reverse("brand")).content.decode()
+    assert "Approved examples" in page and reverse("library-item", args=[item.pk]) in page
+
+
 def test_a_brand_reference_added_or_removed_makes_a_new_version(kit, preset) -> None:
     from tests.control.test_references import brand_reference
 
@@ -134,6 +150,26 @@ def test_the_api_refuses_a_banned_word_with_a_json_4xx(alice, kit) -> None:
     assert not GenerationJob.objects.exists()
 
 
+def test_every_other_way_in_is_refused_where_the_parameters_are_frozen(kit, preset) -> None:
+    """Edits, repaints and extensions freeze their parameters through resolve_params: a banned word
+    in their instruction or description is refused there, naming it."""
+    from django.core.exceptions import ValidationError
+
+    model = ImageModel.objects.get(key="tiny-flux")
+    with pytest.raises(ValidationError, match="stock photo") as refused:
+        recipe.resolve_params(
+            preset=preset,
+            model=model,
+            prompt="a Stock Photo",
+            quality="standard",
+            variations=1,
+            width=64,
+            height=64,
+            seed=1,
+        )
+    assert refused.value.code == "banned_word"
+
+
 def test_a_batch_names_the_description_with_the_banned_word(alice_client, kit) -> None:
     response = alice_client.post(
         reverse("batch"),
@@ -149,7 +185,14 @@ def test_required_terms_are_added_once_by_the_template(kit, preset) -> None:
     )
     assert params["prompt"] == "a gear, flat icon, flat vector"
     again = recipe.resolve_params(
-        preset=preset, model=model, prompt="a Flat Vector gear", quality="standard", variations=1, width=64, height=64, seed=1
+        preset=preset,
+        model=model,
+        prompt="a Flat Vector gear",
+        quality="standard",
+        variations=1,
+        width=64,
+        height=64,
+        seed=1,
     )
     assert again["prompt"].lower().count("flat vector") == 1
 
