@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_a_designer_submits_from_the_terminal_and_finds_the_approved_icon_in_the_library(
-    run,
+    run,  # noqa: F811  (the fixture from tests.test_cli)
     alice,
     bob,
     tmp_path,  # noqa: F811
