@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import secrets
 import shutil
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
@@ -36,7 +38,8 @@ def main() -> None:
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument(
         "--only",
-        help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,sketch,inpaint,steering,tablet",
+        help="comma-separated: studio,live,finishing,compare,batch,history,ops,training,sketch,inpaint,steering,"
+        "brand,review,tablet",
     )
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
@@ -61,6 +64,8 @@ def main() -> None:
             ("sketch", shoot_sketch),
             ("inpaint", shoot_inpaint),
             ("steering", shoot_steering),
+            ("review", lambda page: shoot_review(page, browser, args.url)),
+            ("brand", shoot_brand),
         ]:
             if want(name):
                 shoot(page)
@@ -71,9 +76,10 @@ def main() -> None:
         browser.close()
 
 
-def sign_in(page: Page, username: str, password: str) -> None:
+def sign_in(page: Page, username: str, password: str, *, shot: bool = True) -> None:
     page.goto("/accounts/login/")
-    save(page, "login")
+    if shot:
+        save(page, "login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
@@ -310,6 +316,60 @@ def shoot_steering(page: Page) -> None:
         page.locator(".job-complete figure a").first.click()
         page.wait_for_url("**/images/**")
     save(page, "edit-chain")
+
+
+def shoot_review(page: Page, browser: Any, url: str) -> None:
+    """A second designer (made in the admin, so it works on any studio) generates icons and
+    submits them; the signed-in reviewer's queue, one approved, and the Brand Library."""
+    password = "screenshots-" + secrets.token_urlsafe(12)
+    page.goto("/admin/auth/user/add/")
+    page.fill("input[name=username]", f"alex-{secrets.token_hex(3)}")
+    page.fill("input[name=password1]", password)
+    page.fill("input[name=password2]", password)
+    username = page.input_value("input[name=username]")
+    page.click("input[name=_save]")
+    designer = browser.new_page(base_url=url, viewport=LAPTOP)
+    sign_in(designer, username, password, shot=False)
+    for prompt in ("a flat blue paper plane icon", "a flat green shield icon"):
+        designer.goto("/")
+        designer.check("input[name=preset][value=icon]")
+        designer.fill("textarea[name=prompt]", prompt)
+        designer.fill("input[name=variations]", "2")
+        designer.click("#generate-submit")
+        done = designer.locator(".job.job-complete", has_text=prompt).first
+        done.wait_for(timeout=120_000)
+        done.locator("figure a").first.click()
+        designer.wait_for_url("**/images/**")
+        designer.click("text=Submit for review")
+        designer.fill("#id_note", "For the onboarding screens")
+        designer.fill("#id_tags", "onboarding, q3 campaign")
+        designer.click("button:has-text('for review')")
+        designer.wait_for_url("**/review/mine/**")
+    designer.close()
+    page.goto("/review/")
+    save(page, "review-queue")
+    for _ in range(2):
+        page.goto("/review/")
+        page.locator(".review-row h2 a").first.click()
+        page.fill("textarea[name=comment]", "On brand: approved")
+        page.click("button[value=approve]")
+        page.locator("#decision", has_text="Approved").wait_for()
+    page.goto("/library/")
+    save(page, "library")
+
+
+def shoot_brand(page: Page) -> None:
+    """The Brand page, after giving the first kit word rules in the admin as staff would (a kit
+    with none shows "no banned words"): a new version, listed with what changed."""
+    page.goto("/admin/generation/brandkit/")
+    page.locator("#result_list tbody a").first.click()
+    if page.input_value("textarea[name=banned_words]").strip() in ("", "[]"):
+        page.fill("textarea[name=banned_words]", '["clipart", "photorealistic"]')
+        page.fill("textarea[name=required_terms]", '["flat vector"]')
+        page.click("input[name=_save]")
+    page.goto("/brand/")
+    page.click("summary:has-text('Versions')")
+    save(page, "brand")
 
 
 def save(page: Page, name: str, *, full_page: bool = True) -> None:

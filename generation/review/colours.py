@@ -26,6 +26,9 @@ LEAST_SHARE = 0.03  # a colour on fewer of the opaque pixels than this is detail
 # a name for the colours people call by it.
 HEX_RADIUS = 15.0
 NAME_RADIUS = 30.0
+# Median cut splits one flat colour into shades (anti-aliasing, gradients); shades this close (ΔE76)
+# are one colour of the image, counted together under the commonest.
+MERGE_RADIUS = 10.0
 
 NAMED = {
     "black": "#000000",
@@ -114,10 +117,23 @@ def _swatches(picture: Image.Image) -> list[Swatch]:
     flat = Image.new("RGB", (len(opaque), 1))
     flat.putdata(opaque)
     counts = flat.quantize(colors=MOST_COLOURS * 2, method=Image.Quantize.MEDIANCUT).convert("RGB").getcolors()
-    found = []
-    for count, rgb in sorted(counts or [], reverse=True)[:MOST_COLOURS]:
-        share = count / len(opaque)
-        if share >= LEAST_SHARE:
-            hex_colour = "#" + "".join(f"{int(channel):02x}" for channel in cast(tuple[int, int, int], rgb))
-            found.append(Swatch(hex_colour, round(share, 4), to_lab(hex_colour)))
-    return found
+    merged: list[tuple[str, tuple[float, float, float], int]] = []
+    for count, rgb in sorted(counts or [], reverse=True):
+        hex_colour = "#" + "".join(f"{int(channel):02x}" for channel in cast(tuple[int, int, int], rgb))
+        lab = to_lab(hex_colour)
+        near = next((i for i, (_, seen, _) in enumerate(merged) if _distance(lab, seen) < MERGE_RADIUS), None)
+        if near is None:
+            merged.append((hex_colour, lab, count))
+        else:
+            kept, seen, total = merged[near]
+            merged[near] = (kept, seen, total + count)
+    found = [
+        Swatch(hex_colour, round(count / len(opaque), 4), lab)
+        for hex_colour, lab, count in sorted(merged, key=lambda m: -m[2])
+        if count / len(opaque) >= LEAST_SHARE
+    ]
+    return found[:MOST_COLOURS]
+
+
+def _distance(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    return sum((x - y) ** 2 for x, y in zip(a, b, strict=True)) ** 0.5
