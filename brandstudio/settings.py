@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from . import azure
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Workers log through Celery; keep Hugging Face libraries to errors and no progress bars.
@@ -39,8 +41,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_secret(name: str) -> str:
+    """A secret from the environment; a Key Vault reference there, `@Microsoft.KeyVault(SecretUri=...)`,
+    is read from the vault with the process's managed identity (brandstudio/azure/)."""
+    return azure.resolve(env_str(name))
+
+
 def _secret_key() -> str:
-    if key := env_str("SECRET_KEY"):
+    if key := env_secret("SECRET_KEY"):
         return key
     if path := env_str("SECRET_KEY_FILE"):
         return Path(path).read_text().strip()
@@ -132,6 +140,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif env_bool("DATABASE_ENTRA_AUTH"):
+    # Azure Database for PostgreSQL with Microsoft Entra ID: DATABASE_URL names the managed identity
+    # as the user and holds no password; each new connection signs in with a fresh token.
+    DATABASES["default"]["ENGINE"] = "brandstudio.azure.postgres"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Sign-in: Django's own login, plus Microsoft Entra ID when ENTRA_* is set.
@@ -148,7 +160,7 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] if LOCAL
 if ENTRA_ENABLED:
     AUTHENTICATION_BACKENDS.insert(0, "social_core.backends.azuread_tenant.AzureADV2TenantOAuth2")
     SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_KEY = ENTRA_CLIENT_ID
-    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_SECRET = env_str("ENTRA_CLIENT_SECRET")
+    SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_SECRET = env_secret("ENTRA_CLIENT_SECRET")
     SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_TENANT_ID = env_str("ENTRA_TENANT_ID")  # a GUID: only this tenant
     # The immutable object id names the account, never preferred_username or email.
     SOCIAL_AUTH_AZUREAD_V2_TENANT_OAUTH2_ID_KEY = "oid"
@@ -218,17 +230,19 @@ STORAGES = {
 }
 if env_str("AZURE_ACCOUNT_NAME") or env_str("AZURE_CONNECTION_STRING"):
     # https://django-storages.readthedocs.io/en/latest/backends/azure.html
-    STORAGES["default"] = {
-        "BACKEND": "storages.backends.azure_storage.AzureStorage",
-        "OPTIONS": {
-            "account_name": env_str("AZURE_ACCOUNT_NAME") or None,
-            "account_key": env_str("AZURE_ACCOUNT_KEY") or None,
-            "connection_string": env_str("AZURE_CONNECTION_STRING") or None,
-            "azure_container": env_str("AZURE_CONTAINER", "brandstudio"),
-            "expiration_secs": env_int("AZURE_URL_EXPIRATION_SECS", 300),
-            "overwrite_files": False,
-        },
+    _azure_blob: dict[str, object] = {
+        "account_name": env_str("AZURE_ACCOUNT_NAME") or None,
+        "account_key": env_secret("AZURE_ACCOUNT_KEY") or None,
+        "connection_string": env_secret("AZURE_CONNECTION_STRING") or None,
+        "azure_container": env_str("AZURE_CONTAINER", "brandstudio"),
+        "expiration_secs": env_int("AZURE_URL_EXPIRATION_SECS", 300),
+        "overwrite_files": False,
     }
+    if not (_azure_blob["account_key"] or _azure_blob["connection_string"]):
+        # No key (production on Azure): the managed identity, with Storage Blob Data Contributor on the
+        # account; signed download URLs are then user delegation SAS (deploy/azure/README.md).
+        _azure_blob["token_credential"] = azure.credential()
+    STORAGES["default"] = {"BACKEND": "storages.backends.azure_storage.AzureStorage", "OPTIONS": _azure_blob}
 # /health/ fails (503) when local media has less free space than this: time to clean up before
 # uploads answer 507 and jobs fail. Not checked on Azure Blob.
 STUDIO_MIN_FREE_DISK_MB = env_int("STUDIO_MIN_FREE_DISK_MB", 500)
@@ -303,6 +317,9 @@ CELERY_TASK_ROUTES = {
 # to publish to a queue declared after the sender's first send (seen in scripts/benchmark.py).
 STUDIO_ROUTING = env_bool("STUDIO_ROUTING", default=not CELERY_BROKER_URL.startswith("filesystem"))
 STUDIO_ROUTING_BACKLOG = env_int("STUDIO_ROUTING_BACKLOG", 4)
+# Where GPU workers scale to zero (deploy/azure/): how long one takes to start, which a job waiting
+# while none runs shows ("Starting a GPU worker"); 0: workers never scale to zero.
+STUDIO_COLD_START_SECONDS = env_int("STUDIO_COLD_START_SECONDS", 0)
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": env_int("STUDIO_REAPER_SECONDS", 15)},
@@ -372,7 +389,7 @@ EMAIL_BACKEND = (
 )
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Brand Studio <studio@localhost>")

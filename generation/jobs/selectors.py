@@ -2,9 +2,11 @@
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import Exists, F, Max, OuterRef, QuerySet, Subquery
 
 from ..models import GeneratedImage, GenerationJob, ImagePreview, JobStatus
+from ..routing.workers import live_workers
 
 # History's compliance filter (percent: "on-brand ≥ 90 %") and orders. Compliance is a column of
 # each image, so both stay inside the page's one query for jobs: no query per job.
@@ -56,3 +58,12 @@ def attach_live_previews(jobs: Iterable[GenerationJob]) -> None:
         job = running[preview.job_id]
         if preview.index >= job.images_done:
             job.live_previews.append(preview)  # type: ignore[attr-defined]
+
+
+def gpu_cold_start_seconds() -> int:
+    """How long a GPU worker takes to start, while none runs where workers scale to zero
+    (STUDIO_COLD_START_SECONDS, deploy/azure/): a waiting job says a worker is starting, not just
+    that it waits. 0 while one runs, or where workers never scale to zero."""
+    if not settings.STUDIO_COLD_START_SECONDS or live_workers().exists():
+        return 0
+    return settings.STUDIO_COLD_START_SECONDS
