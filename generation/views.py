@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
 from . import ops
-from .auth import models_for
+from .auth import is_reviewer, models_for
 from .control.addons import any_takes_references
 from .control.edit import edit_models
 from .credentials import verify as provenance
@@ -682,7 +682,7 @@ def verify(request: Request) -> HttpResponse:
     image = finding.image if finding.image and provenance.may_see(request.user, finding.image) else None
     hidden = finding.image is not None and image is None  # made here, but not this user's to see
     context: dict[str, Any] = {"finding": finding, "name": upload.name, "image": image, "hidden": hidden}
-    if image is not None and request.user.is_staff:
+    if image is not None and is_reviewer(request.user):  # staff and reviewers judge where a file came from
         context["lineage"] = provenance.lineage(image)
     return render(request, "generation/verify.html", context)
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from ninja import Field, File, Router, Schema, UploadedFile
 from ninja.errors import HttpError
 
+from ..auth import is_reviewer
 from ..credentials import verify as provenance
 from ..templatetags.image_tiles import id_url
 from ..uploads import UploadError, bytes_label
@@ -61,6 +62,8 @@ def verify_file(request: HttpRequest, file: File[UploadedFile]) -> dict[str, Any
     user = user_of(request)
     image = finding.image if finding.image is not None and provenance.may_see(user, finding.image) else None
     staff = image is not None and user.is_staff
+    # Reviewers (staff among them) judge where a file came from.
+    steps = provenance.lineage(image) if image is not None and is_reviewer(user) else []
     return {
         "verdict": finding.verdict.value,
         "message": finding.message,
@@ -68,7 +71,7 @@ def verify_file(request: HttpRequest, file: File[UploadedFile]) -> dict[str, Any
         "watermark": finding.mark.short_id if finding.mark else None,
         "image": _image_ref(request, image, owner=image is not None and image.job.owner_id == user.pk),
         "job_admin_url": _admin_url(request, image.job_id) if staff and image is not None else None,
-        "lineage": [_step(request, step) for step in provenance.lineage(image)] if staff and image else [],
+        "lineage": [_step(request, step, staff=staff) for step in steps],
     }
 
 
@@ -83,9 +86,9 @@ def _image_ref(request: HttpRequest, image: Any, *, owner: bool) -> dict[str, An
     }
 
 
-def _step(request: HttpRequest, step: provenance.Step) -> dict[str, Any]:
+def _step(request: HttpRequest, step: provenance.Step, *, staff: bool) -> dict[str, Any]:
     job_id = step.image.job_id if step.image is not None else None
-    admin = _admin_url(request, job_id) if job_id else None
+    admin = _admin_url(request, job_id) if job_id and staff else None  # the admin is staff's only
     return {"kind": step.kind, "image_id": step.image_id, "job_id": job_id, "admin_url": admin}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import c2pa
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from ..auth import is_reviewer
 from ..models import GeneratedImage
 from ..uploads import UploadError, bytes_label, read_image
 from .keys import signing_keys
@@ -158,8 +159,9 @@ def _images() -> Any:
 
 
 def may_see(user: AbstractBaseUser | AnonymousUser, image: GeneratedImage) -> bool:
-    """The image's owner and staff see which image a file came from; anyone else only the verdict."""
-    return bool(getattr(user, "is_staff", False)) or image.job.owner_id == getattr(user, "pk", None)
+    """The image's owner, reviewers and staff see which image a file came from (and reviewers and
+    staff its lineage); anyone else only the verdict."""
+    return image.job.owner_id == getattr(user, "pk", None) or is_reviewer(user)
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,20 @@ def test_a_downloaded_svg_verifies_and_an_svg_changed_after_does_not(alice, alic
     changed = svg.replace(b'fill="#0f6cbd"', b'fill="#ff0000"')
     answer = verified(api_client(alice), changed, "icon.svg")
     assert (answer["verdict"], answer["manifest"], answer["watermark"]) == ("none", "changed", None)
+
+
+def test_a_reviewer_sees_the_lineage_but_no_admin_links(alice, alice_client, bob, bob_client, signing) -> None:
+    from django.contrib.auth.models import Group
+
+    from generation.auth import REVIEWER_GROUP
+
+    bob.groups.add(Group.objects.get_or_create(name=REVIEWER_GROUP)[0])
+    source = stored_image(alice)
+    edited = stored_image(alice)
+    edited.job.params["edit"] = {"of": str(source.pk), "of_seed": source.seed, "instruction": "bluer"}
+    edited.job.save()
+    answer = verified(api_client(bob), download(alice_client, edited))
+    assert answer["image"]["id"] == str(edited.pk) and answer["job_admin_url"] is None
+    assert [(step["kind"], step["admin_url"]) for step in answer["lineage"]] == [("edit", None)]
+    page = page_verify(bob_client, download(alice_client, edited)).content.decode()
+    assert "Made from:" in page and "/admin/" not in page.split("Made from:")[1]
