@@ -283,7 +283,7 @@ class GenerationJobAdmin(StudioAdmin):
 # words, the tags and retirement, each change on the audit trail.
 
 
-class LibraryColourInline(admin.TabularInline):
+class LibraryColourInline(StudioInline):
     model = LibraryColour
     extra = 0
     can_delete = False

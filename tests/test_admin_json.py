@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from generation.models import AddOn, AddOnKind, AssetPreset, ImageModel
+from generation.models import AddOn, AddOnKind, AssetPreset, BrandKit, ImageModel
 from tests.admin_forms import admin_change
 from tests.factories import PASSWORD, UserFactory
 
@@ -36,7 +36,9 @@ def staff_client(db) -> Client:
 @pytest.mark.parametrize(
     ("model", "key", "field"),
     [
-        (AssetPreset, {"slug": "icon"}, "palette"),
+        (BrandKit, {"slug": "brand"}, "palette"),
+        (BrandKit, {"slug": "brand"}, "banned_words"),
+        (BrandKit, {"slug": "brand"}, "required_terms"),
         (AssetPreset, {"slug": "icon"}, "allowed_sizes"),
         (AssetPreset, {"slug": "icon"}, "test_prompts"),
         (ImageModel, {"key": "tiny-flux"}, "options"),

@@ -154,7 +154,7 @@ def test_a_designer_generates_varies_stars_filters_and_downloads(alice_tab: Page
     boxes.nth(0).check()
     boxes.nth(2).check()
     with page.expect_download() as download:
-        page.locator(".selection-bar button").click()
+        page.locator(".selection-bar button", has_text="Download selected").click()
     assert len(zipfile.ZipFile(download.value.path()).namelist()) == 2
     assert alice_tab.errors == []
 
