@@ -7,7 +7,7 @@ The studio form, the API (through the form) and `jobs.recipe.resolve_params` all
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -46,7 +46,6 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
     if upscale > 1 and upscaler is None:
         notes.append(NO_UPSCALER)
     palette = palette_of(preset)
-    safe_area = safe_area_of(preset)
     return Plan(
         output_size=output,
         upscale=upscale,
@@ -59,9 +58,7 @@ def plan_for(preset: AssetPreset, model: ImageModel, quality: str, width: int, h
         transparent=preset.transparent_background and palette is not None and bool(palette.background),
         svg=preset.trace_svg and palette is not None,
         floor=preset.compliance_floor,
-        safe_area=safe_area,
-        background=preset.kit.background_colour if safe_area and preset.kit else "",
-        canvas_tolerance=preset.kit.palette_tolerance if preset.kit else 10.0,
+        **canvas_of(preset),
         notes=tuple(notes),
     )
 
@@ -74,10 +71,13 @@ def palette_of(preset: AssetPreset) -> Palette | None:
     return Palette(tuple(kit.palette), kit.background_colour, kit.palette_tolerance)
 
 
-def safe_area_of(preset: AssetPreset) -> float:
-    """The kit's icon safe area where finishing can act on it (it finds the subject against the background)."""
+def canvas_of(preset: AssetPreset) -> dict[str, Any]:
+    """The plan's icon canvas: the kit's safe area, background and tolerance where finishing can act
+    on them (it finds the subject against the background); {} (as drawn) otherwise."""
     kit = preset.kit
-    return kit.safe_area if kit is not None and kit.background_colour else 0.0
+    if kit is None or not kit.safe_area or not kit.background_colour:
+        return {}
+    return {"safe_area": kit.safe_area, "background": kit.background_colour, "canvas_tolerance": kit.palette_tolerance}
 
 
 def check_output_side(quality: str, size: tuple[int, int], output: tuple[int, int]) -> None:

@@ -57,6 +57,15 @@ def size_label(width: int, height: int) -> str:
     return f"{width}x{height}"
 
 
+def next_version(row: Any, fields: tuple[str, ...]) -> None:
+    """One more than the saved row's version when any of `fields` changed (asset types, kits)."""
+    if not row.pk:
+        return
+    before = type(row).objects.filter(pk=row.pk).values("version", *fields).first()
+    if before and any(before[f] != getattr(row, f) for f in fields):
+        row.version = before["version"] + 1
+
+
 def validate_terms(value: Any) -> None:
     """Banned words and required terms: a list of short words or phrases."""
     if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 60 for t in value):
@@ -128,10 +137,7 @@ class BrandKit(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk:
-            before = BrandKit.objects.filter(pk=self.pk).values("version", *self.VERSIONED_FIELDS).first()
-            if before and any(before[f] != getattr(self, f) for f in self.VERSIONED_FIELDS):
-                self.version = before["version"] + 1
+        next_version(self, self.VERSIONED_FIELDS)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
@@ -266,10 +272,7 @@ class AssetPreset(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk:
-            before = AssetPreset.objects.filter(pk=self.pk).values("version", *self.VERSIONED_FIELDS).first()
-            if before and any(before[f] != getattr(self, f) for f in self.VERSIONED_FIELDS):
-                self.version = before["version"] + 1
+        next_version(self, self.VERSIONED_FIELDS)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

@@ -222,9 +222,12 @@ def library(request: Request) -> HttpResponse:
 @require_GET
 @login_required
 def library_item(request: Request, pk: UUID) -> HttpResponse:
-    item = selectors.library_item_for(request.user, pk)
-    context = {"item": item, "submission": item, "image": item.image, "job": item.image.job}
-    return render(request, "generation/review/library_item.html", context | image_lineage(item.image))
+    return _library_item_page(request, selectors.library_item_for(request.user, pk))
+
+
+def _library_item_page(request: Request, item: Submission, *, error: str = "", status: int = 200) -> HttpResponse:
+    context = {"item": item, "submission": item, "image": item.image, "job": item.image.job, "error": error}
+    return render(request, "generation/review/library_item.html", context | image_lineage(item.image), status=status)
 
 
 @require_GET
@@ -246,9 +249,6 @@ def library_retire(request: Request, pk: UUID) -> HttpResponse:
     try:
         services.library_retire(user=request.user, item=item)
     except ReviewRefused as exc:
-        context = {"item": item, "submission": item, "image": item.image, "job": item.image.job, "error": str(exc)}
-        return render(
-            request, "generation/review/library_item.html", context | image_lineage(item.image), status=exc.status
-        )
+        return _library_item_page(request, item, error=str(exc), status=exc.status)
     messages.success(request, "Retired: it is out of the Brand Library, and marked retired in its lineage.")
     return redirect(reverse("library-item", args=[pk]))

@@ -42,6 +42,14 @@ def submit(client, **overrides):
     return client.post(reverse("studio"), data | overrides)
 
 
+def frozen(preset, prompt: str) -> dict:
+    """A Standard job's parameters for `prompt` on tiny FLUX, as recipe freezes them."""
+    model = ImageModel.objects.get(key="tiny-flux")
+    return recipe.resolve_params(
+        preset=preset, model=model, prompt=prompt, quality="standard", variations=1, width=64, height=64, seed=1
+    )
+
+
 # --- the kits the migration made
 
 
@@ -155,18 +163,8 @@ def test_every_other_way_in_is_refused_where_the_parameters_are_frozen(kit, pres
     in their instruction or description is refused there, naming it."""
     from django.core.exceptions import ValidationError
 
-    model = ImageModel.objects.get(key="tiny-flux")
     with pytest.raises(ValidationError, match="stock photo") as refused:
-        recipe.resolve_params(
-            preset=preset,
-            model=model,
-            prompt="a Stock Photo",
-            quality="standard",
-            variations=1,
-            width=64,
-            height=64,
-            seed=1,
-        )
+        frozen(preset, "a Stock Photo")
     assert refused.value.code == "banned_word"
 
 
@@ -179,21 +177,8 @@ def test_a_batch_names_the_description_with_the_banned_word(alice_client, kit) -
 
 
 def test_required_terms_are_added_once_by_the_template(kit, preset) -> None:
-    model = ImageModel.objects.get(key="tiny-flux")
-    params = recipe.resolve_params(
-        preset=preset, model=model, prompt="a gear", quality="standard", variations=1, width=64, height=64, seed=1
-    )
-    assert params["prompt"] == "a gear, flat icon, flat vector"
-    again = recipe.resolve_params(
-        preset=preset,
-        model=model,
-        prompt="a Flat Vector gear",
-        quality="standard",
-        variations=1,
-        width=64,
-        height=64,
-        seed=1,
-    )
+    assert frozen(preset, "a gear")["prompt"] == "a gear, flat icon, flat vector"
+    again = frozen(preset, "a Flat Vector gear")
     assert again["prompt"].lower().count("flat vector") == 1
 
 
