@@ -308,6 +308,7 @@ CELERY_TASK_ROUTES = {
     "generation.tasks.estimate_depth_preview": {"queue": "gpu"},  # where torch and the depth model are
     "generation.tasks.reap_stale_jobs": {"queue": "maintenance"},
     "generation.tasks.notify_review_decision": {"queue": "maintenance"},  # email and webhook, off the request
+    "generation.tasks.notify_review_submitted": {"queue": "maintenance"},
     "generation.tasks.run_training_task": {"queue": "training"},
     "generation.tasks.write_training_captions": {"queue": "training"},  # beside the runs: a captioner fills a GPU
 }

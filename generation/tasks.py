@@ -10,7 +10,7 @@ from django.conf import settings
 
 from .control.depth import depth_estimator, store_preview
 from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
-from .review.notify import notify_decision
+from .review.notify import notify_decision, notify_submitted
 from .storage import sweep_partial
 from .training.services import captions_fail_to_start, run_fail_to_start, runs_reap_stale
 
@@ -39,6 +39,12 @@ def estimate_depth_preview(input_id: str, side: int) -> None:
     if (estimator := depth_estimator()) is not None:
         make_room_for_estimator(estimator.resolved_local_path)
     store_preview(input_id, side)
+
+
+@shared_task
+def notify_review_submitted(submission_ids: list[str]) -> None:
+    """New submissions' email to the reviewers and webhook (review/services.py sends it after commit)."""
+    notify_submitted(submission_ids)
 
 
 @shared_task

@@ -1,9 +1,10 @@
-"""Telling the designer of a decision: an email through Django's email backend (when they have an
-address) and, where STUDIO_REVIEW_WEBHOOK_URL is set, a message to a Teams or Slack channel.
+"""Telling people of review work: the reviewers of a new submission, the designer of a decision.
+An email through Django's email backend (to those with an address) and, where
+STUDIO_REVIEW_WEBHOOK_URL is set, a message to a Teams or Slack channel.
 
-Sent by a task on the maintenance queue (tasks.notify_review_decision), never in the request. A
-failure is logged and changes nothing: the designer sees the decision on the image and in My
-submissions whatever happens here.
+Sent by tasks on the maintenance queue (tasks.notify_review_submitted, notify_review_decision),
+never in the request. A failure is logged and changes nothing: the queue and My submissions
+show the same whatever happens here.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail, send_mass_mail
+from django.db.models import Q
 from django.urls import reverse
 
+from ..auth import REVIEWER_GROUP
 from ..models import ReviewStatus, Submission
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,62 @@ def notify_decision(submission_id: str | UUID) -> None:
     email_designer(submission, text)
     if settings.STUDIO_REVIEW_WEBHOOK_URL:
         post_webhook(settings.STUDIO_REVIEW_WEBHOOK_URL, text)
+
+
+def notify_submitted(submission_ids: Sequence[str | UUID]) -> None:
+    """One message for one submit, however many images: to every reviewer but the designer, and
+    the channel. Submissions decided before this runs are left out; none left, nothing sent."""
+    submissions = list(
+        Submission.objects.select_related("image__job__preset", "submitted_by")
+        .filter(pk__in=submission_ids, status=ReviewStatus.PENDING)
+        .order_by("submitted_at")
+    )
+    if not submissions:
+        return
+    text = submitted_text(submissions)
+    email_reviewers(submissions[0].submitted_by, text, len(submissions))
+    if settings.STUDIO_REVIEW_WEBHOOK_URL:
+        post_webhook(settings.STUDIO_REVIEW_WEBHOOK_URL, text)
+
+
+SHOWN = 5  # images named in one message; the rest are counted
+
+
+def submitted_text(submissions: Sequence[Submission]) -> str:
+    first = submissions[0]
+    count = len(submissions)
+    lines = [f"{first.submitted_by.get_username()} submitted {count} image{'s' if count > 1 else ''} for review:"]
+    for submission in submissions[:SHOWN]:
+        job = submission.image.job
+        lines.append(f"- “{job.prompt[:80]}” ({job.preset.name}, seed {submission.image.seed})")
+    if count > SHOWN:
+        lines.append(f"- and {count - SHOWN} more")
+    if first.note:
+        lines.append(f"Note: “{first.note[:300]}”")
+    lines.append(link(reverse("review-queue")))
+    return "\n".join(lines)
+
+
+def email_reviewers(designer: Any, text: str, count: int) -> None:
+    """A message each (no reviewer sees the others' addresses); the designer is never told of
+    their own submission, staff count as reviewers as they do in the queue."""
+    reviewers = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_staff=True) | Q(groups__name=REVIEWER_GROUP))
+        .exclude(pk=designer.pk)
+        .exclude(email="")
+        .distinct()
+        .values_list("email", flat=True)
+    )
+    subject = f"For review: {count} image{'s' if count > 1 else ''} from {designer.get_username()}"
+    messages = [(subject, text, None, [address]) for address in reviewers]
+    if not messages:
+        return
+    try:
+        send_mass_mail(messages)
+    except Exception:
+        log.exception("New submissions from %s: the email to the reviewers could not be sent", designer.pk)
 
 
 def decision_text(submission: Submission) -> str:

@@ -6,7 +6,6 @@ webhook."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from .colours import dominant_colours
 log = logging.getLogger(__name__)
 
 NOTIFY = "generation.tasks.notify_review_decision"
+NOTIFY_SUBMITTED = "generation.tasks.notify_review_submitted"
 MAX_IMAGES = 100  # per submit
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 40
@@ -82,6 +82,8 @@ def submission_create(
             kept = [Tag.objects.get_or_create(name=name)[0] for name in tag_names]
             links = [Submission.tags.through(submission_id=s.pk, tag_id=t.pk) for s in made for t in kept]
             Submission.tags.through.objects.bulk_create(links)
+            ids = [str(s.pk) for s in made]
+            transaction.on_commit(lambda: enqueue_notice(NOTIFY_SUBMITTED, ids))
     except IntegrityError:  # the same image submitted twice at once: the other one got there first
         raise ReviewRefused("One of these images was submitted just now: reload My submissions.") from None
     return made
@@ -129,7 +131,7 @@ def submission_decide(*, reviewer: Any, submission: Submission, approve: bool, c
             LibraryColour(submission=locked, hex=s.hex, share=s.share, lab_l=s.lab[0], lab_a=s.lab[1], lab_b=s.lab[2])
             for s in swatches
         )
-        transaction.on_commit(lambda: notify_enqueue(locked.pk))
+        transaction.on_commit(lambda: enqueue_notice(NOTIFY, str(locked.pk)))
     return locked
 
 
@@ -163,13 +165,14 @@ def library_retire(*, user: Any, item: Submission) -> Submission:
     return locked
 
 
-def notify_enqueue(submission_id: uuid.UUID) -> None:
-    """The decision's email and webhook, on the maintenance queue. A broker that does not answer
-    loses the notification only: the decision stands, the designer sees it on the image."""
+def enqueue_notice(task: str, argument: str | list[str]) -> None:
+    """A submission's or a decision's email and webhook, on the maintenance queue. A broker that
+    does not answer loses the notification only: what was submitted or decided stands, and the
+    queue and My submissions show it."""
     try:
-        lifecycle.send_task(NOTIFY, str(submission_id))
+        lifecycle.send_task(task, argument)
     except Exception:
-        log.exception("Could not enqueue the notification of review decision %s", submission_id)
+        log.exception("Could not enqueue the notification %s for %s", task.rsplit(".", 1)[-1], argument)
 
 
 def _day(moment: Any) -> str:

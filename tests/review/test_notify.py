@@ -13,7 +13,7 @@ from generation import tasks
 from generation.jobs import lifecycle
 from generation.models import ReviewStatus, Submission
 from generation.review import notify, services
-from tests.factories import SubmissionFactory
+from tests.factories import GeneratedImageFactory, SubmissionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +124,59 @@ def test_a_pending_submission_notifies_nobody(image, settings, channel) -> None:
     settings.STUDIO_REVIEW_WEBHOOK_URL = url
     notify.notify_decision(SubmissionFactory(image=image).pk)
     assert received == [] and mail.outbox == []
+
+
+@pytest.fixture
+def submitted(alice, image) -> list[Submission]:
+    second = GeneratedImageFactory(job=image.job, index=1, seed=image.seed + 1)
+    return services.submission_create(user=alice, images=[image, second], note="For the Q3 deck", tags=["onboarding"])
+
+
+def test_a_submission_sends_its_notification_task_once_committed(
+    alice, image, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(lifecycle, "send_task", lambda name, *args, **options: sent.append((name, *args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        [made] = services.submission_create(user=alice, images=[image], note="", tags=[])
+        assert sent == []  # not before the commit
+    assert sent == [("generation.tasks.notify_review_submitted", [str(made.pk)])]
+
+
+def test_reviewers_but_not_the_designer_or_other_designers_are_emailed_one_message_per_submit(
+    submitted, bob, alice, charlie, settings
+) -> None:
+    settings.STUDIO_PUBLIC_URL = "https://studio.example.com"
+    alice.is_staff = True  # staff review too, but never their own submission
+    alice.save()
+    UserFactory(username="dana", email="dana@example.com", is_staff=True)
+    UserFactory(username="gone", email="gone@example.com", is_staff=True, is_active=False)
+    tasks.notify_review_submitted([str(s.pk) for s in submitted])
+    assert sorted(address for email in mail.outbox for address in email.to) == ["bob@example.com", "dana@example.com"]
+    email = mail.outbox[0]
+    assert email.subject == "For review: 2 images from alice"
+    assert "alice submitted 2 images for review:" in email.body and "“a rocket over the city”" in email.body
+    assert "Note: “For the Q3 deck”" in email.body and "https://studio.example.com/review/" in email.body
+
+
+def test_the_channel_hears_of_a_submission_and_one_decided_meanwhile_is_left_out(
+    submitted, bob, settings, channel
+) -> None:
+    url, received, _ = channel
+    settings.STUDIO_REVIEW_WEBHOOK_URL = url
+    services.submission_decide(reviewer=bob, submission=submitted[0], approve=True, comment="")
+    notify.notify_submitted([str(s.pk) for s in submitted])
+    [message] = received
+    assert "alice submitted 1 image for review:" in message["body"]["text"]
+    mail.outbox.clear()
+    for submission in submitted[1:]:
+        services.submission_decide(reviewer=bob, submission=submission, approve=True, comment="")
+    notify.notify_submitted([str(s.pk) for s in submitted])
+    assert len(received) == 1 and mail.outbox == []
+
+
+def test_a_large_submit_names_five_images_and_counts_the_rest(alice, image) -> None:
+    images = [image] + [GeneratedImageFactory(job=image.job, index=n, seed=image.seed + n) for n in range(1, 8)]
+    made = services.submission_create(user=alice, images=images, note="", tags=[])
+    text = notify.submitted_text(made)
+    assert text.count("- “a rocket") == 5 and "- and 3 more" in text and "Note:" not in text
