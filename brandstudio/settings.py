@@ -321,6 +321,9 @@ STUDIO_ROUTING_BACKLOG = env_int("STUDIO_ROUTING_BACKLOG", 4)
 # Where GPU workers scale to zero (deploy/azure/): how long one takes to start, which a job waiting
 # while none runs shows ("Starting a GPU worker"); 0: workers never scale to zero.
 STUDIO_COLD_START_SECONDS = env_int("STUDIO_COLD_START_SECONDS", 0)
+# A broker list that holds a marker while a worker trains or captions, for a scaler that stops
+# idle workers to watch (generation/training/keepalive.py); empty: off.
+STUDIO_KEEPALIVE_LIST = os.environ.get("STUDIO_KEEPALIVE_LIST", "")
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "generation.tasks.reap_stale_jobs", "schedule": env_int("STUDIO_REAPER_SECONDS", 15)},

@@ -12,6 +12,7 @@ from .control.depth import depth_estimator, store_preview
 from .jobs.lifecycle import dispatch_waiting, jobs_reap_stale
 from .review.notify import notify_decision, notify_submitted
 from .storage import sweep_partial
+from .training import keepalive
 from .training.services import captions_fail_to_start, run_fail_to_start, runs_reap_stale
 
 
@@ -56,7 +57,9 @@ def notify_review_decision(submission_id: str) -> None:
 @shared_task
 def reap_stale_jobs() -> int:
     sweep_partial()  # what writes of a killed process left half done
-    return jobs_reap_stale() + runs_reap_stale() + dispatch_waiting()
+    reaped = jobs_reap_stale() + runs_reap_stale()
+    keepalive.release_finished()  # after the runs are reaped: a dead worker's marker goes with its run
+    return reaped + dispatch_waiting()
 
 
 @shared_task(
@@ -76,7 +79,8 @@ def run_training_task(self, run_id: str) -> None:  # type: ignore[no-untyped-def
     except Exception as exc:
         run_fail_to_start(run_id, exc)
         raise
-    run_training(run_id, worker=self.request.hostname or "unknown")
+    with keepalive.held(keepalive.run_marker(run_id)):  # a scale-to-zero worker stays up for hours
+        run_training(run_id, worker=self.request.hostname or "unknown")
 
 
 @shared_task(
@@ -97,4 +101,5 @@ def write_training_captions(self, set_id: int, token: str) -> None:  # type: ign
     except Exception as exc:
         captions_fail_to_start(set_id, token, exc)
         raise
-    write_captions(set_id, token, worker=self.request.hostname or "unknown")
+    with keepalive.held(keepalive.captions_marker(set_id, token)):
+        write_captions(set_id, token, worker=self.request.hostname or "unknown")

@@ -531,6 +531,8 @@ var commonEnv = [
   // worker's own queue, which the scaler cannot see (README: "How the workers scale").
   { name: 'STUDIO_ROUTING', value: '0' }
   { name: 'STUDIO_COLD_START_SECONDS', value: string(coldStart) }
+  // A training worker's marker while it trains, which the `keepalive` scale rule watches.
+  { name: 'STUDIO_KEEPALIVE_LIST', value: keepaliveList }
   { name: 'STUDIO_WORKER_CARDS', value: card.card }
   { name: 'STUDIO_DEFAULT_MODEL', value: defaultModel }
   { name: 'STUDIO_JOB_TIME_LIMIT', value: string(jobTimeLimit) }
@@ -726,7 +728,10 @@ resource beat 'Microsoft.App/containerApps@2024-10-02-preview' = if (deployApps)
 
 // KEDA's Redis list scaler, one rule per queue the workers take (CELERY_TASK_ROUTES): jobs,
 // "Retry finishing" and depth previews on `gpu`, LoRA runs and captions on `training`. One waiting
-// message starts a worker; each further one another, up to workerMaxReplicas.
+// message starts a worker; each further one another, up to workerMaxReplicas. A third rule keeps
+// a worker up while it trains: a taken run leaves `training` empty, and runs last hours
+// (generation/training/keepalive.py).
+var keepaliveList = 'training-busy'
 var redisAddress = '${redis.properties.hostName}:${redis.properties.sslPort}'
 var redisKeyAuth = [
   { secretRef: 'redis-access-key', triggerParameter: 'password' }
@@ -745,6 +750,14 @@ var queueRules = [
     custom: {
       type: 'redis'
       metadata: { address: redisAddress, enableTLS: 'true', databaseIndex: '0', listName: 'training', listLength: '1' }
+      auth: redisKeyAuth
+    }
+  }
+  {
+    name: 'training-keepalive'
+    custom: {
+      type: 'redis'
+      metadata: { address: redisAddress, enableTLS: 'true', databaseIndex: '0', listName: keepaliveList, listLength: '1' }
       auth: redisKeyAuth
     }
   }
