@@ -9,7 +9,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpRe
 from django_htmx.middleware import HtmxDetails
 from PIL import Image
 
-from .credentials.download import WEBP, credentialed
+from .credentials.download import PNG, SVG, WEBP, credentialed
 from .models import GeneratedImage, GenerationJob
 from .stored import MissingFile, opened
 from .zips import zip_stream
@@ -62,6 +62,28 @@ def webp_response(image: GeneratedImage, *, download: bool) -> HttpResponse | Fi
     with credentialed(buffer, image, WEBP) as served:
         response = HttpResponse(served.read(), content_type="image/webp")
     response["Content-Disposition"] = f'{"attachment" if download else "inline"}; filename="{name}"'
+    return response
+
+
+def png_response(image: GeneratedImage, *, download: bool) -> FileResponse:
+    """The PNG (settings embedded) with its content credentials, streamed from storage."""
+    png = credentialed(opened(image.file, "This image's PNG"), image, PNG)
+    return FileResponse(png, content_type="image/png", as_attachment=download, filename=image.download_name)
+
+
+# An SVG is a document that can carry script: served so that a browser never runs any, even
+# opened on its own (sanitised when stored, and this policy besides).
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def svg_response(image: GeneratedImage, *, download: bool) -> FileResponse:
+    """The traced SVG with its content credentials; each caller says in its own way why an image
+    without one has none."""
+    svg = credentialed(opened(image.svg, "This image's SVG"), image, SVG)
+    name = image.download_name.removesuffix(".png") + ".svg"
+    response = FileResponse(svg, content_type="image/svg+xml", as_attachment=download, filename=name)
+    response["Content-Security-Policy"] = SVG_POLICY
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 

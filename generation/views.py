@@ -23,9 +23,17 @@ from .auth import is_reviewer, models_for
 from .control.addons import any_takes_references
 from .control.edit import edit_models
 from .credentials import verify as provenance
-from .credentials.download import PNG, SVG, credentialed, signs_downloads
+from .credentials.download import signs_downloads
 from .forms import NOT_YOUR_TOKEN, BatchForm, CompareForm, GenerateForm, TokenForm, TokenRevokeForm, search_text
-from .http import Request, job_zip_response, thumbnail_response, webp_response, zip_response
+from .http import (
+    Request,
+    job_zip_response,
+    png_response,
+    svg_response,
+    thumbnail_response,
+    webp_response,
+    zip_response,
+)
 from .jobs import lifecycle, limits, recipe, submit
 from .jobs.selectors import COMPLIANCE_FLOORS, HISTORY_SORTS, attach_live_previews, jobs_sorted, jobs_with_compliance
 from .lineage import image_lineage
@@ -41,7 +49,6 @@ from .models import (
 )
 from .png_meta import FORM_FIELDS, NotAStudioImage, read_settings
 from .review.selectors import image_submissions
-from .stored import opened
 from .tokens import token_create, token_revoke
 from .uploads import UploadError, bytes_label
 
@@ -312,8 +319,7 @@ def image_file(request: Request, pk: UUID) -> HttpResponse | FileResponse:
         disposition = f'attachment; filename="{image.download_name}"'
         storage: Any = image.file.storage  # AzureStorage.url takes the SAS parameters
         return redirect(storage.url(image.file.name, parameters={"content_disposition": disposition}))
-    png = credentialed(opened(image.file, "This image's PNG"), image, PNG)
-    response = FileResponse(png, content_type="image/png", as_attachment=download, filename=image.download_name)
+    response = png_response(image, download=download)
     response["Cache-Control"] = "private, max-age=86400"
     return response
 
@@ -324,22 +330,10 @@ def image_thumbnail(request: Request, pk: UUID) -> FileResponse:
     return thumbnail_response(_get_image_for_user(request, pk))
 
 
-# An SVG is a document that can carry script: served so that a browser never runs any, even
-# opened on its own (sanitised when stored, and this policy besides).
-SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
-
-
 def _svg(request: Request, image: GeneratedImage, *, download: bool) -> HttpResponse | FileResponse:
     if not image.svg:
         return render(request, "generation/no_svg.html", {"image": image}, status=404)
-    response = FileResponse(
-        credentialed(opened(image.svg, "This image's SVG"), image, SVG),
-        content_type="image/svg+xml",
-        as_attachment=download,
-        filename=image.download_name.removesuffix(".png") + ".svg",
-    )
-    response["Content-Security-Policy"] = SVG_POLICY
-    response["X-Content-Type-Options"] = "nosniff"
+    response = svg_response(image, download=download)
     response["Cache-Control"] = "private, max-age=86400"
     return response
 

@@ -10,19 +10,13 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 
-from ..credentials.download import PNG, SVG, credentialed
-from ..http import thumbnail_response, webp_response
+from ..http import png_response, svg_response, thumbnail_response, webp_response
 from ..models import GeneratedImage
-from ..stored import opened
 from ..templatetags.image_tiles import id_url
 from .common import absolute, own_image
 from .errors import ERRORS
 
 router = Router(tags=["downloads"])
-
-
-# An SVG is markup a browser would run: served so that nothing in it can script, load or sniff.
-SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 class ComplianceOut(Schema):
@@ -123,8 +117,7 @@ def image_file(request: HttpRequest, image_id: UUID, format: Literal["png", "web
         return _svg(image)
     if format == "webp":
         return webp_response(image, download=True)
-    png = credentialed(opened(image.file, "This image's PNG"), image, PNG)
-    return FileResponse(png, content_type="image/png", filename=image.download_name)
+    return png_response(image, download=False)
 
 
 def _svg(image: GeneratedImage) -> FileResponse:
@@ -132,12 +125,7 @@ def _svg(image: GeneratedImage) -> FileResponse:
         if _plan(image).get("svg"):
             raise HttpError(404, "This image has no SVG: its tracing did not finish. Retry finishing on its job.")
         raise HttpError(404, "This asset type is not traced to SVG: ask for format=png or format=webp.")
-    name = image.download_name.removesuffix(".png") + ".svg"
-    svg = credentialed(opened(image.svg, "This image's SVG"), image, SVG)
-    response = FileResponse(svg, content_type="image/svg+xml", as_attachment=True, filename=name)
-    response["Content-Security-Policy"] = SVG_CSP
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return svg_response(image, download=True)
 
 
 # What the thumbnail answers, for the schema (and so for schemathesis' checks of the responses).
