@@ -67,9 +67,7 @@ def submitted_text(submissions: Sequence[Submission]) -> str:
     first = submissions[0]
     count = len(submissions)
     lines = [f"{first.submitted_by.get_username()} submitted {count} image{'s' if count > 1 else ''} for review:"]
-    for submission in submissions[:SHOWN]:
-        job = submission.image.job
-        lines.append(f"- “{job.prompt[:80]}” ({job.preset.name}, seed {submission.image.seed})")
+    lines += [f"- {named(submission)}" for submission in submissions[:SHOWN]]
     if count > SHOWN:
         lines.append(f"- and {count - SHOWN} more")
     if first.note:
@@ -101,13 +99,18 @@ def email_reviewers(designer: Any, text: str, count: int) -> None:
 
 
 def decision_text(submission: Submission) -> str:
-    job, image = submission.image.job, submission.image
-    what = f"“{job.prompt[:80]}” ({job.preset.name}, seed {image.seed})"
+    what = named(submission)
     who = submission.reviewer.get_username() if submission.reviewer else "a reviewer"
     verdict = "is in the Brand Library" if submission.status == ReviewStatus.APPROVED else "needs changes"
     said = f": “{submission.comment}”" if submission.comment else "."
     line = f"{submission.submitted_by.get_username()}'s {what} {verdict}, says {who}{said}"
     return f"{line}\n{link(reverse('submission', args=[submission.pk]))}"
+
+
+def named(submission: Submission) -> str:
+    """The image as a message names it: “a rocket over the city” (Icon, seed 42)."""
+    job = submission.image.job
+    return f"“{job.prompt[:80]}” ({job.preset.name}, seed {submission.image.seed})"
 
 
 def link(path: str) -> str:

@@ -58,9 +58,7 @@ def release_finished() -> int:
     if not name:
         return 0
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            client = _redis(conn)
+        with _redis() as client:
             markers = [m.decode() if isinstance(m, bytes) else str(m) for m in client.lrange(name, 0, -1)]
             finished = [m for m in markers if not still_working(m)]
             for marker in finished:
@@ -95,17 +93,20 @@ def still_working(marker: str) -> bool:
     return False
 
 
-def _redis(conn: Any) -> Any:
+@contextmanager
+def _redis() -> Iterator[Any]:
     """The redis-py client of kombu's Redis channel: signed in as the broker is (a key, or Entra
     through the broker URL's credential provider), so the list needs no settings of its own."""
-    return conn.default_channel.client
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        channel: Any = conn.default_channel  # kombu types it as the base channel, which has no client
+        yield channel.client
 
 
 def _call(command: str, *args: Any) -> bool:
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-            getattr(_redis(conn), command)(*args)
+        with _redis() as client:
+            getattr(client, command)(*args)
     except Exception as exc:
         log.warning("Keep-alive list %s: %s failed: %s", settings.STUDIO_KEEPALIVE_LIST, command, exc)
         return False
